@@ -1,0 +1,81 @@
+package streamguard
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/url"
+	"strings"
+)
+
+// FromError classifies an error from a round trip that obtained no response,
+// or from reading a body. It returns nil for a nil err, and err's own *Error
+// when err already wraps one.
+//
+// The caller's cancellation (context.Canceled) is SourceClient with
+// ReasonCanceled, and the caller's expired deadline (context.DeadlineExceeded)
+// SourceClient with ReasonTimeout: neither is an upstream fault, and neither
+// is retryable. Anything else (dial, DNS, TLS, a reset, an EOF before the
+// response) is SourceNetwork with ReasonConnection, retryable. The cause is
+// kept in Err; a *url.Error is unwrapped first so that its URL, which may hold
+// a query-string secret, never reaches Message.
+func FromError(err error) *Error {
+	if err == nil {
+		return nil
+	}
+	var se *Error
+	if errors.As(err, &se) {
+		return se
+	}
+	cause := err
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.Err != nil {
+		cause = ue.Err
+	}
+	e := &Error{Message: Sanitize(cause.Error(), MaxMessage), Err: cause}
+	switch {
+	case errors.Is(err, context.Canceled):
+		e.Source, e.Reason = SourceClient, ReasonCanceled
+	case errors.Is(err, context.DeadlineExceeded):
+		e.Source, e.Reason = SourceClient, ReasonTimeout
+	default:
+		e.Source, e.Reason, e.Retryable = SourceNetwork, ReasonConnection, true
+	}
+	return e
+}
+
+// ClassifyEvent classifies the data of an error event inside a stream: an
+// OpenAI, vLLM or TGI data line {"error": ...}, an Anthropic event {"type":
+// "error", "error": {"type", "message"}}, or an OpenAI Responses event
+// {"type": "error", "code", "message"} or {"type": "response.failed",
+// "response": {"error": {...}}}. The failure is the model's own
+// (SourceModel, ReasonModelError) unless its code names the platform, as
+// Anthropic's overloaded_error or Baseten's model_unavailable do. StatusCode
+// is left 0 for the caller to fill in; data that is not JSON becomes the
+// message as it is. ClassifyEvent never returns nil.
+func ClassifyEvent(data []byte) *Error {
+	var b body
+	var ev struct {
+		envelope
+		Response *struct {
+			Error json.RawMessage `json:"error"`
+		} `json:"response"`
+	}
+	if json.Unmarshal(data, &ev) == nil && ev.Response != nil && len(ev.Response.Error) > 0 {
+		b, _ = parseJSON([]byte(`{"error":` + string(ev.Response.Error) + `}`))
+	} else if parsed, ok := parseJSON(data); ok {
+		b = parsed
+	} else {
+		b.message = string(data)
+	}
+	e := &Error{
+		Source:  SourceModel,
+		Reason:  ReasonModelError,
+		Message: Sanitize(b.message, MaxMessage),
+		Code:    Sanitize(b.code, 128),
+	}
+	if c, ok := codes[strings.ToLower(b.code)]; ok {
+		e.Source, e.Reason, e.Retryable = c.source, c.reason, c.retryable
+	}
+	return e
+}

@@ -1,0 +1,395 @@
+package streamguard
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/streamguard/streamguard/internal/ctxkey"
+)
+
+// The platform's own error messages. A message that is none of these is the
+// model's own response, passed through unchanged.
+const (
+	msgUnreachable  = "error making prediction"  // 502: the container crashed, restarted or was killed
+	msgClientClosed = "client closed connection" // 502: the caller disconnected first
+)
+
+// requestIDHeaders are the response headers that carry a request ID, in the
+// order they are preferred. Matching is case-insensitive.
+var requestIDHeaders = []string{"X-Baseten-Request-Id", "X-Request-Id", "Request-Id"}
+
+// Headers a Truss model server sets on errors raised in the model's own code.
+const (
+	headerErrorSource = "X-Baseten-Error-Source"
+	headerErrorCode   = "X-Baseten-Error-Code"
+)
+
+// Classify maps an error response to an *Error: its status code, its body (as
+// much of it as the caller read; [Check] reads [MaxErrorBody]) and its
+// headers. It returns nil when resp is nil or its status is below 400.
+//
+// The status code gives the broad class, as in the platform's quick reference:
+// 400, 401, 402, 403, 404, 413 and 422 are the caller's request; 429, 502,
+// 503, 504 and 529 are the platform; 500 and every other 5xx is the model's
+// own error, passed through. The body then refines it: the platform's own
+// messages ("Error making prediction", "client closed connection"), Baseten's
+// error_code, OpenAI's {"error":{...}} and Anthropic's {"type":"error",...}
+// shapes; a proxy's HTML or plain-text page is kept as the platform's. The
+// X-Baseten-Error-Source and X-Baseten-Error-Code headers mark the model as the
+// source. Classify is pure, reads nothing from resp.Body, and never panics.
+func Classify(resp *http.Response, body []byte) *Error {
+	if resp == nil || resp.StatusCode < 400 {
+		return nil
+	}
+	if len(body) > MaxErrorBody {
+		body = body[:MaxErrorBody]
+	}
+	b := parseBody(body, resp.Header.Get("Content-Type"))
+	e := &Error{
+		StatusCode: resp.StatusCode,
+		Message:    Sanitize(b.message, MaxMessage),
+		Code:       Sanitize(b.code, 128),
+		RequestID:  RequestID(resp.Header),
+	}
+	if resp.Request != nil {
+		e.Attempts = ctxkey.Attempt(resp.Request.Context())
+	}
+	e.Source, e.Reason, e.Retryable = byStatus(resp.StatusCode, b)
+	if c, ok := codes[strings.ToLower(b.code)]; ok {
+		e.Source, e.Reason, e.Retryable = c.source, c.reason, c.retryable
+	}
+	if modelHeaders(resp.Header) {
+		e.Source = SourceModel
+		if resp.StatusCode >= 500 {
+			e.Reason, e.Retryable = ReasonModelError, false
+		}
+	}
+	return e
+}
+
+// byStatus classifies by the status code and the body's shape and message.
+func byStatus(status int, b body) (Source, Reason, bool) {
+	msg := strings.ToLower(strings.TrimSpace(b.message))
+	switch status {
+	case http.StatusBadRequest, http.StatusUnprocessableEntity:
+		return SourceRequest, ReasonBadRequest, false
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return SourceRequest, ReasonUnauthorized, false
+	case http.StatusPaymentRequired:
+		return SourceRequest, ReasonBilling, false
+	case http.StatusNotFound:
+		return SourceRequest, ReasonNotFound, false
+	case http.StatusRequestTimeout:
+		return SourceRequest, ReasonTimeout, true
+	case http.StatusRequestEntityTooLarge:
+		return SourceRequest, ReasonPayloadTooLarge, false
+	case http.StatusTooManyRequests:
+		return SourcePlatform, ReasonRateLimited, true
+	case 499: // nginx's "client closed request", as the gateway logs it
+		return SourceClient, ReasonCanceled, false
+	case http.StatusBadGateway:
+		switch {
+		case strings.Contains(msg, msgClientClosed):
+			return SourceClient, ReasonCanceled, false
+		case b.shape == shapeJSON && msg != "" && !strings.Contains(msg, msgUnreachable):
+			// A Baseten-side error other than the unreachable container.
+			return SourcePlatform, ReasonPlatformError, true
+		}
+		// "Error making prediction", or a proxy's own page: the upstream
+		// could not be reached.
+		return SourcePlatform, ReasonUnreachable, true
+	case http.StatusServiceUnavailable, 529: // 529: Anthropic's "overloaded"
+		return SourcePlatform, ReasonUnavailable, true
+	case http.StatusGatewayTimeout:
+		// The platform's whole 1200 s budget is spent: sending the same
+		// request again spends another.
+		return SourcePlatform, ReasonTimeout, false
+	}
+	if status < 500 {
+		return SourceRequest, ReasonBadRequest, false
+	}
+	return SourceModel, ReasonModelError, false
+}
+
+// codeClass is what a machine error code says about a failure.
+type codeClass struct {
+	source    Source
+	reason    Reason
+	retryable bool
+}
+
+// codes maps error codes found in bodies and stream events to their class:
+// Baseten's error_code values, and the Anthropic and OpenAI error types that
+// name a platform condition rather than the model's own failure. Keys are
+// lower case.
+var codes = map[string]codeClass{
+	// Baseten ErrorResponse.error_code.
+	"timeout":                {SourcePlatform, ReasonTimeout, false},
+	"client_error":           {SourceRequest, ReasonBadRequest, false},
+	"model_unavailable":      {SourcePlatform, ReasonUnreachable, true},
+	"model_not_ready":        {SourcePlatform, ReasonUnavailable, true},
+	"model_does_not_exist":   {SourceRequest, ReasonNotFound, false},
+	"rate_limited":           {SourcePlatform, ReasonRateLimited, true},
+	"payload_too_large":      {SourceRequest, ReasonPayloadTooLarge, false},
+	"unauthorized":           {SourceRequest, ReasonUnauthorized, false},
+	"application_error":      {SourceModel, ReasonModelError, false},
+	"internal_baseten_error": {SourcePlatform, ReasonPlatformError, true},
+	"capacity_exceeded":      {SourcePlatform, ReasonRateLimited, true},
+	// Anthropic error.type.
+	"overloaded_error":      {SourcePlatform, ReasonUnavailable, true},
+	"rate_limit_error":      {SourcePlatform, ReasonRateLimited, true},
+	"authentication_error":  {SourceRequest, ReasonUnauthorized, false},
+	"permission_error":      {SourceRequest, ReasonUnauthorized, false},
+	"not_found_error":       {SourceRequest, ReasonNotFound, false},
+	"request_too_large":     {SourceRequest, ReasonPayloadTooLarge, false},
+	"invalid_request_error": {SourceRequest, ReasonBadRequest, false},
+	"billing_error":         {SourceRequest, ReasonBilling, false},
+	// OpenAI error.code.
+	"rate_limit_exceeded": {SourcePlatform, ReasonRateLimited, true},
+	"insufficient_quota":  {SourceRequest, ReasonBilling, false},
+	"invalid_api_key":     {SourceRequest, ReasonUnauthorized, false},
+	"model_not_found":     {SourceRequest, ReasonNotFound, false},
+}
+
+// modelHeaders reports whether a Truss model server marked the error as raised
+// in the model's own code.
+func modelHeaders(h http.Header) bool {
+	return headerValue(h, headerErrorSource) != "" || headerValue(h, headerErrorCode) != ""
+}
+
+// RequestID returns the request ID a gateway or model server put in the
+// response headers (X-Baseten-Request-Id, X-Request-Id or Request-Id, matched
+// case-insensitively), sanitized, or "".
+func RequestID(h http.Header) string {
+	for _, k := range requestIDHeaders {
+		if v := headerValue(h, k); v != "" {
+			return Sanitize(v, 128)
+		}
+	}
+	return ""
+}
+
+// headerValue is h.Get(k), falling back to a case-insensitive scan for maps
+// built by hand with non-canonical keys.
+func headerValue(h http.Header, k string) string {
+	if v := h.Get(k); v != "" {
+		return v
+	}
+	for name, vs := range h {
+		if len(vs) > 0 && strings.EqualFold(name, k) {
+			return vs[0]
+		}
+	}
+	return ""
+}
+
+// Check classifies resp when its status is 400 or more and returns the
+// *Error; it returns nil for any other status (and for a nil resp). It reads at
+// most [MaxErrorBody] bytes of the body to classify it, then puts them back:
+// the caller still reads every original byte from resp.Body, including those
+// past the first 64 KiB, and closing resp.Body closes the original.
+//
+// When the response came through the retry package, the error's Attempts
+// says how many attempts were made.
+func Check(resp *http.Response) error {
+	if resp == nil || resp.StatusCode < 400 {
+		return nil
+	}
+	var prefix []byte
+	if resp.Body != nil && resp.Body != http.NoBody {
+		buf := make([]byte, MaxErrorBody)
+		n, err := io.ReadFull(resp.Body, buf)
+		prefix = buf[:n]
+		var rest io.Reader = resp.Body
+		switch err {
+		case nil:
+		case io.EOF, io.ErrUnexpectedEOF:
+			rest = eofReader{}
+		default:
+			rest = errReader{err}
+		}
+		resp.Body = &replayBody{Reader: io.MultiReader(bytes.NewReader(prefix), rest), Closer: resp.Body}
+	}
+	return Classify(resp, prefix)
+}
+
+type replayBody struct {
+	io.Reader
+	io.Closer
+}
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }
+
+// The shapes an error body can take.
+const (
+	shapeEmpty = iota
+	shapeJSON
+	shapeHTML
+	shapeText
+)
+
+// body is what parseBody found in an error body.
+type body struct {
+	shape   int
+	message string
+	code    string
+}
+
+// envelope is the union of the JSON error shapes: {"error": "msg"}, Baseten's
+// {"error", "error_code", "detail"}, OpenAI's {"error": {"message", "type",
+// "code"}}, Anthropic's {"type": "error", "error": {"type", "message"}}, and
+// the bare {"message"} or {"detail"} of common web frameworks. Every field is
+// raw so that an unexpected type in one field never fails the others.
+type envelope struct {
+	Error     json.RawMessage `json:"error"`
+	ErrorCode json.RawMessage `json:"error_code"`
+	Detail    json.RawMessage `json:"detail"`
+	Message   json.RawMessage `json:"message"`
+	Code      json.RawMessage `json:"code"`
+	Type      json.RawMessage `json:"type"`
+}
+
+// inner is the object form of "error" (OpenAI, Anthropic).
+type inner struct {
+	Message json.RawMessage `json:"message"`
+	Type    json.RawMessage `json:"type"`
+	Code    json.RawMessage `json:"code"`
+}
+
+func parseBody(raw []byte, contentType string) body {
+	raw = bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf"))
+	trimmed := bytes.TrimSpace(raw)
+	if len(trimmed) == 0 {
+		return body{shape: shapeEmpty}
+	}
+	if trimmed[0] == '{' {
+		if b, ok := parseJSON(trimmed); ok {
+			return b
+		}
+	}
+	if trimmed[0] == '<' || strings.Contains(strings.ToLower(contentType), "html") {
+		return body{shape: shapeHTML, message: htmlTitle(trimmed)}
+	}
+	return body{shape: shapeText, message: string(trimmed)}
+}
+
+func parseJSON(raw []byte) (body, bool) {
+	var env envelope
+	if json.Unmarshal(raw, &env) != nil {
+		return body{}, false
+	}
+	b := body{shape: shapeJSON}
+	if s, ok := jsonText(env.Error); ok {
+		b.message = s
+	} else if len(env.Error) > 0 && env.Error[0] == '{' {
+		var in inner
+		if json.Unmarshal(env.Error, &in) == nil {
+			b.message, _ = jsonText(in.Message)
+			if c, ok := jsonText(in.Code); ok && c != "" {
+				b.code = c
+			} else {
+				b.code, _ = jsonText(in.Type)
+			}
+		}
+	}
+	if c, ok := jsonText(env.ErrorCode); ok && c != "" {
+		b.code = c
+	} else if b.code == "" {
+		if c, ok := jsonText(env.Code); ok {
+			b.code = c
+		}
+	}
+	detail, _ := jsonText(env.Detail)
+	switch {
+	case b.message == "" && detail != "":
+		b.message = detail
+	case b.message != "" && detail != "" && detail != b.message:
+		b.message += ": " + detail
+	}
+	if b.message == "" {
+		b.message, _ = jsonText(env.Message)
+	}
+	if b.message == "" && len(env.Error) > 0 && string(env.Error) != "null" {
+		// An "error" of a shape we do not know: keep its text.
+		b.message = string(env.Error)
+	}
+	return b, true
+}
+
+// jsonText returns a JSON string's value, or a number's text.
+func jsonText(raw json.RawMessage) (string, bool) {
+	if len(raw) == 0 {
+		return "", false
+	}
+	switch c := raw[0]; {
+	case c == '"':
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return s, true
+		}
+	case c == '-' || (c >= '0' && c <= '9'):
+		return string(raw), true
+	}
+	return "", false
+}
+
+// htmlTitle returns the text of an HTML page's <title>, or of its first <h1>,
+// or the page's text with its tags removed: "502 Bad Gateway" for nginx's page.
+func htmlTitle(page []byte) string {
+	lower := bytes.ToLower(page)
+	for _, tag := range []string{"title", "h1"} {
+		open := bytes.Index(lower, []byte("<"+tag))
+		if open < 0 {
+			continue
+		}
+		start := bytes.IndexByte(lower[open:], '>')
+		if start < 0 {
+			continue
+		}
+		start += open + 1
+		end := bytes.Index(lower[start:], []byte("</"+tag))
+		if end < 0 {
+			continue
+		}
+		if s := strings.TrimSpace(stripTags(page[start : start+end])); s != "" {
+			return s
+		}
+	}
+	return stripTags(page)
+}
+
+func stripTags(b []byte) string {
+	var out strings.Builder
+	in := false
+	space := false
+	for _, c := range b {
+		switch {
+		case c == '<':
+			in = true
+		case c == '>':
+			in = false
+		case in:
+		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
+			space = out.Len() > 0
+		default:
+			if space {
+				out.WriteByte(' ')
+				space = false
+			}
+			out.WriteByte(c)
+		}
+		if out.Len() >= MaxMessage {
+			break
+		}
+	}
+	return out.String()
+}

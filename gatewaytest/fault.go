@@ -1,0 +1,135 @@
+package gatewaytest
+
+import (
+	"fmt"
+	"time"
+)
+
+// Kind is what a Fault does to one request.
+type Kind int
+
+// The kinds of fault. The status faults answer before the model is called;
+// the stream faults call the model and act on its response after a number of
+// complete events.
+const (
+	KindPass            Kind = iota // forward to the model unchanged
+	KindStatus                      // answer Status with Body; the model is not called
+	KindUnreachable                 // 502 {"error": "Error making prediction"}
+	KindClientClosed                // 502 {"error": "client closed connection"}
+	KindDraining                    // 503 draining, with Retry-After
+	KindGatewayTimeout              // 504 after Delay (or when the client leaves)
+	KindPayloadTooLarge             // 413 with the platform's size message, whatever the body's size
+	KindRateLimited                 // 429 with Retry-After
+	KindCut                         // After events, then half an event, then the connection cut mid-chunk
+	KindEndEarly                    // After events, then a clean end without the terminal event
+	KindStall                       // After events, then silence until the client leaves or the server closes
+	KindReset                       // After events, then an HTTP/2 RST_STREAM (HTTP/1: the connection closed)
+)
+
+// Fault is one scripted behaviour of the gateway for one request. Build one
+// with the functions below; the zero Fault passes the request through.
+type Fault struct {
+	Kind       Kind
+	Status     int           // KindStatus: the status to answer
+	Body       string        // KindStatus: the body; Content-Type is JSON when it starts with '{', else HTML when it starts with '<', else text
+	RetryAfter time.Duration // KindDraining, KindRateLimited: sent as Retry-After (seconds, rounded up) and retry-after-ms
+	Delay      time.Duration // KindGatewayTimeout: how long the gateway waits before its 504
+	After      int           // stream faults: complete events forwarded before the fault
+}
+
+// Pass forwards the request to the model unchanged.
+func Pass() Fault { return Fault{Kind: KindPass} }
+
+// Status answers status with body without calling the model: a proxy's HTML
+// 502 page, a model's own 500, anything not covered below.
+func Status(status int, body string) Fault {
+	return Fault{Kind: KindStatus, Status: status, Body: body}
+}
+
+// Unreachable answers 502 {"error": "Error making prediction"}: the model's
+// container crashed, restarted or was OOMKilled.
+func Unreachable() Fault { return Fault{Kind: KindUnreachable} }
+
+// ClientClosed answers 502 {"error": "client closed connection"}, as the
+// platform reports a client that disconnected first.
+func ClientClosed() Fault { return Fault{Kind: KindClientClosed} }
+
+// Draining answers 503 as a replica that is shutting down does, asking to
+// retry on another instance after retryAfter.
+func Draining(retryAfter time.Duration) Fault {
+	return Fault{Kind: KindDraining, RetryAfter: retryAfter}
+}
+
+// GatewayTimeout answers 504 after delay, as the gateway does when a
+// prediction outlives the request timeout. It answers sooner if the client
+// leaves or the server closes.
+func GatewayTimeout(delay time.Duration) Fault {
+	return Fault{Kind: KindGatewayTimeout, Delay: delay}
+}
+
+// PayloadTooLarge answers 413 with the platform's message for the request's
+// real body size, as if the body were over the limit. Bodies over
+// Gateway.MaxBody get this answer without a script.
+func PayloadTooLarge() Fault { return Fault{Kind: KindPayloadTooLarge} }
+
+// RateLimited answers 429 with Retry-After, as load shedding does.
+func RateLimited(retryAfter time.Duration) Fault {
+	return Fault{Kind: KindRateLimited, RetryAfter: retryAfter}
+}
+
+// Cut forwards the model's first after events, then the first half of the
+// next one, then cuts the connection in the middle of an HTTP/1.1 chunk (no
+// terminating chunk; the client reads io.ErrUnexpectedEOF). Over HTTP/2 the
+// stream is reset instead. This is what a model crash or a gateway timeout
+// mid-stream looks like to a client.
+func Cut(after int) Fault { return Fault{Kind: KindCut, After: after} }
+
+// EndEarly forwards the model's first after events and then ends the
+// response cleanly, without the rest and without the dialect's terminal
+// event: a truncation only a dialect-aware client can see.
+func EndEarly(after int) Fault { return Fault{Kind: KindEndEarly, After: after} }
+
+// Stall forwards the model's first after events and then sends nothing, with
+// the connection open, until the client leaves or the server closes; then the
+// response is aborted.
+func Stall(after int) Fault { return Fault{Kind: KindStall, After: after} }
+
+// Reset forwards the model's first after events and then resets the stream:
+// RST_STREAM with INTERNAL_ERROR over HTTP/2, the connection closed without
+// the terminating chunk over HTTP/1.1.
+func Reset(after int) Fault { return Fault{Kind: KindReset, After: after} }
+
+func (f Fault) String() string {
+	switch f.Kind {
+	case KindPass:
+		return "pass"
+	case KindStatus:
+		return fmt.Sprintf("%d", f.Status)
+	case KindUnreachable:
+		return "502 unreachable"
+	case KindClientClosed:
+		return "502 client closed"
+	case KindDraining:
+		return "503 draining"
+	case KindGatewayTimeout:
+		return "504 timeout"
+	case KindPayloadTooLarge:
+		return "413 too large"
+	case KindRateLimited:
+		return "429 rate limited"
+	case KindCut:
+		return fmt.Sprintf("cut after %d", f.After)
+	case KindEndEarly:
+		return fmt.Sprintf("end after %d", f.After)
+	case KindStall:
+		return fmt.Sprintf("stall after %d", f.After)
+	case KindReset:
+		return fmt.Sprintf("reset after %d", f.After)
+	}
+	return fmt.Sprintf("fault(%d)", int(f.Kind))
+}
+
+// streamFault reports whether f acts on the model's response.
+func (f Fault) streamFault() bool {
+	return f.Kind == KindCut || f.Kind == KindEndEarly || f.Kind == KindStall || f.Kind == KindReset
+}

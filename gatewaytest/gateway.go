@@ -1,0 +1,431 @@
+package gatewaytest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/streamguard/streamguard"
+)
+
+// The platform's messages, as the gateway sends them.
+const (
+	MessageUnreachable  = "Error making prediction"
+	MessageClientClosed = "client closed connection"
+	MessageDraining     = "Instance is draining: please retry on another instance"
+	MessageTimeout      = "Prediction timed out: the request exceeded the request timeout"
+	MessageRateLimited  = "Too many requests: capacity exceeded"
+)
+
+// RequestIDHeader is the header the gateway sets on every response, as the
+// platform does.
+const RequestIDHeader = "X-Baseten-Request-Id"
+
+// maxRecords and maxRecordBody bound what a Gateway keeps for assertions.
+const (
+	maxRecords    = 4096
+	maxRecordBody = 1 << 20
+)
+
+// Gateway is an http.Handler that stands in front of a model handler and
+// injects the platform's faults, one scripted Fault per request. It buffers
+// each request body (as the platform's edge does), answers 413 for bodies over
+// its limit, records what it saw, and otherwise forwards to Model.
+//
+// A Gateway is safe for concurrent use. Its zero value is not usable: call New.
+type Gateway struct {
+	// Model is the model server behind the gateway.
+	Model http.Handler
+
+	// MaxBody caps a request body; larger bodies get 413 with the platform's
+	// message before the model sees them. Zero means
+	// streamguard.EdgeMaxBody (100 MiB), and streamguard.AsyncMaxBody on
+	// async routes (paths ending in /async_predict or /async_run_remote).
+	MaxBody int64
+
+	// Choose, if set, picks the fault for a request when the script is
+	// empty; n counts requests from 1. Nil means Pass. It may be called
+	// concurrently.
+	Choose func(n int64, r *http.Request) Fault
+
+	mu      sync.Mutex
+	script  []Fault
+	records []Record
+
+	requests  atomic.Int64
+	bodyBytes atomic.Int64
+	nextID    atomic.Int64
+	closing   chan struct{}
+	closeOnce sync.Once
+}
+
+// Record is what the gateway saw of one request.
+type Record struct {
+	N      int64       // 1 for the first request the gateway saw
+	Method string      // request method
+	Path   string      // request path
+	Header http.Header // request headers, as received
+	Body   []byte      // the request body (at most 1 MiB of it)
+	Fault  Fault       // what the gateway did
+}
+
+// New returns a Gateway in front of model.
+func New(model http.Handler) *Gateway {
+	return &Gateway{Model: model, closing: make(chan struct{})}
+}
+
+// Script appends faults for the next requests, in order: Script(Draining(0),
+// Draining(0), Pass()) answers the next two requests 503 and forwards the
+// third. Requests past the script get Choose's fault, or Pass.
+func (g *Gateway) Script(faults ...Fault) {
+	g.mu.Lock()
+	g.script = append(g.script, faults...)
+	g.mu.Unlock()
+}
+
+// Requests returns how many requests the gateway has seen.
+func (g *Gateway) Requests() int64 { return g.requests.Load() }
+
+// BodyBytes returns how many request body bytes the gateway has received.
+func (g *Gateway) BodyBytes() int64 { return g.bodyBytes.Load() }
+
+// Records returns a copy of what the gateway saw of its most recent requests
+// (up to 4096).
+func (g *Gateway) Records() []Record {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]Record(nil), g.records...)
+}
+
+// Close ends every stall and pending 504 at once, so that a server in front
+// of the gateway can shut down. It is idempotent.
+func (g *Gateway) Close() {
+	g.closeOnce.Do(func() { close(g.closing) })
+}
+
+func (g *Gateway) next(n int64, r *http.Request) Fault {
+	g.mu.Lock()
+	if len(g.script) > 0 {
+		f := g.script[0]
+		g.script = g.script[1:]
+		g.mu.Unlock()
+		return f
+	}
+	g.mu.Unlock()
+	if g.Choose != nil {
+		return g.Choose(n, r)
+	}
+	return Pass()
+}
+
+func (g *Gateway) record(rec Record) {
+	g.mu.Lock()
+	if len(g.records) == maxRecords {
+		g.records = append(g.records[:0], g.records[1:]...)
+	}
+	g.records = append(g.records, rec)
+	g.mu.Unlock()
+}
+
+// limit returns the body cap for r.
+func (g *Gateway) limit(r *http.Request) int64 {
+	if g.MaxBody > 0 {
+		return g.MaxBody
+	}
+	if IsAsyncPath(r.URL.Path) {
+		return streamguard.AsyncMaxBody
+	}
+	return streamguard.EdgeMaxBody
+}
+
+// IsAsyncPath reports whether path is one of the platform's async routes.
+func IsAsyncPath(path string) bool {
+	return strings.HasSuffix(path, "/async_predict") || strings.HasSuffix(path, "/async_run_remote")
+}
+
+// TooLargeMessage is the platform's 413 message.
+func TooLargeMessage(size, limit int64) string {
+	return fmt.Sprintf("payload size of %d bytes exceeds maximum size of %d bytes", size, limit)
+}
+
+// ServeHTTP applies the next fault to r.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	n := g.requests.Add(1)
+	w.Header().Set(RequestIDHeader, "gw-"+strconv.FormatInt(g.nextID.Add(1), 10))
+	fault := g.next(n, r)
+	rec := Record{N: n, Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Fault: fault}
+
+	limit := g.limit(r)
+	body, size, err := readBody(r.Body, limit)
+	g.bodyBytes.Add(size)
+	if len(body) <= maxRecordBody {
+		rec.Body = body
+	} else {
+		rec.Body = body[:maxRecordBody]
+	}
+	if err != nil {
+		g.record(rec)
+		writeJSONError(w, http.StatusBadRequest, "reading the request body: "+err.Error())
+		return
+	}
+	if size > limit {
+		rec.Fault = PayloadTooLarge()
+		g.record(rec)
+		writeJSONError(w, http.StatusRequestEntityTooLarge, TooLargeMessage(size, limit))
+		return
+	}
+	g.record(rec)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+
+	switch fault.Kind {
+	case KindStatus:
+		writeBody(w, fault.Status, fault.Body)
+	case KindUnreachable:
+		writeJSONError(w, http.StatusBadGateway, MessageUnreachable)
+	case KindClientClosed:
+		writeJSONError(w, http.StatusBadGateway, MessageClientClosed)
+	case KindDraining:
+		setRetryAfter(w.Header(), fault.RetryAfter)
+		writeJSONError(w, http.StatusServiceUnavailable, MessageDraining)
+	case KindRateLimited:
+		setRetryAfter(w.Header(), fault.RetryAfter)
+		writeJSONError(w, http.StatusTooManyRequests, MessageRateLimited)
+	case KindPayloadTooLarge:
+		writeJSONError(w, http.StatusRequestEntityTooLarge, TooLargeMessage(size, limit))
+	case KindGatewayTimeout:
+		t := time.NewTimer(fault.Delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+		case <-g.closing:
+		}
+		writeJSONError(w, http.StatusGatewayTimeout, MessageTimeout)
+	default:
+		if !fault.streamFault() {
+			g.Model.ServeHTTP(w, r)
+			return
+		}
+		g.serveStreamFault(w, r, fault)
+	}
+}
+
+// readBody reads a request body whole when it fits limit; past the limit it
+// counts the rest without keeping it.
+func readBody(rc io.ReadCloser, limit int64) ([]byte, int64, error) {
+	if rc == nil || rc == http.NoBody {
+		return nil, 0, nil
+	}
+	body, err := io.ReadAll(io.LimitReader(rc, limit+1))
+	size := int64(len(body))
+	if err == nil && size > limit {
+		var rest int64
+		rest, err = io.Copy(io.Discard, rc)
+		size += rest
+	}
+	return body, size, err
+}
+
+// errFaulted is what a model's Write returns once the fault has taken over
+// the response.
+var errFaulted = errors.New("gatewaytest: the response was taken over by a fault")
+
+// serveStreamFault runs the model into a writer that applies fault after
+// fault.After complete events, then ends the response as the fault says.
+func (g *Gateway) serveStreamFault(w http.ResponseWriter, r *http.Request, fault Fault) {
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	fw := &faultWriter{w: w, fault: fault, ctx: ctx, cancel: cancel, closing: g.closing}
+	g.Model.ServeHTTP(fw, r.WithContext(ctx))
+	switch fault.Kind {
+	case KindEndEarly:
+		return // the handler returns normally: a clean end
+	case KindCut:
+		if !fw.wroteHeader {
+			fw.WriteHeader(http.StatusOK)
+		}
+		if r.ProtoMajor == 1 {
+			if conn, buf, err := http.NewResponseController(w).Hijack(); err == nil {
+				// Declare a chunk longer than what follows and hang up: the
+				// client's chunked reader fails mid-chunk.
+				fmt.Fprintf(buf, "%x\r\n", len(fw.half)+64)
+				buf.Write(fw.half)
+				buf.Flush()
+				conn.Close()
+				return
+			}
+		}
+		if len(fw.half) > 0 {
+			w.Write(fw.half)
+			http.NewResponseController(w).Flush()
+		}
+		panic(http.ErrAbortHandler)
+	case KindStall:
+		if !fw.faulted {
+			// The model finished before the fault's point: stall at its end.
+			fw.stall()
+		}
+		panic(http.ErrAbortHandler)
+	case KindReset:
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// faultWriter forwards a model's response up to fault.After complete events
+// (an event ends at an empty line) and then applies the fault.
+type faultWriter struct {
+	w           http.ResponseWriter
+	fault       Fault
+	ctx         context.Context
+	cancel      context.CancelFunc
+	closing     <-chan struct{}
+	wroteHeader bool
+	events      int
+	content     bool // the current event has content
+	lineStart   bool // the last byte ended a line
+	faulted     bool
+	half        []byte // KindCut: the half event to send before the cut
+}
+
+func (fw *faultWriter) Header() http.Header { return fw.w.Header() }
+
+func (fw *faultWriter) WriteHeader(code int) {
+	if fw.wroteHeader {
+		return
+	}
+	fw.wroteHeader = true
+	fw.lineStart = true
+	fw.w.WriteHeader(code)
+	if fw.fault.After <= 0 {
+		fw.flush()
+		fw.trigger()
+	}
+}
+
+func (fw *faultWriter) Write(p []byte) (int, error) {
+	if !fw.wroteHeader {
+		fw.WriteHeader(http.StatusOK)
+	}
+	if fw.faulted {
+		if fw.fault.Kind == KindCut && fw.half == nil && len(p) > 0 {
+			fw.half = halfEvent(p)
+			fw.cancel()
+		}
+		return 0, errFaulted
+	}
+	for i, c := range p {
+		switch c {
+		case '\n':
+			if fw.lineStart && fw.content {
+				fw.events++
+				fw.content = false
+				if fw.events >= fw.fault.After {
+					n, err := fw.w.Write(p[:i+1])
+					fw.flush()
+					if err != nil {
+						return n, err
+					}
+					if fw.fault.Kind == KindCut {
+						fw.half = halfEvent(p[i+1:])
+					}
+					fw.trigger()
+					return n, errFaulted
+				}
+			}
+			fw.lineStart = true
+		case '\r':
+		default:
+			fw.lineStart = false
+			fw.content = true
+		}
+	}
+	return fw.w.Write(p)
+}
+
+// halfEvent returns the first half of the event at the start of p (at least
+// one byte when p has any), or nil when p is empty.
+func halfEvent(p []byte) []byte {
+	if len(p) == 0 {
+		return nil
+	}
+	end := bytes.Index(p, []byte("\n\n"))
+	if end < 0 {
+		end = len(p)
+	}
+	return append([]byte(nil), p[:max(1, end/2)]...)
+}
+
+// trigger applies the fault at the current point of the response.
+func (fw *faultWriter) trigger() {
+	fw.faulted = true
+	switch fw.fault.Kind {
+	case KindStall:
+		fw.stall()
+	case KindCut:
+		if fw.half == nil {
+			return // the model's next write gives the half event
+		}
+	}
+	fw.cancel() // the model's work is over
+}
+
+// stall holds the response open until the client leaves or the gateway
+// closes.
+func (fw *faultWriter) stall() {
+	fw.faulted = true
+	fw.flush()
+	select {
+	case <-fw.ctx.Done():
+	case <-fw.closing:
+	}
+}
+
+func (fw *faultWriter) flush() { http.NewResponseController(fw.w).Flush() }
+
+// Flush forwards the model's flushes while the response is its own.
+func (fw *faultWriter) Flush() {
+	if !fw.faulted {
+		fw.flush()
+	}
+}
+
+// Unwrap gives http.ResponseController the real writer.
+func (fw *faultWriter) Unwrap() http.ResponseWriter { return fw.w }
+
+func writeJSONError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	b, _ := json.Marshal(map[string]string{"error": msg})
+	w.Write(b)
+}
+
+func writeBody(w http.ResponseWriter, status int, body string) {
+	ct := "text/plain; charset=utf-8"
+	switch {
+	case strings.HasPrefix(body, "{"):
+		ct = "application/json"
+	case strings.HasPrefix(body, "<"):
+		ct = "text/html"
+	}
+	w.Header().Set("Content-Type", ct)
+	w.WriteHeader(status)
+	io.WriteString(w, body)
+}
+
+func setRetryAfter(h http.Header, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	h.Set("Retry-After", strconv.Itoa(int(math.Ceil(d.Seconds()))))
+	h.Set("Retry-After-Ms", strconv.FormatInt(d.Milliseconds(), 10))
+}
