@@ -8,11 +8,19 @@ import (
 	"strings"
 )
 
+// ErrBudgetExceeded is the context cause the middleware sets when a
+// request's time budget (SyncBudget, AsyncBudget, or the configured one)
+// expires, so that its expiry is told apart from the caller's own deadline
+// or cancellation. [FromError] classifies it as the platform's timeout: the
+// gateway should have answered 504 within the budget.
+var ErrBudgetExceeded = errors.New("request budget exceeded")
+
 // FromError classifies an error from a round trip that obtained no response,
 // or from reading a body. It returns nil for a nil err, and err's own *Error
 // when err already wraps one.
 //
-// The caller's cancellation (context.Canceled) is SourceClient with
+// The request budget's expiry ([ErrBudgetExceeded]) is SourcePlatform with
+// ReasonTimeout. The caller's cancellation (context.Canceled) is SourceClient with
 // ReasonCanceled, and the caller's expired deadline (context.DeadlineExceeded)
 // SourceClient with ReasonTimeout: neither is an upstream fault, and neither
 // is retryable. Anything else (dial, DNS, TLS, a reset, an EOF before the
@@ -34,6 +42,8 @@ func FromError(err error) *Error {
 	}
 	e := &Error{Message: Sanitize(cause.Error(), MaxMessage), Err: cause}
 	switch {
+	case errors.Is(err, ErrBudgetExceeded):
+		e.Source, e.Reason = SourcePlatform, ReasonTimeout
 	case errors.Is(err, context.Canceled):
 		e.Source, e.Reason = SourceClient, ReasonCanceled
 	case errors.Is(err, context.DeadlineExceeded):

@@ -378,6 +378,7 @@ func TestFromError(t *testing.T) {
 		{"reset", io.ErrUnexpectedEOF, "network", "connection", true},
 		{"canceled", context.Canceled, "client", "canceled", false},
 		{"deadline", context.DeadlineExceeded, "client", "timeout", false},
+		{"budget", fmt.Errorf("ctx: %w", streamguard.ErrBudgetExceeded), "platform", "timeout", false},
 		{"url wrapped", &url.Error{Op: "Get", URL: "https://h/?api_key=SECRET", Err: dial}, "network", "connection", true},
 		{"already classified", fmt.Errorf("wrapped: %w", &streamguard.Error{Source: "model", Reason: "truncated"}), "model", "truncated", false},
 	}
