@@ -1,0 +1,75 @@
+package bench
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+)
+
+// Workload A: 100,000 OpenAI chat-chunk events of about 120 bytes, ending in
+// data: [DONE]. Workload B: 2,000 events of 16 KiB.
+const (
+	eventsA = 100_000
+	eventsB = 2_000
+)
+
+var (
+	onceA, onceB sync.Once
+	streamA      []byte
+	streamB      []byte
+)
+
+// workloadA returns the bytes of workload A, generated once.
+func workloadA() []byte {
+	onceA.Do(func() {
+		var b bytes.Buffer
+		for i := range eventsA {
+			fmt.Fprintf(&b, "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"delta\":{\"content\":\"tok%06d\"}}]}\n\n", i)
+		}
+		b.WriteString("data: [DONE]\n\n")
+		streamA = b.Bytes()
+	})
+	return streamA
+}
+
+// workloadB returns the bytes of workload B, generated once.
+func workloadB() []byte {
+	onceB.Do(func() {
+		var b bytes.Buffer
+		pad := strings.Repeat("x", 16<<10-len("data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"content\":\"\"}\n\n"))
+		for range eventsB {
+			fmt.Fprintf(&b, "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"content\":\"%s\"}\n\n", pad)
+		}
+		b.WriteString("data: [DONE]\n\n")
+		streamB = b.Bytes()
+	})
+	return streamB
+}
+
+// sseResponse returns a 200 text/event-stream response over data in memory.
+func sseResponse(data []byte) *http.Response {
+	return &http.Response{
+		StatusCode: 200,
+		Header:     http.Header{"Content-Type": {"text/event-stream"}},
+		Body:       io.NopCloser(bytes.NewReader(data)),
+	}
+}
+
+// drain reads r to its end through a 32 KiB buffer, as a relay or an
+// io.Copy to a network writer does, and returns the bytes read.
+func drain(r io.Reader, buf []byte) (int64, error) {
+	var total int64
+	for {
+		n, err := r.Read(buf)
+		total += int64(n)
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}

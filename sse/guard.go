@@ -1,0 +1,579 @@
+package sse
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/streamguard/streamguard"
+	"github.com/streamguard/streamguard/internal/streamstat"
+)
+
+// DefaultMaxEventBytes is the largest event the guard holds back when
+// Config.MaxEventBytes is zero: 8 MiB, room for a large tool-call or image
+// event, small enough that an endless line costs a bounded buffer.
+const DefaultMaxEventBytes = 8 << 20
+
+// maxIDBytes caps the last event ID the guard keeps for Error.LastEventID.
+const maxIDBytes = 1024
+
+// The causes a guarded stream's *streamguard.Error wraps when the guard
+// itself decided the verdict; errors.Is finds them.
+var (
+	// ErrIdleTimeout: no bytes arrived for Config.IdleTimeout (stalled).
+	ErrIdleTimeout = errors.New("sse: idle timeout")
+	// ErrPartialEvent: the body ended cleanly in the middle of an event
+	// (truncated).
+	ErrPartialEvent = errors.New("sse: stream ended in the middle of an event")
+	// ErrNoTerminal: the body ended cleanly at an event boundary without its
+	// dialect's terminal event (truncated).
+	ErrNoTerminal = errors.New("sse: stream ended without its terminal event")
+	// ErrEventTooLarge: an event grew past Config.MaxEventBytes
+	// (event_too_large).
+	ErrEventTooLarge = errors.New("sse: event too large")
+	// ErrInBand: the stream carried an error event (model_error, or the
+	// platform's reason by its code).
+	ErrInBand = errors.New("sse: error event in the stream")
+	// ErrClosed: the caller closed the body before its end (canceled).
+	ErrClosed = errors.New("sse: body closed by the caller")
+)
+
+// Config configures a stream guard. The zero value is ready to use: no idle
+// timeout, 8 MiB events, no failure event, the built-in dialects.
+type Config struct {
+	// IdleTimeout ends a stream that sends no bytes for this long while its
+	// reader waits (comments and pings count) as stalled, and closes its
+	// connection. Zero means off. Time spent by the reader between its own
+	// Reads never counts.
+	IdleTimeout time.Duration
+	// MaxEventBytes caps one event, and so the bytes the guard holds back
+	// while an event is incomplete; a larger event fails the stream with
+	// event_too_large. Zero means DefaultMaxEventBytes (8 MiB).
+	MaxEventBytes int
+	// FailureEvent makes a failed text/event-stream body deliver one last
+	// frame, "event: error" with a data line of JSON {"error", "source",
+	// "reason", ...} (see AppendFailureFrame), before Read returns the
+	// error, so that consumers that swallow transport errors still see the
+	// failure. Off by default.
+	FailureEvent bool
+	// Dialects are the streaming APIs the guard recognises. Nil means
+	// DefaultDialects(): OpenAI, Responses and Anthropic. The built-in set is
+	// matched by a fast path; a list of your own (even one that includes
+	// them) is matched by calling each predicate.
+	Dialects []Dialect
+}
+
+// body is a guarded response body. Read is for one goroutine, as for any
+// response body; Close and StreamStats may be called from any goroutine.
+type body struct {
+	rc       io.ReadCloser
+	cfg      Config
+	maxEvent int
+	isSSE    bool
+	ctx      context.Context
+	status   int
+	header   http.Header
+
+	// The reading goroutine's state.
+	buf      []byte // buf[r:ready] is deliverable; buf[ready:w] is an incomplete event
+	r        int
+	ready    int
+	w        int
+	p        parser
+	upErr    error  // what the upstream returned with its last bytes, handled after them
+	final    error  // returned by every Read once the stream is over
+	frame    []byte // the failure frame still to deliver
+	events   int64
+	bytes    int64
+	lastID   []byte
+	scratch  []byte
+	inband   *streamguard.Error
+	terminal bool
+	dialect  int // 1 + index of the detected dialect; 0: none yet
+	tooLarge bool
+	fast     bool // the built-in dialects, a dialect detected, an event seen: plainEvent may skip the judge
+
+	// Shared with Close, the idle timer and StreamStats.
+	closed       atomic.Bool
+	stalled      atomic.Bool
+	finished     atomic.Bool
+	reading      atomic.Bool
+	lastActivity atomic.Int64 // nanoseconds since epoch
+	statEvents   atomic.Int64
+	statBytes    atomic.Int64
+	statFirst    atomic.Int64 // unix nanoseconds of the first event; 0: none
+	statTerminal atomic.Bool
+	timer        *time.Timer
+	epoch        time.Time
+}
+
+// Guard wraps resp.Body in place so that a failure of a 2xx response after
+// its headers comes back from Read as a *streamguard.Error instead of a clean
+// io.EOF or a bare transport error. It does nothing for a nil response, a
+// status outside 2xx, a response without a body, or one already guarded.
+//
+// For a text/event-stream body the guard follows the event framing and hands
+// out whole events only, holding back an incomplete event until its blank
+// line arrives. When the body ends it returns exactly one verdict, in this
+// order: an error event inside the stream (model_error, or the platform's
+// reason by its code); the dialect's terminal event (success: io.EOF,
+// whatever transport error follows); the idle timeout (stalled); the caller's
+// cancellation or Close (canceled, source client); a transport failure such
+// as io.ErrUnexpectedEOF, an HTTP/2 reset or a net error (truncated, source
+// network); a clean end in the middle of an event, or at an event boundary of
+// a known dialect without its terminal (truncated, source platform); an event
+// over MaxEventBytes (event_too_large).
+//
+// Any other body (a raw chunked application/octet-stream, as Truss streams
+// are) is passed through read by read, and only transport failures are
+// judged: a close-delimited HTTP/1 body that ends early ends in a clean EOF
+// and cannot be told from a complete one.
+func Guard(resp *http.Response, cfg Config) {
+	if resp == nil || resp.Body == nil || resp.Body == http.NoBody || resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return
+	}
+	if _, ok := resp.Body.(*body); ok {
+		return
+	}
+	b := &body{rc: resp.Body, cfg: cfg, maxEvent: cfg.MaxEventBytes, status: resp.StatusCode, header: resp.Header, ctx: context.Background()}
+	if b.maxEvent <= 0 {
+		b.maxEvent = DefaultMaxEventBytes
+	}
+	if resp.Request != nil {
+		b.ctx = resp.Request.Context()
+	}
+	if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err == nil && mt == "text/event-stream" {
+		b.isSSE = true
+		b.p.owner = b
+	}
+	if cfg.IdleTimeout > 0 {
+		b.epoch = time.Now()
+		b.timer = time.AfterFunc(cfg.IdleTimeout, b.onTimer)
+	}
+	resp.Body = b
+}
+
+// Read implements io.Reader. After the last byte it returns io.EOF for a
+// stream judged complete, and the stream's *streamguard.Error otherwise.
+func (b *body) Read(p []byte) (int, error) {
+	for {
+		if b.r < b.ready {
+			n := copy(p, b.buf[b.r:b.ready])
+			b.r += n
+			b.delivered(n)
+			return n, nil
+		}
+		if len(b.frame) > 0 {
+			n := copy(p, b.frame)
+			b.frame = b.frame[n:]
+			return n, nil
+		}
+		if b.final != nil {
+			return 0, b.final
+		}
+		if b.upErr != nil {
+			b.finish()
+			continue
+		}
+		if len(p) == 0 {
+			return 0, nil
+		}
+		var n int
+		if b.isSSE {
+			n = b.fill(p)
+		} else {
+			n, b.upErr = b.upstreamRead(p)
+		}
+		if n > 0 {
+			b.delivered(n)
+			return n, nil
+		}
+	}
+}
+
+func (b *body) delivered(n int) {
+	b.bytes += int64(n)
+	b.statBytes.Store(b.bytes)
+	b.statEvents.Store(b.events)
+}
+
+// fill reads from the upstream and parses what arrived. When the incomplete
+// event held back is small next to p, it reads straight into p after a copy
+// of that event and returns how many bytes of p are whole events, ready to
+// deliver; otherwise it reads into the guard's own buffer and returns 0.
+func (b *body) fill(p []byte) int {
+	pending := b.w - b.ready
+	if pending <= len(p)/2 {
+		k := copy(p, b.buf[b.ready:b.w])
+		b.r, b.ready, b.w = 0, 0, 0
+		n, err := b.upstreamRead(p[k:])
+		total := k + n
+		c := b.p.parse(p[:total], err != nil)
+		if tail := total - c; tail > b.maxEvent {
+			b.overflow()
+		} else if tail > 0 {
+			b.reserve(tail)
+			b.w = copy(b.buf, p[c:total])
+		}
+		if b.upErr == nil {
+			b.upErr = err
+		}
+		return c
+	}
+	if b.ready > 0 {
+		b.w = copy(b.buf, b.buf[b.ready:b.w])
+		b.r, b.ready = 0, 0
+	}
+	if b.w == len(b.buf) {
+		b.reserve(b.w + 1)
+		if b.w == len(b.buf) {
+			b.overflow()
+			return 0
+		}
+	}
+	n, err := b.upstreamRead(b.buf[b.w:])
+	b.w += n
+	b.ready += b.p.parse(b.buf[b.ready:b.w], err != nil)
+	if b.w-b.ready > b.maxEvent {
+		b.overflow()
+	}
+	if b.upErr == nil {
+		b.upErr = err
+	}
+	return 0
+}
+
+// reserve makes buf hold at least n bytes, growing by doubling from 1 KiB up
+// to MaxEventBytes+1: an event that does not fit there is too large anyway.
+func (b *body) reserve(n int) {
+	if n <= len(b.buf) {
+		return
+	}
+	size := max(1024, 2*len(b.buf))
+	for size < n {
+		size *= 2
+	}
+	size = min(size, b.maxEvent+1)
+	nb := make([]byte, size)
+	copy(nb, b.buf[:b.w])
+	b.buf = nb
+}
+
+// overflow ends the stream: the incomplete event is over MaxEventBytes.
+func (b *body) overflow() {
+	b.tooLarge = true
+	b.upErr = ErrEventTooLarge
+	b.rc.Close()
+}
+
+// upstreamRead reads from the response body, telling the idle timer that the
+// guard is waiting for the upstream.
+func (b *body) upstreamRead(p []byte) (int, error) {
+	if b.timer == nil {
+		return b.rc.Read(p)
+	}
+	b.lastActivity.Store(int64(time.Since(b.epoch)))
+	b.reading.Store(true)
+	n, err := b.rc.Read(p)
+	b.reading.Store(false)
+	if n > 0 {
+		b.lastActivity.Store(int64(time.Since(b.epoch)))
+	}
+	return n, err
+}
+
+// onTimer runs when the idle timer fires: it stalls the stream when the
+// guard has waited for the upstream for IdleTimeout, and re-arms otherwise.
+// One timer serves the whole stream; Read never touches it.
+func (b *body) onTimer() {
+	if b.closed.Load() || b.finished.Load() {
+		return
+	}
+	next := b.cfg.IdleTimeout
+	if b.reading.Load() {
+		idle := time.Since(b.epoch) - time.Duration(b.lastActivity.Load())
+		if idle >= b.cfg.IdleTimeout {
+			b.stalled.Store(true)
+			b.rc.Close() // unblocks the pending Read
+			return
+		}
+		next -= idle
+	}
+	b.timer.Reset(next)
+}
+
+// onEvent is called by the parser with each complete event's bytes.
+func (b *body) onEvent(block []byte) {
+	p := &b.p
+	if p.idSet {
+		id := block[p.idS:p.idE]
+		b.lastID = append(b.lastID[:0], id[:min(len(id), maxIDBytes)]...)
+	}
+	if p.dataN == 0 {
+		return // comments, or fields without data: nothing is dispatched
+	}
+	b.events++
+	if b.events == 1 {
+		b.statFirst.Store(time.Now().UnixNano())
+	}
+	var typ []byte
+	if p.typE > 0 {
+		typ = block[p.typS:p.typE]
+	}
+	data := block[p.dataS:p.dataE]
+	if p.dataN > 1 {
+		data = b.joinData(block)
+	}
+	if b.cfg.Dialects == nil {
+		b.judgeBuiltin(typ, data)
+		b.fast = b.dialect != 0
+	} else {
+		b.judge(typ, data)
+	}
+}
+
+// plainEvent reports whether a one-line data event whose value is v can be
+// counted without judging it: the dialect is known and v is a JSON object
+// whose first key cannot be "error", "object" or "type", the keys the
+// built-in dialects look at. An OpenAI chunk, {"id": ...}, is such an event.
+func (b *body) plainEvent(v []byte) bool {
+	return b.fast && len(v) > 2 && v[0] == '{' && v[1] == '"' && v[2] != 'e' && v[2] != 'o' && v[2] != 't'
+}
+
+// joinData returns the event's data lines joined by "\n", in a buffer the
+// guard reuses.
+func (b *body) joinData(block []byte) []byte {
+	b.scratch = b.scratch[:0]
+	var q parser
+	n := 0
+	for rest := block; len(rest) > 0; {
+		end := len(rest)
+		next := end
+		for i, c := range rest {
+			if c == '\n' || c == '\r' {
+				end, next = i, i+1
+				if c == '\r' && i+1 < len(rest) && rest[i+1] == '\n' {
+					next++
+				}
+				break
+			}
+		}
+		q.dataN = 0
+		q.field(rest, 0, end)
+		if q.dataN > 0 {
+			if n > 0 {
+				b.scratch = append(b.scratch, '\n')
+			}
+			b.scratch = append(b.scratch, rest[q.dataS:q.dataE]...)
+			n++
+		}
+		rest = rest[next:]
+	}
+	return b.scratch
+}
+
+// judgeBuiltin applies the built-in dialects with no function calls through
+// values: the common case, on the path of every event.
+func (b *body) judgeBuiltin(typ, data []byte) {
+	t := typ
+	if len(data) > 0 {
+		switch data[0] {
+		case '[':
+			if openaiTerminal(nil, data) {
+				b.sawTerminal(1)
+			}
+			return
+		case '{':
+			key, rest := firstKey(data)
+			switch string(key) {
+			case "error":
+				b.sawError(data)
+				return
+			case "object":
+				if v, _ := stringValue(rest); string(v) == "error" {
+					b.sawError(data)
+					return
+				}
+			case "type":
+				if t == nil {
+					t, _ = stringValue(rest)
+				}
+			}
+			if b.dialect == 0 && t == nil && openaiDetect(nil, data) {
+				b.dialect = 1
+			}
+		}
+	}
+	switch string(t) {
+	case "":
+	case "error":
+		b.sawError(data)
+	case "response.completed", "response.incomplete":
+		b.sawTerminal(2)
+	case "response.failed":
+		b.sawError(data)
+		b.sawTerminal(2)
+	case "message_stop":
+		b.sawTerminal(3)
+	case "message_start", "content_block_start", "content_block_delta", "content_block_stop", "message_delta", "ping":
+		if b.dialect == 0 {
+			b.dialect = 3
+		}
+	default:
+		if b.dialect == 0 && bytes.HasPrefix(t, []byte("response.")) {
+			b.dialect = 2
+		}
+	}
+}
+
+// judge applies the configured dialects.
+func (b *body) judge(typ, data []byte) {
+	for i, d := range b.cfg.Dialects {
+		if d.Error != nil && d.Error(typ, data) {
+			b.sawError(data)
+		}
+		if d.Terminal != nil && d.Terminal(typ, data) {
+			b.sawTerminal(i + 1)
+		}
+		if b.dialect == 0 && d.Detect != nil && d.Detect(typ, data) {
+			b.dialect = i + 1
+		}
+	}
+}
+
+func (b *body) sawTerminal(dialect int) {
+	b.terminal = true
+	b.statTerminal.Store(true)
+	if b.dialect == 0 {
+		b.dialect = dialect
+	}
+}
+
+func (b *body) sawError(data []byte) {
+	if b.inband == nil {
+		b.inband = streamguard.ClassifyEvent(data)
+	}
+}
+
+// finish turns the upstream's last error into the stream's verdict.
+func (b *body) finish() {
+	b.finished.Store(true)
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	v := b.verdict()
+	b.r, b.ready, b.w = 0, 0, 0
+	b.buf = nil
+	if v == nil {
+		b.final = io.EOF
+		return
+	}
+	b.final = v
+	if b.cfg.FailureEvent && b.isSSE {
+		b.frame = AppendFailureFrame(nil, v)
+	}
+}
+
+// verdict decides how the stream ended, in the order of DESIGN.md's stream
+// verdicts. nil means success.
+func (b *body) verdict() *streamguard.Error {
+	up := b.upErr
+	switch {
+	case b.inband != nil:
+		e := *b.inband
+		e.Err = ErrInBand
+		return b.stamp(&e)
+	case b.terminal:
+		return nil
+	case b.stalled.Load():
+		return b.fail(streamguard.SourcePlatform, streamguard.ReasonStalled, ErrIdleTimeout,
+			"no bytes for "+b.cfg.IdleTimeout.String())
+	case b.closed.Load():
+		return b.fail(streamguard.SourceClient, streamguard.ReasonCanceled, ErrClosed, "the body was closed before its end")
+	case b.ctx.Err() != nil:
+		cause := context.Cause(b.ctx)
+		e := streamguard.FromError(cause)
+		if e.Source == streamguard.SourceNetwork {
+			// A cause of the caller's own making.
+			e.Source, e.Reason = streamguard.SourceClient, streamguard.ReasonCanceled
+		}
+		return b.fail(e.Source, e.Reason, cause, e.Message)
+	case b.tooLarge:
+		return b.fail(streamguard.SourceModel, streamguard.ReasonEventTooLarge, ErrEventTooLarge,
+			"an event exceeded "+strconv.Itoa(b.maxEvent)+" bytes")
+	case up != io.EOF:
+		e := b.fail(streamguard.SourceNetwork, streamguard.ReasonTruncated, up, streamguard.Sanitize(up.Error(), streamguard.MaxMessage))
+		e.Retryable = true
+		return e
+	case b.w > b.ready:
+		e := b.fail(streamguard.SourcePlatform, streamguard.ReasonTruncated, ErrPartialEvent, ErrPartialEvent.Error()[len("sse: "):])
+		e.Retryable = true
+		return e
+	case b.dialect > 0 && !b.terminal:
+		e := b.fail(streamguard.SourcePlatform, streamguard.ReasonTruncated, ErrNoTerminal,
+			"the "+b.dialectName()+" stream ended without its terminal event")
+		e.Retryable = true
+		return e
+	}
+	return nil
+}
+
+func (b *body) dialectName() string {
+	ds := b.cfg.Dialects
+	if ds == nil {
+		ds = DefaultDialects()
+	}
+	if b.dialect > 0 && b.dialect <= len(ds) {
+		return ds[b.dialect-1].Name
+	}
+	return ""
+}
+
+func (b *body) fail(src streamguard.Source, reason streamguard.Reason, cause error, msg string) *streamguard.Error {
+	return b.stamp(&streamguard.Error{Source: src, Reason: reason, Message: msg, Err: cause})
+}
+
+// stamp fills in what the stream knows of itself.
+func (b *body) stamp(e *streamguard.Error) *streamguard.Error {
+	e.StatusCode = b.status
+	e.RequestID = streamguard.RequestID(b.header)
+	e.Events = b.events
+	e.Bytes = b.bytes
+	e.LastEventID = streamguard.Sanitize(string(b.lastID), maxIDBytes)
+	return e
+}
+
+// Close closes the upstream body. It is idempotent and safe to call while
+// another goroutine is blocked in Read, which then returns the canceled
+// verdict.
+func (b *body) Close() error {
+	if b.closed.Swap(true) {
+		return nil
+	}
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	return b.rc.Close()
+}
+
+// StreamStats implements streamstat.Reporter.
+func (b *body) StreamStats() streamstat.Stats {
+	s := streamstat.Stats{
+		Events:   b.statEvents.Load(),
+		Bytes:    b.statBytes.Load(),
+		Terminal: b.statTerminal.Load(),
+	}
+	if ns := b.statFirst.Load(); ns != 0 {
+		s.FirstEvent = time.Unix(0, ns)
+	}
+	if b.finished.Load() {
+		s.Dialect = b.dialectName()
+	}
+	return s
+}

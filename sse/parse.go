@@ -1,0 +1,193 @@
+package sse
+
+import "bytes"
+
+// parser follows SSE framing at the byte level (WHATWG HTML, "Parsing an
+// event stream"): lines end in LF, CRLF or a lone CR; a blank line ends an
+// event; a line starting with ':' is a comment; "data", "event" and "id" are
+// the fields that matter here. It never copies: it records the offsets of the
+// current event's fields relative to the event's first byte, so that the
+// guard may move an incomplete event to the front of a buffer between reads
+// and the parse goes on where it stopped.
+type parser struct {
+	scanned  int  // bytes of the current event already scanned (whole lines)
+	searched int  // bytes of the current event already searched for line ends
+	skipLF   bool // the last line ended in a CR at the end of the input: a following LF belongs to it
+	sawCR    bool // the stream has CRs: find line ends the slower way
+	bomDone  bool // the start of the stream was checked for a BOM
+	started  bool // the current event has at least one non-blank line
+	typS     int  // the event's type value, [typS, typE); typE == 0: none
+	typE     int
+	dataS    int // the first data value, [dataS, dataE)
+	dataE    int
+	dataN    int // data lines in the event
+	idS      int // the id value, [idS, idE); idSet says whether one was seen
+	idE      int
+	idSet    bool
+	owner    *body // its onEvent is called with each complete event's bytes
+}
+
+func (p *parser) resetEvent() {
+	p.scanned, p.searched, p.started = 0, 0, false
+	p.typE, p.dataN, p.idSet = 0, 0, false
+}
+
+// parse scans win, whose first byte is the first byte of the current
+// (incomplete) event, calls owner.onEvent for every event it completes, and
+// returns the offset just past the last complete event: win[:n] may be
+// delivered, win[n:] is the start of an event still incomplete. It needs at
+// least 3 bytes (or final) to check the stream's start for a BOM.
+func (p *parser) parse(win []byte, final bool) (n int) {
+	ev := 0 // the current event's start in win
+	pos := p.scanned
+	if !p.bomDone {
+		if len(win) < 3 && !final && bytes.HasPrefix([]byte("\xef\xbb\xbf"), win) {
+			return 0 // could be a BOM split across reads
+		}
+		p.bomDone = true
+		if bytes.HasPrefix(win, []byte("\xef\xbb\xbf")) {
+			pos = 3
+		}
+	}
+	if p.skipLF && pos < len(win) {
+		p.skipLF = false
+		if win[pos] == '\n' {
+			pos++
+			if !p.started {
+				// The LF ended the blank line that closed the last
+				// event: it belongs with what was delivered.
+				ev, n = pos, pos
+			}
+		}
+	}
+	// [pos, from) is the start of an incomplete line already searched for
+	// line ends by an earlier call: searching it again would make a long
+	// line arriving in small reads cost quadratic time.
+	from := max(pos, p.searched)
+	if !p.sawCR && bytes.IndexByte(win[from:], '\r') >= 0 {
+		p.sawCR = true
+	}
+	for pos < len(win) {
+		s := max(pos, from)
+		var end, next int // the line is win[pos:end]; the next one starts at next
+		if !p.sawCR {
+			i := bytes.IndexByte(win[s:], '\n')
+			if i < 0 {
+				break
+			}
+			end = s + i
+			next = end + 1
+			// The common event, a single "data: {...}" line and a blank
+			// line, is counted here when the guard does not need to see it.
+			if pos == ev && next < len(win) && win[next] == '\n' && end-pos > 5 &&
+				win[pos+4] == ':' && win[pos] == 'd' && win[pos+1] == 'a' && win[pos+2] == 't' && win[pos+3] == 'a' {
+				vs := pos + 5
+				if win[vs] == ' ' {
+					vs++
+				}
+				if p.owner.plainEvent(win[vs:end]) {
+					p.owner.events++
+					pos = next + 1
+					ev, n = pos, pos
+					continue
+				}
+			}
+		} else {
+			lim := len(win)
+			if i := bytes.IndexByte(win[s:], '\n'); i >= 0 {
+				lim = s + i
+			}
+			end = lim
+			if j := bytes.IndexByte(win[s:lim], '\r'); j >= 0 {
+				end = s + j
+			}
+			switch {
+			case end == len(win):
+				// No line end yet.
+			case win[end] == '\n':
+				next = end + 1
+			case end+1 < len(win):
+				next = end + 1
+				if win[end+1] == '\n' {
+					next++
+				}
+			default:
+				// A CR at the end of the input: the line is complete, but
+				// an LF may follow in the next read.
+				next = end + 1
+				p.skipLF = true
+			}
+			if next == 0 {
+				break
+			}
+		}
+		if end == pos {
+			// A blank line: the event is complete.
+			if p.started {
+				p.owner.onEvent(win[ev:next])
+			}
+			ev, n = next, next
+			p.resetEvent()
+			pos = next
+			continue
+		}
+		p.started = true
+		p.field(win[ev:], pos-ev, end-ev)
+		pos = next
+		// Fast path: a blank line right after a field line.
+		if !p.sawCR && pos < len(win) && win[pos] == '\n' {
+			pos++
+			p.owner.onEvent(win[ev:pos])
+			ev, n = pos, pos
+			p.resetEvent()
+		}
+	}
+	p.scanned = pos - ev
+	p.searched = len(win) - ev
+	return n
+}
+
+// field records the field of the line ev[s:e] (offsets relative to the event).
+func (p *parser) field(ev []byte, s, e int) {
+	line := ev[s:e]
+	if len(line) == 0 {
+		return
+	}
+	// The fields that matter, spelled the common way, without a search.
+	if len(line) >= 5 && line[4] == ':' && line[0] == 'd' && line[1] == 'a' && line[2] == 't' && line[3] == 'a' {
+		vs := s + 5
+		if vs < e && ev[vs] == ' ' {
+			vs++
+		}
+		p.data(vs, e)
+		return
+	}
+	if line[0] == ':' {
+		return // a comment
+	}
+	name, vs := line, e // no colon: the whole line is the name, the value is empty
+	if c := bytes.IndexByte(line, ':'); c >= 0 {
+		name = line[:c]
+		vs = s + c + 1
+		if vs < e && ev[vs] == ' ' {
+			vs++
+		}
+	}
+	switch string(name) {
+	case "data":
+		p.data(vs, e)
+	case "event":
+		p.typS, p.typE = vs, e
+	case "id":
+		if bytes.IndexByte(ev[vs:e], 0) < 0 {
+			p.idS, p.idE, p.idSet = vs, e, true
+		}
+	}
+}
+
+func (p *parser) data(vs, e int) {
+	if p.dataN == 0 {
+		p.dataS, p.dataE = vs, e
+	}
+	p.dataN++
+}

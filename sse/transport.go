@@ -1,0 +1,28 @@
+package sse
+
+import "net/http"
+
+// NewTransport returns a RoundTripper that guards the body of every 2xx
+// response base returns (see Guard), except responses to HEAD requests.
+// Errors and other statuses pass through unchanged. A nil base means
+// http.DefaultTransport. The RoundTripper is safe for concurrent use.
+func NewTransport(base http.RoundTripper, cfg Config) http.RoundTripper {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return &transport{base: base, cfg: cfg}
+}
+
+type transport struct {
+	base http.RoundTripper
+	cfg  Config
+}
+
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err != nil || req.Method == http.MethodHead {
+		return resp, err
+	}
+	Guard(resp, t.cfg)
+	return resp, nil
+}
