@@ -60,7 +60,9 @@ func FromError(err error) *Error {
 // {"type": "error", "code", "message"} or {"type": "response.failed",
 // "response": {"error": {...}}}. The failure is the model's own
 // (SourceModel, ReasonModelError) unless its code names the platform, as
-// Anthropic's overloaded_error or Baseten's model_unavailable do. StatusCode
+// Anthropic's overloaded_error or Baseten's model_unavailable do; the failure
+// frame of a stream relayed through streamguard keeps the source and reason it
+// names, so a failure keeps its attribution across a relay. StatusCode
 // is left 0 for the caller to fill in; data that is not JSON becomes the
 // message as it is. ClassifyEvent never returns nil.
 func ClassifyEvent(data []byte) *Error {
@@ -70,6 +72,11 @@ func ClassifyEvent(data []byte) *Error {
 		Response *struct {
 			Error json.RawMessage `json:"error"`
 		} `json:"response"`
+		// The failure frame of a stream relayed through streamguard
+		// (sse.AppendFailureFrame) names its source and reason.
+		Source    Source `json:"source"`
+		Reason    Reason `json:"reason"`
+		Retryable bool   `json:"retryable"`
 	}
 	if json.Unmarshal(data, &ev) == nil && ev.Response != nil && len(ev.Response.Error) > 0 {
 		b, _ = parseJSON([]byte(`{"error":` + string(ev.Response.Error) + `}`))
@@ -87,5 +94,20 @@ func ClassifyEvent(data []byte) *Error {
 	if c, ok := codes[strings.ToLower(b.code)]; ok {
 		e.Source, e.Reason, e.Retryable = c.source, c.reason, c.retryable
 	}
+	if knownSources[ev.Source] && knownReasons[ev.Reason] {
+		e.Source, e.Reason, e.Retryable = ev.Source, ev.Reason, ev.Retryable
+	}
 	return e
+}
+
+var knownSources = map[Source]bool{
+	SourceRequest: true, SourcePlatform: true, SourceModel: true,
+	SourceNetwork: true, SourceClient: true, SourceUnknown: true,
+}
+
+var knownReasons = map[Reason]bool{
+	ReasonBadRequest: true, ReasonUnauthorized: true, ReasonNotFound: true, ReasonBilling: true,
+	ReasonPayloadTooLarge: true, ReasonRateLimited: true, ReasonModelError: true, ReasonUnreachable: true,
+	ReasonUnavailable: true, ReasonPlatformError: true, ReasonTimeout: true, ReasonCanceled: true,
+	ReasonConnection: true, ReasonTruncated: true, ReasonStalled: true, ReasonEventTooLarge: true,
 }

@@ -415,6 +415,8 @@ func TestClassifyEvent(t *testing.T) {
 		{"responses failed", `{"type":"response.failed","response":{"id":"r","status":"failed","error":{"code":"rate_limit_exceeded","message":"slow down"}}}`, "platform", "rate_limited", "slow down"},
 		{"baseten code", `{"error":"gone","error_code":"model_unavailable"}`, "platform", "unreachable", "gone"},
 		{"not json", "the model broke\x1b", "model", "model_error", "the model broke"},
+		{"relayed failure frame", `{"error":"streamguard: 200 network truncated: unexpected EOF","source":"network","reason":"truncated","status":200,"retryable":true}`, "network", "truncated", "streamguard: 200 network truncated: unexpected EOF"},
+		{"forged source is ignored", `{"error":"x","source":"nonsense","reason":"truncated"}`, "model", "model_error", "x"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

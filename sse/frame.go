@@ -17,14 +17,16 @@ type failure struct {
 	Code      string `json:"code,omitempty"`
 	RequestID string `json:"request_id,omitempty"`
 	Retryable bool   `json:"retryable"`
+	Hint      string `json:"hint,omitempty"`
 }
 
 // AppendFailureFrame appends to dst the frame that ends a failed stream:
 //
 //	event: error
-//	data: {"error":"streamguard: 200 network truncated ...","source":"network","reason":"truncated","status":200,"retryable":true}
+//	data: {"error":"unexpected EOF","source":"network","reason":"truncated","status":200,"retryable":true,"hint":"..."}
 //
-// followed by a blank line. err is read as a *streamguard.Error (through
+// followed by a blank line: the error's message, where it came from, what
+// happened and where to look next. err is read as a *streamguard.Error (through
 // errors.As, or classified with streamguard.FromError). The data line is
 // JSON, which escapes every control character, so no text from upstream can
 // end the line, add a field or start another event: whatever err holds, the
@@ -37,14 +39,22 @@ func AppendFailureFrame(dst []byte, err error) []byte {
 	if e == nil {
 		e = &streamguard.Error{Source: streamguard.SourceUnknown}
 	}
+	msg := e.Message
+	if msg == "" && e.Err != nil {
+		msg = e.Err.Error()
+	}
+	if msg == "" {
+		msg = string(e.Reason)
+	}
 	data, _ := json.Marshal(failure{
-		Error:     e.Error(),
+		Error:     streamguard.Sanitize(msg, streamguard.MaxMessage),
 		Source:    string(e.Source),
 		Reason:    string(e.Reason),
 		Status:    e.StatusCode,
 		Code:      e.Code,
 		RequestID: e.RequestID,
 		Retryable: e.Retryable,
+		Hint:      e.Hint(),
 	})
 	dst = append(dst, "event: error\ndata: "...)
 	dst = append(dst, data...)
