@@ -1,0 +1,144 @@
+package retry
+
+import (
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+)
+
+// The defaults a zero Policy stands for.
+const (
+	// DefaultMaxAttempts is how many times a request is sent in all, the
+	// first try included: 5, as in the platform's own client guidance.
+	DefaultMaxAttempts = 5
+
+	// DefaultMaxRetryAfter caps a server's Retry-After or retry-after-ms
+	// hint: 30 s, the longest step of the default schedule. A hostile or
+	// mistaken hint (a day) is cut to it.
+	DefaultMaxRetryAfter = 30 * time.Second
+
+	// DefaultMaxBufferedBody is the largest request body without GetBody
+	// that is read into memory so that it can be sent again: 8 MiB, enough
+	// for any chat or embedding request and far under the platform's 100 MiB
+	// edge cap, small enough that a burst of concurrent requests cannot
+	// exhaust memory.
+	DefaultMaxBufferedBody = 8 << 20
+
+	// DefaultMinAttemptTime is the time an attempt must have left before the
+	// request's deadline for it to be worth starting: 100 ms, about a TLS
+	// handshake to a nearby gateway. A retry that would begin later than this
+	// before the deadline is not made; the last failure is returned instead.
+	DefaultMinAttemptTime = 100 * time.Millisecond
+)
+
+// DefaultBackoff returns the default schedule, a new one on every call:
+// exponential from 1 s, doubling, each step capped at 30 s, with ±50 %
+// jitter, built with [backoff.NewExponentialBackOff]. With the default 5
+// attempts the four waits are about 1 s, 2 s, 4 s and 8 s (each between half
+// and one and a half times that). It has no elapsed-time limit of its own:
+// the request's context deadline is the budget.
+//
+// It is a func() backoff.BackOff, so it can be assigned to
+// [Policy.Backoff] or wrapped: func() backoff.BackOff { return
+// backoff.WithMaxRetries(retry.DefaultBackoff(), 2) }.
+func DefaultBackoff() backoff.BackOff {
+	return backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(time.Second),
+		backoff.WithMultiplier(2),
+		backoff.WithMaxInterval(30*time.Second),
+		backoff.WithRandomizationFactor(0.5),
+		backoff.WithMaxElapsedTime(0),
+	)
+}
+
+// Policy says which failures are retried, how often and how far apart. Its
+// zero value retries 502 and 503 and connection failures up to 5 attempts on
+// the default schedule, bounded by the request's deadline. A Policy is
+// copied by [NewTransport]; changing it afterwards has no effect.
+type Policy struct {
+	// Statuses are the response statuses that are retried.
+	//
+	// Nil means 502 and 503, and then only when [streamguard.Classify]
+	// marks the response retryable: a 502 or 503 that the model's own code
+	// raised (X-Baseten-Error-Source) is the model's answer and is
+	// returned. A non-nil slice replaces the set, and a status listed in it
+	// is retried even when Classify calls it not retryable: the platform's
+	// own client guidance retries []int{429, 500, 502, 503, 504}; 504 means
+	// the whole 1200 s budget was spent, so list it only for short requests.
+	// An empty non-nil slice retries no status, only connection failures.
+	//
+	// A response the platform attributes to the client itself (502 "client
+	// closed connection", 499) is never retried, listed or not.
+	Statuses []int
+
+	// MaxAttempts is how many times a request is sent in all, the first try
+	// included. Zero means DefaultMaxAttempts (5); 1 or a negative value
+	// means the request is sent once.
+	MaxAttempts int
+
+	// Backoff returns a new schedule for one logical request; it is called
+	// at most once per request, at its first retry, and the schedule is Reset
+	// before use. A BackOff is not safe for concurrent use, so Backoff must
+	// not return one it has handed out before. A schedule that returns
+	// backoff.Stop ends the retries. Nil means DefaultBackoff. Build
+	// exponential schedules with backoff.NewExponentialBackOff, never a
+	// struct literal: one without Stop set never stops.
+	Backoff func() backoff.BackOff
+
+	// MaxRetryAfter caps a server's hint. A response's retry-after-ms or
+	// Retry-After (seconds or HTTP-date) replaces the computed wait, up to
+	// MaxRetryAfter; a hint longer than the time left before the request's
+	// deadline ends the retries at once. Zero means DefaultMaxRetryAfter
+	// (30 s); a negative value ignores hints.
+	MaxRetryAfter time.Duration
+
+	// Throttle, if set, is a retry budget shared by every request made with
+	// it: when the servers keep failing, retries stop for all of them. Nil
+	// means no throttle. See [Throttle].
+	Throttle *Throttle
+
+	// OnRetry, if set, is called before each wait with the attempt that
+	// failed and the wait that follows; it is the only output of this
+	// package. It may be called concurrently from different requests and
+	// must not block.
+	OnRetry func(Attempt)
+
+	// RetryNonIdempotent also retries a request that is neither idempotent
+	// nor carries an Idempotency-Key or X-Idempotency-Key header after a
+	// failure that may have reached the server: a reset, an EOF or a
+	// timeout after its body was sent, before any response. False (the
+	// default) returns such failures, since a POST may already have run.
+	// Failures that certainly never reached a server (dial, TLS handshake,
+	// HTTP/2 REFUSED_STREAM or an unprocessed GOAWAY, a reset before the
+	// transport read any of an in-memory body) and retried statuses are
+	// retried for every method.
+	RetryNonIdempotent bool
+
+	// MaxBufferedBody is the largest request body that is read into memory
+	// to be replayed when the request has no GetBody. It applies to bodies
+	// of known length; a body of unknown length (ContentLength 0 with a
+	// non-nil Body) or a larger one is sent once, without retries. Zero
+	// means DefaultMaxBufferedBody (8 MiB); a negative value never buffers.
+	MaxBufferedBody int64
+
+	// MinAttemptTime is the least time before the deadline a retry must
+	// have left after its wait; otherwise it is not made. Zero means
+	// DefaultMinAttemptTime (100 ms); a negative value means none.
+	MinAttemptTime time.Duration
+}
+
+// Attempt describes a failed attempt, passed to [Policy.OnRetry] before the
+// wait that precedes the next one.
+type Attempt struct {
+	// N is the number of the attempt that failed: 1 for the first try.
+	// The next attempt is N+1.
+	N int
+	// StatusCode is the failed attempt's status, or 0 when it obtained no
+	// response.
+	StatusCode int
+	// Err is the failure as a *streamguard.Error: the classified status
+	// when there was a response, the connection failure when there was not.
+	Err error
+	// Delay is the wait before the next attempt.
+	Delay time.Duration
+}

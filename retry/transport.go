@@ -1,0 +1,314 @@
+package retry
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/streamguard/streamguard"
+	"github.com/streamguard/streamguard/internal/ctxkey"
+)
+
+// NewTransport returns a RoundTripper that sends each request through base
+// and retries it as p says. A nil base means http.DefaultTransport.
+//
+// The RoundTripper is safe for concurrent use. It never modifies the
+// caller's request: each attempt is a shallow copy (as Request.WithContext
+// makes) with its own context and body. It returns a 2xx as soon as base
+// does, and any response it does not retry as base returned it. When the
+// retries on a status are spent it returns the last response with a nil
+// error and its body intact; when no response was obtained it returns a
+// *streamguard.Error carrying the attempts made and the cause. It implements
+// CloseIdleConnections by forwarding it to base, and never calls it itself.
+func NewTransport(base http.RoundTripper, p Policy) http.RoundTripper {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	t := &transport{
+		base:        base,
+		statuses:    []int{http.StatusBadGateway, http.StatusServiceUnavailable},
+		maxAttempts: p.MaxAttempts,
+		newBackoff:  p.Backoff,
+		maxHint:     p.MaxRetryAfter,
+		throttle:    p.Throttle,
+		onRetry:     p.OnRetry,
+		unsafe:      p.RetryNonIdempotent,
+		maxBuffered: p.MaxBufferedBody,
+		minAttempt:  p.MinAttemptTime,
+	}
+	if p.Statuses != nil {
+		t.statuses, t.explicit = slices.Clone(p.Statuses), true
+	}
+	switch {
+	case t.maxAttempts == 0:
+		t.maxAttempts = DefaultMaxAttempts
+	case t.maxAttempts < 0:
+		t.maxAttempts = 1
+	}
+	if t.newBackoff == nil {
+		t.newBackoff = DefaultBackoff
+	}
+	if t.maxHint == 0 {
+		t.maxHint = DefaultMaxRetryAfter
+	}
+	if t.maxBuffered == 0 {
+		t.maxBuffered = DefaultMaxBufferedBody
+	}
+	switch {
+	case t.minAttempt == 0:
+		t.minAttempt = DefaultMinAttemptTime
+	case t.minAttempt < 0:
+		t.minAttempt = 0
+	}
+	return t
+}
+
+// transport is the RoundTripper NewTransport returns. It is immutable after
+// construction.
+type transport struct {
+	base        http.RoundTripper
+	statuses    []int
+	explicit    bool // statuses were listed by the caller
+	maxAttempts int
+	newBackoff  func() backoff.BackOff
+	maxHint     time.Duration // < 0: hints ignored
+	throttle    *Throttle
+	onRetry     func(Attempt)
+	unsafe      bool // retry non-idempotent requests after a possible send
+	maxBuffered int64
+	minAttempt  time.Duration
+}
+
+// CloseIdleConnections closes base's idle connections, if base has that
+// method, so that http.Client.CloseIdleConnections reaches through.
+func (t *transport) CloseIdleConnections() {
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// newAttempt returns attempt n of req: a shallow copy whose context
+// carries n, with body rc (nil: req's own, which is nil or http.NoBody).
+func newAttempt(req *http.Request, n int, rc io.ReadCloser, src *bodySource) *http.Request {
+	a := req.WithContext(ctxkey.WithAttempt(req.Context(), n))
+	if rc != nil {
+		a.Body = rc
+	}
+	if src.buffered {
+		a.GetBody = src.getBody // lets the transport's own retries rewind
+	}
+	return a
+}
+
+// mayHaveSent reports whether attempt a, which failed without a response,
+// may have sent its request to a server. An attempt without a body counts:
+// its headers are the whole request.
+func mayHaveSent(a *http.Request) bool {
+	return a.Body == nil || a.Body == http.NoBody || !bodyUnread(a.Body, a.ContentLength)
+}
+
+// RoundTrip sends req, retrying as the policy says.
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	src, err := newBodySource(req, t.maxBuffered)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		bo   backoff.BackOff // made at the first retry: most requests need none
+		last outcome         // the last failure discarded to retry
+		rc   = src.first
+	)
+	for n := 1; ; n++ {
+		a := newAttempt(req, n, rc, &src)
+		resp, err := t.base.RoundTrip(a)
+		rc = nil
+		if err != nil && resp != nil {
+			if resp.Body != nil {
+				resp.Body.Close() // a broken base; the error wins, as in http.Client
+			}
+			resp = nil
+		}
+
+		var f failure
+		switch {
+		case err != nil && ctx.Err() != nil:
+			// The caller's context ended this attempt: that is not the
+			// failure to report when a real one came before.
+			if last.valid() {
+				return last.result(n)
+			}
+			return nil, noResponse(contextError(ctx, err), n)
+		case err != nil:
+			f.err = noResponse(err, n)
+			switch classifySend(err) {
+			case notSent:
+			case maybeSent:
+				if mayHaveSent(a) && !t.unsafe && !idempotent(req) {
+					return nil, f.err
+				}
+			case permanent:
+				f.err.Retryable = false
+				return nil, f.err
+			default:
+				return nil, f.err
+			}
+		case !slices.Contains(t.statuses, resp.StatusCode):
+			if resp.StatusCode < 400 {
+				t.throttle.succeed()
+			}
+			return resp, nil
+		case t.throttle == nil && (n >= t.maxAttempts || !src.replay):
+			return resp, nil // no retry possible: leave the body untouched
+		default:
+			f.resp = resp
+			f.prefix, f.eof, _ = readPrefix(resp.Body)
+			se := streamguard.Classify(resp, f.prefix)
+			if se.Source == streamguard.SourceClient || (!t.explicit && !se.Retryable) {
+				return f.result()
+			}
+			f.err = se
+			if t.maxHint >= 0 {
+				f.hint, f.hinted = RetryAfter(resp.Header, time.Now())
+			}
+		}
+
+		// Attempt n failed in a way worth retrying. gRFC A6 takes the token
+		// before looking at the attempts left.
+		if t.throttle.fail() || n >= t.maxAttempts || !src.replay || ctx.Err() != nil {
+			return f.result()
+		}
+		if bo == nil {
+			bo = t.newBackoff()
+			bo.Reset()
+		}
+		d := bo.NextBackOff()
+		if d == backoff.Stop {
+			return f.result()
+		}
+		deadline, hasDeadline := ctx.Deadline()
+		if f.hinted {
+			if hasDeadline && f.hint > time.Until(deadline) {
+				return f.result() // the server will not be ready in time
+			}
+			d = min(f.hint, t.maxHint)
+		}
+		d = max(d, 0)
+		if hasDeadline && time.Until(deadline)-t.minAttempt < d {
+			return f.result() // never wait past the budget
+		}
+		next, err := src.next()
+		if err != nil {
+			return f.result() // GetBody failed: this failure is the answer
+		}
+		last = f.discard()
+		if t.onRetry != nil {
+			t.onRetry(Attempt{N: n, StatusCode: f.status(), Err: f.err, Delay: d})
+		}
+		if !sleep(ctx, d) {
+			if next != nil {
+				next.Close()
+			}
+			return last.result(n)
+		}
+		rc = next
+	}
+}
+
+// noResponse classifies the error of an attempt that obtained no response.
+// It copies the *streamguard.Error FromError returns, which may be one
+// that err wraps and that is not ours to change.
+func noResponse(err error, n int) *streamguard.Error {
+	e := *streamguard.FromError(err)
+	e.Attempts = n
+	return &e
+}
+
+// sleep waits d, or until ctx ends; it reports whether the wait ran out.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// failure is a retryable failure of one attempt: a response whose body has
+// been partly read, or an error.
+type failure struct {
+	resp   *http.Response
+	prefix []byte // the first bytes of resp.Body, read to classify it
+	eof    bool   // prefix is the whole body
+	err    *streamguard.Error
+	hint   time.Duration // the server's Retry-After
+	hinted bool
+}
+
+func (f *failure) status() int {
+	if f.resp == nil {
+		return 0
+	}
+	return f.resp.StatusCode
+}
+
+// result returns the failure as RoundTrip's answer: the response with its
+// body intact, or the error.
+func (f *failure) result() (*http.Response, error) {
+	if f.resp == nil {
+		return nil, f.err
+	}
+	orig := f.resp.Body
+	f.resp.Body = &restoredBody{Reader: io.MultiReader(bytes.NewReader(f.prefix), orig), Closer: orig}
+	return f.resp, nil
+}
+
+// discard closes the failure's response body, which readPrefix has
+// drained as far as it will (streamguard.MaxErrorBody), so that the
+// connection goes back to the pool before the wait. What was read is kept
+// as the body of the outcome, in case it has to be returned after all.
+func (f *failure) discard() outcome {
+	if f.resp == nil {
+		return outcome{err: f.err}
+	}
+	f.resp.Body.Close()
+	var r io.Reader = bytes.NewReader(f.prefix)
+	if !f.eof {
+		r = io.MultiReader(r, errReader{errDiscarded})
+	}
+	f.resp.Body = io.NopCloser(r)
+	return outcome{resp: f.resp}
+}
+
+// outcome is a failure discarded to retry: returned instead of the
+// context's error when the caller's context ends before the next attempt
+// gives an answer.
+type outcome struct {
+	resp *http.Response // body closed; its first bytes kept in memory
+	err  *streamguard.Error
+}
+
+func (o outcome) valid() bool { return o.resp != nil || o.err != nil }
+
+// result returns the outcome as the answer after n attempts.
+func (o outcome) result(n int) (*http.Response, error) {
+	if o.resp != nil {
+		r := o.resp.Request
+		if r != nil {
+			o.resp.Request = r.WithContext(ctxkey.WithAttempt(r.Context(), n))
+		}
+		return o.resp, nil
+	}
+	e := *o.err
+	e.Attempts = n
+	return nil, &e
+}
