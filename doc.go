@@ -21,13 +21,17 @@
 //   - [FromError] classifies an error from a round trip that obtained no
 //     response (dial, TLS, reset, deadline, cancellation).
 //   - [ClassifyEvent] classifies the payload of an error event inside a stream.
+//   - [ClassifyAsync] turns the errors array of an async result (the body of
+//     the platform's webhook, [AsyncResult]) into the same *Error values, and
+//     [AsyncRequestID] reads the submit's answer.
 //   - [SyncBudget], [AsyncBudget], [AsyncMaxBody] and [EdgeMaxBody] name the
 //     platform's time and size limits.
 //
 // The subpackages build on it: sse guards streams against truncation and
 // stalls, retry retries 502 and 503 within the request's time budget, tracing
 // tags OpenTelemetry spans with the source and reason, and middleware
-// composes them into an [net/http.Client] and a server handler.
+// composes them into an [net/http.Client] and a server handler; webhook
+// verifies and decodes the platform's async result webhooks.
 //
 // # How errors travel
 //

@@ -35,8 +35,8 @@ const (
 	ReasonUnreachable     Reason = "unreachable" // 502 "Error making prediction": container crashed/restarted/OOMKilled
 	ReasonUnavailable     Reason = "unavailable" // 503 draining, routing, circuit breaker, model not ready
 	ReasonPlatformError   Reason = "platform_error"
-	ReasonTimeout         Reason = "timeout"   // 504 or the request budget expired
-	ReasonCanceled        Reason = "canceled"  // caller canceled; "client closed connection"
+	ReasonTimeout         Reason = "timeout"    // 504 or the request budget expired
+	ReasonCanceled        Reason = "canceled"   // caller canceled; "client closed connection"
 	ReasonConnection      Reason = "connection" // no response: dial, TLS, reset before headers
 	ReasonTruncated       Reason = "truncated"  // stream ended early after a 2xx
 	ReasonStalled         Reason = "stalled"    // stream idle past its idle timeout
@@ -150,7 +150,7 @@ func (e *Error) Hint() string {
 		if e.Source == SourceClient {
 			return "your own deadline expired first: set your client's timeout to the model's expected response time (the platform allows 1200 s)"
 		}
-		return "the prediction exceeded the request timeout (1200 s sync): profile the model, raise its resources, or use async"
+		return "the prediction ran past the platform's timeout (1200 s sync, 3600 s async): profile the model, raise its resources, or move long work to async"
 	case ReasonCanceled:
 		return "the client disconnected or canceled before the response finished: not a platform or model failure"
 	case ReasonConnection:

@@ -41,3 +41,21 @@ func ExampleClassify() {
 	// Output:
 	// streamguard: 502 client canceled: client closed connection (the client disconnected or canceled before the response finished: not a platform or model failure)
 }
+
+// A call that obtains no response returns a *streamguard.Error inside
+// net/http's *url.Error; errors.As finds it.
+func ExampleError() {
+	gw := gatewaytest.NewServer(gatewaytest.JSON(200, `{}`))
+	url := gw.URL
+	gw.Close() // nothing listens there any more
+
+	_, err := http.Get(url)
+	var se *streamguard.Error
+	if errors.As(streamguard.FromError(err), &se) {
+		fmt.Println(se.Source, se.Reason, se.Retryable)
+		fmt.Println(se.Hint())
+	}
+	// Output:
+	// network connection true
+	// no response was obtained: check DNS, TLS and connectivity to the gateway; retry
+}

@@ -31,6 +31,11 @@
 // (method, path, headers, body) for assertions; Server.OpenConns counts the
 // connections the server holds, to find leaks.
 //
+// Gateway.EnableAsync adds the platform's async route: a POST to a path ending
+// in /async_predict is answered 201 {"request_id"} at once, the model runs in
+// the background, and its result (or the fault's error code) is posted to a
+// webhook URL, signed as the platform signs it.
+//
 // The model handlers ChatStream, AnthropicStream, ResponsesStream,
 // ErrorStream, JSON and Echo stand in for a model server.
 //

@@ -67,6 +67,7 @@ type Gateway struct {
 	nextID    atomic.Int64
 	closing   chan struct{}
 	closeOnce sync.Once
+	async     atomic.Pointer[asyncRoute] // set by EnableAsync (async.go)
 }
 
 // Record is what the gateway saw of one request.
@@ -108,9 +109,13 @@ func (g *Gateway) Records() []Record {
 }
 
 // Close ends every stall and pending 504 at once, so that a server in front
-// of the gateway can shut down. It is idempotent.
+// of the gateway can shut down, and cancels and waits for the background work
+// of the async route. It is idempotent.
 func (g *Gateway) Close() {
 	g.closeOnce.Do(func() { close(g.closing) })
+	if a := g.async.Load(); a != nil {
+		a.close() // async.go: end the background work
+	}
 }
 
 func (g *Gateway) next(n int64, r *http.Request) Fault {
@@ -186,6 +191,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	g.record(rec)
 	r.Body = io.NopCloser(bytes.NewReader(body))
+	if a := g.async.Load(); a != nil && IsAsyncPath(r.URL.Path) {
+		a.serve(w, r, body, fault) // async.go
+		return
+	}
 
 	switch fault.Kind {
 	case KindStatus:
