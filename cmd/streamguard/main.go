@@ -1,0 +1,69 @@
+// Command streamguard shows what the streamguard library makes of the
+// failures of calls to model-inference endpoints, and probes real ones.
+//
+// Usage:
+//
+//	streamguard [demo]            run every platform fault against an embedded gateway
+//	streamguard probe [flags] URL call a real endpoint through the client stack
+//
+// The demo starts a fault-injecting gateway on loopback and calls it through
+// the full client stack once per fault of the platform's inference-error
+// guide (503 then success, 502 unreachable, 502 client closed, 504, 413
+// refused before upload, 429 with Retry-After, a truncated stream, a stalled
+// stream, an in-band error event, an HTTP/2 reset, a complete stream). It
+// prints a row per scenario and exits 0 when every one was classified as
+// expected, 1 otherwise.
+//
+// Exit codes: 0 success; 1 a classified failure (or a demo scenario that was
+// not classified as expected); 2 a usage error.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+)
+
+type atomicHandler = atomic.Pointer[http.Handler]
+
+const usage = `usage:
+  streamguard [demo]             run every platform fault against an embedded gateway
+  streamguard probe [flags] URL  call a real endpoint through the client stack
+
+Run "streamguard probe -h" for the probe's flags.
+Exit codes: 0 success, 1 classified failure, 2 usage error.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	code := run1(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
+}
+
+// run1 runs the command line args and returns the exit code.
+func run1(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	if len(args) == 0 || args[0] == "demo" {
+		if len(args) > 1 {
+			fmt.Fprint(stderr, usage)
+			return 2
+		}
+		if runDemo(ctx, stdout) {
+			return 0
+		}
+		return 1
+	}
+	switch args[0] {
+	case "probe":
+		return probe(ctx, args[1:], stdout, stderr, getenv)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprint(stderr, usage)
+	return 2
+}

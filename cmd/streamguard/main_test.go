@@ -1,0 +1,145 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/streamguard/streamguard/gatewaytest"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestDemoClassifiesEveryScenario(t *testing.T) {
+	var out bytes.Buffer
+	start := time.Now()
+	if !runDemo(context.Background(), &out) {
+		t.Fatalf("demo reported a misclassification:\n%s", out.String())
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("demo took %v, over its 15 s", d)
+	}
+	text := out.String()
+	for _, sc := range scenarios() {
+		if !strings.Contains(text, sc.name) {
+			t.Errorf("no row for %q", sc.name)
+		}
+	}
+	if strings.Contains(text, "UNEXPECTED") || !strings.Contains(text, "12/12 scenarios classified as expected") {
+		t.Errorf("summary:\n%s", text)
+	}
+}
+
+func TestDemoExitCode(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run1(context.Background(), []string{"demo", "extra"}, &out, &errb, noenv); code != 2 {
+		t.Errorf("demo with an argument: exit %d", code)
+	}
+	if code := run1(context.Background(), []string{"nonsense"}, &out, &errb, noenv); code != 2 || !strings.Contains(errb.String(), "usage") {
+		t.Errorf("unknown command: exit %d, %q", code, errb.String())
+	}
+}
+
+func noenv(string) string { return "" }
+
+const secret = "sk-live-1234567890abcdef"
+
+// probeRun runs the probe and checks that the secret never reaches output.
+func probeRun(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run1(context.Background(), append([]string{"probe"}, args...), &out, &errb, func(k string) string { return env[k] })
+	stdout, stderr = out.String(), errb.String()
+	if strings.Contains(stdout+stderr, secret) || strings.Contains(stdout+stderr, "1234567890abcdef") {
+		t.Errorf("the API key reached the output:\nstdout: %s\nstderr: %s", stdout, stderr)
+	}
+	return code, stdout, stderr
+}
+
+func TestProbe(t *testing.T) {
+	gw := gatewaytest.NewServer(gatewaytest.ChatStream(5))
+	defer gw.Close()
+	url := gw.URL + "/v1/chat/completions"
+
+	t.Run("success", func(t *testing.T) {
+		code, stdout, stderr := probeRun(t, nil, "-H", "Authorization: Bearer "+secret, "-d", `{"stream":true}`, "--stream", url)
+		if code != 0 || strings.Count(stdout, "data: ") != 6 || !strings.Contains(stderr, "ok: 200 complete: 6 events") {
+			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+		}
+		rec := gw.Records()[len(gw.Records())-1]
+		if rec.Method != "POST" || rec.Header.Get("Authorization") != "Bearer "+secret || string(rec.Body) != `{"stream":true}` {
+			t.Errorf("the gateway saw %s %q %q", rec.Method, rec.Header.Get("Authorization"), rec.Body)
+		}
+	})
+	t.Run("retried 503", func(t *testing.T) {
+		gw.Script(gatewaytest.Draining(20*time.Millisecond), gatewaytest.Pass())
+		code, stdout, stderr := probeRun(t, map[string]string{APIKeyEnv: secret}, "--json", "--stream", url)
+		if code != 0 {
+			t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+		}
+		lines := strings.Split(strings.TrimSpace(stdout), "\n")
+		var first, last map[string]any
+		json.Unmarshal([]byte(lines[0]), &first)
+		json.Unmarshal([]byte(lines[len(lines)-1]), &last)
+		if first["type"] != "retry" || first["status"] != 503.0 || first["reason"] != "unavailable" {
+			t.Errorf("first line %v", first)
+		}
+		if last["type"] != "result" || last["ok"] != true || last["attempts"] != 2.0 || last["events"] != 6.0 {
+			t.Errorf("last line %v", last)
+		}
+		if rec := gw.Records()[len(gw.Records())-1]; rec.Header.Get("Authorization") != "Api-Key "+secret {
+			t.Errorf("the key from %s was not sent: %q", APIKeyEnv, rec.Header.Get("Authorization"))
+		}
+	})
+	t.Run("truncated stream", func(t *testing.T) {
+		gw.Script(gatewaytest.Cut(2))
+		code, stdout, stderr := probeRun(t, nil, "-H", "X-Api-Key: "+secret, "--stream", url+"?api_key="+secret)
+		if code != 1 || !strings.Contains(stderr, "source network, reason truncated") || !strings.Contains(stderr, "request ID gw-") ||
+			!strings.Contains(stderr, "hint: ") || strings.Count(stdout, "data: ") != 2 {
+			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+		}
+	})
+	t.Run("error status", func(t *testing.T) {
+		gw.Script(gatewaytest.Status(401, `{"error":"Invalid API key `+secret+`"}`))
+		code, _, stderr := probeRun(t, map[string]string{APIKeyEnv: secret}, "--attempts", "1", url)
+		if code != 1 || !strings.Contains(stderr, "source request, reason unauthorized") || !strings.Contains(stderr, redacted) {
+			t.Fatalf("exit %d\n%s", code, stderr)
+		}
+	})
+	t.Run("trace", func(t *testing.T) {
+		code, _, stderr := probeRun(t, map[string]string{APIKeyEnv: secret}, "--trace", url)
+		if code != 0 || !strings.Contains(stderr, `"http.response.status_code"`) || !strings.Contains(stderr, `"SpanKind": 3`) {
+			t.Fatalf("exit %d\n%s", code, stderr)
+		}
+	})
+	t.Run("body from a file", func(t *testing.T) {
+		f := filepath.Join(t.TempDir(), "body.json")
+		os.WriteFile(f, []byte(`{"from":"file"}`), 0o600)
+		if code, _, stderr := probeRun(t, nil, "-X", "PUT", "-d", "@"+f, url); code != 0 {
+			t.Fatalf("exit %d\n%s", code, stderr)
+		}
+		if rec := gw.Records()[len(gw.Records())-1]; rec.Method != "PUT" || string(rec.Body) != `{"from":"file"}` {
+			t.Errorf("the gateway saw %s %q", rec.Method, rec.Body)
+		}
+	})
+	t.Run("usage errors", func(t *testing.T) {
+		for _, args := range [][]string{
+			{},
+			{"ftp://example"},
+			{url, url},
+			{"--no-such-flag", url},
+			{"-H", "no colon " + secret, url},
+			{"-d", "@/no/such/file", url},
+		} {
+			if code, _, stderr := probeRun(t, nil, args...); code != 2 || stderr == "" {
+				t.Errorf("%q: exit %d, stderr %q", args, code, stderr)
+			}
+		}
+	})
+}

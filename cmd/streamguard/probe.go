@@ -1,0 +1,366 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/streamguard/streamguard"
+	"github.com/streamguard/streamguard/middleware"
+	"github.com/streamguard/streamguard/retry"
+	"github.com/streamguard/streamguard/sse"
+	"github.com/streamguard/streamguard/tracing"
+	gosse "github.com/tmaxmax/go-sse"
+	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+)
+
+// APIKeyEnv names the environment variable the probe takes an API key from
+// when no Authorization header is given; it is sent as "Authorization:
+// Api-Key <key>".
+const APIKeyEnv = "STREAMGUARD_API_KEY"
+
+const probeUsage = `usage: streamguard probe [flags] URL
+
+Calls URL through the streamguard client stack (budget, retry, tracing, stream
+guard) and reports how the call ended: the status, the source and reason of a
+failure, the request ID and where to look next. Retries are printed as they
+happen, to stderr.
+
+Flags:
+`
+
+// headerFlags collects repeated -H 'Name: value' flags.
+type headerFlags []string
+
+func (h *headerFlags) String() string     { return strings.Join(*h, ", ") }
+func (h *headerFlags) Set(v string) error { *h = append(*h, v); return nil }
+
+type probeOptions struct {
+	method   string
+	headers  headerFlags
+	data     string
+	stream   bool
+	budget   time.Duration
+	attempts int
+	idle     time.Duration
+	json     bool
+	trace    bool
+}
+
+func probe(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	var o probeOptions
+	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.method, "X", "", "request method (default GET, or POST with -d)")
+	fs.Var(&o.headers, "H", "request header 'Name: value' (repeatable)")
+	fs.StringVar(&o.data, "d", "", "request body: a string, or @file to read it from a file")
+	fs.BoolVar(&o.stream, "stream", false, "print SSE events as they arrive")
+	fs.DurationVar(&o.budget, "budget", 0, "request budget (default the platform's 1200s)")
+	fs.IntVar(&o.attempts, "attempts", 0, "attempts in all, the first included (default 5)")
+	fs.DurationVar(&o.idle, "idle", 0, "end a stream as stalled after this long without bytes (default off)")
+	fs.BoolVar(&o.json, "json", false, "print one JSON object per line, for scripts")
+	fs.BoolVar(&o.trace, "trace", false, "print the finished spans and their attributes to stderr")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, probeUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "streamguard probe: want exactly one URL")
+		fs.Usage()
+		return 2
+	}
+	target, err := url.Parse(fs.Arg(0))
+	if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
+		fmt.Fprintln(stderr, "streamguard probe: the URL must be http:// or https://")
+		return 2
+	}
+
+	// Every secret the probe knows of is cut from all it prints.
+	red := &redactor{}
+	stdout, stderr = red.wrap(stdout), red.wrap(stderr)
+	header := make(http.Header)
+	for _, h := range o.headers {
+		name, value, ok := strings.Cut(h, ":")
+		if !ok || strings.TrimSpace(name) == "" {
+			fmt.Fprintf(stderr, "streamguard probe: bad header %q: want 'Name: value'\n", redactAll(h))
+			return 2
+		}
+		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+		header.Add(name, value)
+		if sensitive(name) {
+			red.add(value)
+		}
+	}
+	if key := getenv(APIKeyEnv); key != "" {
+		red.add(key)
+		if header.Get("Authorization") == "" {
+			header.Set("Authorization", "Api-Key "+key)
+		}
+	}
+	for _, v := range target.Query() {
+		for _, s := range v {
+			red.add(s) // query values may be keys
+		}
+	}
+
+	var body []byte
+	if o.data != "" {
+		if strings.HasPrefix(o.data, "@") {
+			body, err = os.ReadFile(o.data[1:])
+			if err != nil {
+				fmt.Fprintf(stderr, "streamguard probe: %v\n", err)
+				return 2
+			}
+		} else {
+			body = []byte(o.data)
+		}
+	}
+	method := o.method
+	if method == "" {
+		method = http.MethodGet
+		if body != nil {
+			method = http.MethodPost
+		}
+	}
+
+	out := &printer{w: stdout, errw: stderr, json: o.json}
+	var tp *sdktrace.TracerProvider
+	cfg := middleware.Config{
+		Budget: o.budget,
+		Retry:  retry.Policy{MaxAttempts: o.attempts},
+		Stream: sse.Config{IdleTimeout: o.idle},
+	}
+	var attempts atomic.Int64
+	attempts.Store(1)
+	cfg.Retry.OnRetry = func(a retry.Attempt) {
+		attempts.Store(int64(a.N + 1))
+		out.retry(a)
+	}
+	if o.trace {
+		exp, err := stdouttrace.New(stdouttrace.WithWriter(stderr), stdouttrace.WithPrettyPrint())
+		if err != nil {
+			fmt.Fprintf(stderr, "streamguard probe: %v\n", err)
+			return 2
+		}
+		tp = sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+		cfg.Tracing = tracing.Config{TracerProvider: tp}
+		defer tp.Shutdown(context.Background())
+	}
+	client := middleware.NewClient(cfg)
+	defer client.CloseIdleConnections()
+
+	var reqBody io.Reader
+	if body != nil {
+		reqBody = strings.NewReader(string(body))
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target.String(), reqBody)
+	if err != nil {
+		fmt.Fprintf(stderr, "streamguard probe: %v\n", err)
+		return 2
+	}
+	req.Header = header
+	if body != nil && req.Header.Get("Content-Type") == "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+
+	start := time.Now()
+	res := result{}
+	resp, err := client.Do(req)
+	if err == nil {
+		res.status = resp.StatusCode
+		res.requestID = streamguard.RequestID(resp.Header)
+		if err = streamguard.Check(resp); err == nil {
+			if o.stream {
+				res.events, res.bytes, err = out.stream(resp.Body, start)
+			} else {
+				res.bytes, err = io.Copy(stdout, resp.Body)
+			}
+		}
+		resp.Body.Close()
+	}
+	res.elapsed = time.Since(start)
+	res.attempts = attempts.Load()
+	res.err = err
+	out.result(res)
+	if tp != nil {
+		tp.ForceFlush(context.Background())
+	}
+	if err != nil {
+		return 1
+	}
+	return 0
+}
+
+// sensitive reports whether a header carries a credential.
+func sensitive(name string) bool {
+	n := strings.ToLower(name)
+	for _, s := range []string{"auth", "key", "token", "secret", "cookie", "signature", "password"} {
+		if strings.Contains(n, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// result is how a probe ended.
+type result struct {
+	status    int
+	requestID string
+	attempts  int64
+	events    int64
+	bytes     int64
+	elapsed   time.Duration
+	err       error
+}
+
+// printer writes the probe's output, for people or, with json, for scripts.
+type printer struct {
+	w, errw io.Writer
+	json    bool
+	live    bool // a live line is on stderr
+}
+
+func (p *printer) line(w io.Writer, v map[string]any) {
+	b, _ := json.Marshal(v)
+	w.Write(append(b, '\n'))
+}
+
+func (p *printer) retry(a retry.Attempt) {
+	var se *streamguard.Error
+	errors.As(a.Err, &se)
+	if p.json {
+		v := map[string]any{"type": "retry", "attempt": a.N, "status": a.StatusCode, "wait_ms": a.Delay.Milliseconds()}
+		if se != nil {
+			v["source"], v["reason"] = se.Source, se.Reason
+		}
+		p.line(p.w, v)
+		return
+	}
+	what := "no response"
+	if a.StatusCode > 0 {
+		what = fmt.Sprint(a.StatusCode)
+	}
+	if se != nil {
+		what += " " + string(se.Source) + " " + string(se.Reason)
+	}
+	fmt.Fprintf(p.errw, "retry: attempt %d got %s; waiting %s\n", a.N, what, a.Delay.Round(time.Millisecond))
+}
+
+// stream prints the events of an SSE body as they arrive and keeps a live
+// line on stderr.
+func (p *printer) stream(body io.Reader, start time.Time) (events, bytes int64, err error) {
+	cr := &countReader{r: body}
+	var last time.Time
+	for ev, rerr := range gosse.Read(cr, &gosse.ReadConfig{MaxEventSize: sse.DefaultMaxEventBytes}) {
+		if rerr != nil {
+			err = rerr
+			break
+		}
+		events++
+		if p.json {
+			v := map[string]any{"type": "event", "data": ev.Data}
+			if ev.Type != "" {
+				v["event"] = ev.Type
+			}
+			if ev.LastEventID != "" {
+				v["id"] = ev.LastEventID
+			}
+			p.line(p.w, v)
+			continue
+		}
+		if ev.Type != "" {
+			fmt.Fprintf(p.w, "event: %s\n", ev.Type)
+		}
+		fmt.Fprintf(p.w, "data: %s\n\n", ev.Data)
+		if now := time.Now(); isTerminal(p.errw) && now.Sub(last) > 250*time.Millisecond {
+			last = now
+			p.live = true
+			fmt.Fprintf(p.errw, "\r%d events, %d bytes, %.1fs ", events, cr.n, now.Sub(start).Seconds())
+		}
+	}
+	if p.live {
+		fmt.Fprint(p.errw, "\r\033[K")
+	}
+	return events, cr.n, err
+}
+
+func (p *printer) result(r result) {
+	var se *streamguard.Error
+	if r.err != nil && !errors.As(r.err, &se) {
+		se = streamguard.FromError(r.err)
+	}
+	if se != nil && se.RequestID != "" {
+		r.requestID = se.RequestID
+	}
+	if se != nil && se.StatusCode > 0 {
+		r.status = se.StatusCode
+	}
+	if se != nil && se.Events > r.events {
+		r.events = se.Events
+	}
+	if p.json {
+		v := map[string]any{"type": "result", "ok": se == nil, "status": r.status, "attempts": r.attempts,
+			"events": r.events, "bytes": r.bytes, "elapsed_ms": r.elapsed.Milliseconds()}
+		if r.requestID != "" {
+			v["request_id"] = r.requestID
+		}
+		if se != nil {
+			v["source"], v["reason"], v["message"], v["hint"], v["retryable"] = se.Source, se.Reason, se.Message, se.Hint(), se.Retryable
+			if se.Code != "" {
+				v["code"] = se.Code
+			}
+		}
+		p.line(p.w, v)
+		return
+	}
+	rid := ""
+	if r.requestID != "" {
+		rid = ", request ID " + r.requestID
+	}
+	if se == nil {
+		fmt.Fprintf(p.errw, "\nok: %d complete: %d events, %d bytes in %.2fs, %d attempt(s)%s\n",
+			r.status, r.events, r.bytes, r.elapsed.Seconds(), r.attempts, rid)
+		return
+	}
+	fmt.Fprintf(p.errw, "\nfailed: %s\n  source %s, reason %s, %d attempt(s), %d events, %d bytes in %.2fs%s\n  hint: %s\n",
+		se.Error(), se.Source, se.Reason, r.attempts, r.events, r.bytes, r.elapsed.Seconds(), rid, se.Hint())
+}
+
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func isTerminal(w io.Writer) bool {
+	if rw, ok := w.(*redactingWriter); ok {
+		w = rw.w
+	}
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

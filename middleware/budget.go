@@ -1,0 +1,184 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/streamguard/streamguard"
+)
+
+// budget is the outermost client layer: it refuses bodies over the
+// platform's size limits before sending them, gives a request without a
+// deadline its budget, tells the server the time left, and, with
+// Config.ErrorStatus, turns a final error status into an error.
+type budget struct {
+	next http.RoundTripper
+	cfg  Config
+}
+
+func newBudget(next http.RoundTripper, cfg Config) *budget { return &budget{next: next, cfg: cfg} }
+
+// IsAsync reports whether path is one of the platform's async routes, which
+// get AsyncBudget and AsyncMaxBody.
+func IsAsync(path string) bool {
+	return hasSuffix(path, "/async_predict") || hasSuffix(path, "/async_run_remote")
+}
+
+func hasSuffix(s, suffix string) bool {
+	return len(s) >= len(suffix) && s[len(s)-len(suffix):] == suffix
+}
+
+// TooLarge returns the error for a request body over limit, in the platform's
+// words: "payload size of X bytes exceeds maximum size of Y bytes". When the
+// size is not known in full, atLeast says X is a lower bound.
+func TooLarge(size, limit int64, atLeast bool) *streamguard.Error {
+	msg := "payload size of "
+	if atLeast {
+		msg += "at least "
+	}
+	msg += strconv.FormatInt(size, 10) + " bytes exceeds maximum size of " + strconv.FormatInt(limit, 10) + " bytes"
+	return &streamguard.Error{
+		StatusCode: 0,
+		Source:     streamguard.SourceRequest,
+		Reason:     streamguard.ReasonPayloadTooLarge,
+		Message:    msg,
+	}
+}
+
+func (b *budget) RoundTrip(req *http.Request) (*http.Response, error) {
+	async := IsAsync(req.URL.Path)
+	limit := b.cfg.maxBody(async)
+	var counted *limitedBody
+	if limit >= 0 && req.Body != nil && req.Body != http.NoBody {
+		if req.ContentLength > limit {
+			req.Body.Close() // a RoundTripper closes the body, even on error
+			return nil, TooLarge(req.ContentLength, limit, false)
+		}
+		if req.ContentLength < 0 {
+			counted = &limitedBody{rc: req.Body, limit: limit}
+		}
+	}
+
+	ctx := req.Context()
+	budget := b.cfg.budget()
+	if async {
+		budget = b.cfg.asyncBudget()
+	}
+	deadline := time.Now().Add(budget + b.cfg.grace())
+	cancel := context.CancelFunc(nil)
+	if d, ok := ctx.Deadline(); !ok || d.After(deadline) {
+		ctx, cancel = context.WithDeadlineCause(ctx, deadline, streamguard.ErrBudgetExceeded)
+	} else {
+		deadline = d
+	}
+
+	out := req.Clone(ctx)
+	if counted != nil {
+		out.Body = counted
+		if req.GetBody != nil {
+			getBody := req.GetBody
+			out.GetBody = func() (io.ReadCloser, error) {
+				rc, err := getBody()
+				if err != nil {
+					return nil, err
+				}
+				return &limitedBody{rc: rc, limit: limit}, nil
+			}
+		}
+	}
+	if ms := time.Until(deadline).Milliseconds(); ms > 0 {
+		out.Header.Set(TimeoutHeader, strconv.FormatInt(ms, 10))
+	}
+
+	resp, err := b.next.RoundTrip(out)
+	if err != nil {
+		if cancel != nil {
+			cancel()
+		}
+		if counted != nil && counted.over() {
+			return nil, TooLarge(counted.read(), limit, true)
+		}
+		return nil, err
+	}
+	if cancel != nil {
+		resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+	}
+	if b.cfg.ErrorStatus && resp.StatusCode >= 400 {
+		err := streamguard.Check(resp)
+		resp.Body.Close()
+		return nil, err
+	}
+	return resp, nil
+}
+
+// limitedBody fails a request body of unknown length once it passes limit,
+// before the rest is uploaded.
+type limitedBody struct {
+	rc    io.ReadCloser
+	limit int64
+	mu    sync.Mutex // the transport may Close from another goroutine
+	n     int64
+}
+
+var errBodyOverLimit = errors.New("request body over the size limit")
+
+func (l *limitedBody) Read(p []byte) (int, error) {
+	l.mu.Lock()
+	room := l.limit + 1 - l.n
+	l.mu.Unlock()
+	if room <= 0 {
+		return 0, errBodyOverLimit
+	}
+	if int64(len(p)) > room {
+		p = p[:room]
+	}
+	n, err := l.rc.Read(p)
+	l.mu.Lock()
+	l.n += int64(n)
+	over := l.n > l.limit
+	l.mu.Unlock()
+	if over {
+		return n, errBodyOverLimit
+	}
+	return n, err
+}
+
+func (l *limitedBody) Close() error { return l.rc.Close() }
+
+func (l *limitedBody) over() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n > l.limit
+}
+
+func (l *limitedBody) read() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n
+}
+
+// cancelBody releases the request's budget timer when the body ends or is
+// closed, whichever comes first, as http.Client does with its own timeout.
+type cancelBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelBody) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	if err != nil {
+		c.cancel()
+	}
+	return n, err
+}
+
+func (c *cancelBody) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}

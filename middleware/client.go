@@ -1,0 +1,178 @@
+package middleware
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/streamguard/streamguard"
+	"github.com/streamguard/streamguard/retry"
+	"github.com/streamguard/streamguard/sse"
+	"github.com/streamguard/streamguard/tracing"
+)
+
+// DefaultGrace is added to a request's budget when the stack gives it its
+// deadline: the gateway's own 504 is sent when the platform's budget is spent,
+// and it needs a moment to cross the network. 10 s covers a slow path; the
+// caller's own shorter deadline always wins.
+const DefaultGrace = 10 * time.Second
+
+// TimeoutHeader carries the request's remaining budget, in milliseconds, from
+// the client stack to the server; NewHandler honours the smaller of it and
+// its own budget.
+const TimeoutHeader = "Request-Timeout-Ms"
+
+// Config configures the client stack. The zero value is ready to use: the
+// platform's 1200 s budget, retries of 502 and 503 with the retry package's
+// defaults, no idle timeout on streams, the global OpenTelemetry providers,
+// and a base transport tuned for the gateway.
+type Config struct {
+	// Base is the transport under the stack. Nil means DefaultBase(budget):
+	// a clone of http.DefaultTransport tuned for the gateway.
+	Base http.RoundTripper
+	// Budget bounds a request that comes without a deadline of its own,
+	// from its first attempt to the end of its body. Zero means
+	// streamguard.SyncBudget (1200 s). DefaultGrace is added to it.
+	Budget time.Duration
+	// AsyncBudget replaces Budget on the platform's async routes (paths
+	// ending in /async_predict or /async_run_remote). Zero means
+	// streamguard.AsyncBudget (3600 s).
+	AsyncBudget time.Duration
+	// Grace is added to the budget when the stack sets a deadline. Zero
+	// means DefaultGrace (10 s); a negative value means none.
+	Grace time.Duration
+	// Retry is the retry policy; its zero value retries 502 and 503.
+	Retry retry.Policy
+	// Stream configures the guard on 2xx response bodies.
+	Stream sse.Config
+	// Tracing configures the span of each attempt.
+	Tracing tracing.Config
+	// MaxBody caps a request body; a larger one fails before it is sent
+	// with payload_too_large, instead of uploading it to get the edge's
+	// 413. Zero means streamguard.EdgeMaxBody (100 MiB); negative means no
+	// cap.
+	MaxBody int64
+	// AsyncMaxBody caps a request body on the async routes. Zero means
+	// streamguard.AsyncMaxBody (262,144 bytes); negative means no cap.
+	AsyncMaxBody int64
+	// ErrorStatus makes a final error status (400 or more, after retries)
+	// come back from RoundTrip as a *streamguard.Error, with the response
+	// body closed after classification, instead of a response with a nil
+	// error. This breaks the http.RoundTripper contract on purpose: SDKs
+	// such as openai-go cannot parse the platform's {"error": "<string>"}
+	// body and lose the status otherwise. The error's Message holds the
+	// body's message; the rest of the body is discarded. Off by default.
+	ErrorStatus bool
+}
+
+// NewTransport returns the client stack as an http.RoundTripper. Outermost
+// first: the request budget and size limits, retry, tracing (a span per
+// attempt), the stream guard, and the base transport. It is safe for
+// concurrent use, as long as Base is.
+func NewTransport(cfg Config) http.RoundTripper {
+	base := cfg.Base
+	if base == nil {
+		base = DefaultBase(cfg.budget() + cfg.grace())
+	}
+	return Chain(base,
+		func(next http.RoundTripper) http.RoundTripper { return newBudget(next, cfg) },
+		func(next http.RoundTripper) http.RoundTripper { return retry.NewTransport(next, cfg.Retry) },
+		func(next http.RoundTripper) http.RoundTripper { return tracing.NewTransport(next, cfg.Tracing) },
+		func(next http.RoundTripper) http.RoundTripper { return sse.NewTransport(next, cfg.Stream) },
+	)
+}
+
+// NewClient returns an *http.Client over NewTransport(cfg). Its Timeout is
+// zero: a wall-clock client timeout covers reading the body and kills healthy
+// long streams; the stack's budget bounds each request instead. On a redirect
+// to another host it drops Api-Key and X-Api-Key headers, as net/http already
+// drops Authorization and cookies, and it follows at most 10 redirects.
+func NewClient(cfg Config) *http.Client {
+	return &http.Client{Transport: NewTransport(cfg), CheckRedirect: checkRedirect}
+}
+
+// secretHeaders are credentials that net/http does not know to drop on a
+// redirect to another host.
+var secretHeaders = []string{"Api-Key", "X-Api-Key"}
+
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	if req.URL.Host != via[0].URL.Host {
+		for _, k := range secretHeaders {
+			req.Header.Del(k)
+		}
+	}
+	return nil
+}
+
+// Chain composes layers over base in reading order: Chain(base, a, b, c) is
+// a(b(c(base))), so a is the outermost layer and sees each request first.
+func Chain(base http.RoundTripper, layers ...func(http.RoundTripper) http.RoundTripper) http.RoundTripper {
+	rt := base
+	for i := len(layers) - 1; i >= 0; i-- {
+		rt = layers[i](rt)
+	}
+	return rt
+}
+
+// DefaultBase returns a clone of http.DefaultTransport tuned for the
+// gateway, from the platform's client guidance: idle connections closed
+// after 30 s (under the gateway's 60 s keep-alive, so the client never reuses
+// a connection the gateway is closing), 256 connections and 128 idle
+// connections per host, 10 s to dial and 10 s for the TLS handshake, a
+// response-header timeout of headerTimeout (NewTransport passes the budget
+// and its grace: the gateway answers within the budget, even while it holds a
+// request for a model scaling from zero), and HTTP/2 attempted. headerTimeout <= 0 means none.
+func DefaultBase(headerTimeout time.Duration) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	t.TLSHandshakeTimeout = 10 * time.Second
+	t.IdleConnTimeout = 30 * time.Second
+	t.MaxIdleConns = 0 // no cap across hosts; the per-host caps bound it
+	t.MaxIdleConnsPerHost = 128
+	t.MaxConnsPerHost = 256
+	t.ResponseHeaderTimeout = max(headerTimeout, 0)
+	t.ForceAttemptHTTP2 = true
+	return t
+}
+
+func (c Config) budget() time.Duration {
+	if c.Budget > 0 {
+		return c.Budget
+	}
+	return streamguard.SyncBudget
+}
+
+func (c Config) asyncBudget() time.Duration {
+	if c.AsyncBudget > 0 {
+		return c.AsyncBudget
+	}
+	return streamguard.AsyncBudget
+}
+
+func (c Config) grace() time.Duration {
+	switch {
+	case c.Grace > 0:
+		return c.Grace
+	case c.Grace < 0:
+		return 0
+	}
+	return DefaultGrace
+}
+
+func (c Config) maxBody(async bool) int64 {
+	limit, def := c.MaxBody, int64(streamguard.EdgeMaxBody)
+	if async {
+		limit, def = c.AsyncMaxBody, streamguard.AsyncMaxBody
+	}
+	switch {
+	case limit > 0:
+		return limit
+	case limit < 0:
+		return -1
+	}
+	return def
+}

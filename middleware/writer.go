@@ -1,0 +1,313 @@
+package middleware
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/streamguard/streamguard/sse"
+)
+
+// heartbeat is the SSE comment NewHandler writes on an idle stream.
+const heartbeat = ": keep-alive\n"
+
+// The positions a response body can be at, for what may be appended to it.
+const (
+	atEventBoundary = iota // nothing written, or the last bytes ended an event
+	atLineBoundary         // the last byte ended a line inside an event
+	midLine
+)
+
+// writer is the ResponseWriter NewHandler gives the handler. Its writes are
+// serialised with the budget's expiry and the heartbeat, which write from
+// other goroutines; the handler gets a header map of its own, copied to the
+// real one when the header is written, so that the 504 the budget writes
+// never races with the handler's header changes. It keeps Flush,
+// FlushError, Hijack, the deadlines, EnableFullDuplex and Unwrap, so that
+// http.ResponseController works through it.
+type writer struct {
+	rw     http.ResponseWriter
+	header http.Header
+	cancel context.CancelCauseFunc // ends the handler's context
+
+	mu       sync.Mutex
+	wrote    bool // the header is written
+	status   int
+	isSSE    bool // a 2xx text/event-stream response
+	pos      int  // atEventBoundary, atLineBoundary or midLine
+	ended    bool // the response was ended for the handler: further writes fail
+	done     bool // ServeHTTP is returning: nothing may write any more
+	abort    bool // the response must be aborted once the handler returns
+	hijacked bool
+	err      error // the first write or flush error
+
+	heartbeat time.Duration
+	hbTimer   *time.Timer
+	lastWrite atomic.Int64 // unix nanoseconds
+}
+
+// errEnded is what the handler's writes return once the response was ended
+// by the budget, a failure event or an abort.
+var errEnded = http.ErrHandlerTimeout
+
+func (w *writer) Header() http.Header { return w.header }
+
+func (w *writer) WriteHeader(code int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ended || w.wrote || w.hijacked {
+		return
+	}
+	w.writeHeaderLocked(code)
+}
+
+// writeHeaderLocked commits the handler's header and starts the heartbeat
+// of an event stream.
+func (w *writer) writeHeaderLocked(code int) {
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		w.rw.WriteHeader(code) // informational: the final header is still to come
+		return
+	}
+	dst := w.rw.Header()
+	for k, v := range w.header {
+		dst[k] = v
+	}
+	w.wrote, w.status = true, code
+	w.isSSE = code >= 200 && code < 300 && isEventStream(dst)
+	w.rw.WriteHeader(code)
+	w.lastWrite.Store(time.Now().UnixNano())
+	if w.isSSE && w.heartbeat > 0 {
+		w.hbTimer = time.AfterFunc(w.heartbeat, w.beat)
+	}
+}
+
+func (w *writer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ended {
+		return 0, errEnded
+	}
+	if !w.wrote && !w.hijacked {
+		w.writeHeaderLocked(http.StatusOK)
+	}
+	n, err := w.rw.Write(p)
+	w.track(p[:n])
+	if err != nil {
+		w.failed(err)
+	}
+	return n, err
+}
+
+// track follows where the body stands: at an event boundary, a line
+// boundary, or inside a line.
+func (w *writer) track(p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	w.lastWrite.Store(time.Now().UnixNano())
+	if !w.isSSE {
+		return
+	}
+	// Only the line ends after the last other byte matter.
+	i := len(p)
+	for i > 0 && (p[i-1] == '\n' || p[i-1] == '\r') {
+		i--
+	}
+	if i > 0 {
+		w.pos = midLine
+	}
+	for j := i; j < len(p); j++ {
+		if p[j] == '\r' && j+1 < len(p) && p[j+1] == '\n' {
+			continue // CRLF is one line end
+		}
+		if w.pos == midLine {
+			w.pos = atLineBoundary
+		} else {
+			w.pos = atEventBoundary
+		}
+	}
+}
+
+// failed records a write or flush error: the client went away, and the
+// handler's work is canceled.
+func (w *writer) failed(err error) {
+	if w.err == nil {
+		w.err = err
+		w.cancel(errClientClosed)
+	}
+}
+
+func (w *writer) Flush() { _ = w.FlushError() }
+
+func (w *writer) FlushError() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ended {
+		return errEnded
+	}
+	if !w.wrote && !w.hijacked {
+		w.writeHeaderLocked(http.StatusOK)
+	}
+	err := http.NewResponseController(w.rw).Flush()
+	if err != nil && !isNotSupported(err) {
+		w.failed(err)
+	}
+	return err
+}
+
+func (w *writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	conn, buf, err := http.NewResponseController(w.rw).Hijack()
+	if err == nil {
+		w.hijacked = true
+		w.stopHeartbeat()
+	}
+	return conn, buf, err
+}
+
+func (w *writer) SetReadDeadline(t time.Time) error {
+	return http.NewResponseController(w.rw).SetReadDeadline(t)
+}
+
+func (w *writer) SetWriteDeadline(t time.Time) error {
+	return http.NewResponseController(w.rw).SetWriteDeadline(t)
+}
+
+func (w *writer) EnableFullDuplex() error {
+	return http.NewResponseController(w.rw).EnableFullDuplex()
+}
+
+// Unwrap gives http.ResponseController the writer beneath.
+func (w *writer) Unwrap() http.ResponseWriter { return w.rw }
+
+// beat writes a heartbeat comment when the stream has been idle for the
+// heartbeat period, at a line boundary only (a comment in the middle of a
+// line would corrupt it), and re-arms itself.
+func (w *writer) beat() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ended || w.done || w.hijacked || w.hbTimer == nil {
+		return
+	}
+	next := w.heartbeat
+	idle := time.Duration(time.Now().UnixNano() - w.lastWrite.Load())
+	if idle < w.heartbeat {
+		next -= idle
+	} else if w.pos != midLine {
+		frame := heartbeat
+		if w.pos == atEventBoundary {
+			frame += "\n" // a comment event of its own
+		}
+		_, err := w.rw.Write([]byte(frame))
+		if err == nil {
+			err = http.NewResponseController(w.rw).Flush()
+		}
+		if err != nil {
+			w.failed(err)
+			return
+		}
+		w.lastWrite.Store(time.Now().UnixNano())
+	}
+	w.hbTimer.Reset(next)
+}
+
+func (w *writer) stopHeartbeat() {
+	if w.hbTimer != nil {
+		w.hbTimer.Stop()
+		w.hbTimer = nil
+	}
+}
+
+// end ends the response for the handler because of err: before the header,
+// a JSON error with status; after a 2xx event stream's header, at an event
+// boundary, one failure event and a clean end; otherwise the response is
+// marked for abort. With beforeHeader, it does nothing once the header is
+// written. It reports whether this call ended the response.
+func (w *writer) end(status int, err error, beforeHeader bool) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ended || w.done || w.hijacked || (beforeHeader && w.wrote) {
+		return false
+	}
+	w.ended = true
+	w.stopHeartbeat()
+	switch {
+	case !w.wrote:
+		writeJSON(w.rw, status, errorMessage(err))
+		w.wrote, w.status = true, status
+	case w.isSSE && w.pos == atEventBoundary:
+		if werr := sse.WriteFailureFrame(w.rw, err); werr == nil {
+			http.NewResponseController(w.rw).Flush()
+		}
+	default:
+		w.abort = true
+	}
+	return true
+}
+
+// close is called as ServeHTTP returns: from then on nothing writes (a
+// budget expiring at this moment included). It reports whether the response
+// must be aborted.
+func (w *writer) close() (abort bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.done = true
+	w.stopHeartbeat()
+	return w.abort
+}
+
+func isEventStream(h http.Header) bool {
+	ct := h.Get("Content-Type")
+	return len(ct) >= len("text/event-stream") && equalFoldASCII(ct[:len("text/event-stream")], "text/event-stream")
+}
+
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		ca, cb := a[i], b[i]
+		if 'A' <= ca && ca <= 'Z' {
+			ca += 'a' - 'A'
+		}
+		if ca != cb {
+			return false
+		}
+	}
+	return true
+}
+
+// findWriter returns the writer NewHandler gave the handler, looking through
+// any wrappers that Unwrap to it, or nil.
+func findWriter(w http.ResponseWriter) *writer {
+	for i := 0; i < 32 && w != nil; i++ {
+		if mw, ok := w.(*writer); ok {
+			return mw
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return nil
+		}
+		w = u.Unwrap()
+	}
+	return nil
+}
+
+// innermost returns the writer at the bottom of a chain of wrappers: the one
+// net/http made, which http.MaxBytesReader needs to close the connection
+// after a body over its limit.
+func innermost(w http.ResponseWriter) http.ResponseWriter {
+	for i := 0; i < 32; i++ {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return w
+		}
+		w = u.Unwrap()
+	}
+	return w
+}

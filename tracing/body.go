@@ -1,0 +1,135 @@
+package tracing
+
+import (
+	"io"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/streamguard/streamguard"
+	"github.com/streamguard/streamguard/internal/streamstat"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// call is one client attempt: its span, and the response body it wraps until
+// the body's end, failure or Close ends the span.
+//
+// Read is not safe for concurrent use (no body is), but Close and the end of
+// the span are safe against a concurrent Read: the counters are atomic and
+// the end happens once, by whichever comes first.
+type call struct {
+	rc         io.ReadCloser       // the body beneath
+	rep        streamstat.Reporter // the guard beneath, or nil
+	span       trace.Span
+	inst       *instruments
+	req        *http.Request // the attempt's request: its context says why a read failed
+	start      time.Time
+	status     int                  // 0: no response
+	fail       *streamguard.Error   // an error status or a failed round trip, classified at header time
+	metricBase []attribute.KeyValue // nil without metrics
+
+	bytes     atomic.Int64
+	firstByte atomic.Int64 // nanoseconds from start to the first byte; 0 until then
+	ended     atomic.Bool
+}
+
+// How a call ended.
+type endKind int
+
+const (
+	endRead    endKind = iota // Read returned an error, io.EOF included
+	endClose                  // Close before the end
+	endNoBody                 // no body: nothing to wait for
+	endUpgrade                // 101: the body is a connection, not a response
+)
+
+// Read reads from the body beneath, counting bytes; an error, io.EOF
+// included, ends the span.
+func (c *call) Read(p []byte) (int, error) {
+	n, err := c.rc.Read(p)
+	if n > 0 && c.bytes.Add(int64(n)) == int64(n) {
+		c.firstByte.Store(max(1, int64(time.Since(c.start))))
+	}
+	if err != nil {
+		c.end(err, endRead)
+	}
+	return n, err
+}
+
+// Close closes the body beneath and ends the span if nothing ended it yet.
+func (c *call) Close() error {
+	err := c.rc.Close()
+	c.end(nil, endClose)
+	return err
+}
+
+// reporterBody is the wrapped body of a guarded stream: it passes the
+// guard's statistics on to the layers above.
+type reporterBody struct{ *call }
+
+// StreamStats returns the guard's statistics.
+func (b reporterBody) StreamStats() streamstat.Stats { return b.rep.StreamStats() }
+
+// end tags and ends the span, once.
+func (c *call) end(err error, how endKind) {
+	if !c.ended.CompareAndSwap(false, true) {
+		return
+	}
+	var stats streamstat.Stats
+	if c.rep != nil {
+		stats = c.rep.StreamStats()
+	}
+
+	se := c.fail
+	verdict := VerdictComplete
+	switch {
+	case se != nil:
+	case how == endRead && err != io.EOF:
+		se = bodyFailure(c.req.Context(), err)
+	case how == endClose && !stats.Terminal:
+		verdict = VerdictClosed
+	}
+	errType := ""
+	if se != nil {
+		verdict = string(se.Reason)
+		errType = applyFailure(c.span, se, c.req, false)
+	}
+
+	attrs := make([]attribute.KeyValue, 0, 8)
+	first := -1.0
+	if how != endUpgrade {
+		n := c.bytes.Load()
+		attrs = append(attrs, attribute.String(AttrStreamVerdict, verdict), attribute.Int64(AttrStreamBytes, n))
+		if d := c.firstByte.Load(); d > 0 {
+			attrs = append(attrs, attribute.Float64(AttrTimeToFirstByte, time.Duration(d).Seconds()))
+		}
+	}
+	if c.rep != nil {
+		attrs = append(attrs, attribute.Int64(AttrStreamEvents, stats.Events), attribute.Bool(AttrStreamTerminal, stats.Terminal))
+		if stats.Dialect != "" {
+			attrs = append(attrs, attribute.String(AttrStreamDialect, stats.Dialect))
+		}
+		if !stats.FirstEvent.IsZero() {
+			first = max(0, stats.FirstEvent.Sub(c.start).Seconds())
+			attrs = append(attrs, attribute.Float64(AttrTimeToFirstEvent, first))
+		}
+	}
+	c.span.SetAttributes(attrs...)
+
+	// The metrics first: whoever waits for the span sees them recorded.
+	if c.inst != nil {
+		o := outcome{
+			base:      c.metricBase,
+			status:    c.status,
+			errorType: errType,
+			seconds:   time.Since(c.start).Seconds(),
+			first:     first,
+		}
+		if se != nil {
+			o.source, o.reason = string(source(se)), string(se.Reason)
+		}
+		c.inst.record(c.req.Context(), o)
+	}
+	c.span.End()
+}
