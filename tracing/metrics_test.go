@@ -5,110 +5,77 @@ import (
 	"io"
 	"net/http"
 	"slices"
-	"sync"
 	"testing"
 
 	"github.com/streamguard/streamguard/gatewaytest"
 	"github.com/streamguard/streamguard/tracing"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/metric/embedded"
-	"go.opentelemetry.io/otel/metric/noop"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
-// meterRecorder is a MeterProvider that records what the instruments of
-// this package receive. (The module does not require the metric SDK, so its
-// ManualReader is not available here; the API's own config types read the
-// options back, bucket boundaries included.)
+// meterRecorder reads what the instruments of this package recorded through
+// the OpenTelemetry metric SDK's ManualReader.
 type meterRecorder struct {
-	noop.Meter
-
-	mu       sync.Mutex
-	scope    string
-	bounds   map[string][]float64
-	values   map[string][]float64
-	failures map[string]map[string]int64 // name: "source/reason": count
+	reader *sdkmetric.ManualReader
+	mp     *sdkmetric.MeterProvider
+	scope  string
+	bounds map[string][]float64
+	counts map[string]uint64
+	// failures: name: "source/reason": count
+	failures map[string]map[string]int64
 }
 
-func newMeterRecorder() *meterRecorder {
-	return &meterRecorder{bounds: map[string][]float64{}, values: map[string][]float64{}, failures: map[string]map[string]int64{}}
+func newMeterRecorder(t *testing.T) *meterRecorder {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { mp.Shutdown(context.Background()) })
+	return &meterRecorder{reader: reader, mp: mp}
 }
 
-// provider returns a MeterProvider whose meter is m.
-func (m *meterRecorder) provider() metric.MeterProvider { return recorderProvider{m: m} }
+func (m *meterRecorder) provider() metric.MeterProvider { return m.mp }
 
-type recorderProvider struct {
-	embedded.MeterProvider
-	m *meterRecorder
-}
-
-func (p recorderProvider) Meter(name string, _ ...metric.MeterOption) metric.Meter {
-	p.m.mu.Lock()
-	p.m.scope = name
-	p.m.mu.Unlock()
-	return p.m
-}
-
-func (m *meterRecorder) Float64Histogram(name string, opts ...metric.Float64HistogramOption) (metric.Float64Histogram, error) {
-	cfg := metric.NewFloat64HistogramConfig(opts...)
-	m.mu.Lock()
-	m.bounds[name] = cfg.ExplicitBucketBoundaries()
-	m.mu.Unlock()
-	return histRecorder{m: m, name: name}, nil
-}
-
-func (m *meterRecorder) Int64Counter(name string, _ ...metric.Int64CounterOption) (metric.Int64Counter, error) {
-	return counterRecorder{m: m, name: name}, nil
-}
-
-type histRecorder struct {
-	noop.Float64Histogram
-	m    *meterRecorder
-	name string
-}
-
-func (h histRecorder) Record(_ context.Context, v float64, _ ...metric.RecordOption) {
-	h.m.mu.Lock()
-	h.m.values[h.name] = append(h.m.values[h.name], v)
-	h.m.mu.Unlock()
-}
-
-type counterRecorder struct {
-	noop.Int64Counter
-	m    *meterRecorder
-	name string
-}
-
-func (c counterRecorder) Add(_ context.Context, v int64, opts ...metric.AddOption) {
-	set := metric.NewAddConfig(opts).Attributes()
-	src, _ := set.Value(attribute.Key(tracing.AttrErrorSource))
-	rsn, _ := set.Value(attribute.Key(tracing.AttrErrorReason))
-	c.m.mu.Lock()
-	if c.m.failures[c.name] == nil {
-		c.m.failures[c.name] = map[string]int64{}
+// collect reads every instrument once.
+func (m *meterRecorder) collect(t *testing.T) {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := m.reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
 	}
-	c.m.failures[c.name][src.AsString()+"/"+rsn.AsString()] += v
-	c.m.mu.Unlock()
+	m.bounds, m.counts, m.failures = map[string][]float64{}, map[string]uint64{}, map[string]map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		m.scope = sm.Scope.Name
+		for _, md := range sm.Metrics {
+			switch data := md.Data.(type) {
+			case metricdata.Histogram[float64]:
+				for _, dp := range data.DataPoints {
+					m.counts[md.Name] += dp.Count
+					m.bounds[md.Name] = dp.Bounds
+				}
+			case metricdata.Sum[int64]:
+				f := map[string]int64{}
+				for _, dp := range data.DataPoints {
+					src, _ := dp.Attributes.Value(attribute.Key(tracing.AttrErrorSource))
+					reason, _ := dp.Attributes.Value(attribute.Key(tracing.AttrErrorReason))
+					f[src.AsString()+"/"+reason.AsString()] += dp.Value
+				}
+				m.failures[md.Name] = f
+			}
+		}
+	}
 }
 
-func (m *meterRecorder) count(name string) int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.values[name])
-}
+func (m *meterRecorder) count(name string) int { return int(m.counts[name]) }
 
-func (m *meterRecorder) failuresOf(name string) map[string]int64 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.failures[name]
-}
+func (m *meterRecorder) failuresOf(name string) map[string]int64 { return m.failures[name] }
 
 // TestClientMetrics: the duration to the end of the stream (buckets reaching
 // the 1200 s budget), the time to first event, and failures by source and
 // reason.
 func TestClientMetrics(t *testing.T) {
 	f := newFixture(t)
-	mp := newMeterRecorder()
+	mp := newMeterRecorder(t)
 	cfg := f.cfg
 	cfg.MeterProvider = mp.provider()
 
@@ -125,6 +92,7 @@ func TestClientMetrics(t *testing.T) {
 		resp.Body.Close()
 	}
 
+	mp.collect(t)
 	if mp.scope != tracing.ScopeName {
 		t.Errorf("meter scope %q", mp.scope)
 	}
@@ -148,7 +116,7 @@ func TestClientMetrics(t *testing.T) {
 // TestServerMetrics: the server's duration, time to first byte and failures.
 func TestServerMetrics(t *testing.T) {
 	f := newFixture(t)
-	mp := newMeterRecorder()
+	mp := newMeterRecorder(t)
 	cfg := f.cfg
 	cfg.MeterProvider = mp.provider()
 	mux := http.NewServeMux()
@@ -163,6 +131,7 @@ func TestServerMetrics(t *testing.T) {
 		resp.Body.Close()
 		f.waitSpan(t)
 	}
+	mp.collect(t)
 	if n := mp.count(tracing.MetricServerDuration); n != 2 {
 		t.Errorf("duration count %d", n)
 	}
