@@ -444,3 +444,25 @@ func tracingConfig(tp *sdktrace.TracerProvider) tracing.Config {
 
 // quietLog silences net/http's own log of a server under test.
 func quietLog() *log.Logger { return log.New(io.Discard, "", 0) }
+
+// The ServeMux's route reaches the span through the handler's own copy of
+// the request.
+func TestServerSpanRoute(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer tp.Shutdown(context.Background())
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/{model}/predict", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "{}") })
+	srv := serve(t, false, middleware.ServerConfig{Tracing: tracingConfig(tp)}, mux)
+	resp, err := srv.Client().Post(srv.URL+"/v1/llama/predict", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	srv.Close()
+	spans := rec.Ended()
+	if len(spans) != 1 || spans[0].Name() != "POST /v1/{model}/predict" {
+		t.Fatalf("spans %v", spans)
+	}
+}
