@@ -20,6 +20,12 @@ import (
 // event, small enough that an endless line costs a bounded buffer.
 const DefaultMaxEventBytes = 8 << 20
 
+// detectEvents is how many events the guard searches for an OpenAI chunk's
+// "object" before it takes a stream for one of no known dialect: the first
+// event names it, and searching every event of an unknown stream would cost
+// a scan of each.
+const detectEvents = 16
+
 // maxIDBytes caps the last event ID the guard keeps for Error.LastEventID.
 const maxIDBytes = 1024
 
@@ -97,7 +103,7 @@ type body struct {
 	terminal bool
 	dialect  int // 1 + index of the detected dialect; 0: none yet
 	tooLarge bool
-	fast     bool // the built-in dialects, a dialect detected, an event seen: plainEvent may skip the judge
+	fast     bool // the built-in dialects, and a dialect detected or no longer searched for: plainEvent may skip the judge
 
 	// Shared with Close, the idle timer and StreamStats.
 	closed       atomic.Bool
@@ -332,14 +338,15 @@ func (b *body) onEvent(block []byte) {
 	}
 	if b.cfg.Dialects == nil {
 		b.judgeBuiltin(typ, data)
-		b.fast = b.dialect != 0
+		b.fast = b.dialect != 0 || b.events >= detectEvents
 	} else {
 		b.judge(typ, data)
 	}
 }
 
 // plainEvent reports whether a one-line data event whose value is v can be
-// counted without judging it: the dialect is known and v is a JSON object
+// counted without judging it: the dialect is known (or no longer searched
+// for) and v is a JSON object
 // whose first key cannot be "error", "object" or "type", the keys the
 // built-in dialects look at. An OpenAI chunk, {"id": ...}, is such an event.
 func (b *body) plainEvent(v []byte) bool {
@@ -405,7 +412,7 @@ func (b *body) judgeBuiltin(typ, data []byte) {
 					t, _ = stringValue(rest)
 				}
 			}
-			if b.dialect == 0 && t == nil && openaiDetect(nil, data) {
+			if b.dialect == 0 && t == nil && b.events <= detectEvents && openaiDetect(nil, data) {
 				b.dialect = 1
 			}
 		}

@@ -142,6 +142,10 @@ var verdictCases = []verdictCase{
 		reason: "event_too_large", source: "model", cause: sse.ErrEventTooLarge, events: 1, deliver: chunk(0)},
 	{name: "endless line stops at MaxEventBytes", chunks: []string{strings.Repeat("x", 10), strings.Repeat("y", 100), strings.Repeat("z", 1000)},
 		cfg: sse.Config{MaxEventBytes: 500}, reason: "event_too_large", cause: sse.ErrEventTooLarge, source: "model"},
+	{name: "unknown dialect, a late error event", chunks: append(repeat("data: {\"token\":1}\n\n", 20), "data: {\"error\":\"boom\"}\n\n"),
+		reason: "model_error", source: "model", events: 21},
+	{name: "unknown dialect, a late [DONE] then a cut", chunks: append(repeat("data: {\"token\":1}\n\n", 20), "data: [DONE]\n\n"),
+		end: io.ErrUnexpectedEOF, events: 21},
 	{name: "raw octet stream complete", ct: "application/octet-stream", chunks: []string{"abc", "def"}},
 	{name: "raw octet stream cut", ct: "application/octet-stream", chunks: []string{"abc"}, end: io.ErrUnexpectedEOF,
 		reason: "truncated", source: "network", deliver: "abc"},
@@ -155,6 +159,14 @@ var verdictCases = []verdictCase{
 		cfg: sse.Config{Dialects: append(sse.DefaultDialects(), endDialect)}},
 	{name: "built-ins by predicate", chunks: []string{chunk(0), `data: {"error":"x"}` + "\n\n", "data: [DONE]\n\n"}, events: 3,
 		cfg: sse.Config{Dialects: sse.DefaultDialects()}, reason: "model_error", source: "model"},
+}
+
+func repeat(s string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = s
+	}
+	return out
 }
 
 // endDialect is a user's dialect whose streams end with "data: END".
