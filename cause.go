@@ -19,8 +19,9 @@ var ErrBudgetExceeded = errors.New("request budget exceeded")
 // or from reading a body. It returns nil for a nil err, and err's own *Error
 // when err already wraps one.
 //
-// The request budget's expiry ([ErrBudgetExceeded]) is SourcePlatform with
-// ReasonTimeout. The caller's cancellation (context.Canceled) is SourceClient with
+// The request budget's expiry ([ErrBudgetExceeded]) and the transport's
+// response-header timeout are SourcePlatform with ReasonTimeout. The caller's
+// cancellation (context.Canceled) is SourceClient with
 // ReasonCanceled, and the caller's expired deadline (context.DeadlineExceeded)
 // SourceClient with ReasonTimeout: neither is an upstream fault, and neither
 // is retryable. Anything else (dial, DNS, TLS, a reset, an EOF before the
@@ -41,17 +42,51 @@ func FromError(err error) *Error {
 		cause = ue.Err
 	}
 	e := &Error{Message: Sanitize(cause.Error(), MaxMessage), Err: cause}
+	msg := cause.Error()
 	switch {
 	case errors.Is(err, ErrBudgetExceeded):
 		e.Source, e.Reason = SourcePlatform, ReasonTimeout
-	case errors.Is(err, context.Canceled):
+	case inChain(err, context.Canceled):
 		e.Source, e.Reason = SourceClient, ReasonCanceled
-	case errors.Is(err, context.DeadlineExceeded):
+	case inChain(err, context.DeadlineExceeded), strings.Contains(msg, "Client.Timeout exceeded"):
+		// The caller's own deadline, or its http.Client.Timeout.
 		e.Source, e.Reason = SourceClient, ReasonTimeout
+	case strings.Contains(msg, "timeout awaiting response headers"):
+		// The transport's response-header timeout: the gateway did not
+		// answer within the budget it was given.
+		e.Source, e.Reason = SourcePlatform, ReasonTimeout
 	default:
+		// A dial or TLS handshake timeout lands here too: net's and
+		// net/http's timeout errors claim to be context.DeadlineExceeded
+		// through their Is methods, though no caller's deadline expired.
 		e.Source, e.Reason, e.Retryable = SourceNetwork, ReasonConnection, true
 	}
 	return e
+}
+
+// inChain reports whether target itself stands in err's chain, following
+// Unwrap() error and Unwrap() []error but not Is methods, which transport
+// timeouts use to pass for context.DeadlineExceeded.
+func inChain(err, target error) bool {
+	for depth := 0; err != nil && depth < 64; depth++ {
+		if err == target {
+			return true
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				if inChain(e, target) {
+					return true
+				}
+			}
+			return false
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 // ClassifyEvent classifies the data of an error event inside a stream: an

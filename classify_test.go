@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/streamguard/streamguard"
 	"github.com/streamguard/streamguard/internal/ctxkey"
@@ -381,6 +383,10 @@ func TestFromError(t *testing.T) {
 		{"budget", fmt.Errorf("ctx: %w", streamguard.ErrBudgetExceeded), "platform", "timeout", false},
 		{"url wrapped", &url.Error{Op: "Get", URL: "https://h/?api_key=SECRET", Err: dial}, "network", "connection", true},
 		{"already classified", fmt.Errorf("wrapped: %w", &streamguard.Error{Source: "model", Reason: "truncated"}), "model", "truncated", false},
+		// net's timeout claims to be context.DeadlineExceeded through its Is
+		// method; no caller's deadline expired.
+		{"dial timeout", &net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded}, "network", "connection", true},
+		{"caller's deadline joined", errors.Join(errors.New("x"), context.DeadlineExceeded), "client", "timeout", false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -472,3 +478,40 @@ func (r repeatReader) Read(p []byte) (int, error) {
 type errReader struct{ err error }
 
 func (r errReader) Read([]byte) (int, error) { return 0, r.err }
+
+// Timeouts from real transports: the response-header timeout is the
+// gateway's silence (platform), http.Client.Timeout is the caller's own.
+func TestFromErrorTransportTimeouts(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+
+	tr := srv.Client().Transport.(*http.Transport).Clone()
+	defer tr.CloseIdleConnections()
+	tr.ResponseHeaderTimeout = 20 * time.Millisecond
+	_, err := (&http.Client{Transport: tr}).Get(srv.URL)
+	if e := streamguard.FromError(err); e.Source != streamguard.SourcePlatform || e.Reason != streamguard.ReasonTimeout {
+		t.Errorf("header timeout %v: got %s %s", err, e.Source, e.Reason)
+	}
+
+	c := srv.Client()
+	c.Timeout = 20 * time.Millisecond
+	_, err = c.Get(srv.URL)
+	if e := streamguard.FromError(err); e.Source != streamguard.SourceClient || e.Reason != streamguard.ReasonTimeout {
+		t.Errorf("client timeout %v: got %s %s", err, e.Source, e.Reason)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL, nil)
+	_, err = srv.Client().Do(req)
+	if e := streamguard.FromError(err); e.Source != streamguard.SourceClient || e.Reason != streamguard.ReasonTimeout {
+		t.Errorf("context deadline %v: got %s %s", err, e.Source, e.Reason)
+	}
+}

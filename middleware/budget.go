@@ -23,6 +23,14 @@ type budget struct {
 
 func newBudget(next http.RoundTripper, cfg Config) *budget { return &budget{next: next, cfg: cfg} }
 
+// CloseIdleConnections closes the idle connections of the transport
+// beneath, so that http.Client.CloseIdleConnections reaches the base pool.
+func (b *budget) CloseIdleConnections() {
+	if c, ok := b.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
 // IsAsync reports whether path is one of the platform's async routes, which
 // get AsyncBudget and AsyncMaxBody.
 func IsAsync(path string) bool {

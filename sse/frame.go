@@ -51,8 +51,8 @@ func AppendFailureFrame(dst []byte, err error) []byte {
 		Source:    string(e.Source),
 		Reason:    string(e.Reason),
 		Status:    e.StatusCode,
-		Code:      e.Code,
-		RequestID: e.RequestID,
+		Code:      streamguard.Sanitize(e.Code, 128),
+		RequestID: streamguard.Sanitize(e.RequestID, 128),
 		Retryable: e.Retryable,
 		Hint:      e.Hint(),
 	})

@@ -26,3 +26,11 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	Guard(resp, t.cfg)
 	return resp, nil
 }
+
+// CloseIdleConnections closes the idle connections of the transport
+// beneath, so that http.Client.CloseIdleConnections reaches it.
+func (t *transport) CloseIdleConnections() {
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
