@@ -85,7 +85,14 @@ func (b *budget) RoundTrip(req *http.Request) (*http.Response, error) {
 		deadline = d
 	}
 
-	out := req.Clone(ctx)
+	// A shallow copy: the RoundTripper contract forbids the layers beneath to
+	// modify the request, and each value slice is capped so that even an
+	// append cannot reach the caller's array.
+	out := req.WithContext(ctx)
+	out.Header = make(http.Header, len(req.Header)+1)
+	for k, v := range req.Header {
+		out.Header[k] = v[:len(v):len(v)]
+	}
 	if counted != nil {
 		out.Body = counted
 		if req.GetBody != nil {
@@ -100,7 +107,7 @@ func (b *budget) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	if ms := time.Until(deadline).Milliseconds(); ms > 0 {
-		out.Header.Set(TimeoutHeader, strconv.FormatInt(ms, 10))
+		out.Header[TimeoutHeader] = []string{strconv.FormatInt(ms, 10)}
 	}
 
 	resp, err := b.next.RoundTrip(out)

@@ -5,9 +5,9 @@ import (
 	"context"
 	"errors"
 	"io"
-	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -154,7 +154,7 @@ func Guard(resp *http.Response, cfg Config) {
 	if resp.Request != nil {
 		b.ctx = resp.Request.Context()
 	}
-	if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err == nil && mt == "text/event-stream" {
+	if isEventStream(resp.Header.Get("Content-Type")) {
 		b.isSSE = true
 		b.p.owner = b
 	}
@@ -163,6 +163,19 @@ func Guard(resp *http.Response, cfg Config) {
 		b.timer = time.AfterFunc(cfg.IdleTimeout, b.onTimer)
 	}
 	resp.Body = b
+}
+
+// isEventStream reports whether a Content-Type is text/event-stream, with or
+// without parameters, in any case, without the allocations of
+// mime.ParseMediaType.
+func isEventStream(ct string) bool {
+	const mt = "text/event-stream"
+	ct = strings.TrimLeft(ct, " \t")
+	if len(ct) < len(mt) || !strings.EqualFold(ct[:len(mt)], mt) {
+		return false
+	}
+	rest := strings.TrimLeft(ct[len(mt):], " \t")
+	return rest == "" || rest[0] == ';'
 }
 
 // Read implements io.Reader. After the last byte it returns io.EOF for a

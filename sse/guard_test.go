@@ -434,3 +434,24 @@ func assertOneFailureEvent(t *testing.T, frame []byte) {
 		t.Fatalf("%d events in %q", n, frame)
 	}
 }
+
+// The guard follows event framing for text/event-stream in any spelling, and
+// for nothing else.
+func TestEventStreamContentTypes(t *testing.T) {
+	for ct, isSSE := range map[string]bool{
+		"text/event-stream":                 true,
+		"Text/Event-Stream; charset=utf-8":  true,
+		" text/event-stream ;charset=utf-8": true,
+		"text/event-streamx":                false,
+		"text/event":                        false,
+		"application/octet-stream":          false,
+		"":                                  false,
+	} {
+		// A partial event at a clean end is truncated only when framed.
+		resp := guarded(ct, nil, sse.Config{}, "data: x\n\n", "data: part")
+		_, err := io.ReadAll(resp.Body)
+		if got := err != nil; got != isSSE {
+			t.Errorf("%q: framed = %v (err %v), want %v", ct, got, err, isSSE)
+		}
+	}
+}

@@ -72,17 +72,11 @@ func (t *transport) CloseIdleConnections() {
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	start := time.Now()
 	method, original := normalizeMethod(req.Method)
-	ctx, span := t.tracer.Start(req.Context(), spanName(method),
-		trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithTimestamp(start),
+	ctx, span := t.tracer.Start(req.Context(), spanName(method), spanKindClient,
 		trace.WithAttributes(clientAttrs(req, method, original)...))
 
 	r := req.WithContext(ctx)
-	r.Header = req.Header.Clone()
-	if r.Header == nil {
-		r.Header = make(http.Header, 2)
-	}
-	t.prop.Inject(ctx, propagation.HeaderCarrier(r.Header))
+	t.prop.Inject(ctx, &headerCopier{req: r})
 
 	resp, err := t.base.RoundTrip(r)
 	if !span.IsRecording() && t.inst == nil {
@@ -135,6 +129,33 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	return resp, nil
 }
+
+// spanKindClient is the start option of every client span, made once.
+var spanKindClient = trace.WithSpanKind(trace.SpanKindClient)
+
+// headerCopier is the propagation carrier of an attempt's request: it copies
+// the caller's headers on the first Set, so that the caller's request is
+// never modified, and a propagator that injects nothing (the default no-op
+// one, or a span that is not sampled with no baggage) costs no copy.
+type headerCopier struct {
+	req    *http.Request
+	copied bool
+}
+
+func (c *headerCopier) Get(key string) string { return c.req.Header.Get(key) }
+
+func (c *headerCopier) Set(key, value string) {
+	if !c.copied {
+		h := c.req.Header.Clone()
+		if h == nil {
+			h = make(http.Header, 2)
+		}
+		c.req.Header, c.copied = h, true
+	}
+	c.req.Header.Set(key, value)
+}
+
+func (c *headerCopier) Keys() []string { return propagation.HeaderCarrier(c.req.Header).Keys() }
 
 // roundTripFailure classifies the error of a round trip that obtained no
 // response.
