@@ -30,12 +30,12 @@
 // The subpackages build on it: sse guards streams against truncation and
 // stalls, retry retries 502 and 503 within the request's time budget, tracing
 // tags OpenTelemetry spans with the source and reason, and middleware
-// composes them into an [net/http.Client] and a server handler; webhook
+// composes them into a [net/http.Client] and a server handler; webhook
 // verifies and decodes the platform's async result webhooks.
 //
 // # How errors travel
 //
-// When no response was obtained, a round trip returns an [*Error]; an
+// When no response was obtained, a round trip returns an [*Error]; a
 // [net/http.Client] wraps it in a [*url.Error] and [errors.As] finds it. An
 // error status is returned as a response with a nil error, as the
 // [net/http.RoundTripper] contract requires; [Check] classifies it. A failure
