@@ -9,6 +9,17 @@ import "bytes"
 // current event's fields relative to the event's first byte, so that the
 // guard may move an incomplete event to the front of a buffer between reads
 // and the parse goes on where it stopped.
+//
+// Lines are found with one vectorised search for LF while the stream shows
+// no CR; the first CR at a line's end (CRLF), or in bytes with no LF after
+// them (lone CRs), switches the stream to a search for both. Every byte is
+// so searched once, not twice. The one case this leaves to the end of the
+// stream is a lone CR inside a line that an LF ends: the bytes up to each LF
+// blank line are still handed out whole (that is an event boundary in every
+// framing), and at the end of the stream the incomplete event is framed
+// again by every line end; only the judging of events split by such CRs
+// (a stream that mixes lone CRs into LF lines, which no JSON can produce)
+// sees them as one.
 type parser struct {
 	scanned  int  // bytes of the current event already scanned (whole lines)
 	searched int  // bytes of the current event already searched for line ends
@@ -24,11 +35,12 @@ type parser struct {
 	idS      int // the id value, [idS, idE); idSet says whether one was seen
 	idE      int
 	idSet    bool
+	bom      int   // 3 while the current event is the first and starts with the stream's BOM
 	owner    *body // its onEvent is called with each complete event's bytes
 }
 
 func (p *parser) resetEvent() {
-	p.scanned, p.searched, p.started = 0, 0, false
+	p.scanned, p.searched, p.started, p.bom = 0, 0, false, 0
 	p.typE, p.dataN, p.idSet = 0, 0, false
 }
 
@@ -46,7 +58,7 @@ func (p *parser) parse(win []byte, final bool) (n int) {
 		}
 		p.bomDone = true
 		if bytes.HasPrefix(win, []byte("\xef\xbb\xbf")) {
-			pos = 3
+			pos, p.bom = 3, 3
 		}
 	}
 	if p.skipLF && pos < len(win) {
@@ -64,18 +76,28 @@ func (p *parser) parse(win []byte, final bool) (n int) {
 	// line ends by an earlier call: searching it again would make a long
 	// line arriving in small reads cost quadratic time.
 	from := max(pos, p.searched)
-	if !p.sawCR && bytes.IndexByte(win[from:], '\r') >= 0 {
-		p.sawCR = true
-	}
+again:
 	for pos < len(win) {
 		s := max(pos, from)
 		var end, next int // the line is win[pos:end]; the next one starts at next
 		if !p.sawCR {
+			// Lines end in LF until a CR shows up: at the end of a line
+			// (CRLF), or where no LF follows (lone CRs). Either switches
+			// the rest of the stream to the CR-aware search, from the start
+			// of this line.
 			i := bytes.IndexByte(win[s:], '\n')
 			if i < 0 {
+				if bytes.IndexByte(win[s:], '\r') >= 0 {
+					p.sawCR, from = true, pos
+					continue
+				}
 				break
 			}
 			end = s + i
+			if end > pos && win[end-1] == '\r' {
+				p.sawCR, from = true, pos
+				continue
+			}
 			next = end + 1
 			// The common event, a single "data: {...}" line and a blank
 			// line, is counted here when the guard does not need to see it.
@@ -141,6 +163,16 @@ func (p *parser) parse(win []byte, final bool) (n int) {
 			ev, n = pos, pos
 			p.resetEvent()
 		}
+	}
+	if final && !p.sawCR && bytes.IndexByte(win[ev:], '\r') >= 0 {
+		// The stream ends inside an event whose LF-terminated lines hold
+		// a lone CR: frame that event again by every line end, so that an
+		// event the CR completed is delivered.
+		bom := p.bom
+		p.resetEvent()
+		p.sawCR, p.bom, pos = true, bom, ev+bom
+		from = pos
+		goto again
 	}
 	p.scanned = pos - ev
 	p.searched = len(win) - ev
