@@ -9,6 +9,7 @@ import (
 	"github.com/streamguard/streamguard"
 	"github.com/streamguard/streamguard/internal/streamstat"
 	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -26,6 +27,8 @@ type call struct {
 	req        *http.Request // the attempt's request: its context says why a read failed
 	start      time.Time
 	status     int                  // 0: no response
+	proto      string               // network.protocol.version of the response, or ""
+	requestID  string               // the response's request ID, or ""
 	fail       *streamguard.Error   // an error status or a failed round trip, classified at header time
 	metricBase []attribute.KeyValue // nil without metrics
 
@@ -96,7 +99,16 @@ func (c *call) end(err error, how endKind) {
 		errType = applyFailure(c.span, se, c.req, false)
 	}
 
-	attrs := make([]attribute.KeyValue, 0, 8)
+	attrs := make([]attribute.KeyValue, 0, 11)
+	if c.status > 0 {
+		attrs = append(attrs, semconv.HTTPResponseStatusCode(c.status))
+	}
+	if c.proto != "" {
+		attrs = append(attrs, semconv.NetworkProtocolVersion(c.proto))
+	}
+	if c.requestID != "" {
+		attrs = append(attrs, attribute.String(AttrRequestID, c.requestID))
+	}
 	first := -1.0
 	if how != endUpgrade {
 		n := c.bytes.Load()

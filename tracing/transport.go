@@ -94,16 +94,11 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, err
 	}
 
+	// What the header says goes on the span with the rest, when it ends:
+	// one call into the SDK per span, not two.
 	c.status = resp.StatusCode
-	attrs := make([]attribute.KeyValue, 0, 3)
-	attrs = append(attrs, semconv.HTTPResponseStatusCode(resp.StatusCode))
-	if v := protocolVersion(resp.ProtoMajor, resp.ProtoMinor); v != "" {
-		attrs = append(attrs, semconv.NetworkProtocolVersion(v))
-	}
-	if id := streamguard.RequestID(resp.Header); id != "" {
-		attrs = append(attrs, attribute.String(AttrRequestID, id))
-	}
-	span.SetAttributes(attrs...)
+	c.proto = protocolVersion(resp.ProtoMajor, resp.ProtoMinor)
+	c.requestID = streamguard.RequestID(resp.Header)
 
 	rep, _ := resp.Body.(streamstat.Reporter)
 	if resp.StatusCode >= 400 {
@@ -146,9 +141,12 @@ func (c *headerCopier) Get(key string) string { return c.req.Header.Get(key) }
 
 func (c *headerCopier) Set(key, value string) {
 	if !c.copied {
-		h := c.req.Header.Clone()
-		if h == nil {
-			h = make(http.Header, 2)
+		// A shallow copy: the layers beneath must not modify the request,
+		// and each value slice is capped so that even an append cannot
+		// reach the caller's array.
+		h := make(http.Header, len(c.req.Header)+2)
+		for k, v := range c.req.Header {
+			h[k] = v[:len(v):len(v)]
 		}
 		c.req.Header, c.copied = h, true
 	}
