@@ -27,7 +27,7 @@ func workloadA() []byte {
 	onceA.Do(func() {
 		var b bytes.Buffer
 		for i := range eventsA {
-			fmt.Fprintf(&b, "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"delta\":{\"content\":\"tok%06d\"}}]}\n\n", i)
+			fmt.Fprintf(&b, "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"tok%06d\"}}]}\n\n", i)
 		}
 		b.WriteString("data: [DONE]\n\n")
 		streamA = b.Bytes()
@@ -71,5 +71,30 @@ func drain(r io.Reader, buf []byte) (int64, error) {
 		if err != nil {
 			return total, err
 		}
+	}
+}
+
+// Workload C: a small non-streaming chat completion, request and answer, as
+// an OpenAI-compatible server exchanges them.
+var (
+	requestC = []byte(`{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":16}`)
+	replyC   = []byte(`{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"m",` +
+		`"choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}],` +
+		`"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`)
+)
+
+// workload is one streamed workload: its bytes and how many events it
+// holds, the terminal data: [DONE] included.
+type workload struct {
+	name   string
+	data   []byte
+	events int
+}
+
+// streamWorkloads returns workloads A and B.
+func streamWorkloads() []workload {
+	return []workload{
+		{"A", workloadA(), eventsA + 1},
+		{"B", workloadB(), eventsB + 1},
 	}
 }
