@@ -466,3 +466,19 @@ func TestServerSpanRoute(t *testing.T) {
 		t.Fatalf("spans %v", spans)
 	}
 }
+
+// Trailers set after the body reach the client through the handler's writer.
+func TestServerTrailers(t *testing.T) {
+	protocols(t, func(t *testing.T, h2 bool) {
+		srv := serve(t, h2, middleware.ServerConfig{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Trailer", "X-Tokens")
+			w.WriteHeader(200)
+			io.WriteString(w, "body")
+			w.Header().Set("X-Tokens", "42")
+		}))
+		resp, b, err := rawGet(t, srv, "/")
+		if err != nil || string(b) != "body" || resp.Trailer.Get("X-Tokens") != "42" {
+			t.Fatalf("%q %v, trailer %q", b, err, resp.Trailer.Get("X-Tokens"))
+		}
+	})
+}

@@ -54,7 +54,17 @@ type writer struct {
 // by the budget, a failure event or an abort.
 var errEnded = http.ErrHandlerTimeout
 
-func (w *writer) Header() http.Header { return w.header }
+// Header returns the handler's own header map until the header is written,
+// and the real one afterwards, so that trailers set after the body reach
+// net/http.
+func (w *writer) Header() http.Header {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.wrote {
+		return w.rw.Header()
+	}
+	return w.header
+}
 
 func (w *writer) WriteHeader(code int) {
 	w.mu.Lock()
