@@ -70,10 +70,12 @@ func (t *transport) CloseIdleConnections() {
 // RoundTrip implements http.RoundTripper. It does not modify req: the trace
 // context goes into a copy of its headers.
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	start := time.Now()
 	method, original := normalizeMethod(req.Method)
 	ctx, span := t.tracer.Start(req.Context(), spanName(method), spanKindClient,
 		trace.WithAttributes(clientAttrs(req, method, original)...))
+	// Taken after the span's own start time, so that the times to the
+	// first byte and event never exceed the span.
+	start := time.Now()
 
 	r := req.WithContext(ctx)
 	t.prop.Inject(ctx, &headerCopier{req: r})
