@@ -1,6 +1,10 @@
 package streamguard
 
-import "time"
+import (
+	"strconv"
+	"strings"
+	"time"
+)
 
 // The platform's time budgets. The gateway answers 504 when a prediction runs
 // past them; they are not configurable on the platform side, so a client whose
@@ -25,6 +29,20 @@ const (
 	// 100 MiB, checked before the request reaches the model.
 	EdgeMaxBody = 100 << 20 // bytes
 )
+
+// IsAsyncPath reports whether path is one of the platform's async routes
+// (ending in /async_predict or /async_run_remote), which get AsyncBudget and
+// AsyncMaxBody instead of the sync limits.
+func IsAsyncPath(path string) bool {
+	return strings.HasSuffix(path, "/async_predict") || strings.HasSuffix(path, "/async_run_remote")
+}
+
+// TooLargeMessage is the platform's 413 message for a body of size bytes
+// over limit: "payload size of X bytes exceeds maximum size of Y bytes".
+func TooLargeMessage(size, limit int64) string {
+	return "payload size of " + strconv.FormatInt(size, 10) + " bytes exceeds maximum size of " +
+		strconv.FormatInt(limit, 10) + " bytes"
+}
 
 // Bounds this package applies to what it reads from a server.
 const (

@@ -196,7 +196,7 @@ func (a *asyncRoute) serve(w http.ResponseWriter, r *http.Request, body []byte, 
 	}
 	switch fault.Kind {
 	case KindPayloadTooLarge:
-		writeJSONError(w, http.StatusRequestEntityTooLarge, TooLargeMessage(int64(len(body)), a.g.limit(r)))
+		writeJSONError(w, http.StatusRequestEntityTooLarge, streamguard.TooLargeMessage(int64(len(body)), a.g.limit(r)))
 		return
 	case KindRateLimited:
 		setRetryAfter(w.Header(), fault.RetryAfter)

@@ -310,7 +310,7 @@ func TestAsyncBodyLimit(t *testing.T) {
 	resp := submitAsync(t, srv, strings.Repeat("x", streamguard.AsyncMaxBody+1))
 	var se *streamguard.Error
 	if !errors.As(streamguard.Check(resp), &se) || se.StatusCode != 413 ||
-		se.Message != gatewaytest.TooLargeMessage(streamguard.AsyncMaxBody+1, streamguard.AsyncMaxBody) {
+		se.Message != streamguard.TooLargeMessage(streamguard.AsyncMaxBody+1, streamguard.AsyncMaxBody) {
 		t.Fatalf("over the limit: %d %v", resp.StatusCode, se)
 	}
 	if resp := submitAsync(t, srv, `"`+strings.Repeat("x", streamguard.AsyncMaxBody-2)+`"`); resp.StatusCode != 201 {

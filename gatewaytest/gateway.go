@@ -147,20 +147,10 @@ func (g *Gateway) limit(r *http.Request) int64 {
 	if g.MaxBody > 0 {
 		return g.MaxBody
 	}
-	if IsAsyncPath(r.URL.Path) {
+	if streamguard.IsAsyncPath(r.URL.Path) {
 		return streamguard.AsyncMaxBody
 	}
 	return streamguard.EdgeMaxBody
-}
-
-// IsAsyncPath reports whether path is one of the platform's async routes.
-func IsAsyncPath(path string) bool {
-	return strings.HasSuffix(path, "/async_predict") || strings.HasSuffix(path, "/async_run_remote")
-}
-
-// TooLargeMessage is the platform's 413 message.
-func TooLargeMessage(size, limit int64) string {
-	return fmt.Sprintf("payload size of %d bytes exceeds maximum size of %d bytes", size, limit)
 }
 
 // ServeHTTP applies the next fault to r.
@@ -186,12 +176,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if size > limit {
 		rec.Fault = PayloadTooLarge()
 		g.record(rec)
-		writeJSONError(w, http.StatusRequestEntityTooLarge, TooLargeMessage(size, limit))
+		writeJSONError(w, http.StatusRequestEntityTooLarge, streamguard.TooLargeMessage(size, limit))
 		return
 	}
 	g.record(rec)
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	if a := g.async.Load(); a != nil && IsAsyncPath(r.URL.Path) {
+	if a := g.async.Load(); a != nil && streamguard.IsAsyncPath(r.URL.Path) {
 		a.serve(w, r, body, fault) // async.go
 		return
 	}
@@ -210,7 +200,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		setRetryAfter(w.Header(), fault.RetryAfter)
 		writeJSONError(w, http.StatusTooManyRequests, MessageRateLimited)
 	case KindPayloadTooLarge:
-		writeJSONError(w, http.StatusRequestEntityTooLarge, TooLargeMessage(size, limit))
+		writeJSONError(w, http.StatusRequestEntityTooLarge, streamguard.TooLargeMessage(size, limit))
 	case KindGatewayTimeout:
 		t := time.NewTimer(fault.Delay)
 		defer t.Stop()

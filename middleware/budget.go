@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,35 +32,23 @@ func (b *budget) CloseIdleConnections() {
 	}
 }
 
-// IsAsync reports whether path is one of the platform's async routes, which
-// get AsyncBudget and AsyncMaxBody.
-func IsAsync(path string) bool {
-	return hasSuffix(path, "/async_predict") || hasSuffix(path, "/async_run_remote")
-}
-
-func hasSuffix(s, suffix string) bool {
-	return len(s) >= len(suffix) && s[len(s)-len(suffix):] == suffix
-}
-
 // TooLarge returns the error for a request body over limit, in the platform's
 // words: "payload size of X bytes exceeds maximum size of Y bytes". When the
 // size is not known in full, atLeast says X is a lower bound.
 func TooLarge(size, limit int64, atLeast bool) *streamguard.Error {
-	msg := "payload size of "
+	msg := streamguard.TooLargeMessage(size, limit)
 	if atLeast {
-		msg += "at least "
+		msg = strings.Replace(msg, "payload size of ", "payload size of at least ", 1)
 	}
-	msg += strconv.FormatInt(size, 10) + " bytes exceeds maximum size of " + strconv.FormatInt(limit, 10) + " bytes"
 	return &streamguard.Error{
-		StatusCode: 0,
-		Source:     streamguard.SourceRequest,
-		Reason:     streamguard.ReasonPayloadTooLarge,
-		Message:    msg,
+		Source:  streamguard.SourceRequest,
+		Reason:  streamguard.ReasonPayloadTooLarge,
+		Message: msg,
 	}
 }
 
 func (b *budget) RoundTrip(req *http.Request) (*http.Response, error) {
-	async := IsAsync(req.URL.Path)
+	async := streamguard.IsAsyncPath(req.URL.Path)
 	limit := b.cfg.maxBody(async)
 	var counted *limitedBody
 	if limit >= 0 && req.Body != nil && req.Body != http.NoBody {

@@ -87,7 +87,7 @@ func (w *writer) writeHeaderLocked(code int) {
 		dst[k] = v
 	}
 	w.wrote, w.status = true, code
-	w.isSSE = code >= 200 && code < 300 && isEventStream(dst)
+	w.isSSE = code >= 200 && code < 300 && sse.IsEventStream(dst.Get("Content-Type"))
 	w.rw.WriteHeader(code)
 	w.lastWrite.Store(time.Now().UnixNano())
 	if w.isSSE && w.heartbeat > 0 {
@@ -269,27 +269,6 @@ func (w *writer) close() (abort bool) {
 	w.done = true
 	w.stopHeartbeat()
 	return w.abort
-}
-
-func isEventStream(h http.Header) bool {
-	ct := h.Get("Content-Type")
-	return len(ct) >= len("text/event-stream") && equalFoldASCII(ct[:len("text/event-stream")], "text/event-stream")
-}
-
-func equalFoldASCII(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		ca, cb := a[i], b[i]
-		if 'A' <= ca && ca <= 'Z' {
-			ca += 'a' - 'A'
-		}
-		if ca != cb {
-			return false
-		}
-	}
-	return true
 }
 
 // findWriter returns the writer NewHandler gave the handler, looking through

@@ -154,7 +154,7 @@ func Guard(resp *http.Response, cfg Config) {
 	if resp.Request != nil {
 		b.ctx = resp.Request.Context()
 	}
-	if isEventStream(resp.Header.Get("Content-Type")) {
+	if IsEventStream(resp.Header.Get("Content-Type")) {
 		b.isSSE = true
 		b.p.owner = b
 	}
@@ -165,10 +165,10 @@ func Guard(resp *http.Response, cfg Config) {
 	resp.Body = b
 }
 
-// isEventStream reports whether a Content-Type is text/event-stream, with or
+// IsEventStream reports whether a Content-Type is text/event-stream, with or
 // without parameters, in any case, without the allocations of
-// mime.ParseMediaType.
-func isEventStream(ct string) bool {
+// mime.ParseMediaType: the bodies the guard frames by event.
+func IsEventStream(ct string) bool {
 	const mt = "text/event-stream"
 	ct = strings.TrimLeft(ct, " \t")
 	if len(ct) < len(mt) || !strings.EqualFold(ct[:len(mt)], mt) {
