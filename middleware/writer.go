@@ -36,7 +36,6 @@ type writer struct {
 
 	mu       sync.Mutex
 	wrote    bool // the header is written
-	status   int
 	isSSE    bool // a 2xx text/event-stream response
 	pos      int  // atEventBoundary, atLineBoundary or midLine
 	ended    bool // the response was ended for the handler: further writes fail
@@ -86,7 +85,7 @@ func (w *writer) writeHeaderLocked(code int) {
 	for k, v := range w.header {
 		dst[k] = v
 	}
-	w.wrote, w.status = true, code
+	w.wrote = true
 	w.isSSE = code >= 200 && code < 300 && sse.IsEventStream(dst.Get("Content-Type"))
 	w.rw.WriteHeader(code)
 	w.lastWrite.Store(time.Now().UnixNano())
@@ -249,7 +248,7 @@ func (w *writer) end(status int, err error, beforeHeader bool) bool {
 	switch {
 	case !w.wrote:
 		writeJSON(w.rw, status, errorMessage(err))
-		w.wrote, w.status = true, status
+		w.wrote = true
 	case w.isSSE && w.pos == atEventBoundary:
 		if werr := sse.WriteFailureFrame(w.rw, err); werr == nil {
 			http.NewResponseController(w.rw).Flush()
