@@ -62,11 +62,8 @@ func (b *budget) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 
 	ctx := req.Context()
-	budget := b.cfg.budget()
-	if async {
-		budget = b.cfg.asyncBudget()
-	}
-	deadline := time.Now().Add(budget + b.cfg.grace())
+	total, _ := b.cfg.budgetInForce(async)
+	deadline := time.Now().Add(total)
 	cancel := context.CancelFunc(nil)
 	if d, ok := ctx.Deadline(); !ok || d.After(deadline) {
 		ctx, cancel = context.WithDeadlineCause(ctx, deadline, streamguard.ErrBudgetExceeded)

@@ -12,10 +12,12 @@ import (
 	"github.com/streamguard/streamguard/tracing"
 )
 
-// DefaultGrace is added to a request's budget when the stack gives it its
-// deadline: the gateway's own 504 is sent when the platform's budget is spent,
-// and it needs a moment to cross the network. 10 s covers a slow path; the
-// caller's own shorter deadline always wins.
+// DefaultGrace is added to the platform's default budgets (Config.Budget and
+// Config.AsyncBudget left zero) when the stack gives a request its deadline:
+// the gateway's own 504 is sent when the platform's budget is spent, and it
+// needs a moment to cross the network. 10 s covers a slow path. A budget the
+// caller sets is the deadline, with no grace, as http.Client.Timeout means
+// exactly what it says; the caller's own shorter deadline always wins.
 const DefaultGrace = 10 * time.Second
 
 // TimeoutHeader carries the request's remaining budget, in milliseconds, from
@@ -31,19 +33,25 @@ type Config struct {
 	// Base is the transport under the stack. Nil means DefaultBase(budget):
 	// a clone of http.DefaultTransport tuned for the gateway.
 	Base http.RoundTripper
-	// Budget bounds a request that comes without a deadline of its own,
-	// from its first attempt to the end of its body. Zero means
-	// streamguard.SyncBudget (1200 s). DefaultGrace is added to it.
+	// Budget bounds a request that comes without an earlier deadline of
+	// its own, from its first attempt to the end of its body: a budget set
+	// here is the deadline, exactly. Zero means streamguard.SyncBudget
+	// (1200 s), the platform's own timeout, plus Grace.
 	Budget time.Duration
 	// AsyncBudget replaces Budget on the platform's async routes (paths
 	// ending in /async_predict or /async_run_remote). Zero means
-	// streamguard.AsyncBudget (3600 s).
+	// streamguard.AsyncBudget (3600 s) plus Grace.
 	AsyncBudget time.Duration
-	// Grace is added to the budget when the stack sets a deadline. Zero
-	// means DefaultGrace (10 s); a negative value means none.
+	// Grace is added to the platform's default budgets only (Budget or
+	// AsyncBudget left zero), so that the gateway's own 504 arrives before
+	// the client gives up. Zero means DefaultGrace (10 s); a negative value
+	// means none.
 	Grace time.Duration
 	// Retry is the retry policy; its zero value retries 502 and 503.
 	Retry retry.Policy
+	// NoRetryBudget turns off the retry budget the stack gives each
+	// transport when Retry.Throttle is nil (see retryPolicy).
+	NoRetryBudget bool
 	// Stream configures the guard on 2xx response bodies.
 	Stream sse.Config
 	// Tracing configures the span of each attempt.
@@ -73,11 +81,12 @@ type Config struct {
 func NewTransport(cfg Config) http.RoundTripper {
 	base := cfg.Base
 	if base == nil {
-		base = DefaultBase(cfg.budget() + cfg.grace())
+		base = DefaultBase(cfg.deadline(false))
 	}
+	policy := retryPolicy(cfg)
 	return Chain(base,
 		func(next http.RoundTripper) http.RoundTripper { return newBudget(next, cfg) },
-		func(next http.RoundTripper) http.RoundTripper { return retry.NewTransport(next, cfg.Retry) },
+		func(next http.RoundTripper) http.RoundTripper { return retry.NewTransport(next, policy) },
 		func(next http.RoundTripper) http.RoundTripper { return tracing.NewTransport(next, cfg.Tracing) },
 		func(next http.RoundTripper) http.RoundTripper { return sse.NewTransport(next, cfg.Stream) },
 	)
@@ -139,18 +148,25 @@ func DefaultBase(headerTimeout time.Duration) *http.Transport {
 	return t
 }
 
-func (c Config) budget() time.Duration {
-	if c.Budget > 0 {
-		return c.Budget
-	}
-	return streamguard.SyncBudget
+// deadline returns how long a request without a deadline of its own may
+// take, and the budget in force: a budget the caller set is the deadline;
+// the platform's default budget gets the grace on top.
+func (c Config) deadline(async bool) (total time.Duration) {
+	total, _ = c.budgetInForce(async)
+	return total
 }
 
-func (c Config) asyncBudget() time.Duration {
-	if c.AsyncBudget > 0 {
-		return c.AsyncBudget
+// budgetInForce returns the deadline's length (the budget plus any grace)
+// and the budget itself, for sync or async routes.
+func (c Config) budgetInForce(async bool) (total, budget time.Duration) {
+	set, def := c.Budget, streamguard.SyncBudget
+	if async {
+		set, def = c.AsyncBudget, streamguard.AsyncBudget
 	}
-	return streamguard.AsyncBudget
+	if set > 0 {
+		return set, set
+	}
+	return def + c.grace(), def
 }
 
 func (c Config) grace() time.Duration {
