@@ -15,9 +15,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// TestFixedSurface pins the names and shapes DESIGN.md fixes: code outside
-// this repository compiles against them, so a change here must fail a test
-// before it fails a user.
+// TestFixedSurface pins the public surface that code outside this repository
+// compiles against, so a change here must fail a test before it fails a user.
 func TestFixedSurface(t *testing.T) {
 	_ = []streamguard.Source{streamguard.SourceRequest, streamguard.SourcePlatform, streamguard.SourceModel,
 		streamguard.SourceNetwork, streamguard.SourceClient, streamguard.SourceUnknown}

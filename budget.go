@@ -13,7 +13,8 @@ import (
 // healthy streams.
 const (
 	// SyncBudget is the request timeout of synchronous and streaming
-	// predictions: 1200 s (the seed's 504 row and the API overview).
+	// predictions: 1200 s (the platform's inference errors guide, its 504 row,
+	// and the API overview; see docs/platform.md).
 	SyncBudget = 1200 * time.Second
 	// AsyncBudget is the longest an async prediction may run: 3600 s.
 	AsyncBudget = 3600 * time.Second

@@ -24,7 +24,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // classifyCase is one error response the classifier must understand: a row of
-// the seed's quick reference, a body shape, or a case from PLATFORM.md.
+// the quick reference, a body shape, or a platform case in docs/platform.md.
 type classifyCase struct {
 	name        string
 	status      int

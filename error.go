@@ -3,6 +3,7 @@ package streamguard
 import (
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -64,6 +65,13 @@ type Error struct {
 	Bytes       int64  // stream only: body bytes delivered before the failure
 	LastEventID string // stream only: last committed SSE id
 	Err         error  // the underlying cause (io.ErrUnexpectedEOF, context.DeadlineExceeded, ...)
+
+	// Elapsed is the time from the first attempt to this failure, when
+	// the request was retried (Attempts > 1); zero otherwise.
+	Elapsed time.Duration
+	// Budget is the request's time budget in force when the stack gave it
+	// its deadline, so that a hint can quote it; zero when unknown.
+	Budget time.Duration
 }
 
 // Error returns one line: the status (when there was one), source, reason,

@@ -31,7 +31,8 @@ func tracedClient(srv *gatewaytest.Server, base http.RoundTripper, cfg tracing.C
 	return &http.Client{Transport: tracing.NewTransport(base, cfg)}
 }
 
-// TestClientErrorStatus: every error status of the seed reaches the span
+// TestClientErrorStatus: every error status of the platform's guide
+// (docs/platform.md) reaches the span
 // with its source and reason, error.type is the status code, the status is
 // Error, and the body is still whole for the caller.
 func TestClientErrorStatus(t *testing.T) {
