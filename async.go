@@ -89,10 +89,10 @@ func ClassifyAsync(r *AsyncResult) []*Error {
 	id := Sanitize(r.RequestID, 128)
 	errs := make([]*Error, 0, len(r.Errors))
 	for _, ae := range r.Errors {
-		code := Sanitize(ae.Code, 128)
+		code := clean(ae.Code, 128, nil)
 		e := &Error{
 			Source:    SourceUnknown,
-			Message:   Sanitize(ae.Message, MaxMessage),
+			Message:   clean(ae.Message, MaxMessage, nil),
 			Code:      code,
 			RequestID: id,
 		}

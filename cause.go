@@ -41,7 +41,7 @@ func FromError(err error) *Error {
 	if errors.As(err, &ue) && ue.Err != nil {
 		cause = ue.Err
 	}
-	e := &Error{Message: Sanitize(cause.Error(), MaxMessage), Err: cause}
+	e := &Error{Message: clean(cause.Error(), MaxMessage, nil), Err: cause}
 	msg := cause.Error()
 	switch {
 	case errors.Is(err, ErrBudgetExceeded):
@@ -123,8 +123,8 @@ func ClassifyEvent(data []byte) *Error {
 	e := &Error{
 		Source:  SourceModel,
 		Reason:  ReasonModelError,
-		Message: Sanitize(b.message, MaxMessage),
-		Code:    Sanitize(b.code, 128),
+		Message: clean(b.message, MaxMessage, nil),
+		Code:    clean(b.code, 128, nil),
 	}
 	if c, ok := codes[strings.ToLower(b.code)]; ok {
 		e.Source, e.Reason, e.Retryable = c.source, c.reason, c.retryable

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/streamguard/streamguard/internal/ctxkey"
+	"github.com/streamguard/streamguard/internal/redact"
 )
 
 // The platform's own error messages. A message that is none of these is the
@@ -48,11 +49,12 @@ func Classify(resp *http.Response, body []byte) *Error {
 		body = body[:MaxErrorBody]
 	}
 	b := parseBody(body, resp.Header.Get("Content-Type"))
+	secrets := redact.Secrets(resp.Request) // a server may echo the key it rejected
 	e := &Error{
 		StatusCode: resp.StatusCode,
-		Message:    Sanitize(b.message, MaxMessage),
-		Code:       Sanitize(b.code, 128),
-		RequestID:  RequestID(resp.Header),
+		Message:    clean(b.message, MaxMessage, secrets),
+		Code:       clean(b.code, 128, secrets),
+		RequestID:  clean(RequestID(resp.Header), 128, secrets),
 	}
 	if resp.Request != nil {
 		e.Attempts = ctxkey.Attempt(resp.Request.Context())
@@ -166,7 +168,7 @@ func modelHeaders(h http.Header) bool {
 func RequestID(h http.Header) string {
 	for _, k := range requestIDHeaders {
 		if v := headerValue(h, k); v != "" {
-			return Sanitize(v, 128)
+			return redact.Shapes(Sanitize(v, 128))
 		}
 	}
 	return ""

@@ -6,6 +6,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/streamguard/streamguard/internal/redact"
 )
 
 // Source says where a failure happened: who has to act on it.
@@ -109,7 +111,7 @@ func (e *Error) Error() string {
 	if msg == "" && e.Err != nil {
 		msg = e.Err.Error()
 	}
-	if msg = Sanitize(msg, MaxMessage); msg != "" {
+	if msg = clean(msg, MaxMessage, nil); msg != "" {
 		b.WriteString(": ")
 		b.WriteString(msg)
 	}
@@ -137,6 +139,9 @@ func (e *Error) Hint() string {
 		}
 		return "check that the request body is valid JSON and the URL path is correct"
 	case ReasonUnauthorized:
+		if e.Source == SourcePlatform {
+			return "a service between you and the model had its own credentials refused upstream: not your request; tell its operator"
+		}
 		return "check the API key in the Authorization header (Bearer or Api-Key)"
 	case ReasonNotFound:
 		return "confirm the model or deployment ID and that you call the right predict endpoint"
@@ -171,6 +176,14 @@ func (e *Error) Hint() string {
 		return "an event exceeded the guard's size limit: raise sse.Config.MaxEventBytes if the stream is legitimate"
 	}
 	return ""
+}
+
+// clean is what every text taken from the wire goes through before an Error
+// keeps it: control characters removed, the request's secrets and every
+// well-known key shape replaced by REDACTED (before the cut, so that no part
+// of a key survives it), then cut to max bytes.
+func clean(s string, max int, secrets []string) string {
+	return Sanitize(redact.Scrub(Sanitize(s, 0), secrets), max)
 }
 
 // Sanitize returns s with every control character (C0, DEL, C1, and the

@@ -2,7 +2,6 @@ package middleware
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -215,117 +214,6 @@ func (s *server) log(r *http.Request, msg string, err error) {
 	if s.cfg.Logger != nil {
 		s.cfg.Logger.Warn("streamguard: "+msg, "method", r.Method, "path", r.URL.Path, "error", err.Error())
 	}
-}
-
-// WriteError reports err to the client of a handler inside NewHandler. Before
-// the header is written it answers JSON {"error": "..."} with the status of a
-// *streamguard.Error (StatusFor), 413 for an *http.MaxBytesError, 504 for
-// an expired budget or deadline, 499 for a cancellation, and 500 for any other
-// error, which is the handler's own (source model, reason model_error). After a 2xx text/event-stream header, it writes one "event:
-// error" frame and ends the stream cleanly; after any other header it marks
-// the response to be aborted when the handler returns, so the client sees a
-// truncated body. Either way, later writes fail and the request's span is
-// tagged with err. Call it once and return.
-//
-// Outside NewHandler, WriteError cannot know whether the header went out; it
-// writes the JSON error.
-func WriteError(w http.ResponseWriter, r *http.Request, err error) {
-	if err == nil {
-		return
-	}
-	se := serverError(err)
-	status := StatusFor(se)
-	if r != nil {
-		tracing.Annotate(trace.SpanFromContext(r.Context()), se)
-	}
-	if mw := findWriter(w); mw != nil {
-		mw.end(status, se, false)
-		return
-	}
-	writeJSON(w, status, errorMessage(se))
-}
-
-// serverError classifies an error a handler reports: a *streamguard.Error as
-// it is (an upstream failure a relay passes on), a body over the cap as
-// payload_too_large, the budget's or a deadline's expiry as the platform's
-// timeout, a cancellation as the client's, and anything else as the
-// handler's own failure: source model, reason model_error.
-func serverError(err error) *streamguard.Error {
-	var se *streamguard.Error
-	var mbe *http.MaxBytesError
-	switch {
-	case errors.As(err, &se):
-		return se
-	case errors.As(err, &mbe):
-		return TooLarge(mbe.Limit+1, mbe.Limit, true)
-	case errors.Is(err, streamguard.ErrBudgetExceeded), errors.Is(err, context.DeadlineExceeded):
-		return &streamguard.Error{Source: streamguard.SourcePlatform, Reason: streamguard.ReasonTimeout,
-			Message: streamguard.Sanitize(err.Error(), streamguard.MaxMessage), Err: err}
-	case errors.Is(err, context.Canceled):
-		return &streamguard.Error{Source: streamguard.SourceClient, Reason: streamguard.ReasonCanceled,
-			Message: streamguard.Sanitize(err.Error(), streamguard.MaxMessage), Err: err}
-	}
-	return &streamguard.Error{Source: streamguard.SourceModel, Reason: streamguard.ReasonModelError,
-		Message: streamguard.Sanitize(err.Error(), streamguard.MaxMessage), Err: err}
-}
-
-// StatusFor returns the HTTP status to answer for e: its own StatusCode when
-// it is an error status, else the status its reason maps to (payload too
-// large 413, timeout 504, unavailable 503, canceled 499, ...).
-func StatusFor(e *streamguard.Error) int {
-	if e.StatusCode >= 400 && e.StatusCode <= 599 {
-		return e.StatusCode
-	}
-	switch e.Reason {
-	case streamguard.ReasonBadRequest:
-		return http.StatusBadRequest
-	case streamguard.ReasonUnauthorized:
-		return http.StatusUnauthorized
-	case streamguard.ReasonNotFound:
-		return http.StatusNotFound
-	case streamguard.ReasonBilling:
-		return http.StatusPaymentRequired
-	case streamguard.ReasonPayloadTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case streamguard.ReasonRateLimited:
-		return http.StatusTooManyRequests
-	case streamguard.ReasonUnavailable:
-		return http.StatusServiceUnavailable
-	case streamguard.ReasonTimeout, streamguard.ReasonStalled:
-		return http.StatusGatewayTimeout
-	case streamguard.ReasonCanceled:
-		return 499 // the client closed the request, as nginx and the gateway log it
-	case streamguard.ReasonUnreachable, streamguard.ReasonPlatformError, streamguard.ReasonConnection,
-		streamguard.ReasonTruncated, streamguard.ReasonEventTooLarge:
-		return http.StatusBadGateway
-	}
-	return http.StatusInternalServerError
-}
-
-// errorMessage is the message of err for a JSON error body: a
-// *streamguard.Error's Message (or its reason), or err's text, sanitized.
-func errorMessage(err error) string {
-	var se *streamguard.Error
-	if errors.As(err, &se) {
-		if se.Message != "" {
-			return streamguard.Sanitize(se.Message, streamguard.MaxMessage)
-		}
-		return string(se.Reason)
-	}
-	return streamguard.Sanitize(err.Error(), streamguard.MaxMessage)
-}
-
-// writeJSON answers status with the platform's error body {"error": msg}.
-func writeJSON(w http.ResponseWriter, status int, msg string) {
-	b, _ := json.Marshal(struct {
-		Error string `json:"error"`
-	}{msg})
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(b)+1))
-	h.Del("Content-Encoding")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
 }
 
 // countingBody is the request body under MaxBodyBytes: it remembers whether

@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/streamguard/streamguard"
+	"github.com/streamguard/streamguard/internal/redact"
 )
 
 // failure is the JSON of a failure frame's data line.
@@ -47,11 +48,11 @@ func AppendFailureFrame(dst []byte, err error) []byte {
 		msg = string(e.Reason)
 	}
 	data, _ := json.Marshal(failure{
-		Error:     streamguard.Sanitize(msg, streamguard.MaxMessage),
+		Error:     streamguard.Sanitize(redact.Shapes(msg), streamguard.MaxMessage),
 		Source:    string(e.Source),
 		Reason:    string(e.Reason),
 		Status:    e.StatusCode,
-		Code:      streamguard.Sanitize(e.Code, 128),
+		Code:      streamguard.Sanitize(redact.Shapes(e.Code), 128),
 		RequestID: streamguard.Sanitize(e.RequestID, 128),
 		Retryable: e.Retryable,
 		Hint:      e.Hint(),

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/streamguard/streamguard"
+	"github.com/streamguard/streamguard/internal/redact"
 	"github.com/streamguard/streamguard/internal/streamstat"
 )
 
@@ -83,6 +84,7 @@ type body struct {
 	maxEvent int
 	isSSE    bool
 	ctx      context.Context
+	req      *http.Request // for the secrets an in-band error may echo; may be nil
 	status   int
 	header   http.Header
 
@@ -152,7 +154,7 @@ func Guard(resp *http.Response, cfg Config) {
 		b.maxEvent = DefaultMaxEventBytes
 	}
 	if resp.Request != nil {
-		b.ctx = resp.Request.Context()
+		b.ctx, b.req = resp.Request.Context(), resp.Request
 	}
 	if IsEventStream(resp.Header.Get("Content-Type")) {
 		b.isSSE = true
@@ -477,7 +479,11 @@ func (b *body) sawTerminal(dialect int) {
 
 func (b *body) sawError(data []byte) {
 	if b.inband == nil {
-		b.inband = streamguard.ClassifyEvent(data)
+		e := streamguard.ClassifyEvent(data)
+		// The model may echo the key it was called with.
+		secrets := redact.Secrets(b.req)
+		e.Message, e.Code = redact.Scrub(e.Message, secrets), redact.Scrub(e.Code, secrets)
+		b.inband = e
 	}
 }
 

@@ -45,7 +45,8 @@ func Annotate(span trace.Span, err error) {
 // applyFailure tags span with se and returns its error.type, or "" when se is
 // not an error of the span: the caller's own cancellation, or, on a server
 // span, a 4xx (the semantic conventions leave a server span's status unset
-// for a client error). Messages are scrubbed of r's secrets.
+// for a client error). The code, request ID and status message are
+// scrubbed of r's secrets and of key shapes (r may be nil).
 func applyFailure(span trace.Span, se *streamguard.Error, r *http.Request, server bool) string {
 	attrs := make([]attribute.KeyValue, 0, 6)
 	attrs = append(attrs,
@@ -53,10 +54,10 @@ func applyFailure(span trace.Span, se *streamguard.Error, r *http.Request, serve
 		attribute.String(AttrErrorReason, string(se.Reason)),
 		attribute.Bool(AttrErrorRetryable, se.Retryable))
 	if se.Code != "" {
-		attrs = append(attrs, attribute.String(AttrErrorCode, se.Code))
+		attrs = append(attrs, attribute.String(AttrErrorCode, scrub(se.Code, r)))
 	}
 	if se.RequestID != "" {
-		attrs = append(attrs, attribute.String(AttrRequestID, se.RequestID))
+		attrs = append(attrs, attribute.String(AttrRequestID, scrub(se.RequestID, r)))
 	}
 	if !isError(se, server) {
 		span.SetAttributes(attrs...)

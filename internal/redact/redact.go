@@ -1,0 +1,170 @@
+// Package redact is the one home of what the library treats as a credential
+// and how it keeps credentials out of what it records: error messages and
+// codes, span statuses and attributes, relayed error bodies and failure
+// frames, and the headers a redirect may carry. Servers echo rejected keys
+// back ("Incorrect API key provided: sk-..."), so every text taken from the
+// wire is scrubbed before it is kept.
+//
+// Scrubbing runs on error paths only; nothing here is on the path of a
+// healthy request or stream.
+package redact
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+)
+
+// Marker replaces a credential wherever one is removed.
+const Marker = "REDACTED"
+
+// minSecret is the shortest value removed from a message: shorter values
+// ("1", "abc") are not credentials, and replacing them would mangle the
+// text.
+const minSecret = 4
+
+// minShape is the shortest token after a key prefix ("sk-") or an auth scheme
+// ("Bearer ") that is taken for a key: "Bearer token" in prose stays.
+const minShape = 8
+
+// headers are the credential headers by name; IsCredentialHeader adds any
+// header named like a token, secret, password or API key.
+var headers = []string{"Authorization", "Proxy-Authorization", "Api-Key", "X-Api-Key", "Cookie", "Set-Cookie"}
+
+// IsCredentialHeader reports whether a header carries a credential: one of
+// Authorization, Proxy-Authorization, Api-Key, X-Api-Key, Cookie and
+// Set-Cookie, any header whose name contains "token", "secret", "password",
+// "api-key", "apikey" or "auth", and any of extra (the names a user adds).
+// Names match case-insensitively.
+func IsCredentialHeader(name string, extra []string) bool {
+	for _, h := range headers {
+		if strings.EqualFold(name, h) {
+			return true
+		}
+	}
+	for _, h := range extra {
+		if strings.EqualFold(name, h) {
+			return true
+		}
+	}
+	n := strings.ToLower(name)
+	for _, part := range []string{"token", "secret", "password", "api-key", "apikey", "auth"} {
+		if strings.Contains(n, part) {
+			return true
+		}
+	}
+	return false
+}
+
+// IsCredentialParam reports whether a query parameter's name says it carries
+// a credential: key, api_key, token, access_token, secret, sig, signature,
+// password, auth, credential, session and the like (X-Amz-Credential,
+// X-Amz-Signature included). Matching is by substring, case-insensitively.
+func IsCredentialParam(name string) bool {
+	n := strings.ToLower(name)
+	for _, part := range []string{"key", "tok", "secret", "sig", "pass", "pwd", "auth", "credential", "session"} {
+		if strings.Contains(n, part) {
+			return true
+		}
+	}
+	return false
+}
+
+type extraKey struct{}
+
+// WithHeaders returns ctx carrying the names of more credential headers,
+// which Secrets and the redirect rule then treat like Authorization.
+func WithHeaders(ctx context.Context, names []string) context.Context {
+	if len(names) == 0 {
+		return ctx
+	}
+	return context.WithValue(ctx, extraKey{}, names)
+}
+
+// Headers returns the names WithHeaders put in ctx.
+func Headers(ctx context.Context) []string {
+	names, _ := ctx.Value(extraKey{}).([]string)
+	return names
+}
+
+// Secrets returns the strings that nothing recorded about r may contain: the
+// values of its credential headers (whole, and token by token, so that
+// "Bearer sk-..." removes "sk-..." too; a cookie's values one by one), the
+// values of its credential query parameters (raw and unescaped), and its
+// userinfo's password, longest first. r may be nil.
+func Secrets(r *http.Request) []string {
+	if r == nil {
+		return nil
+	}
+	var out []string
+	add := func(s string) {
+		if len(s) >= minSecret {
+			out = append(out, s)
+		}
+	}
+	if u := r.URL; u != nil {
+		if u.User != nil {
+			if p, ok := u.User.Password(); ok {
+				add(p)
+			}
+		}
+		for part := range strings.SplitSeq(u.RawQuery, "&") {
+			k, v, ok := strings.Cut(part, "=")
+			if !ok {
+				v = part // a bare token
+			} else if dk, err := url.QueryUnescape(k); err == nil && !IsCredentialParam(dk) {
+				continue
+			}
+			add(v)
+			if dv, err := url.QueryUnescape(v); err == nil && dv != v {
+				add(dv)
+			}
+		}
+	}
+	extra := Headers(r.Context())
+	for name, vs := range r.Header {
+		if !IsCredentialHeader(name, extra) {
+			continue
+		}
+		for _, v := range vs {
+			add(v)
+			for i, f := range fields(v) {
+				if _, val, ok := strings.Cut(f, "="); ok {
+					add(val) // a cookie's value
+				} else if i == 0 && strings.ContainsRune(v, ' ') {
+					continue // an auth scheme: Bearer, Basic, Api-Key
+				}
+				add(f)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
+	return slices.Compact(out)
+}
+
+// Scrub returns s with every one of secrets (as Secrets returns them) and
+// every well-known key shape replaced by Marker. It returns s itself, with
+// no allocation, when there is nothing to remove.
+func Scrub(s string, secrets []string) string {
+	for _, sec := range secrets {
+		if strings.Contains(s, sec) {
+			s = strings.ReplaceAll(s, sec, Marker)
+		}
+	}
+	return Shapes(s)
+}
+
+// Request scrubs s of r's secrets and of well-known key shapes.
+func Request(s string, r *http.Request) string {
+	if s == "" {
+		return s
+	}
+	return Scrub(s, Secrets(r))
+}
+
+// fields splits a header value at spaces, commas and semicolons.
+func fields(v string) []string {
+	return strings.FieldsFunc(v, func(c rune) bool { return c == ' ' || c == ';' || c == ',' })
+}

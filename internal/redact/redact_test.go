@@ -1,0 +1,75 @@
+package redact
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestShapes(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"Incorrect API key provided: sk-live-abcdef123456.", "Incorrect API key provided: REDACTED."},
+		{"key sk-ant-api03-AbC_dEf-123456 rejected", "key REDACTED rejected"},
+		{"sk-proj-0123456789", "REDACTED"},
+		{"Authorization: Bearer eyJhbGciOi.JIUzI1.NiJ9 was refused", "Authorization: Bearer REDACTED was refused"},
+		{"bearer   abcdefghij", "bearer   REDACTED"},
+		{"Api-Key 0123456789abcdef", "Api-Key REDACTED"},
+		{"Basic dXNlcjpwYXNzd29yZA==", "Basic REDACTED"},
+		// Prose and short tokens stay.
+		{"a Bearer token is required", "a Bearer token is required"},
+		{"task-sk-live-abcdef123456", "task-sk-live-abcdef123456"}, // not at a word's start
+		{"sk-short", "sk-short"},
+		{"", ""},
+		{"model overloaded", "model overloaded"},
+	}
+	for _, c := range cases {
+		if got := Shapes(c.in); got != c.want {
+			t.Errorf("Shapes(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestShapesNoAllocWhenClean(t *testing.T) {
+	s := "the model is overloaded: retry later (request abc-123)"
+	if n := testing.AllocsPerRun(100, func() { _ = Shapes(s) }); n != 0 {
+		t.Errorf("Shapes allocated %v times on a clean string", n)
+	}
+}
+
+func TestSecrets(t *testing.T) {
+	r, _ := http.NewRequest("GET", "https://u:hunter22@h/p?api_key=sk-q-123&stream=true&model=llama-3-70b&tok%2Fen=a%2Fb%2Fc%2Fd&X-Amz-Signature=abcd1234", nil)
+	r.Header.Set("Authorization", "Bearer sk-header-456")
+	r.Header.Set("X-Baseten-Api-Key", "bt-secret-789")
+	r.Header.Set("Cookie", "sid=cookie-000; theme=dark")
+	r.Header.Set("X-Custom-Cred", "custom-0001")
+	r = r.WithContext(WithHeaders(context.Background(), []string{"x-custom-cred"}))
+	msg := "rejected sk-q-123, sk-header-456, bt-secret-789, cookie-000, hunter22, a/b/c/d, abcd1234, custom-0001; stream true; model llama-3-70b; page 1 of Bearer"
+	got := Request(msg, r)
+	for _, s := range []string{"sk-q-123", "sk-header-456", "bt-secret-789", "cookie-000", "hunter22", "a/b/c/d", "abcd1234", "custom-0001"} {
+		if strings.Contains(got, s) {
+			t.Errorf("left %q in %q", s, got)
+		}
+	}
+	for _, s := range []string{"stream true", "model llama-3-70b", "page 1 of Bearer"} {
+		if !strings.Contains(got, s) {
+			t.Errorf("mangled %q: %q", s, got)
+		}
+	}
+}
+
+func TestIsCredentialHeader(t *testing.T) {
+	for _, h := range []string{"Authorization", "proxy-authorization", "Api-Key", "X-Api-Key", "Cookie", "X-Auth-Token", "X-Baseten-Api-Key", "X-Secret", "Openai-Apikey"} {
+		if !IsCredentialHeader(h, nil) {
+			t.Errorf("%s is a credential header", h)
+		}
+	}
+	for _, h := range []string{"Content-Type", "Accept", "X-Request-Id", "User-Agent"} {
+		if IsCredentialHeader(h, nil) {
+			t.Errorf("%s is not a credential header", h)
+		}
+	}
+	if !IsCredentialHeader("X-Tenant", []string{"x-tenant"}) {
+		t.Error("a user-added name is a credential header")
+	}
+}
