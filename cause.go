@@ -145,4 +145,5 @@ var knownReasons = map[Reason]bool{
 	ReasonPayloadTooLarge: true, ReasonRateLimited: true, ReasonModelError: true, ReasonUnreachable: true,
 	ReasonUnavailable: true, ReasonPlatformError: true, ReasonTimeout: true, ReasonCanceled: true,
 	ReasonConnection: true, ReasonTruncated: true, ReasonStalled: true, ReasonEventTooLarge: true,
+	ReasonNoEvents: true,
 }

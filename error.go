@@ -44,6 +44,11 @@ const (
 	ReasonTruncated       Reason = "truncated"  // stream ended early after a 2xx
 	ReasonStalled         Reason = "stalled"    // stream idle past its idle timeout
 	ReasonEventTooLarge   Reason = "event_too_large"
+	// ReasonNoEvents: a 2xx text/event-stream body ended without a single
+	// event: empty, only comments, or not an event stream at all (an HTML
+	// error page, a JSON error object). Code says which: "empty",
+	// "comments", "html", "json" or "text".
+	ReasonNoEvents Reason = "no_events"
 )
 
 // Error is a classified failure of a call to an inference endpoint.
@@ -172,10 +177,25 @@ func (e *Error) Hint() string {
 		return "the stream stopped before its end: treat the request as failed, check the model logs, and retry"
 	case ReasonStalled:
 		return "the stream sent nothing within its idle timeout: check the model logs for a hang, and retry"
+	case ReasonNoEvents:
+		return noEventsHint(e.Code)
 	case ReasonEventTooLarge:
 		return "an event exceeded the guard's size limit: raise sse.Config.MaxEventBytes if the stream is legitimate"
 	}
 	return ""
+}
+
+// noEventsHint names what a 2xx event stream without events carried.
+func noEventsHint(code string) string {
+	switch code {
+	case "html":
+		return "the server or a proxy answered 200 with an HTML page, not events (an error or login page): check the URL, the proxy and the server logs"
+	case "json":
+		return "the server answered 200 with a JSON document, not events (often an error object): read the message, and check that the request asked for a stream"
+	case "text":
+		return "the server answered 200 with text that is not an event stream: check the URL and the server"
+	}
+	return "the stream ended before its first event: check the model logs, and retry"
 }
 
 // clean is what every text taken from the wire goes through before an Error

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/streamguard/streamguard"
+	"github.com/streamguard/streamguard/internal/redact"
 )
 
 // budget is the outermost client layer: it refuses bodies over the
@@ -56,12 +57,14 @@ func (b *budget) RoundTrip(req *http.Request) (*http.Response, error) {
 			req.Body.Close() // a RoundTripper closes the body, even on error
 			return nil, TooLarge(req.ContentLength, limit, false)
 		}
-		if req.ContentLength < 0 {
+		if req.ContentLength <= 0 {
+			// Unknown length: net/http reads a non-nil Body with
+			// ContentLength 0 as unknown too, not as empty.
 			counted = &limitedBody{rc: req.Body, limit: limit}
 		}
 	}
 
-	ctx := req.Context()
+	ctx := redact.WithHeaders(req.Context(), b.cfg.CredentialHeaders)
 	total, _ := b.cfg.budgetInForce(async)
 	deadline := time.Now().Add(total)
 	cancel := context.CancelFunc(nil)

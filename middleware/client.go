@@ -1,7 +1,6 @@
 package middleware
 
 import (
-	"errors"
 	"net"
 	"net/http"
 	"time"
@@ -64,6 +63,15 @@ type Config struct {
 	// AsyncMaxBody caps a request body on the async routes. Zero means
 	// streamguard.AsyncMaxBody (262,144 bytes); negative means no cap.
 	AsyncMaxBody int64
+	// CredentialHeaders names request headers that carry credentials, in
+	// addition to those the library knows: Authorization,
+	// Proxy-Authorization, Api-Key, X-Api-Key, Cookie, and any header
+	// whose name contains token, secret, password, api-key, apikey or
+	// auth. The values of all of them (and of credential query parameters,
+	// and well-known key shapes such as sk-... and Bearer tokens) are
+	// scrubbed from errors and spans, where a server's echo could put them,
+	// and all of them are dropped on a redirect to another origin.
+	CredentialHeaders []string
 	// ErrorStatus makes a final error status (400 or more, after retries)
 	// come back from RoundTrip as a *streamguard.Error, with the response
 	// body closed after classification, instead of a response with a nil
@@ -94,27 +102,12 @@ func NewTransport(cfg Config) http.RoundTripper {
 
 // NewClient returns an *http.Client over NewTransport(cfg). Its Timeout is
 // zero: a wall-clock client timeout covers reading the body and kills healthy
-// long streams; the stack's budget bounds each request instead. On a redirect
-// to another host it drops Api-Key and X-Api-Key headers, as net/http already
-// drops Authorization and cookies, and it follows at most 10 redirects.
+// long streams; the stack's budget bounds each request instead. It follows
+// at most 10 redirects, and on a redirect to another origin (any change of
+// scheme, host or port) it drops every credential header (see
+// Config.CredentialHeaders).
 func NewClient(cfg Config) *http.Client {
-	return &http.Client{Transport: NewTransport(cfg), CheckRedirect: checkRedirect}
-}
-
-// secretHeaders are credentials that net/http does not know to drop on a
-// redirect to another host.
-var secretHeaders = []string{"Api-Key", "X-Api-Key"}
-
-func checkRedirect(req *http.Request, via []*http.Request) error {
-	if len(via) >= 10 {
-		return errors.New("stopped after 10 redirects")
-	}
-	if req.URL.Host != via[0].URL.Host {
-		for _, k := range secretHeaders {
-			req.Header.Del(k)
-		}
-	}
-	return nil
+	return &http.Client{Transport: NewTransport(cfg), CheckRedirect: redirectPolicy(cfg.CredentialHeaders)}
 }
 
 // Chain composes layers over base in reading order: Chain(base, a, b, c) is

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -49,6 +48,9 @@ var (
 	ErrInBand = errors.New("sse: error event in the stream")
 	// ErrClosed: the caller closed the body before its end (canceled).
 	ErrClosed = errors.New("sse: body closed by the caller")
+	// ErrNoEvents: a 2xx text/event-stream body ended cleanly without a
+	// single event (no_events).
+	ErrNoEvents = errors.New("sse: stream ended without any event")
 )
 
 // Config configures a stream guard. The zero value is ready to use: no idle
@@ -100,6 +102,8 @@ type body struct {
 	events   int64
 	bytes    int64
 	lastID   []byte
+	head     [headBytes]byte // the body's first bytes, to name what a stream without events carried
+	headN    int
 	scratch  []byte
 	inband   *streamguard.Error
 	terminal bool
@@ -297,11 +301,14 @@ func (b *body) overflow() {
 // guard is waiting for the upstream.
 func (b *body) upstreamRead(p []byte) (int, error) {
 	if b.timer == nil {
-		return b.rc.Read(p)
+		n, err := b.rc.Read(p)
+		b.keepHead(p[:n])
+		return n, err
 	}
 	b.lastActivity.Store(int64(time.Since(b.epoch)))
 	b.reading.Store(true)
 	n, err := b.rc.Read(p)
+	b.keepHead(p[:n])
 	b.reading.Store(false)
 	if n > 0 {
 		b.lastActivity.Store(int64(time.Since(b.epoch)))
@@ -485,94 +492,6 @@ func (b *body) sawError(data []byte) {
 		e.Message, e.Code = redact.Scrub(e.Message, secrets), redact.Scrub(e.Code, secrets)
 		b.inband = e
 	}
-}
-
-// finish turns the upstream's last error into the stream's verdict.
-func (b *body) finish() {
-	b.finished.Store(true)
-	if b.timer != nil {
-		b.timer.Stop()
-	}
-	v := b.verdict()
-	b.r, b.ready, b.w = 0, 0, 0
-	b.buf = nil
-	if v == nil {
-		b.final = io.EOF
-		return
-	}
-	b.final = v
-	if b.cfg.FailureEvent && b.isSSE {
-		b.frame = AppendFailureFrame(nil, v)
-	}
-}
-
-// verdict decides how the stream ended, in the order of DESIGN.md's stream
-// verdicts. nil means success.
-func (b *body) verdict() *streamguard.Error {
-	up := b.upErr
-	switch {
-	case b.inband != nil:
-		e := *b.inband
-		e.Err = ErrInBand
-		return b.stamp(&e)
-	case b.terminal:
-		return nil
-	case b.stalled.Load():
-		return b.fail(streamguard.SourcePlatform, streamguard.ReasonStalled, ErrIdleTimeout,
-			"no bytes for "+b.cfg.IdleTimeout.String())
-	case b.closed.Load():
-		return b.fail(streamguard.SourceClient, streamguard.ReasonCanceled, ErrClosed, "the body was closed before its end")
-	case b.ctx.Err() != nil:
-		cause := context.Cause(b.ctx)
-		e := streamguard.FromError(cause)
-		if e.Source == streamguard.SourceNetwork {
-			// A cause of the caller's own making.
-			e.Source, e.Reason = streamguard.SourceClient, streamguard.ReasonCanceled
-		}
-		return b.fail(e.Source, e.Reason, cause, e.Message)
-	case b.tooLarge:
-		return b.fail(streamguard.SourceModel, streamguard.ReasonEventTooLarge, ErrEventTooLarge,
-			"an event exceeded "+strconv.Itoa(b.maxEvent)+" bytes")
-	case up != io.EOF:
-		e := b.fail(streamguard.SourceNetwork, streamguard.ReasonTruncated, up, streamguard.Sanitize(up.Error(), streamguard.MaxMessage))
-		e.Retryable = true
-		return e
-	case b.w > b.ready:
-		e := b.fail(streamguard.SourcePlatform, streamguard.ReasonTruncated, ErrPartialEvent, ErrPartialEvent.Error()[len("sse: "):])
-		e.Retryable = true
-		return e
-	case b.dialect > 0 && !b.terminal:
-		e := b.fail(streamguard.SourcePlatform, streamguard.ReasonTruncated, ErrNoTerminal,
-			"the "+b.dialectName()+" stream ended without its terminal event")
-		e.Retryable = true
-		return e
-	}
-	return nil
-}
-
-func (b *body) dialectName() string {
-	ds := b.cfg.Dialects
-	if ds == nil {
-		ds = DefaultDialects()
-	}
-	if b.dialect > 0 && b.dialect <= len(ds) {
-		return ds[b.dialect-1].Name
-	}
-	return ""
-}
-
-func (b *body) fail(src streamguard.Source, reason streamguard.Reason, cause error, msg string) *streamguard.Error {
-	return b.stamp(&streamguard.Error{Source: src, Reason: reason, Message: msg, Err: cause})
-}
-
-// stamp fills in what the stream knows of itself.
-func (b *body) stamp(e *streamguard.Error) *streamguard.Error {
-	e.StatusCode = b.status
-	e.RequestID = streamguard.RequestID(b.header)
-	e.Events = b.events
-	e.Bytes = b.bytes
-	e.LastEventID = streamguard.Sanitize(string(b.lastID), maxIDBytes)
-	return e
 }
 
 // Close closes the upstream body. It is idempotent and safe to call while

@@ -1,0 +1,141 @@
+package sse
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"strconv"
+
+	"github.com/streamguard/streamguard"
+	"github.com/streamguard/streamguard/internal/redact"
+)
+
+// finish turns the upstream's last error into the stream's verdict.
+func (b *body) finish() {
+	b.finished.Store(true)
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	v := b.verdict()
+	b.r, b.ready, b.w = 0, 0, 0
+	b.buf = nil
+	if v == nil {
+		b.final = io.EOF
+		return
+	}
+	b.final = v
+	if b.cfg.FailureEvent && b.isSSE {
+		b.frame = AppendFailureFrame(nil, v)
+	}
+}
+
+// verdict decides how the stream ended, in the order of DESIGN.md's stream
+// verdicts. nil means success.
+func (b *body) verdict() *streamguard.Error {
+	up := b.upErr
+	switch {
+	case b.inband != nil:
+		e := *b.inband
+		e.Err = ErrInBand
+		return b.stamp(&e)
+	case b.terminal:
+		return nil
+	case b.stalled.Load():
+		return b.fail(streamguard.SourcePlatform, streamguard.ReasonStalled, ErrIdleTimeout,
+			"no bytes for "+b.cfg.IdleTimeout.String())
+	case b.closed.Load():
+		return b.fail(streamguard.SourceClient, streamguard.ReasonCanceled, ErrClosed, "the body was closed before its end")
+	case b.ctx.Err() != nil:
+		cause := context.Cause(b.ctx)
+		e := streamguard.FromError(cause)
+		if e.Source == streamguard.SourceNetwork {
+			// A cause of the caller's own making.
+			e.Source, e.Reason = streamguard.SourceClient, streamguard.ReasonCanceled
+		}
+		return b.fail(e.Source, e.Reason, cause, e.Message)
+	case b.tooLarge:
+		return b.fail(streamguard.SourceModel, streamguard.ReasonEventTooLarge, ErrEventTooLarge,
+			"an event exceeded "+strconv.Itoa(b.maxEvent)+" bytes")
+	case up != io.EOF:
+		e := b.fail(streamguard.SourceNetwork, streamguard.ReasonTruncated, up, streamguard.Sanitize(up.Error(), streamguard.MaxMessage))
+		e.Retryable = true
+		return e
+	case b.isSSE && b.events == 0:
+		return b.noEvents()
+	case b.w > b.ready:
+		e := b.fail(streamguard.SourcePlatform, streamguard.ReasonTruncated, ErrPartialEvent, ErrPartialEvent.Error()[len("sse: "):])
+		e.Retryable = true
+		return e
+	case b.dialect > 0 && !b.terminal:
+		e := b.fail(streamguard.SourcePlatform, streamguard.ReasonTruncated, ErrNoTerminal,
+			"the "+b.dialectName()+" stream ended without its terminal event")
+		e.Retryable = true
+		return e
+	}
+	return nil
+}
+
+func (b *body) dialectName() string {
+	ds := b.cfg.Dialects
+	if ds == nil {
+		ds = DefaultDialects()
+	}
+	if b.dialect > 0 && b.dialect <= len(ds) {
+		return ds[b.dialect-1].Name
+	}
+	return ""
+}
+
+func (b *body) fail(src streamguard.Source, reason streamguard.Reason, cause error, msg string) *streamguard.Error {
+	return b.stamp(&streamguard.Error{Source: src, Reason: reason, Message: msg, Err: cause})
+}
+
+// stamp fills in what the stream knows of itself.
+func (b *body) stamp(e *streamguard.Error) *streamguard.Error {
+	e.StatusCode = b.status
+	e.RequestID = streamguard.RequestID(b.header)
+	e.Events = b.events
+	e.Bytes = b.bytes
+	e.LastEventID = streamguard.Sanitize(string(b.lastID), maxIDBytes)
+	return e
+}
+
+// headBytes is how much of a body's start the guard keeps to say what a
+// stream without events carried.
+const headBytes = 24
+
+// keepHead keeps the first headBytes of the body: one comparison per read
+// once they are kept.
+func (b *body) keepHead(p []byte) {
+	if b.headN < len(b.head) {
+		b.headN += copy(b.head[b.headN:], p)
+	}
+}
+
+// noEvents is the verdict on a 2xx event stream that ended cleanly without
+// a single event. Its Code names what it carried, from its first bytes:
+// "html", "json", "text", "comments" or "empty". The quoted start is
+// sanitized and scrubbed of key shapes.
+func (b *body) noEvents() *streamguard.Error {
+	head := bytes.TrimLeft(b.head[:b.headN], "\ufeff \t\r\n")
+	code, what := "empty", "an empty body"
+	switch {
+	case len(head) == 0:
+	case head[0] == '<':
+		code, what = "html", "HTML markup"
+	case head[0] == '{' || head[0] == '[':
+		code, what = "json", "JSON"
+	case head[0] == ':':
+		code, what = "comments", "only comments"
+	default:
+		code, what = "text", "text that is not an event stream"
+	}
+	msg := "the 200 event stream ended without any event; it carried " + what
+	if code == "html" || code == "json" || code == "text" {
+		msg += ": " + strconv.Quote(streamguard.Sanitize(redact.Shapes(string(head)), headBytes))
+	}
+	e := b.fail(streamguard.SourcePlatform, streamguard.ReasonNoEvents, ErrNoEvents, msg)
+	e.Code = code
+	e.Retryable = code == "empty" || code == "comments"
+	return e
+}
