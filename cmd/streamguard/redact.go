@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"sync"
+
+	"github.com/streamguard/streamguard/internal/redact"
 )
 
 // redactor cuts the secrets it was given (API keys, credential headers,
@@ -15,7 +17,9 @@ type redactor struct {
 	secrets [][]byte
 }
 
-const redacted = "[REDACTED]"
+// redacted is the library's own marker, so that the probe's output reads the
+// same whether the library or the probe cut a secret.
+const redacted = redact.Marker
 
 func (r *redactor) add(secret string) {
 	secret = strings.TrimSpace(secret)
