@@ -58,6 +58,7 @@ func Classify(resp *http.Response, body []byte) *Error {
 	}
 	if resp.Request != nil {
 		e.Attempts = ctxkey.Attempt(resp.Request.Context())
+		e.Elapsed = ctxkey.Elapsed(resp.Request.Context())
 	}
 	e.Source, e.Reason, e.Retryable = byStatus(resp.StatusCode, b)
 	if c, ok := codes[strings.ToLower(b.code)]; ok {

@@ -46,10 +46,17 @@ type Config struct {
 	// the client gives up. Zero means DefaultGrace (10 s); a negative value
 	// means none.
 	Grace time.Duration
-	// Retry is the retry policy; its zero value retries 502 and 503.
+	// Retry is the retry policy. Its zero value retries 502 and 503, and
+	// 429 when the response says when to come back (Retry-After or
+	// retry-after-ms), up to 5 attempts within the budget. Each client
+	// (each NewTransport or NewClient) gets its own retry budget,
+	// retry.NewDefaultThrottle, shared by all its requests, unless
+	// Retry.Throttle is set or NoRetryBudget is true.
 	Retry retry.Policy
-	// NoRetryBudget turns off the retry budget the stack gives each
-	// transport when Retry.Throttle is nil (see retryPolicy).
+	// NoRetryBudget turns off the retry budget each client otherwise gets
+	// when Retry.Throttle is nil: every request then retries to its limit
+	// whatever the others see, so a full outage costs 4 retries per request
+	// instead of 9 in all.
 	NoRetryBudget bool
 	// Stream configures the guard on 2xx response bodies.
 	Stream sse.Config

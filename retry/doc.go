@@ -8,10 +8,15 @@
 // failed attempt the transport decides whether to try again, and waits
 // before it does:
 //
-//   - A response is retried when its status is 502 or 503 (or one of
-//     [Policy.Statuses]) and [streamguard.Classify] marks it retryable: a
-//     502 "Error making prediction" (the container crashed or restarted),
-//     a 503 from a draining replica or the router. A 502 "client closed
+//   - A response is retried when its status is 502 or 503, or 429 with a
+//     server hint (Retry-After or retry-after-ms), or one of
+//     [Policy.Statuses] when the caller lists them, and
+//     [streamguard.Classify] marks it retryable: a 502 "Error making
+//     prediction" (the container crashed or restarted), a 503 from a
+//     draining replica or the router, a 429 from the platform's rate
+//     limiter that says when to come back. A 429 without a hint is not
+//     retried by default: nothing says when capacity returns, and retrying
+//     blindly adds to the load that was refused. A 502 "client closed
 //     connection" is never retried: it reports the client's own
 //     disconnection. A status the caller lists explicitly is retried even
 //     where Classify says otherwise, so that Statuses: []int{429, 500, 502,
@@ -44,11 +49,15 @@
 //     the deadline, and never as a bare context.DeadlineExceeded. A wait
 //     ends at once when the context is canceled.
 //   - A [Throttle] shared by many requests stops all retries while the
-//     servers keep failing (gRPC's retry throttling).
+//     servers keep failing (gRPC's retry throttling). [NewDefaultThrottle]
+//     is the budget the middleware package's client stack gives each
+//     client: a full outage costs 9 extra attempts in all, while a
+//     service failing a few percent of its requests never notices it.
 //
-// Defaults at a glance: statuses 502 and 503; 5 attempts; waits of about
-// 1, 2, 4 and 8 s (±50 %); hints capped at 30 s; 100 ms minimum attempt
-// time; bodies up to 8 MiB buffered for replay; no throttle.
+// Defaults at a glance: statuses 502 and 503, and 429 with a server hint;
+// 5 attempts; waits of about 1, 2, 4 and 8 s (±50 %); hints capped at 30 s;
+// 100 ms minimum attempt time; bodies up to 8 MiB buffered for replay; no
+// throttle unless [Policy.Throttle] is set.
 //
 // # What a caller sees
 //
@@ -64,15 +73,18 @@
 // context ended the first attempt, SourceClient (ReasonCanceled or
 // ReasonTimeout), and SourcePlatform with ReasonTimeout when the context's
 // cause is [streamguard.ErrBudgetExceeded]. Attempts says how many attempts
-// were made. If the caller's context ends after a real failure (during a wait, or
-// during the attempt that follows), that failure is returned: the last
-// response, with the part of its body read before the retry, or the last
-// connection error.
+// were made and, when there was more than one, Elapsed the time from the
+// start of the first attempt to the failure. If the caller's context ends
+// after a real failure (during a wait, or during the attempt that follows),
+// that failure is returned: the last response, with the part of its body
+// read before the retry, or the last connection error.
 //
 // Each attempt's request is a shallow copy of the caller's with its own
 // context, which carries the attempt's number (1 for the first try) for
 // streamguard.Check and the tracing package (http.request.resend_count is
-// that number minus one). The caller's request is never modified.
+// that number minus one) and, for a retry, the start of the first attempt,
+// from which Check measures the Elapsed of a failure returned as a
+// response. The caller's request is never modified.
 //
 // # Bodies and connections
 //

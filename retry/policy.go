@@ -52,16 +52,28 @@ func DefaultBackoff() backoff.BackOff {
 }
 
 // Policy says which failures are retried, how often and how far apart. Its
-// zero value retries 502 and 503 and connection failures up to 5 attempts on
-// the default schedule, bounded by the request's deadline. A Policy is
-// copied by [NewTransport]; changing it afterwards has no effect.
+// zero value retries 502 and 503, 429 when the server says when to come
+// back, and connection failures, up to 5 attempts on the default schedule,
+// bounded by the request's deadline, with no [Throttle]. A Policy is copied
+// by [NewTransport]; changing it afterwards has no effect.
 type Policy struct {
 	// Statuses are the response statuses that are retried.
 	//
-	// Nil means 502 and 503, and then only when [streamguard.Classify]
-	// marks the response retryable: a 502 or 503 that the model's own code
-	// raised (X-Baseten-Error-Source) is the model's answer and is
-	// returned. A non-nil slice replaces the set, and a status listed in it
+	// Nil means 502 and 503, and 429 when the response carries a server
+	// hint (Retry-After in seconds or as an HTTP-date, or retry-after-ms;
+	// see [RetryAfter]), each only when [streamguard.Classify] marks the
+	// response retryable: a 502 or 503 that the model's own code raised
+	// (X-Baseten-Error-Source) is the model's answer and is returned, and
+	// so is a 429 whose body says the quota is spent (insufficient_quota).
+	// A retried 429 waits for its hint, capped by MaxRetryAfter; a hint
+	// longer than the time left before the deadline returns the 429 at
+	// once. A 429 without a hint is returned at once: nothing says when
+	// capacity comes back, and blind retries only add to the load that
+	// rate-limited it. The platform throttles with 429 and Retry-After, and
+	// OpenAI's clients retry 429 too. With MaxRetryAfter negative (hints
+	// ignored) a 429 is not retried by default.
+	//
+	// A non-nil slice replaces the set, and a status listed in it
 	// is retried even when Classify calls it not retryable: the platform's
 	// own client guidance retries []int{429, 500, 502, 503, 504}; 504 means
 	// the whole 1200 s budget was spent, so list it only for short requests.
@@ -94,7 +106,8 @@ type Policy struct {
 
 	// Throttle, if set, is a retry budget shared by every request made with
 	// it: when the servers keep failing, retries stop for all of them. Nil
-	// means no throttle. See [Throttle].
+	// means no throttle. See [Throttle]; [NewDefaultThrottle] returns the
+	// budget the middleware package's client stack gives each client.
 	Throttle *Throttle
 
 	// OnRetry, if set, is called before each wait with the attempt that

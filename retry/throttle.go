@@ -24,6 +24,44 @@ type Throttle struct {
 	tokens atomic.Int64
 }
 
+// The retry budget of [NewDefaultThrottle]: 20 tokens, 0.2 refunded per
+// success.
+//
+// A success refunds the ratio and a retryable failure costs one token, so
+// the bucket holds its level while failures/successes stays under the
+// ratio: with 0.2, while fewer than 1 attempt in 6 (16.7 %) fails. A healthy
+// service that fails a few percent of its requests keeps the bucket full,
+// and every one of its failures is retried; so is a burst of up to 9
+// failures before any success. gRPC's typical bucket, 10 tokens and 0.1,
+// tolerates 1 failure in 11 (9 %) and stops retrying after 5 failures in a
+// row; Envoy bounds the retries of each cluster by default with a retry
+// budget of 20 % of the active requests (and at least 3 concurrent
+// retries). The ratio takes Envoy's proportion; the tokens double gRPC's so
+// that a burst needs twice as many failures to stop the retries.
+//
+// In a full outage the bucket, starting full, stops the retries once a
+// failure leaves it at half or less: the failures that leave 19 to 11
+// tokens are retried, 9 retries in all (maxTokens/2 - 1), however many
+// requests run at once, and after that every request is sent once. So R
+// requests against a gateway that answers only 503 make R + 9 attempts, at
+// most 1.2 R from 45 requests on, where 5 R would be made without a budget.
+// At any failure rate, each retry past those 9 must be paid for by refunds,
+// so the retries stay under 10 + 0.2 x the successes: the attempts stay
+// under 1.2 R + 10. Retries resume once successes have refilled the bucket
+// to more than half plus one token: from empty, after 56 successes.
+const (
+	DefaultThrottleTokens = 20
+	DefaultThrottleRatio  = 0.2
+)
+
+// NewDefaultThrottle returns a new, full Throttle of DefaultThrottleTokens
+// tokens that refunds DefaultThrottleRatio per success. Share it between
+// the requests of one client: the middleware package's client stack gives
+// each client its own when its policy has none.
+func NewDefaultThrottle() *Throttle {
+	return NewThrottle(DefaultThrottleTokens, DefaultThrottleRatio)
+}
+
 // maxThrottleTokens bounds maxTokens so that thousandths of a token fit an
 // int64 with room to spare; gRPC itself caps maxTokens at 1000.
 const maxThrottleTokens = 1e12

@@ -92,9 +92,10 @@ func (t *transport) CloseIdleConnections() {
 }
 
 // newAttempt returns attempt n of req: a shallow copy whose context
-// carries n, with body rc (nil: req's own, which is nil or http.NoBody).
-func newAttempt(req *http.Request, n int, rc io.ReadCloser, src *bodySource) *http.Request {
-	a := req.WithContext(ctxkey.WithAttempt(req.Context(), n))
+// carries n and, for a retry, the start of the first attempt, with body rc
+// (nil: req's own, which is nil or http.NoBody).
+func newAttempt(req *http.Request, n int, start time.Time, rc io.ReadCloser, src *bodySource) *http.Request {
+	a := req.WithContext(ctxkey.WithAttemptStart(req.Context(), n, start))
 	if rc != nil {
 		a.Body = rc
 	}
@@ -122,9 +123,11 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		bo   backoff.BackOff // made at the first retry: most requests need none
 		last outcome         // the last failure discarded to retry
 		rc   = src.first
+		// start is when the first attempt began: the origin of Elapsed.
+		start = time.Now()
 	)
 	for n := 1; ; n++ {
-		a := newAttempt(req, n, rc, &src)
+		a := newAttempt(req, n, start, rc, &src)
 		resp, err := t.base.RoundTrip(a)
 		rc = nil
 		if err != nil && resp != nil {
@@ -140,11 +143,11 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			// The caller's context ended this attempt: that is not the
 			// failure to report when a real one came before.
 			if last.valid() {
-				return last.result(n)
+				return last.result(n, start)
 			}
-			return nil, noResponse(contextError(ctx, err), n)
+			return nil, noResponse(contextError(ctx, err), n, start)
 		case err != nil:
-			f.err = noResponse(err, n)
+			f.err = noResponse(err, n, start)
 			switch classifySend(err) {
 			case notSent:
 			case maybeSent:
@@ -157,7 +160,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			default:
 				return nil, f.err
 			}
-		case !slices.Contains(t.statuses, resp.StatusCode):
+		case !t.retries(resp):
 			if resp.StatusCode < 400 {
 				t.throttle.succeed()
 			}
@@ -171,6 +174,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			if se.Source == streamguard.SourceClient || (!t.explicit && !se.Retryable) {
 				return f.result()
 			}
+			se.Elapsed = elapsed(n, start) // as Check will find it, for OnRetry
 			f.err = se
 			if t.maxHint >= 0 {
 				f.hint, f.hinted = RetryAfter(resp.Header, time.Now())
@@ -213,19 +217,47 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			if next != nil {
 				next.Close()
 			}
-			return last.result(n)
+			return last.result(n, start)
 		}
 		rc = next
 	}
 }
 
-// noResponse classifies the error of an attempt that obtained no response.
-// It copies the *streamguard.Error FromError returns, which may be one
-// that err wraps and that is not ours to change.
-func noResponse(err error, n int) *streamguard.Error {
+// retries reports whether resp's status is one the policy retries: one of
+// the listed statuses; or, when the caller listed none, 502 and 503, and 429
+// when the response says when to come back (a Retry-After or
+// retry-after-ms hint that is not ignored). Whether Classify agrees is for
+// the caller to check once the body's prefix is read.
+func (t *transport) retries(resp *http.Response) bool {
+	if slices.Contains(t.statuses, resp.StatusCode) {
+		return true
+	}
+	if t.explicit || resp.StatusCode != http.StatusTooManyRequests || t.maxHint < 0 {
+		return false
+	}
+	_, hinted := RetryAfter(resp.Header, time.Now())
+	return hinted
+}
+
+// noResponse classifies the error of attempt n, which obtained no
+// response, for a request whose first attempt began at start. It copies
+// the *streamguard.Error FromError returns, which may be one that err
+// wraps and that is not ours to change.
+func noResponse(err error, n int, start time.Time) *streamguard.Error {
 	e := *streamguard.FromError(err)
 	e.Attempts = n
+	e.Elapsed = elapsed(n, start)
 	return &e
+}
+
+// elapsed is streamguard.Error.Elapsed after n attempts of a request whose
+// first attempt began at start: the time since start once the request was
+// retried, zero for a single attempt.
+func elapsed(n int, start time.Time) time.Duration {
+	if n <= 1 {
+		return 0
+	}
+	return max(time.Since(start), 0)
 }
 
 // sleep waits d, or until ctx ends; it reports whether the wait ran out.
@@ -299,16 +331,18 @@ type outcome struct {
 
 func (o outcome) valid() bool { return o.resp != nil || o.err != nil }
 
-// result returns the outcome as the answer after n attempts.
-func (o outcome) result(n int) (*http.Response, error) {
+// result returns the outcome as the answer after n attempts of a request
+// whose first attempt began at start.
+func (o outcome) result(n int, start time.Time) (*http.Response, error) {
 	if o.resp != nil {
 		r := o.resp.Request
 		if r != nil {
-			o.resp.Request = r.WithContext(ctxkey.WithAttempt(r.Context(), n))
+			o.resp.Request = r.WithContext(ctxkey.WithAttemptStart(r.Context(), n, start))
 		}
 		return o.resp, nil
 	}
 	e := *o.err
 	e.Attempts = n
+	e.Elapsed = elapsed(n, start)
 	return nil, &e
 }

@@ -31,9 +31,9 @@ func modelError(status int) http.Handler {
 	})
 }
 
-// Issue bullet: retries 502 and 503 by default; Statuses replaces the set;
-// never a 502 "client closed connection" nor a status Classify marks not
-// retryable unless the caller listed it.
+// Issue bullet: retries 502 and 503 by default, and 429 with a server hint;
+// Statuses replaces the set; never a 502 "client closed connection" nor a
+// status Classify marks not retryable unless the caller listed it.
 func TestStatuses(t *testing.T) {
 	const maxAttempts = 3
 	ok := gatewaytest.JSON(200, `{"ok":true}`)
@@ -67,8 +67,12 @@ func TestStatuses(t *testing.T) {
 			[]gatewaytest.Fault{gatewaytest.Status(500, `{"error":"boom"}`)}, 1, 500},
 		{"500 is retried when listed", nil, []int{429, 500, 502, 503, 504},
 			[]gatewaytest.Fault{gatewaytest.Status(500, `{"error":"boom"}`)}, 2, 200},
-		{"429 is not retried by default", nil, nil,
+		{"429 without a hint is not retried by default", nil, nil,
 			[]gatewaytest.Fault{gatewaytest.RateLimited(0)}, 1, 429},
+		{"429 with a hint is retried by default", nil, nil,
+			[]gatewaytest.Fault{gatewaytest.RateLimited(time.Millisecond)}, 2, 200},
+		{"429 with a hint is not retried when the list leaves it out", nil, []int{502, 503},
+			[]gatewaytest.Fault{gatewaytest.RateLimited(time.Millisecond)}, 1, 429},
 		{"429 is retried when listed", nil, []int{429},
 			[]gatewaytest.Fault{gatewaytest.RateLimited(0)}, 2, 200},
 		{"503 raised by the model's code is not retried by default", modelError(503), nil, nil, 1, 503},
