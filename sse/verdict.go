@@ -29,7 +29,7 @@ func (b *body) finish() {
 	}
 }
 
-// verdict decides how the stream ended, in the order of DESIGN.md's stream
+// verdict decides how the stream ended, in the order of the documented stream
 // verdicts. nil means success.
 func (b *body) verdict() *streamguard.Error {
 	up := b.upErr
