@@ -36,8 +36,11 @@ type ServerConfig struct {
 	MaxBodyBytes int64
 	// Heartbeat writes an SSE comment on a text/event-stream response that
 	// has written nothing for this long, so that proxies and the client's
-	// idle timeout keep the stream open while the model thinks. Zero means
-	// off.
+	// idle timeout keep the stream open while the model thinks. The comment
+	// is an event of its own (": keep-alive" and a blank line), written
+	// only between the handler's events: the writer follows the handler's
+	// line ends as the SSE spec defines them (CR, LF or CRLF, even split
+	// between writes), and waits while an event is open. Zero means off.
 	Heartbeat time.Duration
 	// Tracing configures the SERVER span of each request.
 	Tracing tracing.Config

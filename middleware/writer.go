@@ -12,8 +12,9 @@ import (
 	"github.com/streamguard/streamguard/sse"
 )
 
-// heartbeat is the SSE comment NewHandler writes on an idle stream.
-const heartbeat = ": keep-alive\n"
+// heartbeat is the SSE comment NewHandler writes on an idle stream, as an
+// event of its own.
+const heartbeat = ": keep-alive\n\n"
 
 // The positions a response body can be at, for what may be appended to it.
 const (
@@ -34,10 +35,15 @@ type writer struct {
 	header http.Header
 	cancel context.CancelCauseFunc // ends the handler's context
 
-	mu       sync.Mutex
-	wrote    bool // the header is written
-	isSSE    bool // a 2xx text/event-stream response
-	pos      int  // atEventBoundary, atLineBoundary or midLine
+	mu      sync.Mutex
+	wrote   bool // the header is written
+	isSSE   bool // a 2xx text/event-stream response
+	pos     int  // atEventBoundary, atLineBoundary or midLine
+	afterCR bool // the last byte written was a CR, whose LF may come next
+	// dropLF: the writer put bytes of its own after a CR that ended an
+	// event, so the handler's next LF, the second half of that CRLF, must
+	// not reach the client as a line end of its own.
+	dropLF   bool
 	ended    bool // the response was ended for the handler: further writes fail
 	done     bool // ServeHTTP is returning: nothing may write any more
 	abort    bool // the response must be aborted once the handler returns
@@ -103,22 +109,37 @@ func (w *writer) Write(p []byte) (int, error) {
 	if !w.wrote && !w.hijacked {
 		w.writeHeaderLocked(http.StatusOK)
 	}
-	n, err := w.rw.Write(p)
-	w.track(p[:n])
+	skip := 0
+	if w.dropLF && len(p) > 0 {
+		w.dropLF = false
+		if p[0] == '\n' {
+			skip = 1 // already ended by its CR, before the writer's own bytes
+		}
+	}
+	n, err := w.rw.Write(p[skip:])
+	w.track(p[skip : skip+n])
 	if err != nil {
 		w.failed(err)
 	}
-	return n, err
+	return skip + n, err
 }
 
 // track follows where the body stands: at an event boundary, a line
-// boundary, or inside a line.
+// boundary, or inside a line. Line ends are the SSE spec's: CR, LF or CRLF,
+// a CRLF counting once even when its two bytes come in separate writes.
 func (w *writer) track(p []byte) {
 	if len(p) == 0 {
 		return
 	}
 	w.lastWrite.Store(time.Now().UnixNano())
 	if !w.isSSE {
+		return
+	}
+	if w.afterCR && p[0] == '\n' {
+		p = p[1:] // the LF of a CRLF split between two writes
+	}
+	w.afterCR = false
+	if len(p) == 0 {
 		return
 	}
 	// Only the line ends after the last other byte matter.
@@ -139,6 +160,7 @@ func (w *writer) track(p []byte) {
 			w.pos = atEventBoundary
 		}
 	}
+	w.afterCR = p[len(p)-1] == '\r'
 }
 
 // failed records a write or flush error: the client went away, and the
@@ -194,9 +216,10 @@ func (w *writer) EnableFullDuplex() error {
 // Unwrap gives http.ResponseController the writer beneath.
 func (w *writer) Unwrap() http.ResponseWriter { return w.rw }
 
-// beat writes a heartbeat comment when the stream has been idle for the
-// heartbeat period, at a line boundary only (a comment in the middle of a
-// line would corrupt it), and re-arms itself.
+// beat writes a heartbeat comment, an event of its own, when the stream
+// has been idle for the heartbeat period and stands at an event boundary
+// (anywhere else it would land inside the handler's event), and re-arms
+// itself.
 func (w *writer) beat() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -207,12 +230,8 @@ func (w *writer) beat() {
 	idle := time.Duration(time.Now().UnixNano() - w.lastWrite.Load())
 	if idle < w.heartbeat {
 		next -= idle
-	} else if w.pos != midLine {
-		frame := heartbeat
-		if w.pos == atEventBoundary {
-			frame += "\n" // a comment event of its own
-		}
-		_, err := w.rw.Write([]byte(frame))
+	} else if w.pos == atEventBoundary {
+		_, err := w.rw.Write([]byte(heartbeat))
 		if err == nil {
 			err = http.NewResponseController(w.rw).Flush()
 		}
@@ -220,6 +239,8 @@ func (w *writer) beat() {
 			w.failed(err)
 			return
 		}
+		w.dropLF = w.afterCR
+		w.afterCR = false
 		w.lastWrite.Store(time.Now().UnixNano())
 	}
 	w.hbTimer.Reset(next)
