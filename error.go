@@ -74,7 +74,9 @@ type Error struct {
 	Err         error  // the underlying cause (io.ErrUnexpectedEOF, context.DeadlineExceeded, ...)
 
 	// Elapsed is the time from the first attempt to this failure, when
-	// the request was retried (Attempts > 1); zero otherwise.
+	// the request was retried (Attempts > 1); zero otherwise, and on the
+	// errors retry.Policy.OnRetry sees, which are not the request's
+	// failure. With it, Hint says how many attempts failed over how long.
 	Elapsed time.Duration
 	// Budget is the request's time budget in force when the stack gave it
 	// its deadline, so that a hint can quote it; zero when unknown.
@@ -131,72 +133,6 @@ func (e *Error) Error() string {
 // Unwrap returns the underlying cause, so that errors.Is(err,
 // context.DeadlineExceeded) and the like see through an *Error.
 func (e *Error) Unwrap() error { return e.Err }
-
-// Hint says where to look next, from the platform's quick reference: the
-// model logs for a crashed container, the request for a 4xx, a retry with
-// backoff for a draining replica. It depends on the reason and, where the
-// same reason has different owners, on the source.
-func (e *Error) Hint() string {
-	switch e.Reason {
-	case ReasonBadRequest:
-		if e.Source == SourceModel {
-			return "the model rejected the input: compare the request with the model's input schema and read the model logs"
-		}
-		return "check that the request body is valid JSON and the URL path is correct"
-	case ReasonUnauthorized:
-		if e.Source == SourcePlatform {
-			return "a service between you and the model had its own credentials refused upstream: not your request; tell its operator"
-		}
-		return "check the API key in the Authorization header (Bearer or Api-Key)"
-	case ReasonNotFound:
-		return "confirm the model or deployment ID and that you call the right predict endpoint"
-	case ReasonBilling:
-		return "check the account's billing and usage settings, or contact its owner"
-	case ReasonPayloadTooLarge:
-		return "send large inputs by file or URL, not inline (100 MB edge cap; 256 KiB for async by default)"
-	case ReasonRateLimited:
-		return "slow down: retry after the Retry-After delay, with backoff"
-	case ReasonModelError:
-		return "the model's own error: read the error body and the model logs"
-	case ReasonUnreachable:
-		return "check the model logs for a crash or OOMKilled; if they are clean, retry"
-	case ReasonUnavailable:
-		return "mostly transient (draining, routing or not ready): retry with exponential backoff"
-	case ReasonPlatformError:
-		return "a platform-side error: retry with backoff; if it persists, contact support with the request ID"
-	case ReasonTimeout:
-		if e.Source == SourceClient {
-			return "your own deadline expired first: set your client's timeout to the model's expected response time (the platform allows 1200 s)"
-		}
-		return "the prediction ran past the platform's timeout (1200 s sync, 3600 s async): profile the model, raise its resources, or move long work to async"
-	case ReasonCanceled:
-		return "the client disconnected or canceled before the response finished: not a platform or model failure"
-	case ReasonConnection:
-		return "no response was obtained: check DNS, TLS and connectivity to the gateway; retry"
-	case ReasonTruncated:
-		return "the stream stopped before its end: treat the request as failed, check the model logs, and retry"
-	case ReasonStalled:
-		return "the stream sent nothing within its idle timeout: check the model logs for a hang, and retry"
-	case ReasonNoEvents:
-		return noEventsHint(e.Code)
-	case ReasonEventTooLarge:
-		return "an event exceeded the guard's size limit: raise sse.Config.MaxEventBytes if the stream is legitimate"
-	}
-	return ""
-}
-
-// noEventsHint names what a 2xx event stream without events carried.
-func noEventsHint(code string) string {
-	switch code {
-	case "html":
-		return "the server or a proxy answered 200 with an HTML page, not events (an error or login page): check the URL, the proxy and the server logs"
-	case "json":
-		return "the server answered 200 with a JSON document, not events (often an error object): read the message, and check that the request asked for a stream"
-	case "text":
-		return "the server answered 200 with text that is not an event stream: check the URL and the server"
-	}
-	return "the stream ended before its first event: check the model logs, and retry"
-}
 
 // clean is what every text taken from the wire goes through before an Error
 // keeps it: control characters removed, the request's secrets and every

@@ -65,7 +65,7 @@ func (b *budget) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 
 	ctx := redact.WithHeaders(req.Context(), b.cfg.CredentialHeaders)
-	total, _ := b.cfg.budgetInForce(async)
+	total, inForce := b.cfg.budgetInForce(async)
 	deadline := time.Now().Add(total)
 	cancel := context.CancelFunc(nil)
 	if d, ok := ctx.Deadline(); !ok || d.After(deadline) {
@@ -107,10 +107,13 @@ func (b *budget) RoundTrip(req *http.Request) (*http.Response, error) {
 		if counted != nil && counted.over() {
 			return nil, TooLarge(counted.read(), limit, true)
 		}
+		if cancel != nil {
+			err = withBudget(err, inForce)
+		}
 		return nil, err
 	}
 	if cancel != nil {
-		resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+		resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel, budget: inForce}
 	}
 	if b.cfg.ErrorStatus && resp.StatusCode >= 400 {
 		err := streamguard.Check(resp)
@@ -167,18 +170,39 @@ func (l *limitedBody) read() int64 {
 }
 
 // cancelBody releases the request's budget timer when the body ends or is
-// closed, whichever comes first, as http.Client does with its own timeout.
+// closed, whichever comes first, as http.Client does with its own timeout,
+// and names the budget in the error of a body that outlived it.
 type cancelBody struct {
 	io.ReadCloser
 	cancel context.CancelFunc
+	budget time.Duration
+	err    error // the last error read, and what withBudget made of it
+	out    error
 }
 
 func (c *cancelBody) Read(p []byte) (int, error) {
 	n, err := c.ReadCloser.Read(p)
 	if err != nil {
 		c.cancel()
+		if err != c.err {
+			c.err, c.out = err, withBudget(err, c.budget)
+		}
+		err = c.out
 	}
 	return n, err
+}
+
+// withBudget returns err with Budget set to the budget in force when err
+// is the expiry of the budget the stack gave the request, so that its hint
+// quotes that budget; any other error is returned as it is.
+func withBudget(err error, budget time.Duration) error {
+	se, ok := err.(*streamguard.Error)
+	if !ok || se.Budget != 0 || !errors.Is(err, streamguard.ErrBudgetExceeded) {
+		return err
+	}
+	e := *se
+	e.Budget = budget
+	return &e
 }
 
 func (c *cancelBody) Close() error {

@@ -25,9 +25,11 @@ const DefaultGrace = 10 * time.Second
 const TimeoutHeader = "Request-Timeout-Ms"
 
 // Config configures the client stack. The zero value is ready to use: the
-// platform's 1200 s budget, retries of 502 and 503 with the retry package's
-// defaults, no idle timeout on streams, the global OpenTelemetry providers,
-// and a base transport tuned for the gateway.
+// platform's 1200 s budget, retries of 502, 503 and hinted 429 with the
+// retry package's defaults under a retry budget of the client's own, event
+// streams ended as stalled after 120 s without a byte (600 s before the
+// first), the global OpenTelemetry providers, and a base transport tuned for
+// the gateway.
 type Config struct {
 	// Base is the transport under the stack. Nil means DefaultBase(budget):
 	// a clone of http.DefaultTransport tuned for the gateway.
@@ -58,7 +60,10 @@ type Config struct {
 	// whatever the others see, so a full outage costs 4 retries per request
 	// instead of 9 in all.
 	NoRetryBudget bool
-	// Stream configures the guard on 2xx response bodies.
+	// Stream configures the guard on 2xx response bodies. Its zero value
+	// ends an event stream that sends nothing for sse.DefaultIdleTimeout
+	// (120 s; sse.DefaultFirstByteTimeout, 600 s, before its first byte) as
+	// stalled; set Stream.IdleTimeout to change it, negative to turn it off.
 	Stream sse.Config
 	// Tracing configures the span of each attempt.
 	Tracing tracing.Config

@@ -151,6 +151,8 @@ type Attempt struct {
 	StatusCode int
 	// Err is the failure as a *streamguard.Error: the classified status
 	// when there was a response, the connection failure when there was not.
+	// Its Elapsed is zero, so that its hint is that of one failed attempt,
+	// not of a request whose retries are spent.
 	Err error
 	// Delay is the wait before the next attempt.
 	Delay time.Duration

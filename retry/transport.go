@@ -174,7 +174,6 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			if se.Source == streamguard.SourceClient || (!t.explicit && !se.Retryable) {
 				return f.result()
 			}
-			se.Elapsed = elapsed(n, start) // as Check will find it, for OnRetry
 			f.err = se
 			if t.maxHint >= 0 {
 				f.hint, f.hinted = RetryAfter(resp.Header, time.Now())
@@ -211,7 +210,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		last = f.discard()
 		if t.onRetry != nil {
-			t.onRetry(Attempt{N: n, StatusCode: f.status(), Err: f.err, Delay: d})
+			e := *f.err
+			e.Elapsed = 0 // not the request's failure: it is retried
+			t.onRetry(Attempt{N: n, StatusCode: f.status(), Err: &e, Delay: d})
 		}
 		if !sleep(ctx, d) {
 			if next != nil {

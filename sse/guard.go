@@ -1,7 +1,6 @@
 package sse
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/streamguard/streamguard"
-	"github.com/streamguard/streamguard/internal/redact"
 	"github.com/streamguard/streamguard/internal/streamstat"
 )
 
@@ -53,14 +51,24 @@ var (
 	ErrNoEvents = errors.New("sse: stream ended without any event")
 )
 
-// Config configures a stream guard. The zero value is ready to use: no idle
-// timeout, 8 MiB events, no failure event, the built-in dialects.
+// Config configures a stream guard. The zero value is ready to use: event
+// streams stall after DefaultIdleTimeout without a byte (DefaultFirstByteTimeout
+// before the first), 8 MiB events, no failure event, the built-in dialects.
 type Config struct {
 	// IdleTimeout ends a stream that sends no bytes for this long while its
 	// reader waits (comments and pings count) as stalled, and closes its
-	// connection. Zero means off. Time spent by the reader between its own
-	// Reads never counts.
+	// connection. Time spent by the reader between its own Reads never
+	// counts. Zero means DefaultIdleTimeout (120 s) for text/event-stream
+	// bodies and off for other bodies; a positive value applies to every
+	// guarded body; a negative value turns stall detection off, the wait
+	// for the first byte included.
 	IdleTimeout time.Duration
+	// FirstByteTimeout replaces IdleTimeout until the body's first byte
+	// after the header, the time a model may think before it streams.
+	// Zero means DefaultFirstByteTimeout (600 s), or IdleTimeout when that
+	// is longer; a negative value means IdleTimeout from the start. It
+	// applies only while stall detection is on.
+	FirstByteTimeout time.Duration
 	// MaxEventBytes caps one event, and so the bytes the guard holds back
 	// while an event is incomplete; a larger event fails the stream with
 	// event_too_large. Zero means DefaultMaxEventBytes (8 MiB).
@@ -121,8 +129,12 @@ type body struct {
 	statBytes    atomic.Int64
 	statFirst    atomic.Int64 // unix nanoseconds of the first event; 0: none
 	statTerminal atomic.Bool
+	began        atomic.Bool  // a byte arrived: idleAfter applies, not idleFirst
+	stallLimit   atomic.Int64 // the limit that stalled the stream, for its message
 	timer        *time.Timer
 	epoch        time.Time
+	idleFirst    time.Duration // the stall limits in force (see startIdleTimer)
+	idleAfter    time.Duration
 }
 
 // Guard wraps resp.Body in place so that a failure of a 2xx response after
@@ -164,10 +176,7 @@ func Guard(resp *http.Response, cfg Config) {
 		b.isSSE = true
 		b.p.owner = b
 	}
-	if cfg.IdleTimeout > 0 {
-		b.epoch = time.Now()
-		b.timer = time.AfterFunc(cfg.IdleTimeout, b.onTimer)
-	}
+	b.startIdleTimer()
 	resp.Body = b
 }
 
@@ -297,45 +306,6 @@ func (b *body) overflow() {
 	b.rc.Close()
 }
 
-// upstreamRead reads from the response body, telling the idle timer that the
-// guard is waiting for the upstream.
-func (b *body) upstreamRead(p []byte) (int, error) {
-	if b.timer == nil {
-		n, err := b.rc.Read(p)
-		b.keepHead(p[:n])
-		return n, err
-	}
-	b.lastActivity.Store(int64(time.Since(b.epoch)))
-	b.reading.Store(true)
-	n, err := b.rc.Read(p)
-	b.keepHead(p[:n])
-	b.reading.Store(false)
-	if n > 0 {
-		b.lastActivity.Store(int64(time.Since(b.epoch)))
-	}
-	return n, err
-}
-
-// onTimer runs when the idle timer fires: it stalls the stream when the
-// guard has waited for the upstream for IdleTimeout, and re-arms otherwise.
-// One timer serves the whole stream; Read never touches it.
-func (b *body) onTimer() {
-	if b.closed.Load() || b.finished.Load() {
-		return
-	}
-	next := b.cfg.IdleTimeout
-	if b.reading.Load() {
-		idle := time.Since(b.epoch) - time.Duration(b.lastActivity.Load())
-		if idle >= b.cfg.IdleTimeout {
-			b.stalled.Store(true)
-			b.rc.Close() // unblocks the pending Read
-			return
-		}
-		next -= idle
-	}
-	b.timer.Reset(next)
-}
-
 // onEvent is called by the parser with each complete event's bytes.
 func (b *body) onEvent(block []byte) {
 	p := &b.p
@@ -363,134 +333,6 @@ func (b *body) onEvent(block []byte) {
 		b.fast = b.dialect != 0 || b.events >= detectEvents
 	} else {
 		b.judge(typ, data)
-	}
-}
-
-// plainEvent reports whether a one-line data event whose value is v can be
-// counted without judging it: the dialect is known (or no longer searched
-// for) and v is a JSON object
-// whose first key cannot be "error", "object" or "type", the keys the
-// built-in dialects look at. An OpenAI chunk, {"id": ...}, is such an event.
-func (b *body) plainEvent(v []byte) bool {
-	return b.fast && len(v) > 2 && v[0] == '{' && v[1] == '"' && v[2] != 'e' && v[2] != 'o' && v[2] != 't'
-}
-
-// joinData returns the event's data lines joined by "\n", in a buffer the
-// guard reuses.
-func (b *body) joinData(block []byte) []byte {
-	b.scratch = b.scratch[:0]
-	var q parser
-	n := 0
-	for rest := block; len(rest) > 0; {
-		end := len(rest)
-		next := end
-		for i, c := range rest {
-			if c == '\n' || c == '\r' {
-				end, next = i, i+1
-				if c == '\r' && i+1 < len(rest) && rest[i+1] == '\n' {
-					next++
-				}
-				break
-			}
-		}
-		q.dataN = 0
-		q.field(rest, 0, end)
-		if q.dataN > 0 {
-			if n > 0 {
-				b.scratch = append(b.scratch, '\n')
-			}
-			b.scratch = append(b.scratch, rest[q.dataS:q.dataE]...)
-			n++
-		}
-		rest = rest[next:]
-	}
-	return b.scratch
-}
-
-// judgeBuiltin applies the built-in dialects with no function calls through
-// values: the common case, on the path of every event.
-func (b *body) judgeBuiltin(typ, data []byte) {
-	t := typ
-	if len(data) > 0 {
-		switch data[0] {
-		case '[':
-			if openaiTerminal(nil, data) {
-				b.sawTerminal(1)
-			}
-			return
-		case '{':
-			key, rest := firstKey(data)
-			switch string(key) {
-			case "error":
-				b.sawError(data)
-				return
-			case "object":
-				if v, _ := stringValue(rest); string(v) == "error" {
-					b.sawError(data)
-					return
-				}
-			case "type":
-				if t == nil {
-					t, _ = stringValue(rest)
-				}
-			}
-			if b.dialect == 0 && t == nil && b.events <= detectEvents && openaiDetect(nil, data) {
-				b.dialect = 1
-			}
-		}
-	}
-	switch string(t) {
-	case "":
-	case "error":
-		b.sawError(data)
-	case "response.completed", "response.incomplete":
-		b.sawTerminal(2)
-	case "response.failed":
-		b.sawError(data)
-		b.sawTerminal(2)
-	case "message_stop":
-		b.sawTerminal(3)
-	case "message_start", "content_block_start", "content_block_delta", "content_block_stop", "message_delta", "ping":
-		if b.dialect == 0 {
-			b.dialect = 3
-		}
-	default:
-		if b.dialect == 0 && bytes.HasPrefix(t, []byte("response.")) {
-			b.dialect = 2
-		}
-	}
-}
-
-// judge applies the configured dialects.
-func (b *body) judge(typ, data []byte) {
-	for i, d := range b.cfg.Dialects {
-		if d.Error != nil && d.Error(typ, data) {
-			b.sawError(data)
-		}
-		if d.Terminal != nil && d.Terminal(typ, data) {
-			b.sawTerminal(i + 1)
-		}
-		if b.dialect == 0 && d.Detect != nil && d.Detect(typ, data) {
-			b.dialect = i + 1
-		}
-	}
-}
-
-func (b *body) sawTerminal(dialect int) {
-	b.terminal = true
-	b.statTerminal.Store(true)
-	if b.dialect == 0 {
-		b.dialect = dialect
-	}
-}
-
-func (b *body) sawError(data []byte) {
-	if b.inband == nil {
-		e := streamguard.ClassifyEvent(data)
-		// The model may echo the key it was called with.
-		secrets := redact.Secrets(b.req)
-		e.Message, e.Code = redact.Scrub(e.Message, secrets), redact.Scrub(e.Code, secrets)
-		b.inband = e
 	}
 }
 

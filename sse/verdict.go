@@ -42,7 +42,7 @@ func (b *body) verdict() *streamguard.Error {
 		return nil
 	case b.stalled.Load():
 		return b.fail(streamguard.SourcePlatform, streamguard.ReasonStalled, ErrIdleTimeout,
-			"no bytes for "+b.cfg.IdleTimeout.String())
+			b.stallMessage())
 	case b.closed.Load():
 		return b.fail(streamguard.SourceClient, streamguard.ReasonCanceled, ErrClosed, "the body was closed before its end")
 	case b.ctx.Err() != nil:

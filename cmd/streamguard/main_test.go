@@ -111,6 +111,10 @@ func TestProbe(t *testing.T) {
 		if code != 1 || !strings.Contains(stderr, "source request, reason unauthorized") || !strings.Contains(stderr, redacted) {
 			t.Fatalf("exit %d\n%s", code, stderr)
 		}
+		// The hint is printed once, on its own line.
+		if hint := "check the API key in the Authorization header"; strings.Count(stderr, hint) != 1 || !strings.Contains(stderr, "  hint: "+hint) {
+			t.Errorf("the hint is not printed once:\n%s", stderr)
+		}
 	})
 	t.Run("trace", func(t *testing.T) {
 		code, _, stderr := probeRun(t, map[string]string{APIKeyEnv: secret}, "--trace", url)

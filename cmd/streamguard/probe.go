@@ -67,7 +67,7 @@ func probe(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	fs.BoolVar(&o.stream, "stream", false, "print SSE events as they arrive")
 	fs.DurationVar(&o.budget, "budget", 0, "request budget (default the platform's 1200s)")
 	fs.IntVar(&o.attempts, "attempts", 0, "attempts in all, the first included (default 5)")
-	fs.DurationVar(&o.idle, "idle", 0, "end a stream as stalled after this long without bytes (default off)")
+	fs.DurationVar(&o.idle, "idle", 0, "end a stream as stalled after this long without bytes (0: the library's default, 2m0s, and 10m0s before the first byte; negative: off)")
 	fs.BoolVar(&o.json, "json", false, "print one JSON object per line, for scripts")
 	fs.BoolVar(&o.trace, "trace", false, "print the finished spans and their attributes to stderr")
 	fs.Usage = func() {
@@ -338,8 +338,10 @@ func (p *printer) result(r result) {
 			r.status, r.events, r.bytes, r.elapsed.Seconds(), r.attempts, rid)
 		return
 	}
+	// The hint gets a line of its own, so the error's line goes without it.
+	msg := strings.TrimSuffix(se.Error(), " ("+se.Hint()+")")
 	fmt.Fprintf(p.errw, "\nfailed: %s\n  source %s, reason %s, %d attempt(s), %d events, %d bytes in %.2fs%s\n  hint: %s\n",
-		se.Error(), se.Source, se.Reason, r.attempts, r.events, r.bytes, r.elapsed.Seconds(), rid, se.Hint())
+		msg, se.Source, se.Reason, r.attempts, r.events, r.bytes, r.elapsed.Seconds(), rid, se.Hint())
 }
 
 type countReader struct {

@@ -1,0 +1,136 @@
+package sse
+
+import (
+	"bytes"
+
+	"github.com/streamguard/streamguard"
+	"github.com/streamguard/streamguard/internal/redact"
+)
+
+// plainEvent reports whether a one-line data event whose value is v can be
+// counted without judging it: the dialect is known (or no longer searched
+// for) and v is a JSON object
+// whose first key cannot be "error", "object" or "type", the keys the
+// built-in dialects look at. An OpenAI chunk, {"id": ...}, is such an event.
+func (b *body) plainEvent(v []byte) bool {
+	return b.fast && len(v) > 2 && v[0] == '{' && v[1] == '"' && v[2] != 'e' && v[2] != 'o' && v[2] != 't'
+}
+
+// joinData returns the event's data lines joined by "\n", in a buffer the
+// guard reuses.
+func (b *body) joinData(block []byte) []byte {
+	b.scratch = b.scratch[:0]
+	var q parser
+	n := 0
+	for rest := block; len(rest) > 0; {
+		end := len(rest)
+		next := end
+		for i, c := range rest {
+			if c == '\n' || c == '\r' {
+				end, next = i, i+1
+				if c == '\r' && i+1 < len(rest) && rest[i+1] == '\n' {
+					next++
+				}
+				break
+			}
+		}
+		q.dataN = 0
+		q.field(rest, 0, end)
+		if q.dataN > 0 {
+			if n > 0 {
+				b.scratch = append(b.scratch, '\n')
+			}
+			b.scratch = append(b.scratch, rest[q.dataS:q.dataE]...)
+			n++
+		}
+		rest = rest[next:]
+	}
+	return b.scratch
+}
+
+// judgeBuiltin applies the built-in dialects with no function calls through
+// values: the common case, on the path of every event.
+func (b *body) judgeBuiltin(typ, data []byte) {
+	t := typ
+	if len(data) > 0 {
+		switch data[0] {
+		case '[':
+			if openaiTerminal(nil, data) {
+				b.sawTerminal(1)
+			}
+			return
+		case '{':
+			key, rest := firstKey(data)
+			switch string(key) {
+			case "error":
+				b.sawError(data)
+				return
+			case "object":
+				if v, _ := stringValue(rest); string(v) == "error" {
+					b.sawError(data)
+					return
+				}
+			case "type":
+				if t == nil {
+					t, _ = stringValue(rest)
+				}
+			}
+			if b.dialect == 0 && t == nil && b.events <= detectEvents && openaiDetect(nil, data) {
+				b.dialect = 1
+			}
+		}
+	}
+	switch string(t) {
+	case "":
+	case "error":
+		b.sawError(data)
+	case "response.completed", "response.incomplete":
+		b.sawTerminal(2)
+	case "response.failed":
+		b.sawError(data)
+		b.sawTerminal(2)
+	case "message_stop":
+		b.sawTerminal(3)
+	case "message_start", "content_block_start", "content_block_delta", "content_block_stop", "message_delta", "ping":
+		if b.dialect == 0 {
+			b.dialect = 3
+		}
+	default:
+		if b.dialect == 0 && bytes.HasPrefix(t, []byte("response.")) {
+			b.dialect = 2
+		}
+	}
+}
+
+// judge applies the configured dialects.
+func (b *body) judge(typ, data []byte) {
+	for i, d := range b.cfg.Dialects {
+		if d.Error != nil && d.Error(typ, data) {
+			b.sawError(data)
+		}
+		if d.Terminal != nil && d.Terminal(typ, data) {
+			b.sawTerminal(i + 1)
+		}
+		if b.dialect == 0 && d.Detect != nil && d.Detect(typ, data) {
+			b.dialect = i + 1
+		}
+	}
+}
+
+func (b *body) sawTerminal(dialect int) {
+	b.terminal = true
+	b.statTerminal.Store(true)
+	if b.dialect == 0 {
+		b.dialect = dialect
+	}
+}
+
+func (b *body) sawError(data []byte) {
+	if b.inband == nil {
+		e := streamguard.ClassifyEvent(data)
+		// The model may echo the key it was called with.
+		secrets := redact.Secrets(b.req)
+		e.Message, e.Code = redact.Scrub(e.Message, secrets), redact.Scrub(e.Code, secrets)
+		b.inband = e
+	}
+}
