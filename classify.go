@@ -61,7 +61,9 @@ func Classify(resp *http.Response, body []byte) *Error {
 		e.Elapsed = ctxkey.Elapsed(resp.Request.Context())
 	}
 	e.Source, e.Reason, e.Retryable = byStatus(resp.StatusCode, b)
-	if c, ok := codes[strings.ToLower(b.code)]; ok {
+	// A code refines the status, except a generic one (bad_request, as
+	// OpenAI types even a 401) against a status that says more.
+	if c, ok := codes[strings.ToLower(b.code)]; ok && (c.reason != ReasonBadRequest || e.Reason == ReasonBadRequest || resp.StatusCode >= 500) {
 		e.Source, e.Reason, e.Retryable = c.source, c.reason, c.retryable
 	}
 	if modelHeaders(resp.Header) {

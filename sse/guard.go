@@ -140,7 +140,9 @@ type body struct {
 // Guard wraps resp.Body in place so that a failure of a 2xx response after
 // its headers comes back from Read as a *streamguard.Error instead of a clean
 // io.EOF or a bare transport error. It does nothing for a nil response, a
-// status outside 2xx, a response without a body, or one already guarded.
+// status outside 2xx, a response without a body (except an event stream,
+// which must carry events: its Read fails with no_events), or one already
+// guarded.
 //
 // For a text/event-stream body the guard follows the event framing and hands
 // out whole events only, holding back an incomplete event until its blank
@@ -159,8 +161,17 @@ type body struct {
 // judged: a close-delimited HTTP/1 body that ends early ends in a clean EOF
 // and cannot be told from a complete one.
 func Guard(resp *http.Response, cfg Config) {
-	if resp == nil || resp.Body == nil || resp.Body == http.NoBody || resp.StatusCode < 200 || resp.StatusCode > 299 {
+	if resp == nil || resp.Body == nil || resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return
+	}
+	if resp.Body == http.NoBody {
+		// An event stream announced with no body at all (HTTP/1.1
+		// Content-Length: 0, or HTTP/2 headers that end the stream) is a
+		// stream without events; any other empty body is what it says.
+		if !emptyEventStream(resp) {
+			return
+		}
+		resp.Body = io.NopCloser(strings.NewReader(""))
 	}
 	if _, ok := resp.Body.(*body); ok {
 		return
@@ -178,6 +189,19 @@ func Guard(resp *http.Response, cfg Config) {
 	}
 	b.startIdleTimer()
 	resp.Body = b
+}
+
+// emptyEventStream reports whether resp, whose body is http.NoBody, is an
+// event stream that should have had one: not the answer to a HEAD, not a
+// 204 or 205.
+func emptyEventStream(resp *http.Response) bool {
+	if resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusResetContent {
+		return false
+	}
+	if resp.Request != nil && resp.Request.Method == http.MethodHead {
+		return false
+	}
+	return IsEventStream(resp.Header.Get("Content-Type"))
 }
 
 // IsEventStream reports whether a Content-Type is text/event-stream, with or

@@ -121,3 +121,27 @@ func TestIdleTimeoutSettings(t *testing.T) {
 		})
 	}
 }
+
+// An event stream announced with no body at all (HTTP/1.1 Content-Length: 0,
+// or HTTP/2 headers that end the stream: net/http gives http.NoBody) fails
+// with no_events; a 204, or the answer to a HEAD, is left alone.
+func TestEventStreamWithoutBody(t *testing.T) {
+	h := http.Header{"Content-Type": {sseType}}
+	resp := &http.Response{StatusCode: 200, Header: h, Body: http.NoBody}
+	sse.Guard(resp, sse.Config{})
+	_, err := io.ReadAll(resp.Body)
+	var se *streamguard.Error
+	if !errors.As(err, &se) || se.Reason != streamguard.ReasonNoEvents || se.Code != "empty" {
+		t.Fatalf("err = %v", err)
+	}
+	for _, resp := range []*http.Response{
+		{StatusCode: 204, Header: h, Body: http.NoBody},
+		{StatusCode: 200, Header: h, Body: http.NoBody, Request: &http.Request{Method: http.MethodHead}},
+		{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}}, Body: http.NoBody},
+	} {
+		sse.Guard(resp, sse.Config{})
+		if resp.Body != http.NoBody {
+			t.Errorf("%d %v: body replaced", resp.StatusCode, resp.Header)
+		}
+	}
+}
