@@ -103,15 +103,9 @@ func inChain(err, target error) bool {
 func ClassifyEvent(data []byte) *Error {
 	var b body
 	var ev struct {
-		envelope
 		Response *struct {
 			Error json.RawMessage `json:"error"`
 		} `json:"response"`
-		// The failure frame of a stream relayed through streamguard
-		// (sse.AppendFailureFrame) names its source and reason.
-		Source    Source `json:"source"`
-		Reason    Reason `json:"reason"`
-		Retryable bool   `json:"retryable"`
 	}
 	if json.Unmarshal(data, &ev) == nil && ev.Response != nil && len(ev.Response.Error) > 0 {
 		b, _ = parseJSON([]byte(`{"error":` + string(ev.Response.Error) + `}`))
@@ -129,8 +123,10 @@ func ClassifyEvent(data []byte) *Error {
 	if c, ok := codes[strings.ToLower(b.code)]; ok {
 		e.Source, e.Reason, e.Retryable = c.source, c.reason, c.retryable
 	}
-	if knownSources[ev.Source] && knownReasons[ev.Reason] {
-		e.Source, e.Reason, e.Retryable = ev.Source, ev.Reason, ev.Retryable
+	if b.attributed {
+		// The failure frame of a stream relayed through streamguard
+		// (sse.AppendFailureFrame) is the Error's own document.
+		e.Source, e.Reason, e.Retryable = b.source, b.reason, b.retryable
 	}
 	return e
 }

@@ -72,6 +72,9 @@ func Classify(resp *http.Response, body []byte) *Error {
 			e.Reason, e.Retryable = ReasonModelError, false
 		}
 	}
+	if b.attributed {
+		e.Source, e.Reason, e.Retryable = b.source, b.reason, b.retryable
+	}
 	return e
 }
 
@@ -203,22 +206,29 @@ func Check(resp *http.Response) error {
 	if resp == nil || resp.StatusCode < 400 {
 		return nil
 	}
-	var prefix []byte
-	if resp.Body != nil && resp.Body != http.NoBody {
-		buf := make([]byte, MaxErrorBody)
-		n, err := io.ReadFull(resp.Body, buf)
-		prefix = buf[:n]
-		var rest io.Reader = resp.Body
-		switch err {
-		case nil:
-		case io.EOF, io.ErrUnexpectedEOF:
-			rest = eofReader{}
-		default:
-			rest = errReader{err}
-		}
-		resp.Body = &replayBody{Reader: io.MultiReader(bytes.NewReader(prefix), rest), Closer: resp.Body}
+	return Classify(resp, keepPrefix(resp))
+}
+
+// keepPrefix reads the first MaxErrorBody bytes of resp's body and puts
+// them back in front of the rest, so that the caller still reads every
+// original byte; closing resp.Body closes the original.
+func keepPrefix(resp *http.Response) []byte {
+	if resp.Body == nil || resp.Body == http.NoBody {
+		return nil
 	}
-	return Classify(resp, prefix)
+	buf := make([]byte, MaxErrorBody)
+	n, err := io.ReadFull(resp.Body, buf)
+	prefix := buf[:n]
+	var rest io.Reader = resp.Body
+	switch err {
+	case nil:
+	case io.EOF, io.ErrUnexpectedEOF:
+		rest = eofReader{}
+	default:
+		rest = errReader{err}
+	}
+	resp.Body = &replayBody{Reader: io.MultiReader(bytes.NewReader(prefix), rest), Closer: resp.Body}
+	return prefix
 }
 
 type replayBody struct {
@@ -247,6 +257,12 @@ type body struct {
 	shape   int
 	message string
 	code    string
+	// attributed: the body is an Error's own document (Error.MarshalJSON),
+	// whose source, reason and retryable are taken as they are.
+	attributed bool
+	source     Source
+	reason     Reason
+	retryable  bool
 }
 
 // envelope is the union of the JSON error shapes: {"error": "msg"}, Baseten's
@@ -261,6 +277,10 @@ type envelope struct {
 	Message   json.RawMessage `json:"message"`
 	Code      json.RawMessage `json:"code"`
 	Type      json.RawMessage `json:"type"`
+	// An Error's own document (Error.MarshalJSON) adds these.
+	Source    json.RawMessage `json:"source"`
+	Reason    json.RawMessage `json:"reason"`
+	Retryable json.RawMessage `json:"retryable"`
 }
 
 // inner is the object form of "error" (OpenAI, Anthropic).
@@ -293,6 +313,18 @@ func parseJSON(raw []byte) (body, bool) {
 		return body{}, false
 	}
 	b := body{shape: shapeJSON}
+	src, _ := jsonText(env.Source)
+	reason, _ := jsonText(env.Reason)
+	if knownSources[Source(src)] && knownReasons[Reason(reason)] {
+		b.attributed, b.source, b.reason = true, Source(src), Reason(reason)
+		b.retryable = string(env.Retryable) == "true"
+		b.message, _ = jsonText(env.Message)
+		if b.message == "" { // a failure frame of 0.1.0: {"error": "<message>", ...}
+			b.message, _ = jsonText(env.Error)
+		}
+		b.code, _ = jsonText(env.Code)
+		return b, true
+	}
 	if s, ok := jsonText(env.Error); ok {
 		b.message = s
 	} else if len(env.Error) > 0 && env.Error[0] == '{' {

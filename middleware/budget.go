@@ -16,8 +16,7 @@ import (
 
 // budget is the outermost client layer: it refuses bodies over the
 // platform's size limits before sending them, gives a request without a
-// deadline its budget, tells the server the time left, and, with
-// Config.ErrorStatus, turns a final error status into an error.
+// deadline its budget, and tells the server the time left.
 type budget struct {
 	next http.RoundTripper
 	cfg  Config
@@ -114,11 +113,6 @@ func (b *budget) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if cancel != nil {
 		resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel, budget: inForce}
-	}
-	if b.cfg.ErrorStatus && resp.StatusCode >= 400 {
-		err := streamguard.Check(resp)
-		resp.Body.Close()
-		return nil, err
 	}
 	return resp, nil
 }

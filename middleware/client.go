@@ -87,16 +87,27 @@ type Config struct {
 	// ErrorStatus makes a final error status (400 or more, after retries)
 	// come back from RoundTrip as a *streamguard.Error, with the response
 	// body closed after classification, instead of a response with a nil
-	// error. This breaks the http.RoundTripper contract on purpose: SDKs
-	// such as openai-go cannot parse the platform's {"error": "<string>"}
-	// body and lose the status otherwise. The error's Message holds the
-	// body's message; the rest of the body is discarded. Off by default.
+	// error. This breaks the http.RoundTripper contract on purpose, for
+	// callers that want errors.As to reach the *streamguard.Error through
+	// an SDK. The error's Message holds the body's message; the rest of the
+	// body is discarded. Off by default.
 	ErrorStatus bool
+	// RawErrorBodies leaves a final error response's body as the server
+	// sent it. By default (and unless ErrorStatus is set), a body that is
+	// not already the {"error": {"message": ...}} object OpenAI's and
+	// Anthropic's SDKs parse (the platform's {"error": "<string>"}, a
+	// proxy's HTML page, a plain-text 502) is replaced by the error's JSON
+	// document (streamguard.Conform), so that openai-go, go-openai and
+	// anthropic-sdk-go keep the status and report the source and reason
+	// instead of a JSON decoding error; streamguard.Check still returns the
+	// same classification.
+	RawErrorBodies bool
 }
 
 // NewTransport returns the client stack as an http.RoundTripper. Outermost
-// first: the request budget and size limits, retry, tracing (a span per
-// attempt), the stream guard, and the base transport. It is safe for
+// first: the request budget and size limits, what a final error status
+// becomes (ErrorStatus, RawErrorBodies), retry, tracing (a span per attempt),
+// the stream guard, and the base transport. It is safe for
 // concurrent use, as long as Base is.
 func NewTransport(cfg Config) http.RoundTripper {
 	base := cfg.Base
@@ -106,6 +117,7 @@ func NewTransport(cfg Config) http.RoundTripper {
 	policy := retryPolicy(cfg)
 	return Chain(base,
 		func(next http.RoundTripper) http.RoundTripper { return newBudget(next, cfg) },
+		func(next http.RoundTripper) http.RoundTripper { return newFinalErrors(next, cfg) },
 		func(next http.RoundTripper) http.RoundTripper { return retry.NewTransport(next, policy) },
 		func(next http.RoundTripper) http.RoundTripper { return tracing.NewTransport(next, cfg.Tracing) },
 		func(next http.RoundTripper) http.RoundTripper { return sse.NewTransport(next, cfg.Stream) },

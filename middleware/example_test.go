@@ -72,8 +72,8 @@ func ExampleNewHandler() {
 	// Output:
 	// data: {"id":"chatcmpl-1","choices":[]}
 	//
+	// data: {"error":{"message":"streamguard: model model_error: CUDA out of memory (the model's own error: read the error body and the model logs)","type":"model_error","code":"model_error","source":"model","reason":"model_error"},"type":"error","source":"model","reason":"model_error","message":"CUDA out of memory","retryable":false,"hint":"the model's own error: read the error body and the model logs"}
 	// event: error
-	// data: {"error":"CUDA out of memory","source":"model","reason":"model_error","retryable":false,"hint":"the model's own error: read the error body and the model logs"}
 }
 
 // A relay streams a model's answer to its own client. When the upstream
@@ -125,9 +125,10 @@ func ExampleWriteError() {
 			break
 		}
 		if ev.Type == "error" {
-			fmt.Println("failure frame:", ev.Data[:60])
+			se := streamguard.ClassifyEvent([]byte(ev.Data))
+			fmt.Println("failure frame:", se.Source, se.Reason, se.Message)
 		}
 	}
 	// Output:
-	// failure frame: {"error":"unexpected EOF","source":"network","reason":"trunc
+	// failure frame: network truncated unexpected EOF
 }

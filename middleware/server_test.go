@@ -110,7 +110,7 @@ func TestServerBudget(t *testing.T) {
 			t.Fatalf("sse: %v", err)
 		}
 		frames := strings.Split(strings.TrimSuffix(string(b), "\n\n"), "\n\n")
-		if len(frames) != 2 || !strings.HasPrefix(frames[1], "event: error\ndata: ") || !strings.Contains(frames[1], `"reason":"timeout"`) {
+		if len(frames) != 2 || !strings.HasPrefix(frames[1], "data: {\"error\":{") || !strings.HasSuffix(frames[1], "\nevent: error") || !strings.Contains(frames[1], `"reason":"timeout"`) {
 			t.Fatalf("sse body %q, want one event and one failure frame", b)
 		}
 		<-causes
@@ -175,7 +175,7 @@ func TestServerPanics(t *testing.T) {
 			t.Errorf("the panic value reached the client: %q", b)
 		}
 		_, b, err = rawGet(t, srv, "/sse")
-		if err != nil || !strings.Contains(string(b), "event: error\ndata: ") || !strings.Contains(string(b), `"reason":"model_error"`) {
+		if err != nil || !strings.Contains(string(b), "\nevent: error\n\n") || !strings.Contains(string(b), `"reason":"model_error"`) {
 			t.Fatalf("sse: %q %v", b, err)
 		}
 		_, b, err = rawGet(t, srv, "/raw")

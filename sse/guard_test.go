@@ -416,10 +416,11 @@ func TestAppendFailureFrameInjection(t *testing.T) {
 }
 
 // assertOneFailureEvent checks that frame is exactly one event, of type
-// error, with only the fields event and data.
+// error, with only the fields data (first, an {"error": {...}} object, as
+// go-openai needs) and event.
 func assertOneFailureEvent(t *testing.T, frame []byte) {
 	t.Helper()
-	if !bytes.HasPrefix(frame, []byte("event: error\ndata: ")) || !bytes.HasSuffix(frame, []byte("\n\n")) {
+	if !bytes.HasPrefix(frame, []byte("data: {\"error\":{")) || !bytes.HasSuffix(frame, []byte("\nevent: error\n\n")) {
 		t.Fatalf("frame %q", frame)
 	}
 	body := frame[:len(frame)-2]
