@@ -203,3 +203,45 @@ func TestDefaultsHintAfterRetries(t *testing.T) {
 		}
 	})
 }
+
+// Issue point 3: a final error body the SDKs cannot parse reaches the caller
+// as the error's JSON document; Check still classifies it as the platform's
+// own body; RawErrorBodies and ErrorStatus change what the caller gets.
+func TestDefaultsErrorBodies(t *testing.T) {
+	const body = `{"error":"Service Unavailable"}`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, body)
+	}))
+	defer srv.Close()
+	get := func(cfg middleware.Config) (*http.Response, []byte, error) {
+		cfg.Retry.MaxAttempts = -1 // one attempt: the body is what matters here
+		c := middleware.NewClient(cfg)
+		defer c.CloseIdleConnections()
+		resp, err := c.Get(srv.URL + "/v1/chat/completions")
+		if err != nil {
+			return nil, nil, err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp, b, err
+	}
+
+	resp, b, err := get(middleware.Config{})
+	if err != nil || resp.StatusCode != 503 || !strings.HasPrefix(string(b), `{"error":{"message":"streamguard: 503 platform unavailable: Service Unavailable`) {
+		t.Fatalf("default: %v %q", err, b)
+	}
+	resp.Body = io.NopCloser(strings.NewReader(string(b)))
+	var se *streamguard.Error
+	if !errors.As(streamguard.Check(resp), &se) || se.Reason != streamguard.ReasonUnavailable || se.Message != "Service Unavailable" || !se.Retryable {
+		t.Errorf("Check of the conformed body: %+v", se)
+	}
+
+	if _, b, err = get(middleware.Config{RawErrorBodies: true}); err != nil || string(b) != body {
+		t.Errorf("RawErrorBodies: %v %q", err, b)
+	}
+	if _, _, err = get(middleware.Config{ErrorStatus: true}); !errors.As(err, &se) || se.StatusCode != 503 || se.Reason != streamguard.ReasonUnavailable {
+		t.Errorf("ErrorStatus: %v", err)
+	}
+}
