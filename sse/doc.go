@@ -1,15 +1,21 @@
-// Package sse guards streaming responses against the failures that every
-// common Go SSE consumer reports as success.
+// Package sse guards streaming responses against the failures that the
+// common Go SSE consumers miss or cannot attribute.
 //
-// A streaming inference response starts with 200 and an open connection. When
-// the model crashes, the gateway's 1200 s timeout fires, or a connection is
-// reset, the stream just stops: go-sse's Read, openai-go's ssestream,
-// anthropic-sdk-go, go-openai and r3labs/sse all end such a stream as if it
-// were complete. The guard sits on the response body, below all of them, and
-// makes the body's Read return a *streamguard.Error instead of io.EOF, so
-// that every consumer built on the body surfaces the failure: openai-go's
-// stream reports it from Err(), go-sse's Read yields it after the last whole
-// event.
+// A streaming inference response starts with 200 and an open connection.
+// When the model crashes, the gateway's timeout fires, or a connection is
+// reset, the stream stops. Measured without the guard (integration's
+// TestPeerUnguarded), go-sse's Read, openai-go (chat and Responses),
+// go-openai and anthropic-sdk-go all report a cut in the middle of an event
+// as an error (io.ErrUnexpectedEOF over HTTP/1.1, a stream reset over
+// HTTP/2), though none says whose fault it was. What they miss: a stream
+// that ends cleanly without its dialect's terminal event ends as success in
+// all of them; a stalled stream hangs until the caller's own deadline; and
+// an in-band error event is an ordinary event to go-sse and to openai-go's
+// Responses stream. The guard sits on the response body, below all of them,
+// and makes the body's Read return a *streamguard.Error, naming the source
+// and the reason, instead of io.EOF or a bare transport error, so that every
+// consumer built on the body surfaces the failure: openai-go's stream reports
+// it from Err(), go-sse's Read yields it after the last whole event.
 //
 // # What the guard judges
 //

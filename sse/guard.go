@@ -74,10 +74,15 @@ type Config struct {
 	// event_too_large. Zero means DefaultMaxEventBytes (8 MiB).
 	MaxEventBytes int
 	// FailureEvent makes a failed text/event-stream body deliver one last
-	// frame, "event: error" with a data line of JSON {"error", "source",
-	// "reason", ...} (see AppendFailureFrame), before Read returns the
-	// error, so that consumers that swallow transport errors still see the
-	// failure. Off by default.
+	// frame, an "error" event whose data is the error's JSON document (see
+	// AppendFailureFrame), before Read returns the error, so that consumers
+	// that swallow transport errors still see the failure. It is meant for
+	// consumers downstream of a relay, in another process. A caller in the
+	// same process gets less with it on: openai-go, go-openai and
+	// anthropic-sdk-go stop at the frame with their own error type, whose
+	// message carries the source, reason and hint, but errors.As no longer
+	// reaches the *streamguard.Error, which they would otherwise return from
+	// Read. Off by default.
 	FailureEvent bool
 	// Dialects are the streaming APIs the guard recognises. Nil means
 	// DefaultDialects(): OpenAI, Responses and Anthropic. The built-in set is
