@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+
+	"github.com/streamguard/streamguard/internal/redact"
 )
 
 // document is the JSON of an Error where an SDK must read it: an error
@@ -86,8 +88,10 @@ func (e *Error) MarshalJSON() ([]byte, error) {
 // plain-text 502 then reach an SDK as its own typed error with the status
 // kept, instead of a JSON decoding error that loses it; Check on the
 // conformed response still returns the same Source, Reason, Message and
-// Code. The original body is closed; a body the SDKs already parse, and a
-// body still content-encoded, are left as they are. It returns nil, and
+// Code. The original body is closed. A body the SDKs already parse is left
+// as it is, except that the request's credentials and well-known key shapes
+// a server echoed in it are replaced by REDACTED, as in an Error; a body
+// still content-encoded is left alone. It returns nil, and
 // does nothing, for a nil resp or a status below 400.
 func Conform(resp *http.Response) error {
 	if resp == nil || resp.StatusCode < 400 {
@@ -95,22 +99,34 @@ func Conform(resp *http.Response) error {
 	}
 	prefix := keepPrefix(resp)
 	e := Classify(resp, prefix)
-	if sdkShaped(prefix) || resp.Header.Get("Content-Encoding") != "" {
-		return e
+	switch {
+	case resp.Header.Get("Content-Encoding") != "":
+	case !sdkShaped(prefix):
+		doc, _ := e.MarshalJSON()
+		replaceBody(resp, doc)
+	case len(prefix) < MaxErrorBody:
+		// The SDK will quote this body: not with a credential the server
+		// echoed back in it.
+		if s := redact.Request(string(prefix), resp.Request); s != string(prefix) {
+			replaceBody(resp, []byte(s))
+		}
 	}
-	doc, _ := e.MarshalJSON()
+	return e
+}
+
+// replaceBody closes resp's body and puts b, a JSON document, in its place.
+func replaceBody(resp *http.Response, b []byte) {
 	if resp.Body != nil {
 		resp.Body.Close()
 	}
-	resp.Body = io.NopCloser(bytes.NewReader(doc))
-	resp.ContentLength = int64(len(doc))
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	resp.ContentLength = int64(len(b))
 	resp.Header = resp.Header.Clone()
 	if resp.Header == nil {
 		resp.Header = http.Header{}
 	}
 	resp.Header.Set("Content-Type", "application/json")
-	resp.Header.Set("Content-Length", strconv.Itoa(len(doc)))
-	return e
+	resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
 }
 
 // sdkShaped reports whether an error body is a JSON object whose "error" is
