@@ -39,7 +39,7 @@ type classifyCase struct {
 }
 
 var classifyCases = []classifyCase{
-	// The seed's quick reference, row by row, with the platform's JSON body.
+	// The platform's quick reference (docs/platform.md), row by row, with the platform's JSON body.
 	{name: "400 malformed", status: 400, body: `{"error": "Invalid JSON in request body"}`,
 		source: "request", reason: "bad_request", message: "Invalid JSON in request body"},
 	{name: "401 invalid key", status: 401, body: `{"error": "Invalid API key"}`,
