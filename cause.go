@@ -136,10 +136,3 @@ var knownSources = map[Source]bool{
 	SourceNetwork: true, SourceClient: true, SourceUnknown: true,
 }
 
-var knownReasons = map[Reason]bool{
-	ReasonBadRequest: true, ReasonUnauthorized: true, ReasonNotFound: true, ReasonBilling: true,
-	ReasonPayloadTooLarge: true, ReasonRateLimited: true, ReasonModelError: true, ReasonUnreachable: true,
-	ReasonUnavailable: true, ReasonPlatformError: true, ReasonTimeout: true, ReasonCanceled: true,
-	ReasonConnection: true, ReasonTruncated: true, ReasonStalled: true, ReasonEventTooLarge: true,
-	ReasonNoEvents: true,
-}

@@ -315,7 +315,7 @@ func parseJSON(raw []byte) (body, bool) {
 	b := body{shape: shapeJSON}
 	src, _ := jsonText(env.Source)
 	reason, _ := jsonText(env.Reason)
-	if knownSources[Source(src)] && knownReasons[Reason(reason)] {
+	if knownSources[Source(src)] && reasons[Reason(reason)].hint != nil {
 		b.attributed, b.source, b.reason = true, Source(src), Reason(reason)
 		b.retryable = string(env.Retryable) == "true"
 		b.message, _ = jsonText(env.Message)

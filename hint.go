@@ -49,47 +49,8 @@ func (e *Error) retriedHint() string {
 }
 
 func (e *Error) baseHint() string {
-	switch e.Reason {
-	case ReasonBadRequest:
-		if e.Source == SourceModel {
-			return "the model rejected the input: compare the request with the model's input schema and read the model logs"
-		}
-		return "check that the request body is valid JSON and the URL path is correct"
-	case ReasonUnauthorized:
-		if e.Source == SourcePlatform {
-			return "a service between you and the model had its own credentials refused upstream: not your request; tell its operator"
-		}
-		return "check the API key in the Authorization header (Bearer or Api-Key)"
-	case ReasonNotFound:
-		return "confirm the model or deployment ID and that you call the right predict endpoint"
-	case ReasonBilling:
-		return "check the account's billing and usage settings, or contact its owner"
-	case ReasonPayloadTooLarge:
-		return "send large inputs by file or URL, not inline (100 MB edge cap; 256 KiB for async by default)"
-	case ReasonRateLimited:
-		return "slow down: retry after the Retry-After delay, with backoff"
-	case ReasonModelError:
-		return "the model's own error: read the error body and the model logs"
-	case ReasonUnreachable:
-		return "check the model logs for a crash or OOMKilled; if they are clean, retry"
-	case ReasonUnavailable:
-		return "mostly transient (draining, routing or not ready): retry with exponential backoff"
-	case ReasonPlatformError:
-		return "a platform-side error: retry with backoff; if it persists, contact support with the request ID"
-	case ReasonTimeout:
-		return e.timeoutHint()
-	case ReasonCanceled:
-		return "the client disconnected or canceled before the response finished: not a platform or model failure"
-	case ReasonConnection:
-		return "no response was obtained: check DNS, TLS and connectivity to the gateway; retry"
-	case ReasonTruncated:
-		return "the stream stopped before its end: treat the request as failed, check the model logs, and retry"
-	case ReasonStalled:
-		return "the stream sent nothing within its idle timeout: check the model logs for a hang, and retry"
-	case ReasonNoEvents:
-		return noEventsHint(e.Code)
-	case ReasonEventTooLarge:
-		return "an event exceeded the guard's size limit: raise sse.Config.MaxEventBytes if the stream is legitimate"
+	if info, ok := reasons[e.Reason]; ok {
+		return info.hint(e)
 	}
 	return ""
 }

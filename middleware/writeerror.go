@@ -98,36 +98,14 @@ func refusedCredentials(status int) bool {
 }
 
 // StatusFor returns the HTTP status to answer for e: its own StatusCode when
-// it is an error status, else the status its reason maps to (payload too
-// large 413, timeout 504, unavailable 503, canceled 499, ...).
+// it is an error status, else the status its reason maps to
+// (streamguard.Reason.Status: payload too large 413, timeout 504,
+// unavailable 503, canceled 499, ...).
 func StatusFor(e *streamguard.Error) int {
 	if e.StatusCode >= 400 && e.StatusCode <= 599 {
 		return e.StatusCode
 	}
-	switch e.Reason {
-	case streamguard.ReasonBadRequest:
-		return http.StatusBadRequest
-	case streamguard.ReasonUnauthorized:
-		return http.StatusUnauthorized
-	case streamguard.ReasonNotFound:
-		return http.StatusNotFound
-	case streamguard.ReasonBilling:
-		return http.StatusPaymentRequired
-	case streamguard.ReasonPayloadTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case streamguard.ReasonRateLimited:
-		return http.StatusTooManyRequests
-	case streamguard.ReasonUnavailable:
-		return http.StatusServiceUnavailable
-	case streamguard.ReasonTimeout, streamguard.ReasonStalled:
-		return http.StatusGatewayTimeout
-	case streamguard.ReasonCanceled:
-		return 499 // the client closed the request, as nginx and the gateway log it
-	case streamguard.ReasonUnreachable, streamguard.ReasonPlatformError, streamguard.ReasonConnection,
-		streamguard.ReasonTruncated, streamguard.ReasonEventTooLarge:
-		return http.StatusBadGateway
-	}
-	return http.StatusInternalServerError
+	return e.Reason.Status()
 }
 
 // errorMessage is the message of err for a JSON error body: a

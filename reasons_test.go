@@ -1,0 +1,59 @@
+package streamguard
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"testing"
+)
+
+// Every Reason constant declared in the package has its row in the reasons
+// table: a hint and a status. The constants are read from the source, so a
+// new Reason without a row fails here.
+func TestEveryReasonHasARow(t *testing.T) {
+	fset := token.NewFileSet()
+	pkgs, err := parser.ParseDir(fset, ".", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var declared []Reason
+	for _, f := range pkgs["streamguard"].Files {
+		ast.Inspect(f, func(n ast.Node) bool {
+			vs, ok := n.(*ast.ValueSpec)
+			if !ok {
+				return true
+			}
+			if id, ok := vs.Type.(*ast.Ident); !ok || id.Name != "Reason" {
+				return true
+			}
+			for _, v := range vs.Values {
+				if lit, ok := v.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+					declared = append(declared, Reason(lit.Value[1:len(lit.Value)-1]))
+				}
+			}
+			return true
+		})
+	}
+	if len(declared) < 17 {
+		t.Fatalf("found %d Reason constants: %v", len(declared), declared)
+	}
+	for _, r := range declared {
+		info, ok := reasons[r]
+		if !ok {
+			t.Errorf("reason %s has no row", r)
+			continue
+		}
+		if h := (&Error{Reason: r}).Hint(); h == "" || info.status < 400 || info.status > 599 {
+			t.Errorf("reason %s: hint %q, status %d", r, h, info.status)
+		}
+		if r.Status() != info.status {
+			t.Errorf("reason %s: Status() %d", r, r.Status())
+		}
+	}
+	if len(reasons) != len(declared) {
+		t.Errorf("%d rows for %d reasons", len(reasons), len(declared))
+	}
+	if Reason("made_up").Status() != 500 {
+		t.Error("an unknown reason's status")
+	}
+}
