@@ -135,4 +135,3 @@ var knownSources = map[Source]bool{
 	SourceRequest: true, SourcePlatform: true, SourceModel: true,
 	SourceNetwork: true, SourceClient: true, SourceUnknown: true,
 }
-
