@@ -16,7 +16,9 @@ type Dialect struct {
 	Name string
 	// Detect reports whether the event shows the stream is of this dialect.
 	// Once a dialect is detected, a stream that ends without its Terminal is
-	// truncated.
+	// truncated. It is asked about the first 16 events only: a stream
+	// detected by none of them is taken for one of no known dialect (its
+	// Terminal, seen later, still names it).
 	Detect func(typ, data []byte) bool
 	// Terminal reports whether the event is the dialect's normal end of
 	// stream.
@@ -50,7 +52,26 @@ var (
 // Config.Dialects is nil: OpenAI, Responses and Anthropic. Append your own to
 // it to add a dialect; set Config.Dialects to a list without them to replace
 // them.
-func DefaultDialects() []Dialect { return []Dialect{OpenAI, Responses, Anthropic} }
+func DefaultDialects() []Dialect {
+	d := make([]Dialect, len(builtin))
+	for i, b := range builtin {
+		d[i] = *b
+	}
+	return d
+}
+
+// builtin are the default dialects in their order; the guard's fast path
+// (judgeBuiltin) names them by these positions, 1-based as body.dialect
+// counts, so that reordering or adding one changes both together, and
+// TestFastPathMatchesDialects proves the fast path judges every event as
+// the dialect values do.
+var builtin = [...]*Dialect{dialectOpenAI - 1: &OpenAI, dialectResponses - 1: &Responses, dialectAnthropic - 1: &Anthropic}
+
+const (
+	dialectOpenAI = 1 + iota
+	dialectResponses
+	dialectAnthropic
+)
 
 var done = []byte("[DONE]")
 

@@ -56,7 +56,7 @@ func (b *body) judgeBuiltin(typ, data []byte) {
 		switch data[0] {
 		case '[':
 			if openaiTerminal(nil, data) {
-				b.sawTerminal(1)
+				b.sawTerminal(dialectOpenAI)
 			}
 			return
 		case '{':
@@ -76,7 +76,7 @@ func (b *body) judgeBuiltin(typ, data []byte) {
 				}
 			}
 			if b.dialect == 0 && t == nil && b.events <= detectEvents && openaiDetect(nil, data) {
-				b.dialect = 1
+				b.dialect = dialectOpenAI
 			}
 		}
 	}
@@ -85,19 +85,19 @@ func (b *body) judgeBuiltin(typ, data []byte) {
 	case "error":
 		b.sawError(data)
 	case "response.completed", "response.incomplete":
-		b.sawTerminal(2)
+		b.sawTerminal(dialectResponses)
 	case "response.failed":
 		b.sawError(data)
-		b.sawTerminal(2)
+		b.sawTerminal(dialectResponses)
 	case "message_stop":
-		b.sawTerminal(3)
+		b.sawTerminal(dialectAnthropic)
 	case "message_start", "content_block_start", "content_block_delta", "content_block_stop", "message_delta", "ping":
 		if b.dialect == 0 {
-			b.dialect = 3
+			b.dialect = dialectAnthropic
 		}
 	default:
 		if b.dialect == 0 && bytes.HasPrefix(t, []byte("response.")) {
-			b.dialect = 2
+			b.dialect = dialectResponses
 		}
 	}
 }
@@ -111,7 +111,7 @@ func (b *body) judge(typ, data []byte) {
 		if d.Terminal != nil && d.Terminal(typ, data) {
 			b.sawTerminal(i + 1)
 		}
-		if b.dialect == 0 && d.Detect != nil && d.Detect(typ, data) {
+		if b.dialect == 0 && b.events <= detectEvents && d.Detect != nil && d.Detect(typ, data) {
 			b.dialect = i + 1
 		}
 	}
