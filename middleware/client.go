@@ -105,9 +105,10 @@ type Config struct {
 }
 
 // NewTransport returns the client stack as an http.RoundTripper. Outermost
-// first: the request budget and size limits, what a final error status
-// becomes (ErrorStatus, RawErrorBodies), retry, tracing (a span per attempt),
-// the stream guard, and the base transport. It is safe for
+// first: Credentials (the user's credential headers), LimitBody (the body
+// caps), Deadline (the budget), FinalErrors (what a final error status
+// becomes), retry, tracing (a span per attempt), the stream guard, and the
+// base transport. Each layer is exported, for a Chain of your own. It is safe for
 // concurrent use, as long as Base is.
 func NewTransport(cfg Config) http.RoundTripper {
 	base := cfg.Base
@@ -116,8 +117,10 @@ func NewTransport(cfg Config) http.RoundTripper {
 	}
 	policy := retryPolicy(cfg)
 	return Chain(base,
-		func(next http.RoundTripper) http.RoundTripper { return newBudget(next, cfg) },
-		func(next http.RoundTripper) http.RoundTripper { return newFinalErrors(next, cfg) },
+		Credentials(cfg),
+		LimitBody(cfg),
+		Deadline(cfg),
+		FinalErrors(cfg),
 		func(next http.RoundTripper) http.RoundTripper { return retry.NewTransport(next, policy) },
 		func(next http.RoundTripper) http.RoundTripper { return tracing.NewTransport(next, cfg.Tracing) },
 		func(next http.RoundTripper) http.RoundTripper { return sse.NewTransport(next, cfg.Stream) },
@@ -136,7 +139,7 @@ func NewClient(cfg Config) *http.Client {
 
 // Chain composes layers over base in reading order: Chain(base, a, b, c) is
 // a(b(c(base))), so a is the outermost layer and sees each request first.
-func Chain(base http.RoundTripper, layers ...func(http.RoundTripper) http.RoundTripper) http.RoundTripper {
+func Chain(base http.RoundTripper, layers ...Layer) http.RoundTripper {
 	rt := base
 	for i := len(layers) - 1; i >= 0; i-- {
 		rt = layers[i](rt)

@@ -6,30 +6,24 @@ import (
 	"github.com/streamguard/streamguard"
 )
 
-// finalErrors is the client layer that decides what a final error status
-// (400 or more, once the retries beneath are spent) becomes: with
-// Config.ErrorStatus, the *streamguard.Error RoundTrip returns; otherwise
-// the response, its body conformed to the shape the SDKs parse
-// (streamguard.Conform) unless Config.RawErrorBodies.
+// FinalErrors returns the layer that decides what a final error status (400
+// or more, once the retries beneath it are spent) becomes: with
+// cfg.ErrorStatus, the *streamguard.Error RoundTrip returns, the body
+// closed; otherwise the response, its body conformed to the shape the SDKs
+// parse (streamguard.Conform) unless cfg.RawErrorBodies. With
+// RawErrorBodies and without ErrorStatus it is no layer at all.
+func FinalErrors(cfg Config) Layer {
+	return func(next http.RoundTripper) http.RoundTripper {
+		if !cfg.ErrorStatus && cfg.RawErrorBodies {
+			return next
+		}
+		return &finalErrors{layer{next}, cfg.ErrorStatus}
+	}
+}
+
 type finalErrors struct {
-	next        http.RoundTripper
+	layer
 	errorStatus bool
-	raw         bool
-}
-
-func newFinalErrors(next http.RoundTripper, cfg Config) http.RoundTripper {
-	if !cfg.ErrorStatus && cfg.RawErrorBodies {
-		return next // nothing to do: every response passes as it is
-	}
-	return &finalErrors{next: next, errorStatus: cfg.ErrorStatus, raw: cfg.RawErrorBodies}
-}
-
-// CloseIdleConnections closes the idle connections of the transport
-// beneath.
-func (f *finalErrors) CloseIdleConnections() {
-	if c, ok := f.next.(interface{ CloseIdleConnections() }); ok {
-		c.CloseIdleConnections()
-	}
 }
 
 func (f *finalErrors) RoundTrip(req *http.Request) (*http.Response, error) {
