@@ -15,7 +15,7 @@ func BenchmarkStreamMemory(b *testing.B) {
 		name   string
 		data   func() []byte
 		events int
-	}{{"A", workloadA, eventsA + 1}, {"B", workloadB, eventsB + 1}} {
+	}{{"A", workloadA, eventsA + 1}, {"B", workloadB, eventsB + 1}, {"B6", workloadB6, eventsB + 1}} {
 		data := w.data()
 		buf := make([]byte, 32<<10)
 		b.Run(w.name+"/raw", func(b *testing.B) {

@@ -10,16 +10,20 @@ import (
 )
 
 // Workload A: 100,000 OpenAI chat-chunk events of about 120 bytes, ending in
-// data: [DONE]. Workload B: 2,000 events of 16 KiB.
+// data: [DONE]. Workload B: 2,000 events of 16 KiB, so that two fill the
+// 32 KiB read buffer exactly and the guard never holds a partial event
+// back. Workload B6: 2,000 events of 16 KiB + 6 bytes, so that it does, at
+// almost every read.
 const (
 	eventsA = 100_000
 	eventsB = 2_000
 )
 
 var (
-	onceA, onceB sync.Once
-	streamA      []byte
-	streamB      []byte
+	onceA, onceB, onceB6 sync.Once
+	streamA              []byte
+	streamB              []byte
+	streamB6             []byte
 )
 
 // workloadA returns the bytes of workload A, generated once.
@@ -37,16 +41,25 @@ func workloadA() []byte {
 
 // workloadB returns the bytes of workload B, generated once.
 func workloadB() []byte {
-	onceB.Do(func() {
-		var b bytes.Buffer
-		pad := strings.Repeat("x", 16<<10-len("data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"content\":\"\"}\n\n"))
-		for range eventsB {
-			fmt.Fprintf(&b, "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"content\":\"%s\"}\n\n", pad)
-		}
-		b.WriteString("data: [DONE]\n\n")
-		streamB = b.Bytes()
-	})
+	onceB.Do(func() { streamB = bigEvents(16 << 10) })
 	return streamB
+}
+
+// workloadB6 returns the bytes of workload B6, generated once.
+func workloadB6() []byte {
+	onceB6.Do(func() { streamB6 = bigEvents(16<<10 + 6) })
+	return streamB6
+}
+
+// bigEvents returns eventsB events of size bytes each, and data: [DONE].
+func bigEvents(size int) []byte {
+	var b bytes.Buffer
+	pad := strings.Repeat("x", size-len("data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"content\":\"\"}\n\n"))
+	for range eventsB {
+		fmt.Fprintf(&b, "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"content\":\"%s\"}\n\n", pad)
+	}
+	b.WriteString("data: [DONE]\n\n")
+	return b.Bytes()
 }
 
 // sseResponse returns a 200 text/event-stream response over data in memory.
@@ -91,10 +104,11 @@ type workload struct {
 	events int
 }
 
-// streamWorkloads returns workloads A and B.
+// streamWorkloads returns workloads A, B and B6.
 func streamWorkloads() []workload {
 	return []workload{
 		{"A", workloadA(), eventsA + 1},
 		{"B", workloadB(), eventsB + 1},
+		{"B6", workloadB6(), eventsB + 1},
 	}
 }
