@@ -38,7 +38,9 @@ type Func func(ctx context.Context, result *streamguard.AsyncResult, errs []*str
 // cap and no logging.
 type Config struct {
 	// MaxBody caps the webhook body; a larger one gets 413 and Func is not
-	// called. Zero or negative means DefaultMaxBody (1 MiB).
+	// called. Zero means DefaultMaxBody (1 MiB); negative means no cap, as
+	// middleware.Config.MaxBody does (the whole body is then held in
+	// memory to check its signature, however large).
 	MaxBody int64
 
 	// Logger, if set, receives one record per rejected webhook (Warn:
@@ -48,9 +50,13 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// maxBody is the cap in force: -1 for none.
 func (c Config) maxBody() int64 {
-	if c.MaxBody > 0 {
+	switch {
+	case c.MaxBody > 0:
 		return c.MaxBody
+	case c.MaxBody < 0:
+		return -1
 	}
 	return DefaultMaxBody
 }
@@ -113,16 +119,21 @@ func (h *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, r, http.StatusUnauthorized, "missing webhook signature")
 		return
 	}
-	if r.ContentLength > h.maxBody {
+	capped := h.maxBody >= 0
+	if capped && r.ContentLength > h.maxBody {
 		h.reject(w, r, http.StatusRequestEntityTooLarge, tooLarge(r.ContentLength, h.maxBody, false))
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, h.maxBody+1))
+	var src io.Reader = r.Body
+	if capped {
+		src = io.LimitReader(r.Body, h.maxBody+1)
+	}
+	body, err := io.ReadAll(src)
 	if err != nil {
 		h.reject(w, r, http.StatusBadRequest, "reading the webhook body: "+err.Error())
 		return
 	}
-	if int64(len(body)) > h.maxBody {
+	if capped && int64(len(body)) > h.maxBody {
 		h.reject(w, r, http.StatusRequestEntityTooLarge, tooLarge(int64(len(body)), h.maxBody, true))
 		return
 	}

@@ -284,6 +284,19 @@ func TestDefaultBodyLimit(t *testing.T) {
 	}
 }
 
+// A negative MaxBody is no cap, as in middleware.Config.
+func TestNoBodyLimit(t *testing.T) {
+	r := success
+	r.Data = json.RawMessage(`"` + strings.Repeat("x", webhook.DefaultMaxBody) + `"`)
+	body := payload(t, r)
+	rec := &recorder{}
+	srv := newReceiver(t, []string{secret}, rec, webhook.Config{MaxBody: -1})
+	resp, got := post(t, srv, io.MultiReader(bytes.NewReader(body)), webhook.Sign(body, secret))
+	if resp.StatusCode != http.StatusOK || rec.count() != 1 {
+		t.Fatalf("a %d-byte body without a cap: status %d (%s), %d calls", len(body), resp.StatusCode, got, rec.count())
+	}
+}
+
 func TestFuncErrorAnswers500(t *testing.T) {
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
