@@ -242,4 +242,3 @@ func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 type errReader struct{ err error }
 
 func (r errReader) Read([]byte) (int, error) { return 0, r.err }
-
