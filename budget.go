@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/streamguard/streamguard/internal/errprefix"
 )
 
 // The platform's time budgets. The gateway answers 504 when a prediction runs
@@ -50,7 +52,7 @@ const (
 	// MaxErrorBody is how much of an error response body [Check] reads to
 	// classify it: 64 KiB, enough for any JSON error envelope, small enough
 	// that a hostile or runaway body (a 1 GB HTML page) costs nothing.
-	MaxErrorBody = 64 << 10
+	MaxErrorBody = errprefix.Max
 
 	// MaxMessage caps [Error.Message] when it is taken from a response body,
 	// so that an error line stays a line: 512 bytes.

@@ -1,12 +1,11 @@
 package streamguard
 
 import (
-	"bytes"
-	"io"
 	"net/http"
 	"strings"
 
 	"github.com/streamguard/streamguard/internal/ctxkey"
+	"github.com/streamguard/streamguard/internal/errprefix"
 	"github.com/streamguard/streamguard/internal/redact"
 )
 
@@ -197,7 +196,10 @@ func headerValue(h http.Header, k string) string {
 // *Error; it returns nil for any other status (and for a nil resp). It reads at
 // most [MaxErrorBody] bytes of the body to classify it, then puts them back:
 // the caller still reads every original byte from resp.Body, including those
-// past the first 64 KiB, and closing resp.Body closes the original.
+// past the first 64 KiB, and closing resp.Body closes the original. The
+// bytes are read once per response: when a layer of the client stack
+// already read them (the tracing span, the retry layer) and nobody has read
+// the body since, Check classifies the same bytes without reading again.
 //
 // When the response came through the retry package, the error's Attempts
 // says how many attempts were made.
@@ -205,40 +207,6 @@ func Check(resp *http.Response) error {
 	if resp == nil || resp.StatusCode < 400 {
 		return nil
 	}
-	return Classify(resp, keepPrefix(resp))
+	prefix, _ := errprefix.Keep(resp)
+	return Classify(resp, prefix)
 }
-
-// keepPrefix reads the first MaxErrorBody bytes of resp's body and puts
-// them back in front of the rest, so that the caller still reads every
-// original byte; closing resp.Body closes the original.
-func keepPrefix(resp *http.Response) []byte {
-	if resp.Body == nil || resp.Body == http.NoBody {
-		return nil
-	}
-	buf := make([]byte, MaxErrorBody)
-	n, err := io.ReadFull(resp.Body, buf)
-	prefix := buf[:n]
-	var rest io.Reader = resp.Body
-	switch err {
-	case nil:
-	case io.EOF, io.ErrUnexpectedEOF:
-		rest = eofReader{}
-	default:
-		rest = errReader{err}
-	}
-	resp.Body = &replayBody{Reader: io.MultiReader(bytes.NewReader(prefix), rest), Closer: resp.Body}
-	return prefix
-}
-
-type replayBody struct {
-	io.Reader
-	io.Closer
-}
-
-type eofReader struct{}
-
-func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
-
-type errReader struct{ err error }
-
-func (r errReader) Read([]byte) (int, error) { return 0, r.err }

@@ -318,8 +318,14 @@ func TestCheckReadsAtMost64KiB(t *testing.T) {
 	if !errors.As(streamguard.Check(resp), &se) {
 		t.Fatal("no error")
 	}
-	if src.n != streamguard.MaxErrorBody {
-		t.Errorf("Check read %d bytes, want %d", src.n, streamguard.MaxErrorBody)
+	// One byte more than the prefix tells a body of exactly MaxErrorBody
+	// bytes from a longer one.
+	if src.n != streamguard.MaxErrorBody+1 {
+		t.Errorf("Check read %d bytes, want %d", src.n, streamguard.MaxErrorBody+1)
+	}
+	// A second Check, by another layer or the caller, reads nothing more.
+	if !errors.As(streamguard.Check(resp), &se) || src.n != streamguard.MaxErrorBody+1 {
+		t.Errorf("the second Check read to %d", src.n)
 	}
 	if len(se.Message) > streamguard.MaxMessage {
 		t.Errorf("Message is %d bytes, over the %d cap", len(se.Message), streamguard.MaxMessage)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/streamguard/streamguard/internal/errprefix"
 	"github.com/streamguard/streamguard/internal/redact"
 )
 
@@ -97,14 +98,14 @@ func Conform(resp *http.Response) error {
 	if resp == nil || resp.StatusCode < 400 {
 		return nil
 	}
-	prefix := keepPrefix(resp)
+	prefix, complete := errprefix.Keep(resp)
 	e := Classify(resp, prefix)
 	switch {
 	case resp.Header.Get("Content-Encoding") != "":
 	case !sdkShaped(prefix):
 		doc, _ := e.MarshalJSON()
 		replaceBody(resp, doc)
-	case len(prefix) < MaxErrorBody:
+	case complete:
 		// The SDK will quote this body: not with a credential the server
 		// echoed back in it.
 		if s := redact.Request(string(prefix), resp.Request); s != string(prefix) {

@@ -85,6 +85,9 @@ func (c *cancelBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// UnwrapBody returns the body beneath (internal/errprefix).
+func (c *cancelBody) UnwrapBody() io.ReadCloser { return c.ReadCloser }
+
 func (c *cancelBody) Close() error {
 	err := c.ReadCloser.Close()
 	c.cancel()

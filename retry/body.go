@@ -114,23 +114,3 @@ var (
 // first streamguard.MaxErrorBody bytes: the rest was not read before the
 // connection was given up to retry.
 var errDiscarded = errors.New("retry: the rest of this error body was discarded before the retry")
-
-// readPrefix reads at most streamguard.MaxErrorBody+1 bytes of an error
-// response's body: enough to classify it, and to tell whether that was all
-// of it (eof), in which case the connection can be reused.
-func readPrefix(body io.Reader) (prefix []byte, eof bool, err error) {
-	prefix, err = io.ReadAll(io.LimitReader(body, streamguard.MaxErrorBody+1))
-	return prefix, err == nil && len(prefix) <= streamguard.MaxErrorBody, err
-}
-
-// restoredBody gives back the bytes read for classification, then the
-// rest of the original body; Close closes the original.
-type restoredBody struct {
-	io.Reader
-	io.Closer
-}
-
-// errReader returns its error on every Read.
-type errReader struct{ err error }
-
-func (r errReader) Read([]byte) (int, error) { return 0, r.err }

@@ -1,7 +1,6 @@
 package retry
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/streamguard/streamguard"
 	"github.com/streamguard/streamguard/internal/ctxkey"
+	"github.com/streamguard/streamguard/internal/errprefix"
 )
 
 // NewTransport returns a RoundTripper that sends each request through base
@@ -169,7 +169,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, nil // no retry possible: leave the body untouched
 		default:
 			f.resp = resp
-			f.prefix, f.eof, _ = readPrefix(resp.Body)
+			f.prefix, f.eof = errprefix.Keep(resp)
 			se := streamguard.Classify(resp, f.prefix)
 			if se.Source == streamguard.SourceClient || (!t.explicit && !se.Retryable) {
 				return f.result()
@@ -295,18 +295,16 @@ func (f *failure) status() int {
 }
 
 // result returns the failure as RoundTrip's answer: the response with its
-// body intact, or the error.
+// body intact (errprefix.Keep gives back what it read), or the error.
 func (f *failure) result() (*http.Response, error) {
 	if f.resp == nil {
 		return nil, f.err
 	}
-	orig := f.resp.Body
-	f.resp.Body = &restoredBody{Reader: io.MultiReader(bytes.NewReader(f.prefix), orig), Closer: orig}
 	return f.resp, nil
 }
 
-// discard closes the failure's response body, which readPrefix has
-// drained as far as it will (streamguard.MaxErrorBody), so that the
+// discard closes the failure's response body, which errprefix.Keep has
+// read as far as it will (streamguard.MaxErrorBody), so that the
 // connection goes back to the pool before the wait. What was read is kept
 // as the body of the outcome, in case it has to be returned after all.
 func (f *failure) discard() outcome {
@@ -314,11 +312,7 @@ func (f *failure) discard() outcome {
 		return outcome{err: f.err}
 	}
 	f.resp.Body.Close()
-	var r io.Reader = bytes.NewReader(f.prefix)
-	if !f.eof {
-		r = io.MultiReader(r, errReader{errDiscarded})
-	}
-	f.resp.Body = io.NopCloser(r)
+	f.resp.Body = errprefix.Detached(f.prefix, f.eof, errDiscarded)
 	return outcome{resp: f.resp}
 }
 

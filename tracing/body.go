@@ -47,6 +47,11 @@ const (
 	endUpgrade                // 101: the body is a connection, not a response
 )
 
+// UnwrapBody returns the body beneath, so that a layer above that
+// classifies an error response finds the bytes already read for the span
+// (internal/errprefix).
+func (c *call) UnwrapBody() io.ReadCloser { return c.rc }
+
 // Read reads from the body beneath, counting bytes; an error, io.EOF
 // included, ends the span.
 func (c *call) Read(p []byte) (int, error) {
