@@ -377,8 +377,9 @@ func TestHostileRedirect(t *testing.T) {
 	}
 }
 
-// frameOf checks that frame is exactly one SSE event with only an event
-// and a data field, parses it with go-sse, and returns its data as JSON.
+// frameOf checks that frame is exactly one SSE event with only a data field
+// (first, as go-openai needs) and an event field, parses it with go-sse, and
+// returns its data as JSON.
 // With clean, no string in the data may hold a control character once
 // decoded either.
 func frameOf(t *testing.T, frame []byte, clean bool) map[string]any {
@@ -387,7 +388,7 @@ func frameOf(t *testing.T, frame []byte, clean bool) map[string]any {
 		t.Fatalf("frame is not two lines and a blank one: %q", frame)
 	}
 	lines := strings.Split(strings.TrimSuffix(string(frame), "\n\n"), "\n")
-	if lines[0] != "event: error" || !strings.HasPrefix(lines[1], "data: ") {
+	if !strings.HasPrefix(lines[0], `data: {"error":{`) || lines[1] != "event: error" {
 		t.Fatalf("frame fields: %q", lines)
 	}
 	var evs []gosse.Event
@@ -404,11 +405,14 @@ func frameOf(t *testing.T, frame []byte, clean bool) map[string]any {
 	if err := json.Unmarshal([]byte(evs[0].Data), &data); err != nil {
 		t.Fatalf("frame data %q: %v", evs[0].Data, err)
 	}
-	for k, v := range data {
-		if s, ok := v.(string); ok && clean && strings.IndexFunc(s, func(r rune) bool {
-			return unicode.IsControl(r) || r == '\u2028' || r == '\u2029'
-		}) >= 0 {
-			t.Errorf("frame field %s holds a control character: %q", k, s)
+	inner, _ := data["error"].(map[string]any)
+	for _, fields := range []map[string]any{data, inner} {
+		for k, v := range fields {
+			if s, ok := v.(string); ok && clean && strings.IndexFunc(s, func(r rune) bool {
+				return unicode.IsControl(r) || r == '\u2028' || r == '\u2029'
+			}) >= 0 {
+				t.Errorf("frame field %s holds a control character: %q", k, s)
+			}
 		}
 	}
 	return data
@@ -449,7 +453,7 @@ func TestHostileCRLFNeverReachesFailureFrame(t *testing.T) {
 			t.Fatalf("the stream itself was altered: %q", delivered)
 		}
 		data := frameOf(t, delivered[len(sent):], true)
-		if !strings.Contains(data["error"].(string), "event: injected") || !strings.HasPrefix(data["request_id"].(string), "req-1") {
+		if !strings.Contains(data["message"].(string), "event: injected") || !strings.HasPrefix(data["request_id"].(string), "req-1") {
 			t.Errorf("frame data %v", data)
 		}
 	})
@@ -536,7 +540,7 @@ func TestHostileCRLFNeverReachesFailureFrame(t *testing.T) {
 			t.Fatalf("%v: %q", err, delivered)
 		}
 		data := frameOf(t, delivered[len(upstreamSent):], true)
-		if data["reason"] != "model_error" || !strings.Contains(data["error"].(string), "event: injected") ||
+		if data["reason"] != "model_error" || !strings.Contains(data["message"].(string), "event: injected") ||
 			!strings.HasPrefix(data["request_id"].(string), "req-3") {
 			t.Errorf("frame data %v", data)
 		}
@@ -565,7 +569,7 @@ func TestHostileCRLFNeverReachesFailureFrame(t *testing.T) {
 			t.Fatalf("%v: %q", err, delivered)
 		}
 		data := frameOf(t, delivered[len(sent):], false)
-		if data["reason"] != "unreachable" || strings.ContainsAny(data["error"].(string), "\r\n\u2028\u0085") {
+		if data["reason"] != "unreachable" || strings.ContainsAny(data["message"].(string), "\r\n\u2028\u0085") {
 			t.Errorf("frame data %v", data)
 		}
 	})
