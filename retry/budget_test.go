@@ -7,9 +7,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -44,99 +45,127 @@ func httpRequest(t *testing.T, method, url string, body *strings.Reader) *http.R
 	return req
 }
 
+// gatewayReply is the scripted reply that stands for what the gateway
+// answers under f, a fault answered before the model is called (Draining,
+// Unreachable, RateLimited, Status): the status, headers and body the
+// gatewaytest handler writes, without a socket, so that a test can run in a
+// synctest bubble over a scriptedBase.
+func gatewayReply(f gatewaytest.Fault) reply {
+	g := gatewaytest.New(http.NotFoundHandler())
+	defer g.Close()
+	g.Script(f)
+	w := httptest.NewRecorder()
+	g.ServeHTTP(w, httptest.NewRequest("POST", "/predict", strings.NewReader("{}")))
+	return reply{status: w.Code, header: w.Header(), body: w.Body.String()}
+}
+
 // Issue bullet: the request context's deadline bounds everything: never
 // sleep past it, return the last response or error and never a bare
 // context.DeadlineExceeded when a real failure happened; waits stop at once
 // when the context is canceled.
+//
+// The subtests that measure time run in a synctest bubble over a
+// scriptedBase: time is fake, so the durations are exact and cost nothing.
 func TestBudget(t *testing.T) {
-	t.Run("300 ms deadline with a 1 s backoff returns the 503 well before the deadline", func(t *testing.T) {
-		gw := gatewaytest.NewServer(gatewaytest.JSON(200, `{}`))
-		defer gw.Close()
-		gw.Choose = func(int64, *http.Request) gatewaytest.Fault { return gatewaytest.Draining(0) }
-		rt := retry.NewTransport(gw.Client().Transport, retry.Policy{Backoff: constant(time.Second)})
+	const hop = 10 * time.Millisecond // an attempt's own duration, where it matters
+	draining := func() reply { return gatewayReply(gatewaytest.Draining(0)) }
 
-		start := time.Now()
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		defer cancel()
-		deadline, _ := ctx.Deadline()
-		req, _ := http.NewRequestWithContext(ctx, "POST", gw.URL+"/predict", strings.NewReader("{}"))
-		resp, err := rt.RoundTrip(req)
-		returned := time.Now()
-		if err != nil {
-			t.Fatalf("err = %v, want the last 503", err)
-		}
-		defer resp.Body.Close()
-		if !returned.Before(deadline) || ctx.Err() != nil {
-			t.Errorf("returned %v after the start, at or after the deadline", returned.Sub(start))
-		}
-		if elapsed := returned.Sub(start); elapsed > 250*time.Millisecond {
-			t.Errorf("returned after %v: it waited for a retry that could not fit", elapsed)
-		}
-		if resp.StatusCode != 503 || gw.Requests() != 1 {
-			t.Errorf("status %d after %d requests, want 503 after 1", resp.StatusCode, gw.Requests())
-		}
-		checkAttempts(t, resp, 1)
+	t.Run("300 ms deadline with a 1 s backoff returns the 503 at once, before the deadline", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			base := &scriptedBase{script: slices.Repeat([]reply{draining()}, retry.DefaultMaxAttempts)}
+			rt := retry.NewTransport(base, retry.Policy{Backoff: constant(time.Second)})
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, "POST", "http://gateway.test/predict", strings.NewReader("{}"))
+			start := time.Now()
+			resp, err := rt.RoundTrip(req)
+			took := time.Since(start)
+			if err != nil {
+				t.Fatalf("err = %v, want the last 503", err)
+			}
+			defer resp.Body.Close()
+			if took != 0 || ctx.Err() != nil {
+				t.Errorf("returned after %v (context: %v), want at once: it waited for a retry that could not fit", took, ctx.Err())
+			}
+			if resp.StatusCode != 503 || base.calls() != 1 {
+				t.Errorf("status %d after %d requests, want 503 after 1", resp.StatusCode, base.calls())
+			}
+			checkAttempts(t, resp, 1)
+		})
 	})
 
 	t.Run("a retry that cannot start MinAttemptTime before the deadline is not made", func(t *testing.T) {
+		// Each attempt takes 10 ms, the backoff is 60 ms, the deadline 120 ms.
 		for _, c := range []struct {
 			name     string
 			min      time.Duration
-			requests int64
+			requests int
+			took     time.Duration // RoundTrip's duration
 		}{
-			{"default 100 ms", 0, 1},            // 60 ms + 100 ms > 120 ms
-			{"none", -1, 2},                     // 60 ms fits; 120 ms does not
-			{"30 ms", 30 * time.Millisecond, 2}, // 60 ms + 30 ms fits once
+			{"default 100 ms", 0, 1, hop},                                    // 10 ms + 60 ms + 100 ms > 120 ms
+			{"none", -1, 2, 2*hop + 60*time.Millisecond},                     // 10 + 60 fits; 80 + 60 does not
+			{"30 ms", 30 * time.Millisecond, 2, 2*hop + 60*time.Millisecond}, // 10 + 60 + 30 fits once
 		} {
 			t.Run(c.name, func(t *testing.T) {
-				gw := gatewaytest.NewServer(gatewaytest.JSON(200, `{}`))
-				defer gw.Close()
-				gw.Choose = func(int64, *http.Request) gatewaytest.Fault { return gatewaytest.Draining(0) }
-				rt := retry.NewTransport(gw.Client().Transport, retry.Policy{Backoff: constant(60 * time.Millisecond), MinAttemptTime: c.min})
-				ctx, cancel := context.WithTimeout(context.Background(), 120*time.Millisecond)
-				defer cancel()
-				req, _ := http.NewRequestWithContext(ctx, "GET", gw.URL+"/predict", nil)
-				resp, err := rt.RoundTrip(req)
-				if err != nil {
-					t.Fatalf("err = %v, want the last 503", err)
-				}
-				defer resp.Body.Close()
-				if ctx.Err() != nil {
-					t.Error("returned after the deadline")
-				}
-				if resp.StatusCode != 503 || gw.Requests() != c.requests {
-					t.Errorf("status %d after %d requests, want 503 after %d", resp.StatusCode, gw.Requests(), c.requests)
-				}
+				synctest.Test(t, func(t *testing.T) {
+					d := draining()
+					d.took = hop
+					base := &scriptedBase{script: slices.Repeat([]reply{d}, retry.DefaultMaxAttempts)}
+					rt := retry.NewTransport(base, retry.Policy{Backoff: constant(60 * time.Millisecond), MinAttemptTime: c.min})
+					ctx, cancel := context.WithTimeout(context.Background(), 120*time.Millisecond)
+					defer cancel()
+					req, _ := http.NewRequestWithContext(ctx, "GET", "http://gateway.test/predict", nil)
+					start := time.Now()
+					resp, err := rt.RoundTrip(req)
+					took := time.Since(start)
+					if err != nil {
+						t.Fatalf("err = %v, want the last 503", err)
+					}
+					defer resp.Body.Close()
+					if ctx.Err() != nil {
+						t.Error("returned after the deadline")
+					}
+					if resp.StatusCode != 503 || base.calls() != c.requests {
+						t.Errorf("status %d after %d requests, want 503 after %d", resp.StatusCode, base.calls(), c.requests)
+					}
+					if took != c.took {
+						t.Errorf("RoundTrip took %v, want %v", took, c.took)
+					}
+					if g := base.gaps(); len(g) > 0 && g[0] != hop+60*time.Millisecond {
+						t.Errorf("the retry started %v after the first attempt, want %v", g[0], hop+60*time.Millisecond)
+					}
+				})
 			})
 		}
 	})
 
 	t.Run("cancel during the wait returns the last response at once", func(t *testing.T) {
-		gw := gatewaytest.NewServer(gatewaytest.JSON(200, `{}`))
-		defer gw.Close()
-		gw.Script(gatewaytest.Unreachable())
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		rt := retry.NewTransport(gw.Client().Transport, retry.Policy{
-			Backoff: constant(time.Hour),
-			OnRetry: func(retry.Attempt) { cancel() },
+		synctest.Test(t, func(t *testing.T) {
+			base := &scriptedBase{script: []reply{gatewayReply(gatewaytest.Unreachable())}}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			rt := retry.NewTransport(base, retry.Policy{
+				Backoff: constant(time.Hour),
+				OnRetry: func(retry.Attempt) { cancel() },
+			})
+			req, _ := http.NewRequestWithContext(ctx, "POST", "http://gateway.test/predict", strings.NewReader("{}"))
+			start := time.Now()
+			resp, err := rt.RoundTrip(req)
+			took := time.Since(start)
+			if err != nil {
+				t.Fatalf("err = %v, want the 502", err)
+			}
+			if took != 0 || base.calls() != 1 {
+				t.Errorf("returned after %v and %d attempts: the wait did not stop at the cancel", took, base.calls())
+			}
+			se := checkAttempts(t, resp, 1)
+			if se.Reason != streamguard.ReasonUnreachable {
+				t.Errorf("Check = %v", se)
+			}
+			if got := readAll(t, resp); !bytes.Contains(got, []byte(gatewaytest.MessageUnreachable)) {
+				t.Errorf("body %q, want the 502's", got)
+			}
 		})
-		req, _ := http.NewRequestWithContext(ctx, "POST", gw.URL+"/predict", strings.NewReader("{}"))
-		start := time.Now()
-		resp, err := rt.RoundTrip(req)
-		if err != nil {
-			t.Fatalf("err = %v, want the 502", err)
-		}
-		if time.Since(start) > 5*time.Second {
-			t.Errorf("the wait did not stop at the cancel")
-		}
-		se := checkAttempts(t, resp, 1)
-		if se.Reason != streamguard.ReasonUnreachable {
-			t.Errorf("Check = %v", se)
-		}
-		if got := readAll(t, resp); !bytes.Contains(got, []byte(gatewaytest.MessageUnreachable)) {
-			t.Errorf("body %q, want the 502's", got)
-		}
 	})
 
 	t.Run("cancel during the wait after a connection failure returns that failure", func(t *testing.T) {
@@ -159,39 +188,51 @@ func TestBudget(t *testing.T) {
 	})
 
 	t.Run("deadline during the next attempt returns the earlier 503, not the deadline", func(t *testing.T) {
-		gw := gatewaytest.NewServer(gatewaytest.JSON(200, `{}`))
-		defer gw.Close()
-		gw.Script(gatewaytest.Draining(0), gatewaytest.GatewayTimeout(time.Hour))
-		rt := retry.NewTransport(gw.Client().Transport, fast(retry.Policy{MinAttemptTime: -1}))
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, "POST", gw.URL+"/predict", strings.NewReader("{}"))
-		resp, err := rt.RoundTrip(req)
-		if err != nil {
-			t.Fatalf("err = %v, want the 503", err)
-		}
-		se := checkAttempts(t, resp, 2)
-		if resp.StatusCode != 503 || se.Reason != streamguard.ReasonUnavailable {
-			t.Errorf("got %d %v", resp.StatusCode, se)
-		}
-		if got := readAll(t, resp); !bytes.Contains(got, []byte(gatewaytest.MessageDraining)) {
-			t.Errorf("body %q, want the 503's", got)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			// The second attempt hangs, as a GatewayTimeout(time.Hour) does,
+			// until the deadline ends it.
+			base := &scriptedBase{script: []reply{draining(), {block: true}}}
+			rt := retry.NewTransport(base, fast(retry.Policy{MinAttemptTime: -1}))
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, "POST", "http://gateway.test/predict", strings.NewReader("{}"))
+			start := time.Now()
+			resp, err := rt.RoundTrip(req)
+			took := time.Since(start)
+			if err != nil {
+				t.Fatalf("err = %v, want the 503", err)
+			}
+			if took != 300*time.Millisecond || base.calls() != 2 {
+				t.Errorf("returned after %v and %d attempts, want at the 300 ms deadline after 2", took, base.calls())
+			}
+			se := checkAttempts(t, resp, 2)
+			if resp.StatusCode != 503 || se.Reason != streamguard.ReasonUnavailable {
+				t.Errorf("got %d %v", resp.StatusCode, se)
+			}
+			if got := readAll(t, resp); !bytes.Contains(got, []byte(gatewaytest.MessageDraining)) {
+				t.Errorf("body %q, want the 503's", got)
+			}
+		})
 	})
 
 	t.Run("deadline in the first attempt is the client's timeout", func(t *testing.T) {
-		gw := gatewaytest.NewServer(gatewaytest.JSON(200, `{}`))
-		defer gw.Close()
-		gw.Script(gatewaytest.GatewayTimeout(time.Hour))
-		rt := retry.NewTransport(gw.Client().Transport, fast(retry.Policy{}))
-		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, "GET", gw.URL+"/predict", nil)
-		_, err := rt.RoundTrip(req)
-		se := asError(t, err)
-		if se.Source != streamguard.SourceClient || se.Reason != streamguard.ReasonTimeout || se.Attempts != 1 || !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("err = %v (%s %s, %d attempts)", err, se.Source, se.Reason, se.Attempts)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			base := &scriptedBase{script: []reply{{block: true}}}
+			rt := retry.NewTransport(base, fast(retry.Policy{}))
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, "GET", "http://gateway.test/predict", nil)
+			start := time.Now()
+			_, err := rt.RoundTrip(req)
+			took := time.Since(start)
+			se := asError(t, err)
+			if se.Source != streamguard.SourceClient || se.Reason != streamguard.ReasonTimeout || se.Attempts != 1 || !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("err = %v (%s %s, %d attempts)", err, se.Source, se.Reason, se.Attempts)
+			}
+			if took != 50*time.Millisecond || base.calls() != 1 {
+				t.Errorf("returned after %v and %d attempts, want at the 50 ms deadline after 1", took, base.calls())
+			}
+		})
 	})
 
 	t.Run("cancel in the first attempt is the client's cancellation", func(t *testing.T) {
@@ -213,37 +254,38 @@ func TestBudget(t *testing.T) {
 	})
 
 	t.Run("an expired request budget is the platform's timeout", func(t *testing.T) {
-		gw := gatewaytest.NewServer(gatewaytest.JSON(200, `{}`))
-		defer gw.Close()
-		gw.Script(gatewaytest.GatewayTimeout(time.Hour))
-		rt := retry.NewTransport(gw.Client().Transport, fast(retry.Policy{}))
-		ctx, cancel := context.WithTimeoutCause(context.Background(), 50*time.Millisecond, streamguard.ErrBudgetExceeded)
-		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, "GET", gw.URL+"/predict", nil)
-		_, err := rt.RoundTrip(req)
-		se := asError(t, err)
-		if se.Source != streamguard.SourcePlatform || se.Reason != streamguard.ReasonTimeout || !errors.Is(err, streamguard.ErrBudgetExceeded) {
-			t.Errorf("err = %v (%s %s)", err, se.Source, se.Reason)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			base := &scriptedBase{script: []reply{{block: true}}}
+			rt := retry.NewTransport(base, fast(retry.Policy{}))
+			ctx, cancel := context.WithTimeoutCause(context.Background(), 50*time.Millisecond, streamguard.ErrBudgetExceeded)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, "GET", "http://gateway.test/predict", nil)
+			_, err := rt.RoundTrip(req)
+			se := asError(t, err)
+			if se.Source != streamguard.SourcePlatform || se.Reason != streamguard.ReasonTimeout || !errors.Is(err, streamguard.ErrBudgetExceeded) {
+				t.Errorf("err = %v (%s %s)", err, se.Source, se.Reason)
+			}
+		})
 	})
 
 	t.Run("a waiting request ends at the deadline of http.Client.Timeout", func(t *testing.T) {
-		gw := gatewaytest.NewServer(gatewaytest.JSON(200, `{}`))
-		defer gw.Close()
-		gw.Choose = func(int64, *http.Request) gatewaytest.Fault { return gatewaytest.Draining(0) }
-		client := &http.Client{
-			Transport: retry.NewTransport(gw.Client().Transport, retry.Policy{Backoff: constant(time.Second)}),
-			Timeout:   300 * time.Millisecond,
-		}
-		start := time.Now()
-		resp, err := client.Get(gw.URL + "/predict")
-		if err != nil {
-			t.Fatal(err)
-		}
-		readAll(t, resp)
-		if resp.StatusCode != 503 || time.Since(start) > 250*time.Millisecond {
-			t.Errorf("status %d after %v", resp.StatusCode, time.Since(start))
-		}
+		synctest.Test(t, func(t *testing.T) {
+			base := &scriptedBase{script: slices.Repeat([]reply{draining()}, retry.DefaultMaxAttempts)}
+			client := &http.Client{
+				Transport: retry.NewTransport(base, retry.Policy{Backoff: constant(time.Second)}),
+				Timeout:   300 * time.Millisecond,
+			}
+			start := time.Now()
+			resp, err := client.Get("http://gateway.test/predict")
+			took := time.Since(start)
+			if err != nil {
+				t.Fatal(err)
+			}
+			readAll(t, resp)
+			if resp.StatusCode != 503 || took != 0 || base.calls() != 1 {
+				t.Errorf("status %d after %v and %d attempts, want 503 at once after 1", resp.StatusCode, took, base.calls())
+			}
+		})
 	})
 }
 
@@ -289,63 +331,67 @@ func TestRetryAfterHints(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			var hits atomic.Int32
-			srv := newPlainServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				hits.Add(1)
+			synctest.Test(t, func(t *testing.T) {
+				draining := reply{status: 503, header: http.Header{}, body: `{"error":"draining"}`}
 				for k, v := range c.header {
-					w.Header()[k] = []string{v}
+					draining.header.Set(k, v)
 				}
-				w.WriteHeader(503)
-				w.Write([]byte(`{"error":"draining"}`))
-			}))
-			timeout := c.timeout
-			if timeout == 0 {
-				timeout = testTimeout
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), timeout)
-			defer cancel()
-			var rec recorder
-			rt := retry.NewTransport(plainTransport(t), fast(retry.Policy{
-				MaxRetryAfter: c.maxHint,
-				// Record the wait, then cancel it: a hint is checked
-				// without being waited for.
-				OnRetry: func(a retry.Attempt) { rec.OnRetry(a); cancel() },
-			}))
-			req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL, nil)
-			start := time.Now()
-			resp, err := rt.RoundTrip(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			readAll(t, resp)
-			if time.Since(start) > time.Second {
-				t.Errorf("took %v", time.Since(start))
-			}
-			got := rec.all()
-			switch {
-			case c.want < 0 && len(got) != 0:
-				t.Errorf("retried after %v, want no retry", got[0].Delay)
-			case c.want >= 0 && len(got) != 1:
-				t.Errorf("OnRetry called %d times, want 1", len(got))
-			case c.want >= 0 && got[0].Delay != c.want:
-				t.Errorf("wait %v, want %v", got[0].Delay, c.want)
-			}
-			if hits.Load() != 1 {
-				t.Errorf("server hit %d times, want 1", hits.Load())
-			}
+				base := &scriptedBase{script: []reply{draining}}
+				timeout := c.timeout
+				if timeout == 0 {
+					timeout = testTimeout
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), timeout)
+				defer cancel()
+				var rec recorder
+				rt := retry.NewTransport(base, fast(retry.Policy{
+					MaxRetryAfter: c.maxHint,
+					// Record the wait, then cancel it: a hint is checked
+					// without being waited for.
+					OnRetry: func(a retry.Attempt) { rec.OnRetry(a); cancel() },
+				}))
+				req, _ := http.NewRequestWithContext(ctx, "GET", "http://gateway.test/predict", nil)
+				start := time.Now()
+				resp, err := rt.RoundTrip(req)
+				took := time.Since(start)
+				if err != nil {
+					t.Fatal(err)
+				}
+				readAll(t, resp)
+				if took != 0 {
+					t.Errorf("took %v, want no time: the wait did not stop at the cancel", took)
+				}
+				got := rec.all()
+				switch {
+				case c.want < 0 && len(got) != 0:
+					t.Errorf("retried after %v, want no retry", got[0].Delay)
+				case c.want >= 0 && len(got) != 1:
+					t.Errorf("OnRetry called %d times, want 1", len(got))
+				case c.want >= 0 && got[0].Delay != c.want:
+					t.Errorf("wait %v, want %v", got[0].Delay, c.want)
+				}
+				if n := base.calls(); n != 1 {
+					t.Errorf("server hit %d times, want 1", n)
+				}
+			})
 		})
 	}
 
 	t.Run("a Retry-After hint is waited for", func(t *testing.T) {
-		gw := gatewaytest.NewServer(gatewaytest.JSON(200, `{}`))
-		defer gw.Close()
-		gw.Script(gatewaytest.Draining(40 * time.Millisecond)) // sends Retry-After: 1 and Retry-After-Ms: 40
-		rt := retry.NewTransport(gw.Client().Transport, retry.Policy{Backoff: constant(time.Hour)})
-		start := time.Now()
-		resp := mustDo(t, rt, "GET", gw.URL+"/predict")
-		readAll(t, resp)
-		if elapsed := time.Since(start); resp.StatusCode != 200 || elapsed < 40*time.Millisecond || elapsed > 900*time.Millisecond {
-			t.Errorf("status %d after %v, want 200 after about 40 ms", resp.StatusCode, elapsed)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			// The gateway sends Retry-After: 1 and Retry-After-Ms: 40.
+			base := &scriptedBase{script: []reply{gatewayReply(gatewaytest.Draining(40 * time.Millisecond))}}
+			rt := retry.NewTransport(base, retry.Policy{Backoff: constant(time.Hour)})
+			start := time.Now()
+			resp := mustDo(t, rt, "GET", "http://gateway.test/predict")
+			took := time.Since(start)
+			readAll(t, resp)
+			if resp.StatusCode != 200 || base.calls() != 2 || took != 40*time.Millisecond {
+				t.Errorf("status %d after %d attempts and %v, want 200 after 2 and 40 ms", resp.StatusCode, base.calls(), took)
+			}
+			if g := base.gaps(); len(g) != 1 || g[0] != 40*time.Millisecond {
+				t.Errorf("gaps between attempts %v, want [40ms]", g)
+			}
+		})
 	})
 }
