@@ -1,8 +1,6 @@
 package streamguard
 
 import (
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/streamguard/streamguard/internal/errprefix"
@@ -32,20 +30,6 @@ const (
 	// 100 MiB, checked before the request reaches the model.
 	EdgeMaxBody = 100 << 20 // bytes
 )
-
-// IsAsyncPath reports whether path is one of the platform's async routes
-// (ending in /async_predict or /async_run_remote), which get AsyncBudget and
-// AsyncMaxBody instead of the sync limits.
-func IsAsyncPath(path string) bool {
-	return strings.HasSuffix(path, "/async_predict") || strings.HasSuffix(path, "/async_run_remote")
-}
-
-// TooLargeMessage is the platform's 413 message for a body of size bytes
-// over limit: "payload size of X bytes exceeds maximum size of Y bytes".
-func TooLargeMessage(size, limit int64) string {
-	return "payload size of " + strconv.FormatInt(size, 10) + " bytes exceeds maximum size of " +
-		strconv.FormatInt(limit, 10) + " bytes"
-}
 
 // Bounds this package applies to what it reads from a server.
 const (

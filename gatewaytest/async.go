@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/streamguard/streamguard"
+	"github.com/streamguard/streamguard/internal/platform"
 )
 
 // AsyncResultType is the type field of the results the gateway posts.
@@ -196,7 +197,7 @@ func (a *asyncRoute) serve(w http.ResponseWriter, r *http.Request, body []byte, 
 	}
 	switch fault.Kind {
 	case KindPayloadTooLarge:
-		writeJSONError(w, http.StatusRequestEntityTooLarge, streamguard.TooLargeMessage(int64(len(body)), a.g.limit(r)))
+		writeJSONError(w, http.StatusRequestEntityTooLarge, platform.TooLargeMessage(int64(len(body)), a.g.limit(r)))
 		return
 	case KindRateLimited:
 		setRetryAfter(w.Header(), fault.RetryAfter)

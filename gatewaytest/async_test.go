@@ -19,6 +19,7 @@ import (
 
 	"github.com/streamguard/streamguard"
 	"github.com/streamguard/streamguard/gatewaytest"
+	"github.com/streamguard/streamguard/internal/platform"
 )
 
 // waitFor bounds every wait on the gateway's background work.
@@ -310,7 +311,7 @@ func TestAsyncBodyLimit(t *testing.T) {
 	resp := submitAsync(t, srv, strings.Repeat("x", streamguard.AsyncMaxBody+1))
 	var se *streamguard.Error
 	if !errors.As(streamguard.Check(resp), &se) || se.StatusCode != 413 ||
-		se.Message != streamguard.TooLargeMessage(streamguard.AsyncMaxBody+1, streamguard.AsyncMaxBody) {
+		se.Message != platform.TooLargeMessage(streamguard.AsyncMaxBody+1, streamguard.AsyncMaxBody) {
 		t.Fatalf("over the limit: %d %v", resp.StatusCode, se)
 	}
 	if resp := submitAsync(t, srv, `"`+strings.Repeat("x", streamguard.AsyncMaxBody-2)+`"`); resp.StatusCode != 201 {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/streamguard/streamguard"
+	"github.com/streamguard/streamguard/internal/platform"
 )
 
 // The platform's messages, as the gateway sends them.
@@ -147,7 +148,7 @@ func (g *Gateway) limit(r *http.Request) int64 {
 	if g.MaxBody > 0 {
 		return g.MaxBody
 	}
-	if streamguard.IsAsyncPath(r.URL.Path) {
+	if platform.IsAsyncPath(r.URL.Path) {
 		return streamguard.AsyncMaxBody
 	}
 	return streamguard.EdgeMaxBody
@@ -176,12 +177,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if size > limit {
 		rec.Fault = PayloadTooLarge()
 		g.record(rec)
-		writeJSONError(w, http.StatusRequestEntityTooLarge, streamguard.TooLargeMessage(size, limit))
+		writeJSONError(w, http.StatusRequestEntityTooLarge, platform.TooLargeMessage(size, limit))
 		return
 	}
 	g.record(rec)
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	if a := g.async.Load(); a != nil && streamguard.IsAsyncPath(r.URL.Path) {
+	if a := g.async.Load(); a != nil && platform.IsAsyncPath(r.URL.Path) {
 		a.serve(w, r, body, fault) // async.go
 		return
 	}
@@ -200,7 +201,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		setRetryAfter(w.Header(), fault.RetryAfter)
 		writeJSONError(w, http.StatusTooManyRequests, MessageRateLimited)
 	case KindPayloadTooLarge:
-		writeJSONError(w, http.StatusRequestEntityTooLarge, streamguard.TooLargeMessage(size, limit))
+		writeJSONError(w, http.StatusRequestEntityTooLarge, platform.TooLargeMessage(size, limit))
 	case KindGatewayTimeout:
 		t := time.NewTimer(fault.Delay)
 		defer t.Stop()

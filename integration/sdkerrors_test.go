@@ -22,6 +22,7 @@ import (
 	goopenai "github.com/sashabaranov/go-openai"
 	"github.com/streamguard/streamguard"
 	"github.com/streamguard/streamguard/gatewaytest"
+	"github.com/streamguard/streamguard/internal/platform"
 	"github.com/streamguard/streamguard/middleware"
 	"github.com/streamguard/streamguard/retry"
 	"github.com/streamguard/streamguard/sse"
@@ -57,7 +58,7 @@ var sdkErrMessages = []struct {
 	{401, "Invalid API key", "unauthorized"},
 	{403, "API key does not have access to this model", "unauthorized"},
 	{404, "Model not found", "model_does_not_exist"},
-	{413, streamguard.TooLargeMessage(streamguard.EdgeMaxBody+1, streamguard.EdgeMaxBody), "payload_too_large"},
+	{413, platform.TooLargeMessage(streamguard.EdgeMaxBody+1, streamguard.EdgeMaxBody), "payload_too_large"},
 	{429, gatewaytest.MessageRateLimited, "CAPACITY_EXCEEDED"},
 	{500, "Internal Server Error (in model/chainlet).", "application_error"},
 	{502, gatewaytest.MessageUnreachable, "model_unavailable"},

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/streamguard/streamguard"
+	"github.com/streamguard/streamguard/internal/platform"
 )
 
 // Deadline returns the layer that gives a request without an earlier
@@ -29,7 +30,7 @@ type deadline struct {
 
 func (d *deadline) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
-	total, inForce := d.cfg.budgetInForce(streamguard.IsAsyncPath(req.URL.Path))
+	total, inForce := d.cfg.budgetInForce(platform.IsAsyncPath(req.URL.Path))
 	end := time.Now().Add(total)
 	cancel := context.CancelFunc(nil)
 	if dl, ok := ctx.Deadline(); !ok || dl.After(end) {

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/streamguard/streamguard"
+	"github.com/streamguard/streamguard/internal/platform"
 )
 
 // LimitBody returns the layer that refuses a request body over
@@ -26,7 +27,7 @@ type limitBody struct {
 }
 
 func (l *limitBody) RoundTrip(req *http.Request) (*http.Response, error) {
-	limit := l.cfg.maxBody(streamguard.IsAsyncPath(req.URL.Path))
+	limit := l.cfg.maxBody(platform.IsAsyncPath(req.URL.Path))
 	if limit < 0 || req.Body == nil || req.Body == http.NoBody {
 		return l.next.RoundTrip(req)
 	}
@@ -65,7 +66,7 @@ func (l *limitBody) RoundTrip(req *http.Request) (*http.Response, error) {
 // words: "payload size of X bytes exceeds maximum size of Y bytes". When the
 // size is not known in full, atLeast says X is a lower bound.
 func TooLarge(size, limit int64, atLeast bool) *streamguard.Error {
-	msg := streamguard.TooLargeMessage(size, limit)
+	msg := platform.TooLargeMessage(size, limit)
 	if atLeast {
 		msg = strings.Replace(msg, "payload size of ", "payload size of at least ", 1)
 	}
