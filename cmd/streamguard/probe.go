@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -58,7 +59,59 @@ type probeOptions struct {
 }
 
 func probe(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	var o probeOptions
+	o, target, code := parseProbe(args, stderr)
+	if code >= 0 {
+		return code
+	}
+	// Every secret the probe knows of is cut from all it prints.
+	red := &redactor{}
+	stdout, stderr = red.wrap(stdout), red.wrap(stderr)
+	req, err := o.request(ctx, target, red, getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "streamguard probe: %v\n", err)
+		return 2
+	}
+	out := &printer{w: stdout, errw: stderr, json: o.json}
+	var attempts atomic.Int64
+	attempts.Store(1)
+	cfg := middleware.Config{
+		Budget: o.budget,
+		Retry: retry.Policy{MaxAttempts: o.attempts, OnRetry: func(a retry.Attempt) {
+			attempts.Store(int64(a.N + 1))
+			out.retry(a)
+		}},
+		Stream: sse.Config{IdleTimeout: o.idle},
+	}
+	var tp *sdktrace.TracerProvider
+	if o.trace {
+		exp, err := stdouttrace.New(stdouttrace.WithWriter(stderr), stdouttrace.WithPrettyPrint())
+		if err != nil {
+			fmt.Fprintf(stderr, "streamguard probe: %v\n", err)
+			return 2
+		}
+		tp = sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+		cfg.Tracing = tracing.Config{TracerProvider: tp}
+		defer tp.Shutdown(context.Background())
+	}
+	client := middleware.NewClient(cfg)
+	defer client.CloseIdleConnections()
+
+	res := o.call(client, req, out)
+	res.attempts = attempts.Load()
+	out.result(res)
+	if tp != nil {
+		tp.ForceFlush(context.Background())
+	}
+	if res.err != nil {
+		return 1
+	}
+	return 0
+}
+
+// parseProbe reads the probe's flags and its URL. code is -1 when the
+// probe should go on, and its exit code otherwise (0 for -h, 2 for a usage
+// error, which it has printed).
+func parseProbe(args []string, stderr io.Writer) (o probeOptions, target *url.URL, code int) {
 	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.method, "X", "", "request method (default GET, or POST with -d)")
@@ -76,30 +129,32 @@ func probe(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return 0
+			return o, nil, 0
 		}
-		return 2
+		return o, nil, 2
 	}
 	if fs.NArg() != 1 {
 		fmt.Fprintln(stderr, "streamguard probe: want exactly one URL")
 		fs.Usage()
-		return 2
+		return o, nil, 2
 	}
 	target, err := url.Parse(fs.Arg(0))
 	if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
 		fmt.Fprintln(stderr, "streamguard probe: the URL must be http:// or https://")
-		return 2
+		return o, nil, 2
 	}
+	return o, target, -1
+}
 
-	// Every secret the probe knows of is cut from all it prints.
-	red := &redactor{}
-	stdout, stderr = red.wrap(stdout), red.wrap(stderr)
+// request builds the probe's request from its options, and gives red every
+// secret in it: the values of credential headers, the API key from the
+// environment, and the URL's query values.
+func (o *probeOptions) request(ctx context.Context, target *url.URL, red *redactor, getenv func(string) string) (*http.Request, error) {
 	header := make(http.Header)
 	for _, h := range o.headers {
 		name, value, ok := strings.Cut(h, ":")
 		if !ok || strings.TrimSpace(name) == "" {
-			fmt.Fprintf(stderr, "streamguard probe: bad header %q: want 'Name: value'\n", redactAll(h))
-			return 2
+			return nil, fmt.Errorf("bad header %q: want 'Name: value'", redactAll(h))
 		}
 		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
 		header.Add(name, value)
@@ -118,18 +173,16 @@ func probe(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 			red.add(s) // query values may be keys
 		}
 	}
-
-	var body []byte
+	var body io.Reader
 	if o.data != "" {
+		data := []byte(o.data)
 		if strings.HasPrefix(o.data, "@") {
-			body, err = os.ReadFile(o.data[1:])
-			if err != nil {
-				fmt.Fprintf(stderr, "streamguard probe: %v\n", err)
-				return 2
+			var err error
+			if data, err = os.ReadFile(o.data[1:]); err != nil {
+				return nil, err
 			}
-		} else {
-			body = []byte(o.data)
 		}
+		body = bytes.NewReader(data)
 	}
 	method := o.method
 	if method == "" {
@@ -138,49 +191,22 @@ func probe(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 			method = http.MethodPost
 		}
 	}
-
-	out := &printer{w: stdout, errw: stderr, json: o.json}
-	var tp *sdktrace.TracerProvider
-	cfg := middleware.Config{
-		Budget: o.budget,
-		Retry:  retry.Policy{MaxAttempts: o.attempts},
-		Stream: sse.Config{IdleTimeout: o.idle},
-	}
-	var attempts atomic.Int64
-	attempts.Store(1)
-	cfg.Retry.OnRetry = func(a retry.Attempt) {
-		attempts.Store(int64(a.N + 1))
-		out.retry(a)
-	}
-	if o.trace {
-		exp, err := stdouttrace.New(stdouttrace.WithWriter(stderr), stdouttrace.WithPrettyPrint())
-		if err != nil {
-			fmt.Fprintf(stderr, "streamguard probe: %v\n", err)
-			return 2
-		}
-		tp = sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
-		cfg.Tracing = tracing.Config{TracerProvider: tp}
-		defer tp.Shutdown(context.Background())
-	}
-	client := middleware.NewClient(cfg)
-	defer client.CloseIdleConnections()
-
-	var reqBody io.Reader
-	if body != nil {
-		reqBody = strings.NewReader(string(body))
-	}
-	req, err := http.NewRequestWithContext(ctx, method, target.String(), reqBody)
+	req, err := http.NewRequestWithContext(ctx, method, target.String(), body)
 	if err != nil {
-		fmt.Fprintf(stderr, "streamguard probe: %v\n", err)
-		return 2
+		return nil, err
 	}
 	req.Header = header
 	if body != nil && req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	return req, nil
+}
 
+// call sends req and reads its answer: the events of a stream with
+// --stream, the body to stdout otherwise.
+func (o *probeOptions) call(client *http.Client, req *http.Request, out *printer) result {
 	start := time.Now()
-	res := result{}
+	var res result
 	resp, err := client.Do(req)
 	if err == nil {
 		res.status = resp.StatusCode
@@ -189,22 +215,14 @@ func probe(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 			if o.stream {
 				res.events, res.bytes, err = out.stream(resp.Body, start)
 			} else {
-				res.bytes, err = io.Copy(stdout, resp.Body)
+				res.bytes, err = io.Copy(out.w, resp.Body)
 			}
 		}
 		resp.Body.Close()
 	}
 	res.elapsed = time.Since(start)
-	res.attempts = attempts.Load()
 	res.err = err
-	out.result(res)
-	if tp != nil {
-		tp.ForceFlush(context.Background())
-	}
-	if err != nil {
-		return 1
-	}
-	return 0
+	return res
 }
 
 // sensitive reports whether a header carries a credential.
