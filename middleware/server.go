@@ -123,28 +123,12 @@ func (s *server) maxBody() int64 {
 
 func (s *server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	span := trace.SpanFromContext(r.Context())
-	select {
-	case <-s.cfg.Drain:
-		ra := s.cfg.DrainRetryAfter
-		if ra <= 0 {
-			ra = time.Second
-		}
-		rw.Header().Set("Retry-After", strconv.Itoa(int(max(1, (ra+time.Second-1)/time.Second))))
-		writeJSON(rw, http.StatusServiceUnavailable, DrainMessage)
+	if s.draining(rw) {
 		return
-	default:
 	}
-
-	limit := s.maxBody()
-	var body *countingBody
-	if limit >= 0 && r.Body != nil && r.Body != http.NoBody {
-		if r.ContentLength > limit {
-			err := TooLarge(r.ContentLength, limit, false)
-			tracing.Annotate(span, err)
-			writeJSON(rw, http.StatusRequestEntityTooLarge, err.Message)
-			return
-		}
-		body = &countingBody{ReadCloser: http.MaxBytesReader(innermost(rw), r.Body, limit), limit: limit}
+	body, ok := s.limitBody(rw, r, span)
+	if !ok {
+		return
 	}
 
 	budget := s.budget(r)
@@ -183,25 +167,10 @@ func (s *server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		// it back to the span's request, which the tracing layer reads when
 		// it ends the span.
 		r.Pattern = r2.Pattern
-		p := recover()
-		if p == http.ErrAbortHandler {
-			w.close()
-			panic(p) // the handler's own abort
-		}
-		if p != nil {
-			err := &streamguard.Error{Source: streamguard.SourceModel, Reason: streamguard.ReasonModelError,
-				Message: "internal server error"}
-			if s.cfg.Logger != nil {
-				s.cfg.Logger.Error("streamguard: handler panic", "method", r.Method, "path", r.URL.Path,
-					"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			}
-			if w.end(http.StatusInternalServerError, err, false) {
-				tracing.Annotate(span, err)
-			}
-		}
+		s.recovered(w, r, span, recover())
 		expire()
 		if body != nil && body.over() {
-			err := TooLarge(body.read(), limit, true)
+			err := TooLarge(body.read(), body.limit, true)
 			if w.end(http.StatusRequestEntityTooLarge, err, true) {
 				tracing.Annotate(span, err)
 			}
@@ -211,6 +180,62 @@ func (s *server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	s.h.ServeHTTP(w, r2)
+}
+
+// draining answers 503 with Retry-After, and reports true, once
+// ServerConfig.Drain is closed.
+func (s *server) draining(rw http.ResponseWriter) bool {
+	select {
+	case <-s.cfg.Drain:
+	default:
+		return false
+	}
+	ra := s.cfg.DrainRetryAfter
+	if ra <= 0 {
+		ra = time.Second
+	}
+	rw.Header().Set("Retry-After", strconv.Itoa(int(max(1, (ra+time.Second-1)/time.Second))))
+	writeJSON(rw, http.StatusServiceUnavailable, DrainMessage)
+	return true
+}
+
+// limitBody answers 413 to a body whose declared length is over the cap
+// (ok false), and otherwise returns the counting body the handler reads,
+// or nil when there is no body or no cap.
+func (s *server) limitBody(rw http.ResponseWriter, r *http.Request, span trace.Span) (body *countingBody, ok bool) {
+	limit := s.maxBody()
+	if limit < 0 || r.Body == nil || r.Body == http.NoBody {
+		return nil, true
+	}
+	if r.ContentLength > limit {
+		err := TooLarge(r.ContentLength, limit, false)
+		tracing.Annotate(span, err)
+		writeJSON(rw, http.StatusRequestEntityTooLarge, err.Message)
+		return nil, false
+	}
+	return &countingBody{ReadCloser: http.MaxBytesReader(innermost(rw), r.Body, limit), limit: limit}, true
+}
+
+// recovered handles what the handler's panic left, p (nil: none): the
+// handler's own http.ErrAbortHandler is passed on; any other panic is
+// logged and answered as the model's internal error.
+func (s *server) recovered(w *writer, r *http.Request, span trace.Span, p any) {
+	switch p {
+	case nil:
+		return
+	case http.ErrAbortHandler:
+		w.close()
+		panic(p) // the handler's own abort
+	}
+	err := &streamguard.Error{Source: streamguard.SourceModel, Reason: streamguard.ReasonModelError,
+		Message: "internal server error"}
+	if s.cfg.Logger != nil {
+		s.cfg.Logger.Error("streamguard: handler panic", "method", r.Method, "path", r.URL.Path,
+			"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	}
+	if w.end(http.StatusInternalServerError, err, false) {
+		tracing.Annotate(span, err)
+	}
 }
 
 func (s *server) log(r *http.Request, msg string, err error) {
