@@ -93,12 +93,12 @@ func leaks(spans []sdktrace.ReadOnlySpan, secrets ...string) []string {
 		check("span name", s.Name())
 		check("status description", s.Status().Description)
 		for _, kv := range s.Attributes() {
-			check(string(kv.Key), kv.Value.Emit())
+			check(string(kv.Key), kv.Value.String())
 		}
 		for _, ev := range s.Events() {
 			check("event name", ev.Name)
 			for _, kv := range ev.Attributes {
-				check("event "+ev.Name+" "+string(kv.Key), kv.Value.Emit())
+				check("event "+ev.Name+" "+string(kv.Key), kv.Value.String())
 			}
 		}
 	}
@@ -108,7 +108,7 @@ func leaks(spans []sdktrace.ReadOnlySpan, secrets ...string) []string {
 func attr(s sdktrace.ReadOnlySpan, key string) string {
 	for _, kv := range s.Attributes() {
 		if string(kv.Key) == key {
-			return kv.Value.Emit()
+			return kv.Value.String()
 		}
 	}
 	return ""

@@ -14,9 +14,9 @@ import (
 )
 
 // stallAfter guards a body of content type ct that sends the given events
-// and then nothing, and returns the error Read ends with and when, on the
-// bubble's clock.
-func stallAfter(t *testing.T, ct string, cfg sse.Config, events ...string) (error, time.Duration) {
+// and then nothing, and returns when Read ended, on the bubble's clock, and
+// with what error.
+func stallAfter(t *testing.T, ct string, cfg sse.Config, events ...string) (time.Duration, error) {
 	t.Helper()
 	pr, pw := io.Pipe()
 	resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {ct}}, Body: pr}
@@ -40,7 +40,7 @@ func stallAfter(t *testing.T, ct string, cfg sse.Config, events ...string) (erro
 	_, err := io.ReadAll(resp.Body)
 	elapsed := time.Since(start)
 	close(done)
-	return err, elapsed
+	return elapsed, err
 }
 
 func stalled(err error) bool {
@@ -53,11 +53,11 @@ func stalled(err error) bool {
 // DefaultFirstByteTimeout.
 func TestDefaultIdleTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		err, took := stallAfter(t, sseType, sse.Config{}, chunk(0), chunk(1))
+		took, err := stallAfter(t, sseType, sse.Config{}, chunk(0), chunk(1))
 		if !stalled(err) || took != sse.DefaultIdleTimeout || !strings.Contains(err.Error(), "no bytes for 2m0s") {
 			t.Errorf("after two events: %v after %v", err, took)
 		}
-		err, took = stallAfter(t, sseType, sse.Config{})
+		took, err = stallAfter(t, sseType, sse.Config{})
 		if !stalled(err) || took != sse.DefaultFirstByteTimeout || !strings.Contains(err.Error(), "no first byte within 10m0s") {
 			t.Errorf("before the first byte: %v after %v", err, took)
 		}
@@ -113,7 +113,7 @@ func TestIdleTimeoutSettings(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				err, took := stallAfter(t, c.ct, c.cfg, c.events...)
+				took, err := stallAfter(t, c.ct, c.cfg, c.events...)
 				if stalled(err) != c.stalled || took != c.after {
 					t.Errorf("%v after %v; want stalled %v after %v", err, took, c.stalled, c.after)
 				}
