@@ -128,14 +128,8 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	)
 	for n := 1; ; n++ {
 		a := newAttempt(req, n, start, rc, &src)
-		resp, err := t.base.RoundTrip(a)
+		resp, err := roundTrip(t.base, a)
 		rc = nil
-		if err != nil && resp != nil {
-			if resp.Body != nil {
-				resp.Body.Close() // a broken base; the error wins, as in http.Client
-			}
-			resp = nil
-		}
 
 		var f failure
 		switch {
@@ -148,16 +142,10 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, noResponse(contextError(ctx, err), n, start)
 		case err != nil:
 			f.err = noResponse(err, n, start)
-			switch classifySend(err) {
-			case notSent:
-			case maybeSent:
-				if mayHaveSent(a) && !t.unsafe && !idempotent(req) {
-					return nil, f.err
+			if !t.resends(err, a, req) {
+				if classifySend(err) == permanent {
+					f.err.Retryable = false
 				}
-			case permanent:
-				f.err.Retryable = false
-				return nil, f.err
-			default:
 				return nil, f.err
 			}
 		case !t.retries(resp):
@@ -168,15 +156,8 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		case t.throttle == nil && (n >= t.maxAttempts || !src.replay):
 			return resp, nil // no retry possible: leave the body untouched
 		default:
-			f.resp = resp
-			f.prefix, f.eof = errprefix.Keep(resp)
-			se := streamguard.Classify(resp, f.prefix)
-			if se.Source == streamguard.SourceClient || (!t.explicit && !se.Retryable) {
+			if !t.failedStatus(resp, &f) {
 				return f.result()
-			}
-			f.err = se
-			if t.maxHint >= 0 {
-				f.hint, f.hinted = RetryAfter(resp.Header, time.Now())
 			}
 		}
 
@@ -189,31 +170,16 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			bo = t.newBackoff()
 			bo.Reset()
 		}
-		d := bo.NextBackOff()
-		if d == backoff.Stop {
+		d, ok := t.delay(ctx, bo, &f)
+		if !ok {
 			return f.result()
-		}
-		deadline, hasDeadline := ctx.Deadline()
-		if f.hinted {
-			if hasDeadline && f.hint > time.Until(deadline) {
-				return f.result() // the server will not be ready in time
-			}
-			d = min(f.hint, t.maxHint)
-		}
-		d = max(d, 0)
-		if hasDeadline && time.Until(deadline)-t.minAttempt < d {
-			return f.result() // never wait past the budget
 		}
 		next, err := src.next()
 		if err != nil {
 			return f.result() // GetBody failed: this failure is the answer
 		}
 		last = f.discard()
-		if t.onRetry != nil {
-			e := *f.err
-			e.Elapsed = 0 // not the request's failure: it is retried
-			t.onRetry(Attempt{N: n, StatusCode: f.status(), Err: &e, Delay: d})
-		}
+		t.notify(n, &f, d)
 		if !sleep(ctx, d) {
 			if next != nil {
 				next.Close()
@@ -222,6 +188,88 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		rc = next
 	}
+}
+
+// roundTrip is base.RoundTrip, with a response that comes with an error
+// (a broken base) closed and dropped: the error wins, as in http.Client.
+func roundTrip(base http.RoundTripper, a *http.Request) (*http.Response, error) {
+	resp, err := base.RoundTrip(a)
+	if err != nil && resp != nil {
+		if resp.Body != nil {
+			resp.Body.Close()
+		}
+		resp = nil
+	}
+	return resp, err
+}
+
+// failedStatus records resp, whose status the policy retries, in f: its
+// classification (reading the body's first bytes once, errprefix.Keep) and
+// the server's Retry-After. It reports false when the response is to be
+// returned after all: the client's own failure, or one Classify calls not
+// retryable when the caller did not list its status.
+func (t *transport) failedStatus(resp *http.Response, f *failure) bool {
+	f.resp = resp
+	f.prefix, f.eof = errprefix.Keep(resp)
+	se := streamguard.Classify(resp, f.prefix)
+	if se.Source == streamguard.SourceClient || (!t.explicit && !se.Retryable) {
+		return false
+	}
+	f.err = se
+	if t.maxHint >= 0 {
+		f.hint, f.hinted = RetryAfter(resp.Header, time.Now())
+	}
+	return true
+}
+
+// notify calls the policy's OnRetry with attempt n's failure f, about to be
+// retried after d. The error has no Elapsed: it is not the request's
+// failure, and its hint must not say the retries are spent.
+func (t *transport) notify(n int, f *failure, d time.Duration) {
+	if t.onRetry == nil {
+		return
+	}
+	e := *f.err
+	e.Elapsed = 0
+	t.onRetry(Attempt{N: n, StatusCode: f.status(), Err: &e, Delay: d})
+}
+
+// resends reports whether attempt a of req, which failed with err before
+// any response, may be sent again: always when it never reached a server;
+// when it may have, only if it is idempotent (or the policy allows it) or
+// its body was never read; never for a permanent or unknown failure.
+func (t *transport) resends(err error, a, req *http.Request) bool {
+	switch classifySend(err) {
+	case notSent:
+		return true
+	case maybeSent:
+		return !mayHaveSent(a) || t.unsafe || idempotent(req)
+	}
+	return false
+}
+
+// delay returns the wait before the attempt after failure f, and false
+// when there is no room for one: the backoff is spent, the server's
+// Retry-After runs past the deadline (it will not be ready in time), or the
+// wait would leave less than MinAttemptTime before the deadline (never wait
+// past the budget).
+func (t *transport) delay(ctx context.Context, bo backoff.BackOff, f *failure) (time.Duration, bool) {
+	d := bo.NextBackOff()
+	if d == backoff.Stop {
+		return 0, false
+	}
+	deadline, hasDeadline := ctx.Deadline()
+	if f.hinted {
+		if hasDeadline && f.hint > time.Until(deadline) {
+			return 0, false
+		}
+		d = min(f.hint, t.maxHint)
+	}
+	d = max(d, 0)
+	if hasDeadline && time.Until(deadline)-t.minAttempt < d {
+		return 0, false
+	}
+	return d, true
 }
 
 // retries reports whether resp's status is one the policy retries: one of
