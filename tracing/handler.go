@@ -117,35 +117,7 @@ func (hd *handler) finish(ss *serverSpan, rw *respwriter.Writer, r, r2 *http.Req
 		status = http.StatusOK // net/http sends 200 for a handler that wrote nothing
 	}
 
-	var se *streamguard.Error
-	applied := false // se is on the span already
-	switch {
-	case p != nil && p != http.ErrAbortHandler:
-		se = &streamguard.Error{
-			Source:  streamguard.SourceModel,
-			Reason:  streamguard.ReasonModelError,
-			Message: streamguard.Sanitize(fmt.Sprint("panic: ", p), streamguard.MaxMessage),
-		}
-		ss.RecordError(panicError{msg: scrub(fmt.Sprint("panic: ", p), r), v: p}, trace.WithStackTrace(true))
-	case ss.annotation.Load() != nil:
-		// The handler classified its own failure.
-		se, applied = ss.annotation.Load(), true
-	case rw.Hijacked():
-		// The connection is the handler's; nothing more is known.
-	default:
-		se = clientGone(r.Context(), rw)
-		if se == nil && p == http.ErrAbortHandler {
-			reason := streamguard.ReasonModelError
-			if rw.WroteHeader() {
-				reason = streamguard.ReasonTruncated
-			}
-			se = &streamguard.Error{Source: streamguard.SourceModel, Reason: reason, Message: "the handler aborted the response"}
-		}
-		if se == nil && status >= 400 {
-			se = streamguard.Classify(&http.Response{StatusCode: status, Header: rw.Header()}, nil)
-		}
-	}
-
+	se, applied := failureOf(ss, rw, r, status, p)
 	verdict := VerdictComplete
 	errType := ""
 	switch {
@@ -198,6 +170,40 @@ func (hd *handler) finish(ss *serverSpan, rw *respwriter.Writer, r, r2 *http.Req
 		hd.inst.record(r.Context(), o)
 	}
 	ss.Span.End()
+}
+
+// failureOf says how the request failed, if it did: a panic (p), the
+// handler's own classification (applied: already on the span), the client
+// gone, the handler's abort, or an error status. Nothing is known of a
+// hijacked connection.
+func failureOf(ss *serverSpan, rw *respwriter.Writer, r *http.Request, status int, p any) (se *streamguard.Error, applied bool) {
+	switch {
+	case p != nil && p != http.ErrAbortHandler:
+		ss.RecordError(panicError{msg: scrub(fmt.Sprint("panic: ", p), r), v: p}, trace.WithStackTrace(true))
+		return &streamguard.Error{
+			Source:  streamguard.SourceModel,
+			Reason:  streamguard.ReasonModelError,
+			Message: streamguard.Sanitize(fmt.Sprint("panic: ", p), streamguard.MaxMessage),
+		}, false
+	case ss.annotation.Load() != nil:
+		return ss.annotation.Load(), true
+	case rw.Hijacked():
+		return nil, false
+	}
+	if se := clientGone(r.Context(), rw); se != nil {
+		return se, false
+	}
+	if p == http.ErrAbortHandler {
+		reason := streamguard.ReasonModelError
+		if rw.WroteHeader() {
+			reason = streamguard.ReasonTruncated
+		}
+		return &streamguard.Error{Source: streamguard.SourceModel, Reason: reason, Message: "the handler aborted the response"}, false
+	}
+	if status >= 400 {
+		return streamguard.Classify(&http.Response{StatusCode: status, Header: rw.Header()}, nil), false
+	}
+	return nil, false
 }
 
 // clientGone says whether the request failed on the client's side of the
