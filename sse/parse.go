@@ -50,26 +50,11 @@ func (p *parser) resetEvent() {
 // delivered, win[n:] is the start of an event still incomplete. It needs at
 // least 3 bytes (or final) to check the stream's start for a BOM.
 func (p *parser) parse(win []byte, final bool) (n int) {
-	ev := 0 // the current event's start in win
-	pos := p.scanned
-	if !p.bomDone {
-		if len(win) < 3 && !final && bytes.HasPrefix([]byte("\xef\xbb\xbf"), win) {
-			return 0 // could be a BOM split across reads
-		}
-		p.bomDone = true
-		if bytes.HasPrefix(win, []byte("\xef\xbb\xbf")) {
-			pos, p.bom = 3, 3
-		}
-	}
-	if p.skipLF && pos < len(win) {
-		p.skipLF = false
-		if win[pos] == '\n' {
-			pos++
-			if !p.started {
-				// The LF ended the blank line that closed the last
-				// event: it belongs with what was delivered.
-				ev, n = pos, pos
-			}
+	ev, pos := 0, p.scanned // the current event's start in win; where the search goes on
+	if !p.bomDone || p.skipLF { // the first read, or a CR at the end of the last
+		var wait bool
+		if pos, ev, n, wait = p.resume(win, final); wait {
+			return 0
 		}
 	}
 	// [pos, from) is the start of an incomplete line already searched for
@@ -114,34 +99,8 @@ again:
 					continue
 				}
 			}
-		} else {
-			lim := len(win)
-			if i := bytes.IndexByte(win[s:], '\n'); i >= 0 {
-				lim = s + i
-			}
-			end = lim
-			if j := bytes.IndexByte(win[s:lim], '\r'); j >= 0 {
-				end = s + j
-			}
-			switch {
-			case end == len(win):
-				// No line end yet.
-			case win[end] == '\n':
-				next = end + 1
-			case end+1 < len(win):
-				next = end + 1
-				if win[end+1] == '\n' {
-					next++
-				}
-			default:
-				// A CR at the end of the input: the line is complete, but
-				// an LF may follow in the next read.
-				next = end + 1
-				p.skipLF = true
-			}
-			if next == 0 {
-				break
-			}
+		} else if end, next = p.crLineEnd(win, s); next == 0 {
+			break
 		}
 		if end == pos {
 			// A blank line: the event is complete.
@@ -177,6 +136,63 @@ again:
 	p.scanned = pos - ev
 	p.searched = len(win) - ev
 	return n
+}
+
+// resume returns where parse takes up win: pos, past a leading BOM and the
+// LF of a CRLF split by the last read; ev and n, the start of the current
+// event and the bytes already whole (past that LF when it closed an event).
+// wait says that win may be the start of a BOM split across reads.
+func (p *parser) resume(win []byte, final bool) (pos, ev, n int, wait bool) {
+	pos = p.scanned
+	if !p.bomDone {
+		if len(win) < 3 && !final && bytes.HasPrefix([]byte("\xef\xbb\xbf"), win) {
+			return 0, 0, 0, true
+		}
+		p.bomDone = true
+		if bytes.HasPrefix(win, []byte("\xef\xbb\xbf")) {
+			pos, p.bom = 3, 3
+		}
+	}
+	if p.skipLF && pos < len(win) {
+		p.skipLF = false
+		if win[pos] == '\n' {
+			pos++
+			if !p.started {
+				// The LF ended the blank line that closed the last
+				// event: it belongs with what was delivered.
+				ev, n = pos, pos
+			}
+		}
+	}
+	return pos, ev, n, false
+}
+
+// crLineEnd finds the end of the line searched from s in a stream that
+// uses CRs: the line ends at end, and the next one starts at next (0: no
+// line end yet). A CR at the very end of win completes its line, and the
+// LF that may follow in the next read is skipped then.
+func (p *parser) crLineEnd(win []byte, s int) (end, next int) {
+	lim := len(win)
+	if i := bytes.IndexByte(win[s:], '\n'); i >= 0 {
+		lim = s + i
+	}
+	end = lim
+	if j := bytes.IndexByte(win[s:lim], '\r'); j >= 0 {
+		end = s + j
+	}
+	switch {
+	case end == len(win):
+		return end, 0
+	case win[end] == '\n':
+		return end, end + 1
+	case end+1 < len(win):
+		if win[end+1] == '\n' {
+			return end, end + 2
+		}
+		return end, end + 1
+	}
+	p.skipLF = true
+	return end, end + 1
 }
 
 // field records the field of the line ev[s:e] (offsets relative to the event).
