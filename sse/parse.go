@@ -50,7 +50,7 @@ func (p *parser) resetEvent() {
 // delivered, win[n:] is the start of an event still incomplete. It needs at
 // least 3 bytes (or final) to check the stream's start for a BOM.
 func (p *parser) parse(win []byte, final bool) (n int) {
-	ev, pos := 0, p.scanned // the current event's start in win; where the search goes on
+	ev, pos := 0, p.scanned     // the current event's start in win; where the search goes on
 	if !p.bomDone || p.skipLF { // the first read, or a CR at the end of the last
 		var wait bool
 		if pos, ev, n, wait = p.resume(win, final); wait {
