@@ -418,7 +418,9 @@ func TestNginx(t *testing.T) {
 
 	t.Run("model down gives nginx's 502, platform, retried", func(t *testing.T) {
 		resp := get(t, "/down/v1/chat/completions")
-		if resp.StatusCode != http.StatusBadGateway || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") ||
+		// nginx's HTML page reaches the caller as the error's JSON
+		// document, which the SDKs parse (streamguard.Conform).
+		if resp.StatusCode != http.StatusBadGateway || resp.Header.Get("Content-Type") != "application/json" ||
 			!strings.HasPrefix(resp.Header.Get("Server"), "nginx") {
 			t.Fatalf("status %d, Content-Type %q, Server %q", resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Server"))
 		}
@@ -431,8 +433,8 @@ func TestNginx(t *testing.T) {
 			t.Errorf("Attempts %d, retries %d; want 3 attempts, 2 retries", se.Attempts, retries.Load())
 		}
 		body, _ := io.ReadAll(resp.Body)
-		if !bytes.Contains(body, []byte("<center>nginx")) {
-			t.Errorf("not nginx's own page: %q", body)
+		if !bytes.Contains(body, []byte(`"message":"502 Bad Gateway"`)) || !bytes.Contains(body, []byte(`"reason":"unreachable"`)) {
+			t.Errorf("not nginx's page as the error's document: %q", body)
 		}
 	})
 
