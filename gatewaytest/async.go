@@ -3,9 +3,6 @@ package gatewaytest
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -17,6 +14,7 @@ import (
 
 	"github.com/streamguard/streamguard"
 	"github.com/streamguard/streamguard/internal/platform"
+	"github.com/streamguard/streamguard/webhook"
 )
 
 // AsyncResultType is the type field of the results the gateway posts.
@@ -24,7 +22,7 @@ const AsyncResultType = "async_request_completed"
 
 // AsyncSignatureHeader carries a webhook's signatures: one
 // "v1=<hex HMAC-SHA256 of the body>" per secret, comma-separated.
-const AsyncSignatureHeader = "X-Baseten-Signature"
+const AsyncSignatureHeader = webhook.SignatureHeader
 
 // MessageCapacity is the message of the 429 an async submit gets when the
 // gateway's async capacity is full or RateLimited is scripted; its
@@ -445,13 +443,12 @@ func (a *asyncRoute) post(body []byte, sig string) (int, error) {
 	return resp.StatusCode, nil
 }
 
-// sign returns the signature header for body: one v1 entry per secret.
+// sign returns the signature header for body: one v1 entry per secret, as
+// webhook.Sign makes it.
 func (a *asyncRoute) sign(body []byte) string {
 	sigs := make([]string, 0, len(a.cfg.Secrets))
 	for _, s := range a.cfg.Secrets {
-		mac := hmac.New(sha256.New, []byte(s))
-		mac.Write(body)
-		sigs = append(sigs, "v1="+hex.EncodeToString(mac.Sum(nil)))
+		sigs = append(sigs, webhook.Sign(body, s))
 	}
 	return strings.Join(sigs, ",")
 }
