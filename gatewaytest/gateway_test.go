@@ -334,6 +334,7 @@ func TestConcurrentChooseAndOpenConns(t *testing.T) {
 		t.Fatal("no idle connection tracked")
 	}
 	client.CloseIdleConnections()
+	// Wall clock: real loopback sockets (no synctest), and 5 s is only reached when a connection leaks.
 	deadline := time.Now().Add(5 * time.Second)
 	for srv.OpenConns() != 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond) // the server sees the close asynchronously

@@ -169,22 +169,29 @@ func TestBudget(t *testing.T) {
 	})
 
 	t.Run("cancel during the wait after a connection failure returns that failure", func(t *testing.T) {
-		addr := closedAddr(t)
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		rt := retry.NewTransport(plainTransport(t), retry.Policy{
-			Backoff: constant(time.Hour),
-			OnRetry: func(retry.Attempt) { cancel() },
+		synctest.Test(t, func(t *testing.T) {
+			base := &scriptedBase{script: []reply{{err: dialRefused}}}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			rt := retry.NewTransport(base, retry.Policy{
+				Backoff: constant(time.Hour),
+				OnRetry: func(retry.Attempt) { cancel() },
+			})
+			req, _ := http.NewRequestWithContext(ctx, "GET", "http://gateway.test/", nil)
+			start := time.Now()
+			_, err := rt.RoundTrip(req)
+			took := time.Since(start)
+			se := asError(t, err)
+			if se.Source != streamguard.SourceNetwork || se.Reason != streamguard.ReasonConnection || se.Attempts != 1 {
+				t.Errorf("err = %v (%s %s, %d attempts), want the network failure", err, se.Source, se.Reason, se.Attempts)
+			}
+			if errors.Is(err, context.Canceled) {
+				t.Errorf("err = %v wraps context.Canceled", err)
+			}
+			if took != 0 || base.calls() != 1 {
+				t.Errorf("returned after %v and %d attempts: the wait did not stop at the cancel", took, base.calls())
+			}
 		})
-		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/", nil)
-		_, err := rt.RoundTrip(req)
-		se := asError(t, err)
-		if se.Source != streamguard.SourceNetwork || se.Reason != streamguard.ReasonConnection || se.Attempts != 1 {
-			t.Errorf("err = %v (%s %s, %d attempts), want the network failure", err, se.Source, se.Reason, se.Attempts)
-		}
-		if errors.Is(err, context.Canceled) {
-			t.Errorf("err = %v wraps context.Canceled", err)
-		}
 	})
 
 	t.Run("deadline during the next attempt returns the earlier 503, not the deadline", func(t *testing.T) {
