@@ -115,7 +115,8 @@ func TestDefaultsUserBudgetIsTheDeadline(t *testing.T) {
 	if se.Budget != budget || !strings.Contains(se.Hint(), "budget of 300ms") {
 		t.Errorf("Budget %v, hint %q: want the budget in force", se.Budget, se.Hint())
 	}
-	// No grace on a budget the caller chose: far under budget + DefaultGrace.
+	// No grace on a budget the caller chose: far under budget + DefaultGrace
+	// (a loopback server keeps this on the wall clock; the bound is loose).
 	if took >= budget+middleware.DefaultGrace/2 {
 		t.Errorf("ended after %v", took)
 	}

@@ -108,6 +108,9 @@ func TestHeartbeatSplitCRLFInsideEvent(t *testing.T) {
 			writeFlush(w, "data: first\r\n\r\n")
 			writeFlush(w, "data: N\r")
 			// Many heartbeat periods: before the fix one was written here.
+			// Real sockets keep this on the wall clock; a slow machine only
+			// gives the heartbeat more time to misbehave, never a false
+			// failure.
 			time.Sleep(20 * hb)
 			writeFlush(w, "\ndata: tail\r\n\r\n")
 		})

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/streamguard/streamguard"
@@ -349,36 +350,40 @@ func TestGuardLeavesOthersAlone(t *testing.T) {
 }
 
 func TestIdleTimeoutInMemory(t *testing.T) {
-	pr, pw := io.Pipe()
-	defer pw.Close()
-	resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {sseType}}, Body: pr}
-	sse.Guard(resp, sse.Config{IdleTimeout: 20 * time.Millisecond})
-	go pw.Write([]byte(chunk(0)))
-	start := time.Now()
-	got, err := io.ReadAll(resp.Body)
-	var se *streamguard.Error
-	if !errors.As(err, &se) || se.Reason != streamguard.ReasonStalled || !errors.Is(err, sse.ErrIdleTimeout) {
-		t.Fatalf("err = %v", err)
-	}
-	if string(got) != chunk(0) || se.Events != 1 {
-		t.Errorf("got %q, events %d", got, se.Events)
-	}
-	if time.Since(start) > 5*time.Second {
-		t.Errorf("stalled after %v", time.Since(start))
-	}
+	synctest.Test(t, func(t *testing.T) {
+		pr, pw := io.Pipe()
+		defer pw.Close()
+		resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {sseType}}, Body: pr}
+		sse.Guard(resp, sse.Config{IdleTimeout: 20 * time.Millisecond})
+		go pw.Write([]byte(chunk(0)))
+		start := time.Now()
+		got, err := io.ReadAll(resp.Body)
+		var se *streamguard.Error
+		if !errors.As(err, &se) || se.Reason != streamguard.ReasonStalled || !errors.Is(err, sse.ErrIdleTimeout) {
+			t.Fatalf("err = %v", err)
+		}
+		if string(got) != chunk(0) || se.Events != 1 {
+			t.Errorf("got %q, events %d", got, se.Events)
+		}
+		if took := time.Since(start); took != 20*time.Millisecond {
+			t.Errorf("stalled after %v, want 20ms", took)
+		}
+	})
 }
 
 // The reader's own pauses never count as idle.
 func TestIdleTimeoutIgnoresSlowReader(t *testing.T) {
-	resp := guarded(sseType, nil, sse.Config{IdleTimeout: 5 * time.Millisecond}, chunk(0), "data: [DONE]\n\n")
-	buf := make([]byte, 4096)
-	if _, err := resp.Body.Read(buf); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(30 * time.Millisecond) // the reader is busy: several idle periods pass
-	if _, err := io.ReadAll(resp.Body); err != nil {
-		t.Fatalf("a slow reader was judged stalled: %v", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		resp := guarded(sseType, nil, sse.Config{IdleTimeout: 5 * time.Millisecond}, chunk(0), "data: [DONE]\n\n")
+		buf := make([]byte, 4096)
+		if _, err := resp.Body.Read(buf); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(30 * time.Millisecond) // the reader is busy: several idle periods pass
+		if _, err := io.ReadAll(resp.Body); err != nil {
+			t.Fatalf("a slow reader was judged stalled: %v", err)
+		}
+	})
 }
 
 func TestCanceledContext(t *testing.T) {
