@@ -1,4 +1,4 @@
-package middleware
+package middleware_test
 
 import (
 	"bufio"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/streamguard/streamguard"
+	"github.com/streamguard/streamguard/middleware"
 )
 
 // sseEvent is an event as the SSE spec's parsing algorithm dispatches it.
@@ -67,30 +68,6 @@ func parseSSE(b []byte) (events []sseEvent, comments int) {
 	return events, comments
 }
 
-// serveFraming starts h behind NewHandler over HTTP/1.1 or HTTP/2 with TLS.
-func serveFraming(t *testing.T, h2 bool, cfg ServerConfig, h http.HandlerFunc) *httptest.Server {
-	t.Helper()
-	srv := httptest.NewUnstartedServer(NewHandler(h, cfg))
-	srv.EnableHTTP2 = h2
-	if h2 {
-		srv.StartTLS()
-	} else {
-		srv.Start()
-	}
-	t.Cleanup(srv.Close)
-	return srv
-}
-
-func eachProtocol(t *testing.T, f func(t *testing.T, h2 bool)) {
-	for _, h2 := range []bool{false, true} {
-		name := "HTTP/1.1"
-		if h2 {
-			name = "HTTP/2"
-		}
-		t.Run(name, func(t *testing.T) { f(t, h2) })
-	}
-}
-
 // writeFlush writes s and flushes it, as a streaming handler does.
 func writeFlush(w http.ResponseWriter, s string) {
 	io.WriteString(w, s)
@@ -101,9 +78,9 @@ func writeFlush(w http.ResponseWriter, s string) {
 // "data: N\r", a pause longer than the heartbeat, "\ndata: tail\r\n\r\n" is
 // one event, "N\ntail" (the attack's break 6).
 func TestHeartbeatSplitCRLFInsideEvent(t *testing.T) {
-	eachProtocol(t, func(t *testing.T, h2 bool) {
+	protocols(t, func(t *testing.T, h2 bool) {
 		const hb = 5 * time.Millisecond
-		srv := serveFraming(t, h2, ServerConfig{Heartbeat: hb}, func(w http.ResponseWriter, r *http.Request) {
+		srv := serve(t, h2, middleware.ServerConfig{Heartbeat: hb}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/event-stream")
 			writeFlush(w, "data: first\r\n\r\n")
 			writeFlush(w, "data: N\r")
@@ -113,7 +90,7 @@ func TestHeartbeatSplitCRLFInsideEvent(t *testing.T) {
 			// failure.
 			time.Sleep(20 * hb)
 			writeFlush(w, "\ndata: tail\r\n\r\n")
-		})
+		}))
 		resp, err := srv.Client().Get(srv.URL)
 		if err != nil {
 			t.Fatal(err)
@@ -135,9 +112,9 @@ func TestHeartbeatSplitCRLFInsideEvent(t *testing.T) {
 // following LF, which would otherwise reach the client as a line end of its
 // own after the heartbeat.
 func TestHeartbeatAfterCREndedEvent(t *testing.T) {
-	eachProtocol(t, func(t *testing.T, h2 bool) {
+	protocols(t, func(t *testing.T, h2 bool) {
 		seen := make(chan struct{})
-		srv := serveFraming(t, h2, ServerConfig{Heartbeat: 5 * time.Millisecond}, func(w http.ResponseWriter, r *http.Request) {
+		srv := serve(t, h2, middleware.ServerConfig{Heartbeat: 5 * time.Millisecond}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/event-stream")
 			writeFlush(w, "data: one\r\n\r")
 			select {
@@ -146,7 +123,7 @@ func TestHeartbeatAfterCREndedEvent(t *testing.T) {
 				return
 			}
 			writeFlush(w, "\ndata: two\r\rdata: three\n\n")
-		})
+		}))
 		resp, err := srv.Client().Get(srv.URL)
 		if err != nil {
 			t.Fatal(err)
@@ -180,25 +157,32 @@ func TestHeartbeatAfterCREndedEvent(t *testing.T) {
 	})
 }
 
+// writeErrorAfter serves a stream whose handler writes (and flushes) each
+// of writes and then calls WriteError, and returns what the client read.
+func writeErrorAfter(t *testing.T, h2 bool, writes ...string) ([]byte, error) {
+	t.Helper()
+	srv := serve(t, h2, middleware.ServerConfig{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, s := range writes {
+			writeFlush(w, s)
+		}
+		middleware.WriteError(w, r, &streamguard.Error{Source: streamguard.SourceModel, Reason: streamguard.ReasonModelError, Message: "boom"})
+	}))
+	resp, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
+}
+
 // After "data: partial\r" and then "\n", the event is still open: WriteError
 // must not write its failure frame into it (the attack's break 7). The
 // response is aborted instead, so the client sees a broken stream, never an
 // event whose data is "partial\n{...}".
 func TestWriteErrorAfterSplitCRLF(t *testing.T) {
-	eachProtocol(t, func(t *testing.T, h2 bool) {
-		srv := serveFraming(t, h2, ServerConfig{}, func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/event-stream")
-			writeFlush(w, "data: whole\r\n\r\n")
-			writeFlush(w, "data: partial\r")
-			writeFlush(w, "\n")
-			WriteError(w, r, &streamguard.Error{Source: streamguard.SourceModel, Reason: streamguard.ReasonModelError, Message: "boom"})
-		})
-		resp, err := srv.Client().Get(srv.URL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
+	protocols(t, func(t *testing.T, h2 bool) {
+		b, err := writeErrorAfter(t, h2, "data: whole\r\n\r\n", "data: partial\r", "\n")
 		if err == nil {
 			t.Errorf("the body %q ended cleanly: an open event must abort the response", b)
 		}
@@ -215,19 +199,8 @@ func TestWriteErrorAfterSplitCRLF(t *testing.T) {
 // "\r\n\r" and then "\n": WriteError writes its frame, and it parses as one
 // error event of JSON data after the handler's events.
 func TestWriteErrorAfterEventEndedByCR(t *testing.T) {
-	eachProtocol(t, func(t *testing.T, h2 bool) {
-		srv := serveFraming(t, h2, ServerConfig{}, func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/event-stream")
-			writeFlush(w, "data: whole\r\n\r")
-			writeFlush(w, "\n")
-			WriteError(w, r, &streamguard.Error{Source: streamguard.SourceModel, Reason: streamguard.ReasonModelError, Message: "boom"})
-		})
-		resp, err := srv.Client().Get(srv.URL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
+	protocols(t, func(t *testing.T, h2 bool) {
+		b, err := writeErrorAfter(t, h2, "data: whole\r\n\r", "\n")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -270,9 +243,7 @@ func FuzzWriterFraming(f *testing.F) {
 			stream = append(stream, fuzzTokens[int(b)%len(fuzzTokens)]...)
 		}
 		rec := httptest.NewRecorder()
-		w := &writer{rw: rec, header: make(http.Header), cancel: func(error) {}, heartbeat: time.Hour}
-		w.Header().Set("Content-Type", "text/event-stream")
-		w.WriteHeader(http.StatusOK)
+		w := middleware.NewSSEWriterForTest(rec)
 		rest := stream
 		for _, p := range plan {
 			n := min(1+int(p&0x0f), len(rest))
@@ -281,8 +252,7 @@ func FuzzWriterFraming(f *testing.F) {
 			}
 			rest = rest[n:]
 			if p&0x10 != 0 {
-				w.lastWrite.Store(0) // idle for ever: the heartbeat is due
-				w.beat()
+				w.Beat()
 			}
 		}
 		if len(rest) > 0 {
@@ -290,10 +260,10 @@ func FuzzWriterFraming(f *testing.F) {
 		}
 		fail := len(plan) > 0 && plan[len(plan)-1]&0x40 != 0
 		if fail {
-			w.end(http.StatusInternalServerError, &streamguard.Error{Source: streamguard.SourceModel,
-				Reason: streamguard.ReasonModelError, Message: "boom\r\n\ndata: injected"}, false)
+			w.End(&streamguard.Error{Source: streamguard.SourceModel,
+				Reason: streamguard.ReasonModelError, Message: "boom\r\n\ndata: injected"})
 		}
-		abort := w.close()
+		abort := w.Close()
 
 		want, _ := parseSSE(stream)
 		got, _ := parseSSE(rec.Body.Bytes())
