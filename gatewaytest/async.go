@@ -193,24 +193,24 @@ func (a *asyncRoute) serve(w http.ResponseWriter, r *http.Request, body []byte, 
 		writeJSONError(w, http.StatusMethodNotAllowed, "async requests are POST")
 		return
 	}
-	switch fault.Kind {
+	switch fault.kind {
 	case KindPayloadTooLarge:
 		writeJSONError(w, http.StatusRequestEntityTooLarge, platform.TooLargeMessage(int64(len(body)), a.g.limit(r)))
 		return
 	case KindRateLimited:
-		setRetryAfter(w.Header(), fault.RetryAfter)
+		setRetryAfter(w.Header(), fault.retryAfter)
 		writeCapacity(w)
 		return
 	case KindDraining:
-		setRetryAfter(w.Header(), fault.RetryAfter)
+		setRetryAfter(w.Header(), fault.retryAfter)
 		writeJSONError(w, http.StatusServiceUnavailable, MessageDraining)
 		return
 	case KindClientClosed:
 		writeJSONError(w, http.StatusBadGateway, MessageClientClosed)
 		return
 	case KindStatus:
-		if fault.Status < 500 {
-			writeBody(w, fault.Status, fault.Body)
+		if fault.status < 500 {
+			writeBody(w, fault.status, fault.body)
 			return
 		}
 	}
@@ -307,11 +307,11 @@ func (a *asyncRoute) predict(req *http.Request, id string, fault Fault) *streamg
 		Errors:       []streamguard.AsyncError{},
 	}
 	defer func() { res.Time = time.Now().UTC().Format(time.RFC3339Nano) }()
-	switch fault.Kind {
+	switch fault.kind {
 	case KindUnreachable, KindCut, KindReset:
 		return failed(res, streamguard.AsyncModelUnavailable, MessageUnreachable)
 	case KindGatewayTimeout:
-		t := time.NewTimer(fault.Delay)
+		t := time.NewTimer(fault.delay)
 		defer t.Stop()
 		select {
 		case <-t.C:
@@ -323,7 +323,7 @@ func (a *asyncRoute) predict(req *http.Request, id string, fault Fault) *streamg
 	case KindStatus:
 		h := http.Header{}
 		h.Set("Content-Type", "application/json")
-		return answered(res, fault.Status, h, []byte(fault.Body))
+		return answered(res, fault.status, h, []byte(fault.body))
 	}
 
 	out := &outputWriter{header: http.Header{}}

@@ -27,54 +27,62 @@ const (
 )
 
 // Fault is one scripted behaviour of the gateway for one request. Build one
-// with the functions below; the zero Fault passes the request through.
+// with the functions below, the one way to make one; the zero Fault passes
+// the request through. Kind and String say what it does.
 type Fault struct {
-	Kind       Kind
-	Status     int           // KindStatus: the status to answer
-	Body       string        // KindStatus: the body; Content-Type is JSON when it starts with '{', else HTML when it starts with '<', else text
-	RetryAfter time.Duration // KindDraining, KindRateLimited: sent as Retry-After (seconds, rounded up) and retry-after-ms
-	Delay      time.Duration // KindGatewayTimeout: how long the gateway waits before its 504
-	After      int           // stream faults: complete events forwarded before the fault
+	kind       Kind
+	status     int           // KindStatus: the status to answer
+	body       string        // KindStatus: the body; Content-Type is JSON when it starts with '{', else HTML when it starts with '<', else text
+	retryAfter time.Duration // KindDraining, KindRateLimited: sent as Retry-After (seconds, rounded up) and retry-after-ms
+	delay      time.Duration // KindGatewayTimeout: how long the gateway waits before its 504
+	after      int           // stream faults: complete events forwarded before the fault
 }
 
+// Kind returns what the fault does.
+func (f Fault) Kind() Kind { return f.kind }
+
+// After returns how many complete events a stream fault forwards before it
+// acts.
+func (f Fault) After() int { return f.after }
+
 // Pass forwards the request to the model unchanged.
-func Pass() Fault { return Fault{Kind: KindPass} }
+func Pass() Fault { return Fault{kind: KindPass} }
 
 // Status answers status with body without calling the model: a proxy's HTML
 // 502 page, a model's own 500, anything not covered below.
 func Status(status int, body string) Fault {
-	return Fault{Kind: KindStatus, Status: status, Body: body}
+	return Fault{kind: KindStatus, status: status, body: body}
 }
 
 // Unreachable answers 502 {"error": "Error making prediction"}: the model's
 // container crashed, restarted or was OOMKilled.
-func Unreachable() Fault { return Fault{Kind: KindUnreachable} }
+func Unreachable() Fault { return Fault{kind: KindUnreachable} }
 
 // ClientClosed answers 502 {"error": "client closed connection"}, as the
 // platform reports a client that disconnected first.
-func ClientClosed() Fault { return Fault{Kind: KindClientClosed} }
+func ClientClosed() Fault { return Fault{kind: KindClientClosed} }
 
 // Draining answers 503 as a replica that is shutting down does, asking to
 // retry on another instance after retryAfter.
 func Draining(retryAfter time.Duration) Fault {
-	return Fault{Kind: KindDraining, RetryAfter: retryAfter}
+	return Fault{kind: KindDraining, retryAfter: retryAfter}
 }
 
 // GatewayTimeout answers 504 after delay, as the gateway does when a
 // prediction outlives the request timeout. It answers sooner if the client
 // leaves or the server closes.
 func GatewayTimeout(delay time.Duration) Fault {
-	return Fault{Kind: KindGatewayTimeout, Delay: delay}
+	return Fault{kind: KindGatewayTimeout, delay: delay}
 }
 
 // PayloadTooLarge answers 413 with the platform's message for the request's
 // real body size, as if the body were over the limit. Bodies over
 // Gateway.MaxBody get this answer without a script.
-func PayloadTooLarge() Fault { return Fault{Kind: KindPayloadTooLarge} }
+func PayloadTooLarge() Fault { return Fault{kind: KindPayloadTooLarge} }
 
 // RateLimited answers 429 with Retry-After, as load shedding does.
 func RateLimited(retryAfter time.Duration) Fault {
-	return Fault{Kind: KindRateLimited, RetryAfter: retryAfter}
+	return Fault{kind: KindRateLimited, retryAfter: retryAfter}
 }
 
 // Cut forwards the model's first after events, then the first half of the
@@ -82,29 +90,29 @@ func RateLimited(retryAfter time.Duration) Fault {
 // terminating chunk; the client reads io.ErrUnexpectedEOF). Over HTTP/2 the
 // stream is reset instead. This is what a model crash or a gateway timeout
 // mid-stream looks like to a client.
-func Cut(after int) Fault { return Fault{Kind: KindCut, After: after} }
+func Cut(after int) Fault { return Fault{kind: KindCut, after: after} }
 
 // EndEarly forwards the model's first after events and then ends the
 // response cleanly, without the rest and without the dialect's terminal
 // event: a truncation only a dialect-aware client can see.
-func EndEarly(after int) Fault { return Fault{Kind: KindEndEarly, After: after} }
+func EndEarly(after int) Fault { return Fault{kind: KindEndEarly, after: after} }
 
 // Stall forwards the model's first after events and then sends nothing, with
 // the connection open, until the client leaves or the server closes; then the
 // response is aborted.
-func Stall(after int) Fault { return Fault{Kind: KindStall, After: after} }
+func Stall(after int) Fault { return Fault{kind: KindStall, after: after} }
 
 // Reset forwards the model's first after events and then resets the stream:
 // RST_STREAM with INTERNAL_ERROR over HTTP/2, the connection closed without
 // the terminating chunk over HTTP/1.1.
-func Reset(after int) Fault { return Fault{Kind: KindReset, After: after} }
+func Reset(after int) Fault { return Fault{kind: KindReset, after: after} }
 
 func (f Fault) String() string {
-	switch f.Kind {
+	switch f.kind {
 	case KindPass:
 		return "pass"
 	case KindStatus:
-		return fmt.Sprintf("%d", f.Status)
+		return fmt.Sprintf("%d", f.status)
 	case KindUnreachable:
 		return "502 unreachable"
 	case KindClientClosed:
@@ -118,18 +126,18 @@ func (f Fault) String() string {
 	case KindRateLimited:
 		return "429 rate limited"
 	case KindCut:
-		return fmt.Sprintf("cut after %d", f.After)
+		return fmt.Sprintf("cut after %d", f.after)
 	case KindEndEarly:
-		return fmt.Sprintf("end after %d", f.After)
+		return fmt.Sprintf("end after %d", f.after)
 	case KindStall:
-		return fmt.Sprintf("stall after %d", f.After)
+		return fmt.Sprintf("stall after %d", f.after)
 	case KindReset:
-		return fmt.Sprintf("reset after %d", f.After)
+		return fmt.Sprintf("reset after %d", f.after)
 	}
-	return fmt.Sprintf("fault(%d)", int(f.Kind))
+	return fmt.Sprintf("fault(%d)", int(f.kind))
 }
 
 // streamFault reports whether f acts on the model's response.
 func (f Fault) streamFault() bool {
-	return f.Kind == KindCut || f.Kind == KindEndEarly || f.Kind == KindStall || f.Kind == KindReset
+	return f.kind == KindCut || f.kind == KindEndEarly || f.kind == KindStall || f.kind == KindReset
 }

@@ -187,23 +187,23 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	switch fault.Kind {
+	switch fault.kind {
 	case KindStatus:
-		writeBody(w, fault.Status, fault.Body)
+		writeBody(w, fault.status, fault.body)
 	case KindUnreachable:
 		writeJSONError(w, http.StatusBadGateway, MessageUnreachable)
 	case KindClientClosed:
 		writeJSONError(w, http.StatusBadGateway, MessageClientClosed)
 	case KindDraining:
-		setRetryAfter(w.Header(), fault.RetryAfter)
+		setRetryAfter(w.Header(), fault.retryAfter)
 		writeJSONError(w, http.StatusServiceUnavailable, MessageDraining)
 	case KindRateLimited:
-		setRetryAfter(w.Header(), fault.RetryAfter)
+		setRetryAfter(w.Header(), fault.retryAfter)
 		writeJSONError(w, http.StatusTooManyRequests, MessageRateLimited)
 	case KindPayloadTooLarge:
 		writeJSONError(w, http.StatusRequestEntityTooLarge, platform.TooLargeMessage(size, limit))
 	case KindGatewayTimeout:
-		t := time.NewTimer(fault.Delay)
+		t := time.NewTimer(fault.delay)
 		defer t.Stop()
 		select {
 		case <-t.C:
@@ -241,13 +241,13 @@ func readBody(rc io.ReadCloser, limit int64) ([]byte, int64, error) {
 var errFaulted = errors.New("gatewaytest: the response was taken over by a fault")
 
 // serveStreamFault runs the model into a writer that applies fault after
-// fault.After complete events, then ends the response as the fault says.
+// fault.after complete events, then ends the response as the fault says.
 func (g *Gateway) serveStreamFault(w http.ResponseWriter, r *http.Request, fault Fault) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	fw := &faultWriter{w: w, fault: fault, ctx: ctx, cancel: cancel, closing: g.closing}
 	g.Model.ServeHTTP(fw, r.WithContext(ctx))
-	switch fault.Kind {
+	switch fault.kind {
 	case KindEndEarly:
 		return // the handler returns normally: a clean end
 	case KindCut:
@@ -281,7 +281,7 @@ func (g *Gateway) serveStreamFault(w http.ResponseWriter, r *http.Request, fault
 	}
 }
 
-// faultWriter forwards a model's response up to fault.After complete events
+// faultWriter forwards a model's response up to fault.after complete events
 // (an event ends at an empty line) and then applies the fault.
 type faultWriter struct {
 	w           http.ResponseWriter
@@ -306,7 +306,7 @@ func (fw *faultWriter) WriteHeader(code int) {
 	fw.wroteHeader = true
 	fw.lineStart = true
 	fw.w.WriteHeader(code)
-	if fw.fault.After <= 0 {
+	if fw.fault.after <= 0 {
 		fw.flush()
 		fw.trigger()
 	}
@@ -317,7 +317,7 @@ func (fw *faultWriter) Write(p []byte) (int, error) {
 		fw.WriteHeader(http.StatusOK)
 	}
 	if fw.faulted {
-		if fw.fault.Kind == KindCut && fw.half == nil && len(p) > 0 {
+		if fw.fault.kind == KindCut && fw.half == nil && len(p) > 0 {
 			fw.half = halfEvent(p)
 			fw.cancel()
 		}
@@ -329,13 +329,13 @@ func (fw *faultWriter) Write(p []byte) (int, error) {
 			if fw.lineStart && fw.content {
 				fw.events++
 				fw.content = false
-				if fw.events >= fw.fault.After {
+				if fw.events >= fw.fault.after {
 					n, err := fw.w.Write(p[:i+1])
 					fw.flush()
 					if err != nil {
 						return n, err
 					}
-					if fw.fault.Kind == KindCut {
+					if fw.fault.kind == KindCut {
 						fw.half = halfEvent(p[i+1:])
 					}
 					fw.trigger()
@@ -368,7 +368,7 @@ func halfEvent(p []byte) []byte {
 // trigger applies the fault at the current point of the response.
 func (fw *faultWriter) trigger() {
 	fw.faulted = true
-	switch fw.fault.Kind {
+	switch fw.fault.kind {
 	case KindStall:
 		fw.stall()
 	case KindCut:

@@ -106,7 +106,7 @@ func TestScriptOrderAndRecords(t *testing.T) {
 			t.Errorf("record %d = %+v", i, r)
 		}
 	}
-	if recs[0].Fault.Kind != gatewaytest.KindDraining || recs[2].Fault.Kind != gatewaytest.KindPass {
+	if recs[0].Fault.Kind() != gatewaytest.KindDraining || recs[2].Fault.Kind() != gatewaytest.KindPass {
 		t.Errorf("faults recorded: %v %v", recs[0].Fault, recs[2].Fault)
 	}
 	if srv.BodyBytes() != 4*int64(len(`{"n":0}`)) {

@@ -246,12 +246,12 @@ func TestLoadWithFaults(t *testing.T) {
 			}
 			retried += int64(len(faults) - 1)
 			for _, f := range faults[:len(faults)-1] {
-				if f.Kind != gatewaytest.KindDraining {
+				if f.Kind() != gatewaytest.KindDraining {
 					t.Errorf("stream %s: attempt after %v: only 503s may be retried", r.id, f)
 				}
 			}
 			last := faults[len(faults)-1]
-			exp := expected[last.Kind]
+			exp := expected[last.Kind()]
 			if r.readErr != nil {
 				t.Errorf("stream %s (%v): %v is not a *streamguard.Error", r.id, last, r.readErr)
 				continue
@@ -276,8 +276,8 @@ func TestLoadWithFaults(t *testing.T) {
 			if r.err.Source != exp.source || r.err.Reason != exp.reason {
 				t.Errorf("stream %s (%v): %s/%s, want %s/%s: %v", r.id, last, r.err.Source, r.err.Reason, exp.source, exp.reason, r.err)
 			}
-			byOutcome[kindName(last.Kind)+"->"+string(r.err.Reason)]++
-			switch last.Kind {
+			byOutcome[kindName(last.Kind())+"->"+string(r.err.Reason)]++
+			switch last.Kind() {
 			case gatewaytest.KindDraining:
 				if r.err.Attempts != len(faults) {
 					t.Errorf("stream %s: Attempts %d, the gateway saw %d", r.id, r.err.Attempts, len(faults))
@@ -285,7 +285,7 @@ func TestLoadWithFaults(t *testing.T) {
 			default:
 				// Exactly the events before the fault, each once, and
 				// never [DONE].
-				if chunks != last.After || done || r.err.Events != int64(last.After) {
+				if chunks != last.After() || done || r.err.Events != int64(last.After()) {
 					t.Errorf("stream %s (%v): %d chunks delivered, Events %d, [DONE] %v", r.id, last, chunks, r.err.Events, done)
 				}
 			}
