@@ -15,9 +15,7 @@
 // connection.
 //
 // The tracing package uses it to put the status code and the response's
-// failure on the server span; the middleware package can reuse it to watch
-// writes (a heartbeat's idle timer, a failure event appended after the 200)
-// through the [Writer.OnWriteHeader] and [Writer.OnWrite] hooks.
+// failure on the server span.
 //
 // Writer deliberately does not implement io.ReaderFrom: the fast path of
 // net/http's writer mixes the source's read errors with the connection's write
@@ -41,18 +39,6 @@ import (
 // FirstWrite, Err, Hijacked) may be called from any goroutine at any time,
 // including while the handler writes and after it returned.
 type Writer struct {
-	// OnWriteHeader, if set, is called once with the final status code just
-	// before the header is committed: by WriteHeader, or implicitly by the
-	// first Write, WriteString or Flush (with 200). The header map may still
-	// be changed from it. Informational (1xx) headers other than 101 do not
-	// call it. Nil means no hook.
-	OnWriteHeader func(code int)
-
-	// OnWrite, if set, is called after every write of body bytes with the
-	// bytes the handler offered, how many of them were written and the
-	// writer's error. Nil means no hook.
-	OnWrite func(p []byte, n int, err error)
-
 	rw http.ResponseWriter
 
 	status      atomic.Int32
@@ -115,9 +101,6 @@ func (w *Writer) WriteHeader(code int) {
 		w.rw.WriteHeader(code)
 		return
 	}
-	if w.OnWriteHeader != nil {
-		w.OnWriteHeader(code)
-	}
 	w.rw.WriteHeader(code)
 	w.status.Store(int32(code))
 	w.wroteHeader.Store(true)
@@ -131,17 +114,14 @@ func (w *Writer) Write(p []byte) (int, error) {
 	}
 	n, err := w.rw.Write(p)
 	w.wrote(n, err)
-	if w.OnWrite != nil {
-		w.OnWrite(p, n, err)
-	}
 	return n, err
 }
 
 // WriteString is Write for a string, without a copy when the writer beneath
-// implements io.StringWriter (net/http's does) and there is no OnWrite hook.
+// implements io.StringWriter (net/http's does).
 func (w *Writer) WriteString(s string) (int, error) {
 	sw, ok := w.rw.(io.StringWriter)
-	if !ok || w.OnWrite != nil {
+	if !ok {
 		return w.Write([]byte(s))
 	}
 	if !w.wroteHeader.Load() && !w.hijacked.Load() {

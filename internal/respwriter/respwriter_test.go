@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -171,39 +170,6 @@ func TestUnwrapChain(t *testing.T) {
 	}
 	if w.Unwrap() == nil {
 		t.Error("Unwrap returned nil")
-	}
-}
-
-// TestHooks: OnWriteHeader runs once, before the header is sent (it can
-// still set headers), and OnWrite sees each write.
-func TestHooks(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		w := respwriter.New(rw)
-		var codes []int
-		w.OnWriteHeader = func(code int) {
-			codes = append(codes, code)
-			w.Header().Set("X-Hooked", "yes")
-		}
-		var seen strings.Builder
-		w.OnWrite = func(p []byte, n int, err error) { seen.Write(p[:n]) }
-		io.WriteString(w, "data: a\n\n")
-		w.Write([]byte("data: b\n\n"))
-		w.WriteHeader(500) // superfluous: not hooked again
-		w.Flush()
-		if len(codes) != 1 || codes[0] != 200 || seen.String() != "data: a\n\ndata: b\n\n" {
-			t.Errorf("hooks saw codes %v writes %q", codes, seen.String())
-		}
-	}))
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the superfluous WriteHeader is logged
-	defer srv.Close()
-	resp, err := srv.Client().Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.Header.Get("X-Hooked") != "yes" || string(body) != "data: a\n\ndata: b\n\n" {
-		t.Errorf("header %q body %q", resp.Header.Get("X-Hooked"), body)
 	}
 }
 
