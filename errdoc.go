@@ -92,7 +92,7 @@ func (e *Error) MarshalJSON() ([]byte, error) {
 // Code. The original body is closed. A body the SDKs already parse is left
 // as it is, except that the request's credentials and well-known key shapes
 // a server echoed in it are replaced by REDACTED, as in an Error; a body
-// still content-encoded is left alone. It returns nil, and
+// still content-encoded, and the answer to a HEAD, are left alone. It returns nil, and
 // does nothing, for a nil resp or a status below 400.
 func Conform(resp *http.Response) error {
 	if resp == nil || resp.StatusCode < 400 {
@@ -101,7 +101,7 @@ func Conform(resp *http.Response) error {
 	prefix, complete := errprefix.Keep(resp)
 	e := Classify(resp, prefix)
 	switch {
-	case resp.Header.Get("Content-Encoding") != "":
+	case resp.Header.Get("Content-Encoding") != "", resp.Request != nil && resp.Request.Method == http.MethodHead:
 	case !sdkShaped(prefix):
 		doc, _ := e.MarshalJSON()
 		replaceBody(resp, doc)

@@ -79,6 +79,12 @@ func TestConform(t *testing.T) {
 			}
 		})
 	}
+	head := errorResponse(404, "", "")
+	head.Request.Method = http.MethodHead
+	head.Body = http.NoBody
+	if streamguard.Conform(head) == nil || head.Body != http.NoBody {
+		t.Error("the answer to a HEAD was given a body")
+	}
 	if streamguard.Conform(nil) != nil || streamguard.Conform(errorResponse(200, "", "ok")) != nil {
 		t.Error("Conform of a success")
 	}
