@@ -1,20 +1,16 @@
 package middleware
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/streamguard/streamguard"
 	"github.com/streamguard/streamguard/tracing"
-	"go.opentelemetry.io/otel/trace"
 )
 
 // DrainMessage is the body of the 503 a draining handler answers, in the
@@ -67,7 +63,8 @@ var errClientClosed = &streamguard.Error{
 
 // NewHandler returns h inside the server stack, for model servers and for
 // services that relay streams. Outermost first: tracing (a SERVER span that
-// lasts the whole response), draining, the body cap, the budget, panics.
+// lasts the whole response), then the layers Drain, LimitRequestBody,
+// Timeout, Recoverer and Heartbeat, each of which can be used alone.
 //
 // Before the header is written, a failure is a JSON {"error": "..."} with
 // Content-Type application/json: 504 when the budget expires, 500 for a
@@ -90,16 +87,16 @@ var errClientClosed = &streamguard.Error{
 // deadlines, EnableFullDuplex and Unwrap: http.ResponseController works
 // through it. The handler is safe for concurrent use.
 func NewHandler(h http.Handler, cfg ServerConfig) http.Handler {
-	return tracing.NewHandler(&server{h: h, cfg: cfg}, cfg.Tracing)
+	for _, layer := range []func(http.Handler) http.Handler{
+		Heartbeat(cfg), Recoverer(cfg), Timeout(cfg), LimitRequestBody(cfg), Drain(cfg),
+	} {
+		h = layer(h)
+	}
+	return tracing.NewHandler(h, cfg.Tracing)
 }
 
-type server struct {
-	h   http.Handler
-	cfg ServerConfig
-}
-
-func (s *server) budget(r *http.Request) time.Duration {
-	b := s.cfg.Budget
+func (cfg ServerConfig) budget(r *http.Request) time.Duration {
+	b := cfg.Budget
 	if b <= 0 {
 		b = streamguard.SyncBudget
 	}
@@ -111,136 +108,19 @@ func (s *server) budget(r *http.Request) time.Duration {
 	return b
 }
 
-func (s *server) maxBody() int64 {
+func (cfg ServerConfig) maxBody() int64 {
 	switch {
-	case s.cfg.MaxBodyBytes > 0:
-		return s.cfg.MaxBodyBytes
-	case s.cfg.MaxBodyBytes < 0:
+	case cfg.MaxBodyBytes > 0:
+		return cfg.MaxBodyBytes
+	case cfg.MaxBodyBytes < 0:
 		return -1
 	}
 	return streamguard.EdgeMaxBody
 }
 
-func (s *server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
-	span := trace.SpanFromContext(r.Context())
-	if s.draining(rw) {
-		return
-	}
-	body, ok := s.limitBody(rw, r, span)
-	if !ok {
-		return
-	}
-
-	budget := s.budget(r)
-	deadline := time.Now().Add(budget)
-	ctx, cancelBudget := context.WithDeadlineCause(r.Context(), deadline, streamguard.ErrBudgetExceeded)
-	defer cancelBudget()
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	// The write deadline lets the budget's own 504 or failure frame out
-	// first, and then fails a write stuck on a client that stopped reading.
-	_ = http.NewResponseController(rw).SetWriteDeadline(deadline.Add(5 * time.Second))
-
-	w := &writer{rw: rw, header: make(http.Header), cancel: cancel, heartbeat: s.cfg.Heartbeat}
-	r2 := r.WithContext(ctx)
-	if body != nil {
-		r2.Body = body
-	}
-	// The budget ends the response when it expires, while the handler
-	// runs, and again (to no effect if done) when the handler returns: the
-	// handler may see its context end and return before the callback runs.
-	expire := func() {
-		if errors.Is(context.Cause(ctx), streamguard.ErrBudgetExceeded) {
-			err := &streamguard.Error{Source: streamguard.SourcePlatform, Reason: streamguard.ReasonTimeout,
-				Message: "request budget of " + budget.String() + " exceeded", Err: streamguard.ErrBudgetExceeded}
-			if w.end(http.StatusGatewayTimeout, err, false) {
-				tracing.Annotate(span, err)
-				s.log(r, "request budget exceeded", err)
-			}
-		}
-	}
-	stop := context.AfterFunc(ctx, expire)
-	defer stop()
-
-	defer func() {
-		// The ServeMux below sets the route on our copy of the request; give
-		// it back to the span's request, which the tracing layer reads when
-		// it ends the span.
-		r.Pattern = r2.Pattern
-		s.recovered(w, r, span, recover())
-		expire()
-		if body != nil && body.over() {
-			err := TooLarge(body.read(), body.limit, true)
-			if w.end(http.StatusRequestEntityTooLarge, err, true) {
-				tracing.Annotate(span, err)
-			}
-		}
-		if w.close() {
-			panic(http.ErrAbortHandler)
-		}
-	}()
-	s.h.ServeHTTP(w, r2)
-}
-
-// draining answers 503 with Retry-After, and reports true, once
-// ServerConfig.Drain is closed.
-func (s *server) draining(rw http.ResponseWriter) bool {
-	select {
-	case <-s.cfg.Drain:
-	default:
-		return false
-	}
-	ra := s.cfg.DrainRetryAfter
-	if ra <= 0 {
-		ra = time.Second
-	}
-	rw.Header().Set("Retry-After", strconv.Itoa(int(max(1, (ra+time.Second-1)/time.Second))))
-	writeJSON(rw, http.StatusServiceUnavailable, DrainMessage)
-	return true
-}
-
-// limitBody answers 413 to a body whose declared length is over the cap
-// (ok false), and otherwise returns the counting body the handler reads,
-// or nil when there is no body or no cap.
-func (s *server) limitBody(rw http.ResponseWriter, r *http.Request, span trace.Span) (body *countingBody, ok bool) {
-	limit := s.maxBody()
-	if limit < 0 || r.Body == nil || r.Body == http.NoBody {
-		return nil, true
-	}
-	if r.ContentLength > limit {
-		err := TooLarge(r.ContentLength, limit, false)
-		tracing.Annotate(span, err)
-		writeJSON(rw, http.StatusRequestEntityTooLarge, err.Message)
-		return nil, false
-	}
-	return &countingBody{ReadCloser: http.MaxBytesReader(innermost(rw), r.Body, limit), limit: limit}, true
-}
-
-// recovered handles what the handler's panic left, p (nil: none): the
-// handler's own http.ErrAbortHandler is passed on; any other panic is
-// logged and answered as the model's internal error.
-func (s *server) recovered(w *writer, r *http.Request, span trace.Span, p any) {
-	switch p {
-	case nil:
-		return
-	case http.ErrAbortHandler:
-		w.close()
-		panic(p) // the handler's own abort
-	}
-	err := &streamguard.Error{Source: streamguard.SourceModel, Reason: streamguard.ReasonModelError,
-		Message: "internal server error"}
-	if s.cfg.Logger != nil {
-		s.cfg.Logger.Error("streamguard: handler panic", "method", r.Method, "path", r.URL.Path,
-			"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-	}
-	if w.end(http.StatusInternalServerError, err, false) {
-		tracing.Annotate(span, err)
-	}
-}
-
-func (s *server) log(r *http.Request, msg string, err error) {
-	if s.cfg.Logger != nil {
-		s.cfg.Logger.Warn("streamguard: "+msg, "method", r.Method, "path", r.URL.Path, "error", err.Error())
+func (cfg ServerConfig) log(r *http.Request, msg string, err error) {
+	if cfg.Logger != nil {
+		cfg.Logger.Warn("streamguard: "+msg, "method", r.Method, "path", r.URL.Path, "error", err.Error())
 	}
 }
 

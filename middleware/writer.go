@@ -246,6 +246,14 @@ func (w *writer) beat() {
 	w.hbTimer.Reset(next)
 }
 
+// setHeartbeat turns the heartbeat on, for a response whose header is
+// still to be written.
+func (w *writer) setHeartbeat(d time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.heartbeat = d
+}
+
 func (w *writer) stopHeartbeat() {
 	if w.hbTimer != nil {
 		w.hbTimer.Stop()

@@ -1,0 +1,111 @@
+package middleware_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/streamguard/streamguard/middleware"
+)
+
+// serveLayer starts h behind one layer of the server stack alone.
+func serveLayer(t *testing.T, h2 bool, layer func(http.Handler) http.Handler, h http.HandlerFunc) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(layer(h))
+	srv.EnableHTTP2 = h2
+	if h2 {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// Each layer of the server stack does its one job around a plain handler,
+// without the others.
+func TestServerLayersAlone(t *testing.T) {
+	protocols(t, func(t *testing.T, h2 bool) {
+		t.Run("Drain", func(t *testing.T) {
+			drain := make(chan struct{})
+			close(drain)
+			srv := serveLayer(t, h2, middleware.Drain(middleware.ServerConfig{Drain: drain}), func(w http.ResponseWriter, r *http.Request) {
+				t.Error("the handler ran while draining")
+			})
+			resp, b, _ := rawGet(t, srv, "/")
+			if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "1" || jsonError(t, b) != middleware.DrainMessage {
+				t.Errorf("%d %q", resp.StatusCode, b)
+			}
+		})
+		t.Run("LimitRequestBody", func(t *testing.T) {
+			srv := serveLayer(t, h2, middleware.LimitRequestBody(middleware.ServerConfig{MaxBodyBytes: 10}), func(w http.ResponseWriter, r *http.Request) {
+				io.ReadAll(r.Body) // over the cap: the layer answers
+			})
+			resp, err := srv.Client().Post(srv.URL, "text/plain", io.MultiReader(strings.NewReader(strings.Repeat("x", 100))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 413 || !strings.Contains(jsonError(t, b), "exceeds maximum size of 10 bytes") {
+				t.Errorf("%d %q", resp.StatusCode, b)
+			}
+		})
+		t.Run("Timeout", func(t *testing.T) {
+			srv := serveLayer(t, h2, middleware.Timeout(middleware.ServerConfig{Budget: 20 * time.Millisecond}), func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/event-stream")
+				writeFlush(w, "data: {\"id\":\"1\"}\n\n")
+				<-r.Context().Done()
+			})
+			_, b, err := rawGet(t, srv, "/")
+			events, _ := parseSSE(b)
+			if err != nil || len(events) != 2 || events[1].typ != "error" || !strings.Contains(events[1].data, `"reason":"timeout"`) {
+				t.Errorf("%q %v", b, err)
+			}
+		})
+		t.Run("Recoverer", func(t *testing.T) {
+			srv := serveLayer(t, h2, middleware.Recoverer(middleware.ServerConfig{Logger: nil}), func(w http.ResponseWriter, r *http.Request) {
+				panic("boom")
+			})
+			resp, b, _ := rawGet(t, srv, "/")
+			if resp.StatusCode != 500 || jsonError(t, b) == "" || strings.Contains(string(b), "boom") {
+				t.Errorf("%d %q", resp.StatusCode, b)
+			}
+		})
+		t.Run("Heartbeat", func(t *testing.T) {
+			seen := make(chan struct{})
+			srv := serveLayer(t, h2, middleware.Heartbeat(middleware.ServerConfig{Heartbeat: 5 * time.Millisecond}), func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/event-stream")
+				writeFlush(w, "data: {\"id\":\"1\"}\n\n")
+				select {
+				case <-seen:
+				case <-r.Context().Done():
+					return
+				}
+				writeFlush(w, "data: [DONE]\n\n")
+			})
+			resp, err := srv.Client().Get(srv.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var got []byte
+			buf := make([]byte, 512)
+			for !strings.Contains(string(got), ": keep-alive\n\n") {
+				n, err := resp.Body.Read(buf)
+				got = append(got, buf[:n]...)
+				if err != nil {
+					t.Fatalf("no heartbeat in %q: %v", got, err)
+				}
+			}
+			close(seen)
+			rest, _ := io.ReadAll(resp.Body)
+			if events, comments := parseSSE(append(got, rest...)); len(events) != 2 || comments == 0 {
+				t.Errorf("%q", append(got, rest...))
+			}
+		})
+	})
+}
