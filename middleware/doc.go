@@ -31,7 +31,9 @@
 //
 // NewHandler wraps a handler in a SERVER span, a budget (a smaller incoming
 // Request-Timeout-Ms wins), a body cap, panic recovery, draining and an SSE
-// heartbeat. Before the header, every failure is the platform's JSON
+// heartbeat: the layers Timeout, LimitRequestBody, Recoverer, Drain and
+// Heartbeat, each usable alone, as the client stack's Credentials,
+// LimitBody, Deadline and FinalErrors are. Before the header, every failure is the platform's JSON
 // {"error": "..."}; after a 2xx event-stream header it is one "event: error"
 // frame and a clean end; after any other header the response is aborted, so
 // the client sees a truncated body and not a success. WriteError reports a
