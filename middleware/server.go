@@ -64,7 +64,9 @@ var errClientClosed = &streamguard.Error{
 // NewHandler returns h inside the server stack, for model servers and for
 // services that relay streams. Outermost first: tracing (a SERVER span that
 // lasts the whole response), then the layers Drain, LimitRequestBody,
-// Timeout, Recoverer and Heartbeat, each of which can be used alone.
+// Timeout, Recoverer and Heartbeat, each of which can be used alone. The
+// handler gets one wrapper around net/http's ResponseWriter, which the span
+// reads what was sent from.
 //
 // Before the header is written, a failure is a JSON {"error": "..."} with
 // Content-Type application/json: 504 when the budget expires, 500 for a
@@ -92,7 +94,14 @@ func NewHandler(h http.Handler, cfg ServerConfig) http.Handler {
 	} {
 		h = layer(h)
 	}
-	return tracing.NewHandler(h, cfg.Tracing)
+	traced := tracing.NewHandler(h, cfg.Tracing)
+	// The stream writer is made outside the span, which reads what the
+	// client was sent from it: one wrapper per request.
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w, r, done := streamWriter(rw, r)
+		defer done()
+		traced.ServeHTTP(w, r)
+	})
 }
 
 func (cfg ServerConfig) budget(r *http.Request) time.Duration {

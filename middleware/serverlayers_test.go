@@ -1,6 +1,7 @@
 package middleware_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,9 @@ import (
 	"time"
 
 	"github.com/streamguard/streamguard/middleware"
+	"github.com/streamguard/streamguard/tracing"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
 // serveLayer starts h behind one layer of the server stack alone.
@@ -108,4 +112,40 @@ func TestServerLayersAlone(t *testing.T) {
 			}
 		})
 	})
+}
+
+// NewHandler gives the handler one wrapper around net/http's writer, with
+// tracing on: the span reads what was sent from the stream writer itself.
+func TestServerOneWrapper(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer tp.Shutdown(context.Background())
+	depth := make(chan int, 1)
+	srv := serve(t, false, middleware.ServerConfig{Tracing: tracingConfig(tp)}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := 0
+		for u, ok := w.(interface{ Unwrap() http.ResponseWriter }); ok; u, ok = u.Unwrap().(interface{ Unwrap() http.ResponseWriter }) {
+			n++
+		}
+		depth <- n
+		io.WriteString(w, "hello")
+	}))
+	if _, b, err := rawGet(t, srv, "/"); err != nil || string(b) != "hello" {
+		t.Fatalf("%q %v", b, err)
+	}
+	if n := <-depth; n != 1 {
+		t.Errorf("%d wrappers around net/http's writer, want 1", n)
+	}
+	spans := rec.Ended()
+	if len(spans) != 1 {
+		t.Fatalf("%d spans", len(spans))
+	}
+	var bytes int64
+	for _, a := range spans[0].Attributes() {
+		if a.Key == tracing.AttrStreamBytes {
+			bytes = a.Value.AsInt64()
+		}
+	}
+	if bytes != 5 {
+		t.Errorf("the span counts %d bytes sent, want 5", bytes)
+	}
 }

@@ -34,6 +34,7 @@ type writer struct {
 	rw     http.ResponseWriter
 	header http.Header
 	cancel context.CancelCauseFunc // ends the handler's context
+	out    record                  // every write to rw goes through it, under mu
 
 	mu      sync.Mutex
 	wrote   bool // the header is written
@@ -84,7 +85,7 @@ func (w *writer) WriteHeader(code int) {
 // of an event stream.
 func (w *writer) writeHeaderLocked(code int) {
 	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
-		w.rw.WriteHeader(code) // informational: the final header is still to come
+		w.out.WriteHeader(code) // informational: the final header is still to come
 		return
 	}
 	dst := w.rw.Header()
@@ -93,7 +94,7 @@ func (w *writer) writeHeaderLocked(code int) {
 	}
 	w.wrote = true
 	w.isSSE = code >= 200 && code < 300 && sse.IsEventStream(dst.Get("Content-Type"))
-	w.rw.WriteHeader(code)
+	w.out.WriteHeader(code)
 	w.lastWrite.Store(time.Now().UnixNano())
 	if w.isSSE && w.heartbeat > 0 {
 		w.hbTimer = time.AfterFunc(w.heartbeat, w.beat)
@@ -116,7 +117,7 @@ func (w *writer) Write(p []byte) (int, error) {
 			skip = 1 // already ended by its CR, before the writer's own bytes
 		}
 	}
-	n, err := w.rw.Write(p[skip:])
+	n, err := w.out.Write(p[skip:])
 	w.track(p[skip : skip+n])
 	if err != nil {
 		w.failed(err)
@@ -231,7 +232,7 @@ func (w *writer) beat() {
 	if idle < w.heartbeat {
 		next -= idle
 	} else if w.pos == atEventBoundary {
-		_, err := w.rw.Write([]byte(heartbeat))
+		_, err := w.out.Write([]byte(heartbeat))
 		if err == nil {
 			err = http.NewResponseController(w.rw).Flush()
 		}
@@ -276,10 +277,10 @@ func (w *writer) end(status int, err error, beforeHeader bool) bool {
 	w.stopHeartbeat()
 	switch {
 	case !w.wrote:
-		writeJSON(w.rw, status, errorMessage(err))
+		writeJSON(&w.out, status, errorMessage(err))
 		w.wrote = true
 	case w.isSSE && w.pos == atEventBoundary:
-		if werr := sse.WriteFailureFrame(w.rw, err); werr == nil {
+		if werr := sse.WriteFailureFrame(&w.out, err); werr == nil {
 			http.NewResponseController(w.rw).Flush()
 		}
 	default:

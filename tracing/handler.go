@@ -98,7 +98,12 @@ func (hd *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	ss := &serverSpan{Span: span}
-	rw := respwriter.New(w)
+	// The server stack's own writer records what the span needs: wrap only
+	// a writer that does not.
+	rw, ok := w.(respwriter.Recorder)
+	if !ok {
+		rw = respwriter.New(w)
+	}
 	r2 := r.WithContext(trace.ContextWithSpan(ctx, ss))
 	defer func() {
 		p := recover()
@@ -111,7 +116,7 @@ func (hd *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // finish tags and ends the span after h returned or panicked with p.
-func (hd *handler) finish(ss *serverSpan, rw *respwriter.Writer, r, r2 *http.Request, start time.Time, method string, p any) {
+func (hd *handler) finish(ss *serverSpan, rw respwriter.Recorder, r, r2 *http.Request, start time.Time, method string, p any) {
 	status := rw.Status()
 	if status == 0 && p == nil && !rw.Hijacked() {
 		status = http.StatusOK // net/http sends 200 for a handler that wrote nothing
@@ -176,7 +181,7 @@ func (hd *handler) finish(ss *serverSpan, rw *respwriter.Writer, r, r2 *http.Req
 // handler's own classification (applied: already on the span), the client
 // gone, the handler's abort, or an error status. Nothing is known of a
 // hijacked connection.
-func failureOf(ss *serverSpan, rw *respwriter.Writer, r *http.Request, status int, p any) (se *streamguard.Error, applied bool) {
+func failureOf(ss *serverSpan, rw respwriter.Recorder, r *http.Request, status int, p any) (se *streamguard.Error, applied bool) {
 	switch {
 	case p != nil && p != http.ErrAbortHandler:
 		ss.RecordError(panicError{msg: scrub(fmt.Sprint("panic: ", p), r), v: p}, trace.WithStackTrace(true))
@@ -193,7 +198,7 @@ func failureOf(ss *serverSpan, rw *respwriter.Writer, r *http.Request, status in
 	if se := clientGone(r.Context(), rw); se != nil {
 		return se, false
 	}
-	if p == http.ErrAbortHandler {
+	if p == http.ErrAbortHandler || rw.Aborting() {
 		reason := streamguard.ReasonModelError
 		if rw.WroteHeader() {
 			reason = streamguard.ReasonTruncated
@@ -210,7 +215,7 @@ func failureOf(ss *serverSpan, rw *respwriter.Writer, r *http.Request, status in
 // connection: its context ended (the client disconnected or reset the
 // stream), or a write or flush failed. A context ended by the request budget
 // (cause streamguard.ErrBudgetExceeded) is the platform's timeout instead.
-func clientGone(ctx context.Context, rw *respwriter.Writer) *streamguard.Error {
+func clientGone(ctx context.Context, rw respwriter.Recorder) *streamguard.Error {
 	if ctx.Err() != nil {
 		if cause := context.Cause(ctx); errors.Is(cause, streamguard.ErrBudgetExceeded) {
 			return streamguard.FromError(cause)

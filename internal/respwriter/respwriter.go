@@ -31,6 +31,22 @@ import (
 	"time"
 )
 
+// Recorder is what the tracing layer reads of a response: Writer records
+// it, and a writer of the middleware package that serialises a stream's
+// writes records it too, so that a request needs one wrapper, not two.
+// Aborting reports a response its writer will abort once the handler
+// returns (Writer never does).
+type Recorder interface {
+	http.ResponseWriter
+	Status() int
+	WroteHeader() bool
+	Written() int64
+	FirstWrite() time.Time
+	Err() error
+	Hijacked() bool
+	Aborting() bool
+}
+
 // Writer is an http.ResponseWriter that records what went through it. Create
 // one with New; the zero value is not usable.
 //
@@ -83,6 +99,9 @@ func (w *Writer) Err() error {
 	}
 	return nil
 }
+
+// Aborting reports false: a Writer never aborts a response of its own.
+func (w *Writer) Aborting() bool { return false }
 
 // Hijacked reports whether the connection was taken over through Hijack.
 func (w *Writer) Hijacked() bool { return w.hijacked.Load() }
