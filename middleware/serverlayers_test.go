@@ -81,34 +81,11 @@ func TestServerLayersAlone(t *testing.T) {
 		})
 		t.Run("Heartbeat", func(t *testing.T) {
 			seen := make(chan struct{})
-			srv := serveLayer(t, h2, middleware.Heartbeat(middleware.ServerConfig{Heartbeat: 5 * time.Millisecond}), func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", "text/event-stream")
-				writeFlush(w, "data: {\"id\":\"1\"}\n\n")
-				select {
-				case <-seen:
-				case <-r.Context().Done():
-					return
-				}
-				writeFlush(w, "data: [DONE]\n\n")
-			})
-			resp, err := srv.Client().Get(srv.URL)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			var got []byte
-			buf := make([]byte, 512)
-			for !strings.Contains(string(got), ": keep-alive\n\n") {
-				n, err := resp.Body.Read(buf)
-				got = append(got, buf[:n]...)
-				if err != nil {
-					t.Fatalf("no heartbeat in %q: %v", got, err)
-				}
-			}
-			close(seen)
-			rest, _ := io.ReadAll(resp.Body)
-			if events, comments := parseSSE(append(got, rest...)); len(events) != 2 || comments == 0 {
-				t.Errorf("%q", append(got, rest...))
+			srv := serveLayer(t, h2, middleware.Heartbeat(middleware.ServerConfig{Heartbeat: 5 * time.Millisecond}),
+				afterHeartbeat("data: {\"id\":\"1\"}\n\n", "data: [DONE]\n\n", seen))
+			got := readPastHeartbeat(t, srv, seen)
+			if events, comments := parseSSE(got); len(events) != 2 || comments == 0 {
+				t.Errorf("%q", got)
 			}
 		})
 	})

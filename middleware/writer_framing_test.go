@@ -114,36 +114,9 @@ func TestHeartbeatSplitCRLFInsideEvent(t *testing.T) {
 func TestHeartbeatAfterCREndedEvent(t *testing.T) {
 	protocols(t, func(t *testing.T, h2 bool) {
 		seen := make(chan struct{})
-		srv := serve(t, h2, middleware.ServerConfig{Heartbeat: 5 * time.Millisecond}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/event-stream")
-			writeFlush(w, "data: one\r\n\r")
-			select {
-			case <-seen:
-			case <-r.Context().Done():
-				return
-			}
-			writeFlush(w, "\ndata: two\r\rdata: three\n\n")
-		}))
-		resp, err := srv.Client().Get(srv.URL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		br := bufio.NewReader(resp.Body)
-		var got []byte
-		for !bytes.Contains(got, []byte(": keep-alive\n\n")) {
-			line, err := br.ReadBytes('\n')
-			got = append(got, line...)
-			if err != nil {
-				t.Fatalf("no heartbeat in %q: %v", got, err)
-			}
-		}
-		close(seen)
-		rest, err := io.ReadAll(br)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, rest...)
+		srv := serve(t, h2, middleware.ServerConfig{Heartbeat: 5 * time.Millisecond},
+			afterHeartbeat("data: one\r\n\r", "\ndata: two\r\rdata: three\n\n", seen))
+		got := readPastHeartbeat(t, srv, seen)
 		// However many heartbeats came, the first follows the handler's
 		// CR and the handler's LF after the last one is gone.
 		if !strings.HasPrefix(string(got), "data: one\r\n\r: keep-alive\n\n") ||
@@ -155,6 +128,47 @@ func TestHeartbeatAfterCREndedEvent(t *testing.T) {
 			t.Fatalf("stream %q parses as %q and %d comments", got, events, comments)
 		}
 	})
+}
+
+// afterHeartbeat is a stream handler that writes first, waits until the
+// client has seen a heartbeat (seen closed), and writes rest.
+func afterHeartbeat(first, rest string, seen <-chan struct{}) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		writeFlush(w, first)
+		select {
+		case <-seen:
+		case <-r.Context().Done():
+			return
+		}
+		writeFlush(w, rest)
+	}
+}
+
+// readPastHeartbeat reads srv's stream until a heartbeat, closes seen so
+// that the handler goes on, and returns the whole stream.
+func readPastHeartbeat(t *testing.T, srv *httptest.Server, seen chan struct{}) []byte {
+	t.Helper()
+	resp, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	var got []byte
+	for !bytes.Contains(got, []byte(": keep-alive\n\n")) {
+		line, err := br.ReadBytes('\n')
+		got = append(got, line...)
+		if err != nil {
+			t.Fatalf("no heartbeat in %q: %v", got, err)
+		}
+	}
+	close(seen)
+	rest, err := io.ReadAll(br)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(got, rest...)
 }
 
 // writeErrorAfter serves a stream whose handler writes (and flushes) each
