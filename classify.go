@@ -2,6 +2,7 @@ package streamguard
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/streamguard/streamguard/internal/ctxkey"
@@ -73,7 +74,25 @@ func Classify(resp *http.Response, body []byte) *Error {
 	if b.attributed {
 		e.Source, e.Reason, e.Retryable = b.source, b.reason, b.retryable
 	}
+	if e.Reason == ReasonPayloadTooLarge {
+		e.Limit = limitIn(e.Message)
+	}
 	return e
+}
+
+// limitIn returns the cap the platform's 413 message names ("... exceeds
+// maximum size of N bytes"), or 0.
+func limitIn(msg string) int64 {
+	_, rest, ok := strings.Cut(msg, "maximum size of ")
+	if !ok {
+		return 0
+	}
+	n, _, _ := strings.Cut(rest, " bytes")
+	limit, err := strconv.ParseInt(n, 10, 64)
+	if err != nil || limit < 0 {
+		return 0
+	}
+	return limit
 }
 
 // byStatus classifies by the status code and the body's shape and message.

@@ -81,6 +81,11 @@ type Error struct {
 	// Budget is the request's time budget in force when the stack gave it
 	// its deadline, so that a hint can quote it; zero when unknown.
 	Budget time.Duration
+	// Limit is the body cap in bytes a payload_too_large failure ran into,
+	// when known (the client's or the server's own cap, or the one the
+	// platform's 413 message names), so that its hint quotes it; zero
+	// otherwise.
+	Limit int64
 }
 
 // Error returns one line: the status (when there was one), source, reason,

@@ -1,6 +1,9 @@
 package streamguard
 
-import "net/http"
+import (
+	"net/http"
+	"strconv"
+)
 
 // reasonInfo is what a Reason means, in one row: the status a server
 // answers for a failure of that reason, and the hint that says where to
@@ -31,7 +34,12 @@ var reasons = map[Reason]reasonInfo{
 	}},
 	ReasonNotFound:        {http.StatusNotFound, fixed("confirm the model or deployment ID and that you call the right predict endpoint")},
 	ReasonBilling:         {http.StatusPaymentRequired, fixed("check the account's billing and usage settings, or contact its owner")},
-	ReasonPayloadTooLarge: {http.StatusRequestEntityTooLarge, fixed("send large inputs by file or URL, not inline (100 MB edge cap; 256 KiB for async by default)")},
+	ReasonPayloadTooLarge: {http.StatusRequestEntityTooLarge, func(e *Error) string {
+		if e.Limit > 0 {
+			return "send large inputs by file or URL, not inline: the body cap in force is " + strconv.FormatInt(e.Limit, 10) + " bytes"
+		}
+		return "send large inputs by file or URL, not inline (100 MB edge cap; 256 KiB for async by default)"
+	}},
 	ReasonRateLimited:     {http.StatusTooManyRequests, fixed("slow down: retry after the Retry-After delay, with backoff")},
 	ReasonModelError:      {http.StatusInternalServerError, fixed("the model's own error: read the error body and the model logs")},
 	ReasonUnreachable:     {http.StatusBadGateway, fixed("check the model logs for a crash or OOMKilled; if they are clean, retry")},

@@ -4,6 +4,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -64,5 +65,18 @@ func TestEveryReasonHasARow(t *testing.T) {
 	}
 	if Reason("made_up").Status() != 500 {
 		t.Error("an unknown reason's status")
+	}
+}
+
+// A payload_too_large hint quotes the cap in force: the one the platform's
+// 413 message names, or the one the stack applied.
+func TestTooLargeHintQuotesTheLimit(t *testing.T) {
+	resp := &http.Response{StatusCode: 413, Header: http.Header{"Content-Type": {"application/json"}}}
+	e := Classify(resp, []byte(`{"error":"payload size of 300000 bytes exceeds maximum size of 262144 bytes"}`))
+	if e.Limit != 262144 || !strings.Contains(e.Hint(), "the body cap in force is 262144 bytes") {
+		t.Errorf("Limit %d, hint %q", e.Limit, e.Hint())
+	}
+	if e := Classify(resp, []byte(`{"error":"too big"}`)); e.Limit != 0 || !strings.Contains(e.Hint(), "100 MB edge cap") {
+		t.Errorf("without a limit: %d, %q", e.Limit, e.Hint())
 	}
 }

@@ -74,6 +74,7 @@ func TooLarge(size, limit int64, atLeast bool) *streamguard.Error {
 		Source:  streamguard.SourceRequest,
 		Reason:  streamguard.ReasonPayloadTooLarge,
 		Message: msg,
+		Limit:   limit,
 	}
 }
 
