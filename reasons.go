@@ -32,20 +32,20 @@ var reasons = map[Reason]reasonInfo{
 		}
 		return "check the API key in the Authorization header (Bearer or Api-Key)"
 	}},
-	ReasonNotFound:        {http.StatusNotFound, fixed("confirm the model or deployment ID and that you call the right predict endpoint")},
-	ReasonBilling:         {http.StatusPaymentRequired, fixed("check the account's billing and usage settings, or contact its owner")},
+	ReasonNotFound: {http.StatusNotFound, fixed("confirm the model or deployment ID and that you call the right predict endpoint")},
+	ReasonBilling:  {http.StatusPaymentRequired, fixed("check the account's billing and usage settings, or contact its owner")},
 	ReasonPayloadTooLarge: {http.StatusRequestEntityTooLarge, func(e *Error) string {
 		if e.Limit > 0 {
 			return "send large inputs by file or URL, not inline: the body cap in force is " + strconv.FormatInt(e.Limit, 10) + " bytes"
 		}
 		return "send large inputs by file or URL, not inline (100 MB edge cap; 256 KiB for async by default)"
 	}},
-	ReasonRateLimited:     {http.StatusTooManyRequests, fixed("slow down: retry after the Retry-After delay, with backoff")},
-	ReasonModelError:      {http.StatusInternalServerError, fixed("the model's own error: read the error body and the model logs")},
-	ReasonUnreachable:     {http.StatusBadGateway, fixed("check the model logs for a crash or OOMKilled; if they are clean, retry")},
-	ReasonUnavailable:     {http.StatusServiceUnavailable, fixed("mostly transient (draining, routing or not ready): retry with exponential backoff")},
-	ReasonPlatformError:   {http.StatusBadGateway, fixed("a platform-side error: retry with backoff; if it persists, contact support with the request ID")},
-	ReasonTimeout:         {http.StatusGatewayTimeout, (*Error).timeoutHint},
+	ReasonRateLimited:   {http.StatusTooManyRequests, fixed("slow down: retry after the Retry-After delay, with backoff")},
+	ReasonModelError:    {http.StatusInternalServerError, fixed("the model's own error: read the error body and the model logs")},
+	ReasonUnreachable:   {http.StatusBadGateway, fixed("check the model logs for a crash or OOMKilled; if they are clean, retry")},
+	ReasonUnavailable:   {http.StatusServiceUnavailable, fixed("mostly transient (draining, routing or not ready): retry with exponential backoff")},
+	ReasonPlatformError: {http.StatusBadGateway, fixed("a platform-side error: retry with backoff; if it persists, contact support with the request ID")},
+	ReasonTimeout:       {http.StatusGatewayTimeout, (*Error).timeoutHint},
 	// 499: the client closed the request, as nginx and the gateway log it.
 	ReasonCanceled:      {499, fixed("the client disconnected or canceled before the response finished: not a platform or model failure")},
 	ReasonConnection:    {http.StatusBadGateway, fixed("no response was obtained: check DNS, TLS and connectivity to the gateway; retry")},
