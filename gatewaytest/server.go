@@ -9,20 +9,30 @@ import (
 
 // Server is a Gateway listening on a loopback address, in the manner of
 // httptest.Server: start it with NewServer (HTTP/1.1) or NewTLSServer (TLS
-// with HTTP/2), call its URL with Client(), and Close it when done.
+// with HTTP/2), call its URL with Client(), and Close it when done. The
+// Gateway's methods (Script, Records, ...) are the Server's; the listener
+// behind it is not part of its surface.
 type Server struct {
-	*httptest.Server
 	*Gateway
+	// URL is the base URL of the server, http://127.0.0.1:port or
+	// https://... for NewTLSServer.
+	URL string
 
+	srv   *httptest.Server
 	mu    sync.Mutex
 	conns map[net.Conn]http.ConnState
 }
+
+// Client returns an HTTP client for the server: for NewTLSServer, one that
+// trusts its certificate and speaks HTTP/2.
+func (s *Server) Client() *http.Client { return s.srv.Client() }
 
 // NewServer starts a Gateway in front of model on a loopback HTTP/1.1
 // server.
 func NewServer(model http.Handler) *Server {
 	s := newServer(model)
-	s.Start()
+	s.srv.Start()
+	s.URL = s.srv.URL
 	return s
 }
 
@@ -30,15 +40,16 @@ func NewServer(model http.Handler) *Server {
 // that speaks HTTP/2; its Client() negotiates HTTP/2.
 func NewTLSServer(model http.Handler) *Server {
 	s := newServer(model)
-	s.EnableHTTP2 = true
-	s.StartTLS()
+	s.srv.EnableHTTP2 = true
+	s.srv.StartTLS()
+	s.URL = s.srv.URL
 	return s
 }
 
 func newServer(model http.Handler) *Server {
 	s := &Server{Gateway: New(model), conns: make(map[net.Conn]http.ConnState)}
-	s.Server = httptest.NewUnstartedServer(s.Gateway)
-	s.Config.ConnState = s.track
+	s.srv = httptest.NewUnstartedServer(s.Gateway)
+	s.srv.Config.ConnState = s.track
 	return s
 }
 
@@ -66,5 +77,5 @@ func (s *Server) OpenConns() int {
 // blocks until every request on it has completed.
 func (s *Server) Close() {
 	s.Gateway.Close()
-	s.Server.Close()
+	s.srv.Close()
 }

@@ -29,7 +29,7 @@ func fast() retry.Policy {
 
 // clientFor returns the full client stack over the server's own transport
 // (which trusts its TLS certificate).
-func clientFor(t *testing.T, srv *httptest.Server, cfg middleware.Config) *http.Client {
+func clientFor(t *testing.T, srv interface{ Client() *http.Client }, cfg middleware.Config) *http.Client {
 	t.Helper()
 	if cfg.Base == nil {
 		cfg.Base = srv.Client().Transport
@@ -198,7 +198,7 @@ func TestErrorStatusOption(t *testing.T) {
 		}
 		return resp, err
 	})
-	c := clientFor(t, gw.Server, middleware.Config{Base: base, ErrorStatus: true})
+	c := clientFor(t, gw, middleware.Config{Base: base, ErrorStatus: true})
 	gw.Script(gatewaytest.Unreachable(), gatewaytest.Unreachable(), gatewaytest.Unreachable(), gatewaytest.Unreachable(), gatewaytest.Unreachable())
 	resp, err := c.Post(gw.URL+"/v1/chat/completions", "application/json", strings.NewReader("{}"))
 	if resp != nil {
@@ -214,7 +214,7 @@ func TestErrorStatusOption(t *testing.T) {
 	}
 	// Without the option the response comes back, body intact.
 	gw.Script(gatewaytest.Status(404, `{"error":"Model not found"}`))
-	c2 := clientFor(t, gw.Server, middleware.Config{})
+	c2 := clientFor(t, gw, middleware.Config{})
 	resp, err = c2.Get(gw.URL + "/")
 	if err != nil {
 		t.Fatal(err)
@@ -243,7 +243,7 @@ func (zeroReader) Read(p []byte) (int, error) {
 func TestBodyLimitsBeforeSending(t *testing.T) {
 	gw := gatewaytest.NewServer(gatewaytest.Echo())
 	defer gw.Close()
-	c := clientFor(t, gw.Server, middleware.Config{})
+	c := clientFor(t, gw, middleware.Config{})
 	send := func(path string, size int64, known bool) error {
 		var body io.Reader = io.LimitReader(zeroReader{}, size)
 		req, _ := http.NewRequest("POST", gw.URL+path, body)

@@ -59,7 +59,7 @@ func TestRelayCarriesUpstreamFailures(t *testing.T) {
 		}
 		gw := start(gatewaytest.ChatStream(8))
 		defer gw.Close()
-		upstream := clientFor(t, gw.Server, middleware.Config{})
+		upstream := clientFor(t, gw, middleware.Config{})
 		front := serve(t, h2, middleware.ServerConfig{}, relay(upstream, gw.URL+"/v1/chat/completions"))
 		// One attempt downstream: the relay already retried upstream.
 		downstream := clientFor(t, front, middleware.Config{Retry: retry.Policy{MaxAttempts: 1}})
