@@ -61,7 +61,26 @@ func (p *parser) parse(win []byte, final bool) (n int) {
 	// line ends by an earlier call: searching it again would make a long
 	// line arriving in small reads cost quadratic time.
 	from := max(pos, p.searched)
-again:
+	pos, ev, n = p.scan(win, pos, from, ev, n)
+	if final && !p.sawCR && bytes.IndexByte(win[ev:], '\r') >= 0 {
+		// The stream ends inside an event whose LF-terminated lines hold
+		// a lone CR: frame that event again by every line end, so that an
+		// event the CR completed is delivered.
+		bom := p.bom
+		p.resetEvent()
+		p.sawCR, p.bom = true, bom
+		pos, ev, n = p.scan(win, ev+bom, ev+bom, ev, n)
+	}
+	p.scanned = pos - ev
+	p.searched = len(win) - ev
+	return n
+}
+
+// scan frames the lines of win from pos (searching for line ends from
+// from), calls owner.onEvent for each event completed, and returns where it
+// stopped, the start of the current event and the bytes of win that are
+// whole events. It is the hot loop: one call per parse.
+func (p *parser) scan(win []byte, pos, from, ev, n int) (int, int, int) {
 	for pos < len(win) {
 		s := max(pos, from)
 		var end, next int // the line is win[pos:end]; the next one starts at next
@@ -123,19 +142,7 @@ again:
 			p.resetEvent()
 		}
 	}
-	if final && !p.sawCR && bytes.IndexByte(win[ev:], '\r') >= 0 {
-		// The stream ends inside an event whose LF-terminated lines hold
-		// a lone CR: frame that event again by every line end, so that an
-		// event the CR completed is delivered.
-		bom := p.bom
-		p.resetEvent()
-		p.sawCR, p.bom, pos = true, bom, ev+bom
-		from = pos
-		goto again
-	}
-	p.scanned = pos - ev
-	p.searched = len(win) - ev
-	return n
+	return pos, ev, n
 }
 
 // resume returns where parse takes up win: pos, past a leading BOM and the
