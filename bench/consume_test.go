@@ -78,6 +78,12 @@ var consumers = []consumer{
 		sse.Guard(resp, sse.Config{})
 		return drain(resp.Body, buf)
 	}},
+	// The guard with stall detection off: the difference from guard is
+	// the cost of the idle timer, on by default for event streams.
+	{name: "guard-noidle", counts: "bytes", read: func(resp *http.Response, buf []byte) (int64, error) {
+		sse.Guard(resp, sse.Config{IdleTimeout: -1})
+		return drain(resp.Body, buf)
+	}},
 	{name: "guard+gosse", counts: "events", read: func(resp *http.Response, _ []byte) (int64, error) {
 		sse.Guard(resp, sse.Config{})
 		return gosseEvents(resp.Body)

@@ -128,8 +128,10 @@ type body struct {
 	closed       atomic.Bool
 	stalled      atomic.Bool
 	finished     atomic.Bool
-	reading      atomic.Bool
-	lastActivity atomic.Int64 // nanoseconds since epoch
+	// readSince is 1 + when the pending upstream Read began, in
+	// nanoseconds since epoch, or 0 while no Read is pending: the only
+	// clock read on the path of a Read.
+	readSince atomic.Int64
 	statEvents   atomic.Int64
 	statBytes    atomic.Int64
 	statFirst    atomic.Int64 // unix nanoseconds of the first event; 0: none

@@ -60,23 +60,21 @@ func (b *body) startIdleTimer() {
 }
 
 // upstreamRead reads from the response body, telling the idle timer that the
-// guard is waiting for the upstream.
+// guard is waiting for the upstream, and since when. Only a Read that is
+// pending counts: when one returns, the next one starts the clock again, and
+// the reader's own time between them never counts.
 func (b *body) upstreamRead(p []byte) (int, error) {
 	if b.timer == nil {
 		n, err := b.rc.Read(p)
 		b.keepHead(p[:n])
 		return n, err
 	}
-	b.lastActivity.Store(int64(time.Since(b.epoch)))
-	b.reading.Store(true)
+	b.readSince.Store(int64(time.Since(b.epoch)) + 1)
 	n, err := b.rc.Read(p)
+	b.readSince.Store(0)
 	b.keepHead(p[:n])
-	b.reading.Store(false)
-	if n > 0 {
-		b.lastActivity.Store(int64(time.Since(b.epoch)))
-		if !b.began.Load() {
-			b.began.Store(true)
-		}
+	if n > 0 && !b.began.Load() {
+		b.began.Store(true)
 	}
 	return n, err
 }
@@ -96,8 +94,8 @@ func (b *body) onTimer() {
 		limit = b.idleFirst
 	}
 	next := limit
-	if b.reading.Load() {
-		idle := time.Since(b.epoch) - time.Duration(b.lastActivity.Load())
+	if since := b.readSince.Load(); since != 0 {
+		idle := time.Since(b.epoch) - time.Duration(since-1)
 		if idle >= limit {
 			b.stallLimit.Store(int64(limit))
 			b.stalled.Store(true)

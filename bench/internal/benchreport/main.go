@@ -159,17 +159,18 @@ func allocsPerEvent(x float64) string {
 	return fmt.Sprintf("%.2f", x)
 }
 
-var consumerOrder = []string{"raw", "scanner", "gosse", "openai", "r3labs", "guard", "guard+gosse", "stack"}
+var consumerOrder = []string{"raw", "scanner", "gosse", "openai", "r3labs", "guard", "guard-noidle", "guard+gosse", "stack"}
 
 var consumerDesc = map[string]string{
-	"raw":         "body read through a 32 KiB buffer, as io.Copy (the floor)",
-	"scanner":     "bufio.Scanner line split",
-	"gosse":       "go-sse `Read`",
-	"openai":      "openai-go `ssestream.NewDecoder`, Next/Event/Err",
-	"r3labs":      "r3labs/sse `EventStreamReader.ReadEvent` (splits only)",
-	"guard":       "`sse.Guard`, body read as the floor reads it",
-	"guard+gosse": "`sse.Guard`, then go-sse `Read`",
-	"stack":       "whole `middleware.NewClient` stack, read as the floor",
+	"raw":          "body read through a 32 KiB buffer, as io.Copy (the floor)",
+	"scanner":      "bufio.Scanner line split",
+	"gosse":        "go-sse `Read`",
+	"openai":       "openai-go `ssestream.NewDecoder`, Next/Event/Err",
+	"r3labs":       "r3labs/sse `EventStreamReader.ReadEvent` (splits only)",
+	"guard":        "`sse.Guard`, body read as the floor reads it",
+	"guard-noidle": "`sse.Guard` with stall detection off (`IdleTimeout: -1`): the difference is the idle timer's cost",
+	"guard+gosse":  "`sse.Guard`, then go-sse `Read`",
+	"stack":        "whole `middleware.NewClient` stack, read as the floor",
 }
 
 func consumeName(src, load, via string) string {
