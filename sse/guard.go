@@ -125,13 +125,13 @@ type body struct {
 	fast     bool // the built-in dialects, and a dialect detected or no longer searched for: plainEvent may skip the judge
 
 	// Shared with Close, the idle timer and StreamStats.
-	closed       atomic.Bool
-	stalled      atomic.Bool
-	finished     atomic.Bool
+	closed   atomic.Bool
+	stalled  atomic.Bool
+	finished atomic.Bool
 	// readSince is 1 + when the pending upstream Read began, in
 	// nanoseconds since epoch, or 0 while no Read is pending: the only
 	// clock read on the path of a Read.
-	readSince atomic.Int64
+	readSince    atomic.Int64
 	statEvents   atomic.Int64
 	statBytes    atomic.Int64
 	statFirst    atomic.Int64 // unix nanoseconds of the first event; 0: none
