@@ -77,14 +77,18 @@ func source(se *streamguard.Error) streamguard.Source {
 	return se.Source
 }
 
-// errorType is the status code of an error status, else the reason: both
-// low-cardinality, as error.type must be.
+// errorType is the failure's reason ("truncated", "stalled",
+// "rate_limited", "unreachable", ...), so that a back end grouping by
+// error.type sees the library's attribution; an error status the library
+// did not classify (no reason) is its status code, as the conventions say;
+// anything else is _OTHER. All of them are low-cardinality, as error.type
+// must be.
 func errorType(se *streamguard.Error) string {
 	switch {
-	case se.StatusCode >= 400:
-		return strconv.Itoa(se.StatusCode)
 	case se.Reason != "":
 		return string(se.Reason)
+	case se.StatusCode >= 400:
+		return strconv.Itoa(se.StatusCode)
 	}
 	return semconv.ErrorTypeOther.Value.AsString()
 }

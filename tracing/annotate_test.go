@@ -3,6 +3,7 @@ package tracing_test
 import (
 	"context"
 	"fmt"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"testing"
 
 	"github.com/streamguard/streamguard"
@@ -23,12 +24,12 @@ func TestAnnotate(t *testing.T) {
 		status    codes.Code
 	}{
 		{"nil", nil, "", "", "", "", codes.Unset},
-		{"error status", &streamguard.Error{StatusCode: 502, Source: "platform", Reason: "unreachable", Retryable: true}, "platform", "unreachable", "", "502", codes.Error},
+		{"error status", &streamguard.Error{StatusCode: 502, Source: "platform", Reason: "unreachable", Retryable: true}, "platform", "unreachable", "", "unreachable", codes.Error},
 		{"wrapped stream failure", fmt.Errorf("reading: %w", &streamguard.Error{StatusCode: 200, Source: "model", Reason: "model_error", Code: "server_error"}), "model", "model_error", "server_error", "model_error", codes.Error},
 		{"caller canceled", context.Canceled, "client", "canceled", "", "", codes.Unset},
 		{"caller deadline", context.DeadlineExceeded, "client", "timeout", "", "timeout", codes.Error},
 		{"budget", fmt.Errorf("wait: %w", streamguard.ErrBudgetExceeded), "platform", "timeout", "", "timeout", codes.Error},
-		{"499 is an error status", &streamguard.Error{StatusCode: 499, Source: "client", Reason: "canceled"}, "client", "canceled", "", "499", codes.Error},
+		{"499 is an error status", &streamguard.Error{StatusCode: 499, Source: "client", Reason: "canceled"}, "client", "canceled", "", "canceled", codes.Error},
 		{"unclassified", fmt.Errorf("dial: refused"), "network", "connection", "", "connection", codes.Error},
 	}
 	for _, c := range cases {
@@ -39,10 +40,10 @@ func TestAnnotate(t *testing.T) {
 			span.End()
 			s := f.onlySpan(t)
 			want(t, s, map[string]string{
-				tracing.AttrErrorSource: c.source,
-				tracing.AttrErrorReason: c.reason,
-				tracing.AttrErrorCode:   c.code,
-				"error.type":            c.errorType,
+				tracing.AttrErrorSource:      c.source,
+				tracing.AttrErrorReason:      c.reason,
+				tracing.AttrErrorCode:        c.code,
+				string(semconv.ErrorTypeKey): c.errorType,
 			})
 			wantStatus(t, s, c.status)
 		})

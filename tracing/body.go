@@ -131,6 +131,10 @@ func (c *call) end(err error, how endKind) {
 			first = max(0, stats.FirstEvent.Sub(c.start).Seconds())
 			attrs = append(attrs, attribute.Float64(AttrTimeToFirstEvent, first))
 		}
+		if len(stats.Resumes) > 0 {
+			attrs = append(attrs, attribute.Int(AttrStreamResumes, len(stats.Resumes)))
+			addResumeEvents(c.span, stats.Resumes, c.req)
+		}
 	}
 	c.span.SetAttributes(attrs...)
 
@@ -139,6 +143,7 @@ func (c *call) end(err error, how endKind) {
 		o := outcome{
 			base:      c.metricBase,
 			status:    c.status,
+			proto:     c.proto,
 			errorType: errType,
 			seconds:   time.Since(c.start).Seconds(),
 			first:     first,
@@ -146,7 +151,30 @@ func (c *call) end(err error, how endKind) {
 		if se != nil {
 			o.source, o.reason = string(source(se)), string(se.Reason)
 		}
+		if c.rep != nil {
+			o.stats, o.guarded = stats, true
+		}
 		c.inst.record(c.req.Context(), o)
 	}
 	c.span.End()
+}
+
+// addResumeEvents puts one EventResume on span for each resume the guard
+// tried, at the time it was sent; its error is scrubbed of r's secrets once
+// more, though the guard scrubbed it already.
+func addResumeEvents(span trace.Span, resumes []streamstat.Resume, r *http.Request) {
+	for i, rs := range resumes {
+		attrs := append(resumeAttrs(rs), semconv.HTTPRequestResendCount(i+1))
+		if rs.StatusCode > 0 {
+			attrs = append(attrs, semconv.HTTPResponseStatusCode(rs.StatusCode))
+		}
+		if rs.Err != "" {
+			attrs = append(attrs, attribute.String(AttrResumeError, scrub(rs.Err, r)))
+		}
+		opts := []trace.EventOption{trace.WithAttributes(attrs...)}
+		if !rs.At.IsZero() {
+			opts = append(opts, trace.WithTimestamp(rs.At))
+		}
+		span.AddEvent(EventResume, opts...)
+	}
 }

@@ -40,10 +40,18 @@
 // cut short, an HTTP/2 reset: reason truncated, source network) but not a
 // stream that ends cleanly without its terminal event; put the guard inside.
 //
-// An error status is classified with streamguard.Check (64 KiB of the body
-// are read and put back) and gets error.type = the status code and status
-// Error; a round trip that obtained no response gets the reason as
-// error.type ("connection", "timeout", ...). The caller's own cancellation is
+// Each resume the guard tried (streamstat.Stats.Resumes) becomes an
+// [EventResume] span event at the time it was sent, and the span's
+// streamguard.stream.resumes counts them.
+//
+// error.type is set on every failure to its reason, the library's
+// attribution, so that a back end that groups by error.type sees
+// "truncated", "stalled", "rate_limited" or "unreachable" rather than a bare
+// status code: an error status is classified with streamguard.Check (64 KiB
+// of the body are read and put back) and gets its reason as error.type and
+// status Error (the status code itself only for a status the library could
+// not classify); a round trip that obtained no response gets its reason too
+// ("connection", "timeout", ...). The caller's own cancellation is
 // recorded as source client, reason canceled, without error.type and with
 // the status left unset, as the semantic conventions ask: the caller went
 // away, nothing upstream failed. The request budget's expiry
@@ -69,14 +77,40 @@
 // rejected key in its error body. The URL path is recorded as it is: do not
 // put credentials in paths.
 //
+// # Semantic conventions
+//
+// Spans and metrics follow the stable HTTP semantic conventions of semconv
+// v1.43.0 (go.opentelemetry.io/otel/semconv/v1.43.0, the schema URL of the
+// tracer and meter). Client spans carry http.request.method, url.full
+// (redacted), server.address, server.port, http.response.status_code,
+// http.request.resend_count (the retry layer's attempt number minus one),
+// network.protocol.version and error.type; server spans http.request.method,
+// url.path, url.query (redacted), url.scheme, server.address, server.port,
+// client.address, user_agent.original, network.protocol.version, http.route
+// and error.type. streamguard.error.source and streamguard.error.reason stand
+// beside error.type on every failure.
+//
 // # Metrics
 //
-// When [Config.MeterProvider] is set, the client records
-// [MetricClientDuration] (to the end of the stream, with buckets up to
-// 3600 s, past the platform's 1200 s sync budget), [MetricClientTimeToFirstEvent]
-// and [MetricClientFailures] (by source and reason); the server records
-// [MetricServerDuration], [MetricServerTimeToFirstByte] and
-// [MetricServerFailures].
+// Metrics go to the global MeterProvider unless [Config.MeterProvider] says
+// otherwise, as spans go to the global TracerProvider; [Config.NoMetrics]
+// turns them off. The client records [MetricClientDuration] (semconv's
+// http.client.request.duration, to the end of the stream, in seconds with the
+// conventions' advisory buckets), [MetricClientTimeToFirstEvent],
+// [MetricClientEvents], [MetricClientResumes] and [MetricClientFailures] (by
+// source and reason); the server records [MetricServerDuration] (semconv's
+// http.server.request.duration), [MetricServerTimeToFirstByte] and
+// [MetricServerFailures]. The durations carry the conventions' attributes,
+// error.type included; the others the method, server address and port (or
+// scheme and route), never a URL.
+//
+// # Options otelhttp users know
+//
+// [Config.SpanNameFormatter] names spans (otelhttp.WithSpanNameFormatter),
+// [Config.Filter] leaves requests untraced (otelhttp.WithFilter), and
+// [Config.PublicEndpoint] and [Config.PublicEndpointFn] make a server span
+// the root of a new trace linked to the incoming one
+// (otelhttp.WithPublicEndpoint, WithPublicEndpointFn).
 //
 // # With otelhttp
 //

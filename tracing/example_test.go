@@ -3,6 +3,7 @@ package tracing_test
 import (
 	"context"
 	"fmt"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -60,7 +61,7 @@ func ExampleNewTransport() {
 	resp.Body.Close()
 	fmt.Println("read:", err)
 
-	printSpan(rec.Ended()[0], strings.TrimPrefix(srv.URL, "http://"), "http.response.status_code", "url.full", "error.type",
+	printSpan(rec.Ended()[0], strings.TrimPrefix(srv.URL, "http://"), string(semconv.HTTPResponseStatusCodeKey), string(semconv.URLFullKey), string(semconv.ErrorTypeKey),
 		tracing.AttrErrorSource, tracing.AttrErrorReason, tracing.AttrStreamVerdict)
 	// Output:
 	// spans ended at header time: 0
@@ -95,7 +96,7 @@ func ExampleNewHandler() {
 	req := httptest.NewRequestWithContext(ctx, "POST", "/v1/chat/completions", nil)
 	h.ServeHTTP(httptest.NewRecorder(), req)
 
-	printSpan(rec.Ended()[0], "", "http.route", "http.response.status_code", "error.type",
+	printSpan(rec.Ended()[0], "", string(semconv.HTTPRouteKey), string(semconv.HTTPResponseStatusCodeKey), string(semconv.ErrorTypeKey),
 		tracing.AttrErrorSource, tracing.AttrErrorReason)
 	// Output:
 	// span "POST /v1/chat/completions" status=Unset
@@ -117,10 +118,10 @@ func ExampleAnnotate() {
 	tracing.Annotate(trace.SpanFromContext(ctx), err)
 	span.End()
 
-	printSpan(rec.Ended()[0], "", "error.type", tracing.AttrErrorSource, tracing.AttrErrorReason)
+	printSpan(rec.Ended()[0], "", string(semconv.ErrorTypeKey), tracing.AttrErrorSource, tracing.AttrErrorReason)
 	// Output:
 	// span "summarize" status=Error
-	//   error.type=503
+	//   error.type=unavailable
 	//   streamguard.error.source=platform
 	//   streamguard.error.reason=unavailable
 }

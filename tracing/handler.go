@@ -44,9 +44,9 @@ import (
 //   - the request budget expired (the context's cause is
 //     streamguard.ErrBudgetExceeded): source platform, reason timeout;
 //   - a 5xx status: classified by streamguard.Classify from its status and
-//     headers, status Error, error.type the status code; a 4xx status gets
-//     its source and reason but, as the conventions say for servers, is not
-//     an error of the span.
+//     headers, status Error, error.type the reason; a 4xx status gets its
+//     source and reason but, as the conventions say for servers, is not an
+//     error of the span (no error.type).
 //
 // A response that fails after its 200 keeps http.response.status_code 200
 // and carries error.type (the reason) and the source. A handler that knows
@@ -56,8 +56,13 @@ import (
 // h receives a ResponseWriter that keeps Flush, FlushError (returning the
 // real error), Hijack, SetReadDeadline, SetWriteDeadline, EnableFullDuplex
 // and Unwrap: http.ResponseController works through it. When the span is not
-// recording and no MeterProvider is configured, h receives the original
+// recording and the metrics record nothing, h receives the original
 // ResponseWriter.
+//
+// With Config.PublicEndpoint (or PublicEndpointFn true for the request) the
+// span is the root of a new trace, linked to the incoming trace context
+// instead of being its child. A request the Config's Filter rejects is
+// served by h as it is, without a span.
 func NewHandler(h http.Handler, cfg Config) http.Handler {
 	return &handler{h: h, settings: newSettings(cfg, false)}
 }
@@ -79,6 +84,10 @@ type serverSpan struct {
 
 // ServeHTTP implements http.Handler.
 func (hd *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if hd.skip(r) {
+		hd.h.ServeHTTP(w, r)
+		return
+	}
 	start := time.Now()
 	method, original := normalizeMethod(r.Method)
 	ctx := hd.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
@@ -87,11 +96,20 @@ func (hd *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// A ServeMux outside NewHandler already matched the request.
 		name += " " + route
 	}
-	ctx, span := hd.tracer.Start(ctx, name,
+	opts := []trace.SpanStartOption{
 		trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithTimestamp(start),
-		trace.WithAttributes(serverAttrs(r, method, original)...))
-	if !span.IsRecording() && hd.inst == nil {
+		trace.WithAttributes(serverAttrs(r, method, original)...),
+	}
+	if hd.isPublic(r) {
+		opts = append(opts, publicRoot(ctx)...)
+	}
+	ctx, span := hd.tracer.Start(ctx, hd.name(name, r), opts...)
+	inst := hd.inst
+	if !inst.enabled(ctx) {
+		inst = nil
+	}
+	if !span.IsRecording() && inst == nil {
 		defer span.End()
 		hd.h.ServeHTTP(w, r.WithContext(ctx))
 		return
@@ -107,7 +125,7 @@ func (hd *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r2 := r.WithContext(trace.ContextWithSpan(ctx, ss))
 	defer func() {
 		p := recover()
-		hd.finish(ss, rw, r, r2, start, method, p)
+		hd.finish(ss, inst, rw, r, r2, start, method, p)
 		if p != nil {
 			panic(p)
 		}
@@ -116,7 +134,7 @@ func (hd *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // finish tags and ends the span after h returned or panicked with p.
-func (hd *handler) finish(ss *serverSpan, rw respwriter.Recorder, r, r2 *http.Request, start time.Time, method string, p any) {
+func (hd *handler) finish(ss *serverSpan, inst *instruments, rw respwriter.Recorder, r, r2 *http.Request, start time.Time, method string, p any) {
 	status := rw.Status()
 	if status == 0 && p == nil && !rw.Hijacked() {
 		status = http.StatusOK // net/http sends 200 for a handler that wrote nothing
@@ -146,7 +164,7 @@ func (hd *handler) finish(ss *serverSpan, rw respwriter.Recorder, r, r2 *http.Re
 	// between NewHandler and the mux that copies the request hides it.
 	route := routeOf(r2.Pattern)
 	if route != "" && r2.Pattern != r.Pattern {
-		ss.Span.SetName(spanName(method) + " " + route)
+		ss.Span.SetName(hd.name(spanName(method)+" "+route, r2))
 	}
 	if route != "" {
 		attrs = append(attrs, semconv.HTTPRoute(route))
@@ -162,19 +180,30 @@ func (hd *handler) finish(ss *serverSpan, rw respwriter.Recorder, r, r2 *http.Re
 	ss.Span.SetAttributes(attrs...)
 
 	// The metrics first: whoever waits for the span sees them recorded.
-	if hd.inst != nil {
+	if inst != nil {
 		base := make([]attribute.KeyValue, 0, 3)
 		base = append(base, semconv.HTTPRequestMethodKey.String(method), semconv.URLScheme(scheme(r)))
 		if route != "" {
 			base = append(base, semconv.HTTPRoute(route))
 		}
-		o := outcome{base: base, status: status, errorType: errType, seconds: time.Since(start).Seconds(), first: first}
+		o := outcome{base: base, status: status, proto: protocolVersion(r.ProtoMajor, r.ProtoMinor),
+			errorType: errType, seconds: time.Since(start).Seconds(), first: first}
 		if se != nil {
 			o.source, o.reason = string(source(se)), string(se.Reason)
 		}
-		hd.inst.record(r.Context(), o)
+		inst.record(r.Context(), o)
 	}
 	ss.Span.End()
+}
+
+// publicRoot are the start options of a public endpoint's span: the root of
+// a new trace, linked to the incoming trace context when there is one.
+func publicRoot(ctx context.Context) []trace.SpanStartOption {
+	opts := []trace.SpanStartOption{trace.WithNewRoot()}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() && sc.IsRemote() {
+		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc}))
+	}
+	return opts
 }
 
 // failureOf says how the request failed, if it did: a panic (p), the

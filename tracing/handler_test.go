@@ -3,6 +3,7 @@ package tracing_test
 import (
 	"context"
 	"errors"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -60,20 +61,20 @@ func TestServerSpan(t *testing.T) {
 				version, scheme = "2", "https"
 			}
 			want(t, s, map[string]string{
-				"http.request.method":       "POST",
-				"http.route":                "/v1/models/{model}/predict",
-				"url.path":                  "/v1/models/llama/predict",
-				"url.query":                 "stream=REDACTED",
-				"url.scheme":                scheme,
-				"server.address":            "127.0.0.1",
-				"client.address":            "127.0.0.1",
-				"user_agent.original":       "streamguard-test/1",
-				"network.protocol.version":  version,
-				"http.response.status_code": "200",
-				tracing.AttrStreamVerdict:   tracing.VerdictComplete,
-				tracing.AttrStreamBytes:     strconv.Itoa(len(body)),
-				tracing.AttrErrorSource:     "",
-				"error.type":                "",
+				string(semconv.HTTPRequestMethodKey):      "POST",
+				string(semconv.HTTPRouteKey):              "/v1/models/{model}/predict",
+				string(semconv.URLPathKey):                "/v1/models/llama/predict",
+				string(semconv.URLQueryKey):               "stream=REDACTED",
+				string(semconv.URLSchemeKey):              scheme,
+				string(semconv.ServerAddressKey):          "127.0.0.1",
+				string(semconv.ClientAddressKey):          "127.0.0.1",
+				string(semconv.UserAgentOriginalKey):      "streamguard-test/1",
+				string(semconv.NetworkProtocolVersionKey): version,
+				string(semconv.HTTPResponseStatusCodeKey): "200",
+				tracing.AttrStreamVerdict:                 tracing.VerdictComplete,
+				tracing.AttrStreamBytes:                   strconv.Itoa(len(body)),
+				tracing.AttrErrorSource:                   "",
+				string(semconv.ErrorTypeKey):              "",
 			})
 			wantStatus(t, s, codes.Unset)
 		})
@@ -98,7 +99,7 @@ func TestServerRouteOutside(t *testing.T) {
 	if s.Name() != "GET /v1/models/{model}" {
 		t.Errorf("span %q", s.Name())
 	}
-	want(t, s, map[string]string{"http.route": "/v1/models/{model}"})
+	want(t, s, map[string]string{string(semconv.HTTPRouteKey): "/v1/models/{model}"})
 }
 
 // TestServerPanic: a panic is recorded on the span (source model, reason
@@ -141,10 +142,10 @@ func TestServerPanic(t *testing.T) {
 				}
 				s := f.waitSpan(t)
 				want(t, s, map[string]string{
-					"http.response.status_code": c.status,
-					"error.type":                c.reason,
-					tracing.AttrErrorSource:     "model",
-					tracing.AttrErrorReason:     c.reason,
+					string(semconv.HTTPResponseStatusCodeKey): c.status,
+					string(semconv.ErrorTypeKey):              c.reason,
+					tracing.AttrErrorSource:                   "model",
+					tracing.AttrErrorReason:                   c.reason,
 				})
 				wantStatus(t, s, codes.Error)
 				var stack string
@@ -227,11 +228,11 @@ func TestServerClientDisconnect(t *testing.T) {
 			}
 			s := f.waitSpan(t)
 			want(t, s, map[string]string{
-				"http.response.status_code": "200",
-				tracing.AttrErrorSource:     "client",
-				tracing.AttrErrorReason:     "canceled",
-				tracing.AttrStreamVerdict:   "canceled",
-				"error.type":                "",
+				string(semconv.HTTPResponseStatusCodeKey): "200",
+				tracing.AttrErrorSource:                   "client",
+				tracing.AttrErrorReason:                   "canceled",
+				tracing.AttrStreamVerdict:                 "canceled",
+				string(semconv.ErrorTypeKey):              "",
 			})
 			wantStatus(t, s, codes.Unset)
 		})
@@ -263,10 +264,10 @@ func TestServerBudget(t *testing.T) {
 	resp.Body.Close()
 	s := f.waitSpan(t)
 	want(t, s, map[string]string{
-		"http.response.status_code": "200",
-		"error.type":                "timeout",
-		tracing.AttrErrorSource:     "platform",
-		tracing.AttrErrorReason:     "timeout",
+		string(semconv.HTTPResponseStatusCodeKey): "200",
+		string(semconv.ErrorTypeKey):              "timeout",
+		tracing.AttrErrorSource:                   "platform",
+		tracing.AttrErrorReason:                   "timeout",
 	})
 	wantStatus(t, s, codes.Error)
 }
@@ -285,11 +286,11 @@ func TestServerStatus(t *testing.T) {
 		{200, "", "", "", "", codes.Unset},
 		{404, "", "request", "not_found", "", codes.Unset},
 		{429, "", "platform", "rate_limited", "", codes.Unset},
-		{500, "", "model", "model_error", "500", codes.Error},
-		{502, "", "platform", "unreachable", "502", codes.Error},
-		{502, "model", "model", "model_error", "502", codes.Error},
-		{503, "", "platform", "unavailable", "503", codes.Error},
-		{504, "", "platform", "timeout", "504", codes.Error},
+		{500, "", "model", "model_error", "model_error", codes.Error},
+		{502, "", "platform", "unreachable", "unreachable", codes.Error},
+		{502, "model", "model", "model_error", "model_error", codes.Error},
+		{503, "", "platform", "unavailable", "unavailable", codes.Error},
+		{504, "", "platform", "timeout", "timeout", codes.Error},
 	}
 	f := newFixture(t)
 	srv := quietServer(t, tracing.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -308,10 +309,10 @@ func TestServerStatus(t *testing.T) {
 			resp.Body.Close()
 			s := f.waitSpan(t)
 			want(t, s, map[string]string{
-				"http.response.status_code": strconv.Itoa(c.status),
-				tracing.AttrErrorSource:     c.source,
-				tracing.AttrErrorReason:     c.reason,
-				"error.type":                c.errorType,
+				string(semconv.HTTPResponseStatusCodeKey): strconv.Itoa(c.status),
+				tracing.AttrErrorSource:                   c.source,
+				tracing.AttrErrorReason:                   c.reason,
+				string(semconv.ErrorTypeKey):              c.errorType,
 			})
 			wantStatus(t, s, c.code)
 		})
@@ -333,7 +334,7 @@ func TestServerAnnotate(t *testing.T) {
 		code      codes.Code
 	}{
 		{"502 from a failed dial", &streamguard.Error{StatusCode: 502, Source: "network", Reason: "connection", Message: "dial upstream: connection refused"},
-			502, false, "network", "connection", "502", codes.Error},
+			502, false, "network", "connection", "connection", codes.Error},
 		{"413 is the request's", &streamguard.Error{StatusCode: 413, Source: "request", Reason: "payload_too_large"},
 			413, false, "request", "payload_too_large", "", codes.Unset},
 		{"after the 200", &streamguard.Error{Source: "platform", Reason: "timeout"},
@@ -356,11 +357,11 @@ func TestServerAnnotate(t *testing.T) {
 			}
 			s := f.waitSpan(t)
 			want(t, s, map[string]string{
-				tracing.AttrErrorSource:     c.source,
-				tracing.AttrErrorReason:     c.reason,
-				tracing.AttrStreamVerdict:   c.reason,
-				"error.type":                c.errorType,
-				"http.response.status_code": strconv.Itoa(c.status),
+				tracing.AttrErrorSource:                   c.source,
+				tracing.AttrErrorReason:                   c.reason,
+				tracing.AttrStreamVerdict:                 c.reason,
+				string(semconv.ErrorTypeKey):              c.errorType,
+				string(semconv.HTTPResponseStatusCodeKey): strconv.Itoa(c.status),
 			})
 			wantStatus(t, s, c.code)
 		})
@@ -420,7 +421,7 @@ func TestServerResponseController(t *testing.T) {
 					t.Errorf("hijacked body %q", body)
 				}
 				s := f.waitSpan(t)
-				want(t, s, map[string]string{tracing.AttrErrorSource: "", "error.type": ""})
+				want(t, s, map[string]string{tracing.AttrErrorSource: "", string(semconv.ErrorTypeKey): ""})
 			}
 		})
 	}
@@ -441,7 +442,7 @@ func TestServerRedaction(t *testing.T) {
 		resp.Body.Close()
 	}
 	s := f.waitSpan(t)
-	want(t, s, map[string]string{"url.query": "token=REDACTED&sig=REDACTED"})
+	want(t, s, map[string]string{string(semconv.URLQueryKey): "token=REDACTED&sig=REDACTED"})
 	text := everything(s)
 	for _, secret := range []string{"tok-secret-123", "sig-secret-456", "sk-header-secret", "apikey-secret-9", "cookie-secret-7"} {
 		if strings.Contains(text, secret) {

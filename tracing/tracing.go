@@ -1,6 +1,8 @@
 package tracing
 
 import (
+	"net/http"
+
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
@@ -9,9 +11,11 @@ import (
 )
 
 // Config configures the spans and metrics of NewTransport and NewHandler. The
-// zero value is ready to use: spans go to the otel global TracerProvider and
-// trace context travels with the otel global propagator, and no metrics are
-// recorded.
+// zero value is ready to use: spans go to the otel global TracerProvider,
+// metrics to the otel global MeterProvider, trace context travels with the
+// otel global propagator, every request is traced, spans are named as the
+// HTTP semantic conventions say, and a server's incoming trace context is the
+// parent of its span.
 type Config struct {
 	// TracerProvider creates the spans. Nil means otel.GetTracerProvider(),
 	// resolved when the transport or handler is built (the global delegates
@@ -24,11 +28,48 @@ type Config struct {
 	// propagation.TraceContext{} here, or globally, to send traceparent.
 	Propagators propagation.TextMapPropagator
 
-	// MeterProvider, if set, records the metrics listed in the package
-	// documentation: duration to the end of the stream, time to first event,
-	// and failures by source and reason. Nil means no metrics (unlike the
-	// other fields, not the global: metrics are opt-in).
+	// MeterProvider records the metrics listed in the package
+	// documentation: http.client.request.duration and
+	// http.server.request.duration to the end of the stream, time to first
+	// event, events, resumes, and failures by source and reason. Nil means
+	// otel.GetMeterProvider(), resolved when the transport or handler is
+	// built; as long as it records nothing (no provider was set), a request
+	// costs no more than without metrics.
 	MeterProvider metric.MeterProvider
+
+	// NoMetrics turns the metrics off, whatever MeterProvider says. False
+	// (the default) records them.
+	NoMetrics bool
+
+	// SpanNameFormatter, if set, names each span: operation is the name
+	// this package would give it (the method, "HTTP" for an unknown one,
+	// and on a server " " and the route when the ServeMux matched one), r
+	// the request. On a server whose route is only known after the handler
+	// ran (a ServeMux inside NewHandler), it is called again then, with r
+	// carrying the pattern. Nil keeps operation, as the conventions name
+	// spans. A name must stay low-cardinality: never put the URL's path or
+	// query in it.
+	SpanNameFormatter func(operation string, r *http.Request) string
+
+	// Filter, if set, is asked about each request before anything else: when
+	// it returns false, the request is sent (or served) without a span,
+	// metrics or injected trace context, as otelhttp's WithFilter does;
+	// use it to leave health checks out. Nil traces every request.
+	Filter func(r *http.Request) bool
+
+	// PublicEndpoint makes NewHandler start every server span as the root
+	// of a new trace, with the incoming trace context (when there is a
+	// valid one) as a link instead of its parent: an endpoint open to the
+	// internet should not let callers choose its trace ID or sampling.
+	// False (the default) makes the incoming context the parent.
+	// NewTransport ignores it.
+	PublicEndpoint bool
+
+	// PublicEndpointFn, if set, decides PublicEndpoint per request: true
+	// for a request from outside (one without an internal network's
+	// header, say). It is consulted only when PublicEndpoint is false.
+	// NewTransport ignores it.
+	PublicEndpointFn func(r *http.Request) bool
 }
 
 // ScopeName is the instrumentation scope of the tracer and meter.
@@ -76,7 +117,30 @@ const (
 	// AttrTimeToFirstEvent is the time in seconds from the start of the span
 	// to the first complete event the guard delivered.
 	AttrTimeToFirstEvent = "streamguard.stream.time_to_first_event"
+	// AttrStreamResumes is how many resumes the guard tried on the stream;
+	// set only when it tried any.
+	AttrStreamResumes = "streamguard.stream.resumes"
+
+	// AttrResumeProtocol is a resume's protocol: "sse-id",
+	// "resumable-stream", "responses", or a user's resumer's name.
+	AttrResumeProtocol = "streamguard.resume.protocol"
+	// AttrResumeCause is the reason of the failure a resume repaired:
+	// "truncated", "stalled".
+	AttrResumeCause = "streamguard.resume.cause"
+	// AttrResumeSucceeded says whether the stream went on after the resume.
+	AttrResumeSucceeded = "streamguard.resume.succeeded"
+	// AttrResumeError is why a resume failed, sanitized and scrubbed of
+	// credentials; on the resume's span event only, never on a metric.
+	AttrResumeError = "streamguard.resume.error"
 )
+
+// EventResume is the name of the span event a client span gets for each
+// resume the stream guard tried, at the time the resume was sent, when the
+// body ends. Its attributes: http.request.resend_count (1 for the first
+// resume of the attempt, 2 for the second...), AttrResumeProtocol,
+// AttrResumeCause, AttrResumeSucceeded, http.response.status_code of the
+// resume's response when one came, and AttrResumeError when it failed.
+const EventResume = "streamguard.resume"
 
 // The stream verdicts other than a failure's reason.
 const (
@@ -86,9 +150,13 @@ const (
 
 // settings is a Config with its defaults resolved.
 type settings struct {
-	tracer trace.Tracer
-	prop   propagation.TextMapPropagator
-	inst   *instruments // nil: no metrics
+	tracer   trace.Tracer
+	prop     propagation.TextMapPropagator
+	inst     *instruments // nil: no metrics
+	nameFmt  func(string, *http.Request) string
+	filter   func(*http.Request) bool
+	public   bool
+	publicFn func(*http.Request) bool
 }
 
 func newSettings(cfg Config, client bool) settings {
@@ -101,11 +169,37 @@ func newSettings(cfg Config, client bool) settings {
 		prop = otel.GetTextMapPropagator()
 	}
 	s := settings{
-		tracer: tp.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL)),
-		prop:   prop,
+		tracer:   tp.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL)),
+		prop:     prop,
+		nameFmt:  cfg.SpanNameFormatter,
+		filter:   cfg.Filter,
+		public:   cfg.PublicEndpoint,
+		publicFn: cfg.PublicEndpointFn,
 	}
-	if cfg.MeterProvider != nil {
-		s.inst = newInstruments(cfg.MeterProvider, client)
+	if !cfg.NoMetrics {
+		mp := cfg.MeterProvider
+		if mp == nil {
+			mp = otel.GetMeterProvider()
+		}
+		s.inst = newInstruments(mp, client)
 	}
 	return s
+}
+
+// skip reports whether the Filter leaves r untraced.
+func (s *settings) skip(r *http.Request) bool { return s.filter != nil && !s.filter(r) }
+
+// name returns the span's name: operation, or what the SpanNameFormatter
+// makes of it.
+func (s *settings) name(operation string, r *http.Request) string {
+	if s.nameFmt == nil {
+		return operation
+	}
+	return s.nameFmt(operation, r)
+}
+
+// isPublic reports whether r's incoming trace context is to be a link, not
+// the parent.
+func (s *settings) isPublic(r *http.Request) bool {
+	return s.public || (s.publicFn != nil && s.publicFn(r))
 }

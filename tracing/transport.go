@@ -28,9 +28,9 @@ import (
 // (http.request.method, url.full with its userinfo and query values
 // redacted, server.address, server.port, http.response.status_code,
 // network.protocol.version, error.type) and adds http.request.resend_count on
-// a retry layer's resends. Every failure is tagged with
-// streamguard.error.source and streamguard.error.reason: an error status (the
-// status code as error.type, classified with streamguard.Check, which leaves
+// a retry layer's resends. Every failure is tagged with error.type,
+// streamguard.error.source and streamguard.error.reason, error.type being the
+// reason: an error status (classified with streamguard.Check, which leaves
 // the body readable), a round trip that obtained no response, or a body that
 // failed after its 2xx. When the body is a stream guard's (it implements
 // streamstat.Reporter), the guard's *streamguard.Error and stream statistics
@@ -42,9 +42,11 @@ import (
 // No request header is recorded, and messages are scrubbed of the request's
 // query values and credential headers (Authorization, Api-Key, cookies).
 //
-// When the span is not recording and no MeterProvider is configured, the
-// response is returned as base gave it: a no-op provider costs the span's
-// start and the header injection, nothing per read.
+// When the span is not recording and the metrics record nothing (turned
+// off, or a MeterProvider with no reader), the response is returned as base
+// gave it: no-op providers cost the span's start and the header injection,
+// nothing per read. A request the Config's Filter rejects is sent through
+// base as it is.
 //
 // The returned RoundTripper is safe for concurrent use if base is, and
 // forwards CloseIdleConnections to base.
@@ -70,8 +72,11 @@ func (t *transport) CloseIdleConnections() {
 // RoundTrip implements http.RoundTripper. It does not modify req: the trace
 // context goes into a copy of its headers.
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.skip(req) {
+		return t.base.RoundTrip(req)
+	}
 	method, original := normalizeMethod(req.Method)
-	ctx, span := t.tracer.Start(req.Context(), spanName(method), spanKindClient,
+	ctx, span := t.tracer.Start(req.Context(), t.name(spanName(method), req), spanKindClient,
 		trace.WithAttributes(clientAttrs(req, method, original)...))
 	// Taken after the span's own start time, so that the times to the
 	// first byte and event never exceed the span.
@@ -81,13 +86,17 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	t.prop.Inject(ctx, &headerCopier{req: r})
 
 	resp, err := t.base.RoundTrip(r)
-	if !span.IsRecording() && t.inst == nil {
+	inst := t.inst
+	if !inst.enabled(ctx) {
+		inst = nil
+	}
+	if !span.IsRecording() && inst == nil {
 		span.End()
 		return resp, err
 	}
 
-	c := &call{span: span, inst: t.inst, req: r, start: start}
-	if t.inst != nil {
+	c := &call{span: span, inst: inst, req: r, start: start}
+	if inst != nil {
 		c.metricBase = clientMetricAttrs(req, method)
 	}
 	if err != nil {

@@ -3,6 +3,7 @@ package tracing_test
 import (
 	"context"
 	"errors"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"io"
 	"net"
 	"net/http"
@@ -33,7 +34,7 @@ func tracedClient(srv *gatewaytest.Server, base http.RoundTripper, cfg tracing.C
 
 // TestClientErrorStatus: every error status of the platform's guide
 // (docs/platform.md) reaches the span
-// with its source and reason, error.type is the status code, the status is
+// with its source and reason, error.type is the reason, the status is
 // Error, and the body is still whole for the caller.
 func TestClientErrorStatus(t *testing.T) {
 	cases := []struct {
@@ -81,12 +82,12 @@ func TestClientErrorStatus(t *testing.T) {
 						t.Errorf("span %q kind %v", s.Name(), s.SpanKind())
 					}
 					want(t, s, map[string]string{
-						"http.response.status_code": strconv.Itoa(c.status),
-						"error.type":                strconv.Itoa(c.status),
-						tracing.AttrErrorSource:     string(c.source),
-						tracing.AttrErrorReason:     string(c.reason),
-						tracing.AttrStreamVerdict:   string(c.reason),
-						tracing.AttrStreamBytes:     strconv.Itoa(len(body)),
+						string(semconv.HTTPResponseStatusCodeKey): strconv.Itoa(c.status),
+						string(semconv.ErrorTypeKey):              string(c.reason),
+						tracing.AttrErrorSource:                   string(c.source),
+						tracing.AttrErrorReason:                   string(c.reason),
+						tracing.AttrStreamVerdict:                 string(c.reason),
+						tracing.AttrStreamBytes:                   strconv.Itoa(len(body)),
 					})
 					if id := attrs(s)[tracing.AttrRequestID].AsString(); !strings.HasPrefix(id, "gw-") {
 						t.Errorf("request id %q", id)
@@ -148,16 +149,16 @@ func TestClientStreamSpanEndsAfterBody(t *testing.T) {
 				version = "2"
 			}
 			want(t, s, map[string]string{
-				"http.request.method":       "POST",
-				"http.response.status_code": "200",
-				"network.protocol.version":  version,
-				"server.address":            "127.0.0.1",
-				"url.full":                  srv.URL + "/v1/chat/completions",
-				"error.type":                "",
-				tracing.AttrErrorSource:     "",
-				tracing.AttrStreamVerdict:   tracing.VerdictComplete,
-				tracing.AttrStreamBytes:     strconv.Itoa(len(buf) + len(rest)),
-				tracing.AttrStreamEvents:    "", // no guard: events unknown
+				string(semconv.HTTPRequestMethodKey):      "POST",
+				string(semconv.HTTPResponseStatusCodeKey): "200",
+				string(semconv.NetworkProtocolVersionKey): version,
+				string(semconv.ServerAddressKey):          "127.0.0.1",
+				string(semconv.URLFullKey):                srv.URL + "/v1/chat/completions",
+				string(semconv.ErrorTypeKey):              "",
+				tracing.AttrErrorSource:                   "",
+				tracing.AttrStreamVerdict:                 tracing.VerdictComplete,
+				tracing.AttrStreamBytes:                   strconv.Itoa(len(buf) + len(rest)),
+				tracing.AttrStreamEvents:                  "", // no guard: events unknown
 			})
 			if !strings.HasSuffix(string(rest), "data: [DONE]\n\n") {
 				t.Errorf("stream tail %q", rest)
@@ -166,7 +167,7 @@ func TestClientStreamSpanEndsAfterBody(t *testing.T) {
 			if ttfb := a[tracing.AttrTimeToFirstByte].AsFloat64(); ttfb <= 0 || ttfb > s.EndTime().Sub(s.StartTime()).Seconds() {
 				t.Errorf("time to first byte %v outside the span", ttfb)
 			}
-			if port := a["server.port"].AsInt64(); port <= 0 || !strings.HasSuffix(srv.URL, ":"+strconv.FormatInt(port, 10)) {
+			if port := a[string(semconv.ServerPortKey)].AsInt64(); port <= 0 || !strings.HasSuffix(srv.URL, ":"+strconv.FormatInt(port, 10)) {
 				t.Errorf("server.port %d for %s", port, srv.URL)
 			}
 			wantStatus(t, s, codes.Unset)
@@ -208,12 +209,12 @@ func TestClientTruncatedWithoutGuard(t *testing.T) {
 			}
 			s := f.onlySpan(t)
 			want(t, s, map[string]string{
-				"http.response.status_code": "200",
-				"error.type":                "truncated",
-				tracing.AttrErrorSource:     "network",
-				tracing.AttrErrorReason:     "truncated",
-				tracing.AttrStreamVerdict:   "truncated",
-				tracing.AttrStreamBytes:     strconv.Itoa(len(body)),
+				string(semconv.HTTPResponseStatusCodeKey): "200",
+				string(semconv.ErrorTypeKey):              "truncated",
+				tracing.AttrErrorSource:                   "network",
+				tracing.AttrErrorReason:                   "truncated",
+				tracing.AttrStreamVerdict:                 "truncated",
+				tracing.AttrStreamBytes:                   strconv.Itoa(len(body)),
 			})
 			wantStatus(t, s, codes.Error)
 		})
@@ -268,14 +269,14 @@ func TestClientGuardedStream(t *testing.T) {
 				verdict = tracing.VerdictComplete
 			}
 			want(t, s, map[string]string{
-				tracing.AttrErrorSource:    c.source,
-				tracing.AttrErrorReason:    c.reason,
-				tracing.AttrErrorCode:      c.code,
-				"error.type":               c.errorType,
-				tracing.AttrStreamVerdict:  verdict,
-				tracing.AttrStreamEvents:   "6",
-				tracing.AttrStreamTerminal: "true",
-				tracing.AttrStreamDialect:  "openai",
+				tracing.AttrErrorSource:      c.source,
+				tracing.AttrErrorReason:      c.reason,
+				tracing.AttrErrorCode:        c.code,
+				string(semconv.ErrorTypeKey): c.errorType,
+				tracing.AttrStreamVerdict:    verdict,
+				tracing.AttrStreamEvents:     "6",
+				tracing.AttrStreamTerminal:   "true",
+				tracing.AttrStreamDialect:    "openai",
 			})
 			wantStatus(t, s, c.status)
 			a := attrs(s)
@@ -333,7 +334,7 @@ func TestClientCloseBeforeEnd(t *testing.T) {
 	}
 	resp.Body.Close()
 	s := f.waitSpan(t)
-	want(t, s, map[string]string{tracing.AttrStreamVerdict: tracing.VerdictClosed, tracing.AttrErrorSource: "", "error.type": ""})
+	want(t, s, map[string]string{tracing.AttrStreamVerdict: tracing.VerdictClosed, tracing.AttrErrorSource: "", string(semconv.ErrorTypeKey): ""})
 	wantStatus(t, s, codes.Unset)
 }
 
@@ -359,10 +360,10 @@ func TestClientNoResponse(t *testing.T) {
 		}
 		s := f.onlySpan(t)
 		want(t, s, map[string]string{
-			tracing.AttrErrorSource:     "network",
-			tracing.AttrErrorReason:     "connection",
-			"error.type":                "connection",
-			"http.response.status_code": "",
+			tracing.AttrErrorSource:                   "network",
+			tracing.AttrErrorReason:                   "connection",
+			string(semconv.ErrorTypeKey):              "connection",
+			string(semconv.HTTPResponseStatusCodeKey): "",
 		})
 		wantStatus(t, s, codes.Error)
 	})
@@ -418,9 +419,9 @@ func TestClientNoResponse(t *testing.T) {
 			}
 			s := f.onlySpan(t)
 			want(t, s, map[string]string{
-				tracing.AttrErrorSource: c.source,
-				tracing.AttrErrorReason: c.reason,
-				"error.type":            c.errorType,
+				tracing.AttrErrorSource:      c.source,
+				tracing.AttrErrorReason:      c.reason,
+				string(semconv.ErrorTypeKey): c.errorType,
 			})
 			wantStatus(t, s, c.status)
 		})
@@ -437,7 +438,7 @@ func TestClientNoResponse(t *testing.T) {
 			t.Fatalf("err %v", err)
 		}
 		s := f.onlySpan(t)
-		want(t, s, map[string]string{tracing.AttrErrorSource: "client", tracing.AttrErrorReason: "timeout", "error.type": "timeout"})
+		want(t, s, map[string]string{tracing.AttrErrorSource: "client", tracing.AttrErrorReason: "timeout", string(semconv.ErrorTypeKey): "timeout"})
 		wantStatus(t, s, codes.Error)
 	})
 }
@@ -479,10 +480,10 @@ func TestClientCanceledMidStream(t *testing.T) {
 				}
 				s := f.onlySpan(t)
 				if budget {
-					want(t, s, map[string]string{tracing.AttrErrorSource: "platform", tracing.AttrErrorReason: "timeout", "error.type": "timeout", tracing.AttrStreamVerdict: "timeout"})
+					want(t, s, map[string]string{tracing.AttrErrorSource: "platform", tracing.AttrErrorReason: "timeout", string(semconv.ErrorTypeKey): "timeout", tracing.AttrStreamVerdict: "timeout"})
 					wantStatus(t, s, codes.Error)
 				} else {
-					want(t, s, map[string]string{tracing.AttrErrorSource: "client", tracing.AttrErrorReason: "canceled", "error.type": "", tracing.AttrStreamVerdict: "canceled"})
+					want(t, s, map[string]string{tracing.AttrErrorSource: "client", tracing.AttrErrorReason: "canceled", string(semconv.ErrorTypeKey): "", tracing.AttrStreamVerdict: "canceled"})
 					wantStatus(t, s, codes.Unset)
 				}
 			})
@@ -511,7 +512,7 @@ func TestClientNoBody(t *testing.T) {
 			t.Fatalf("%s %s: %d spans ended before Close, want %d", r.method, r.path, n, i+1)
 		}
 		resp.Body.Close()
-		want(t, f.rec.Ended()[i], map[string]string{"http.response.status_code": r.status, tracing.AttrStreamVerdict: tracing.VerdictComplete})
+		want(t, f.rec.Ended()[i], map[string]string{string(semconv.HTTPResponseStatusCodeKey): r.status, tracing.AttrStreamVerdict: tracing.VerdictComplete})
 	}
 	if n := len(f.rec.Ended()); n != 2 {
 		t.Fatalf("%d spans", n)
@@ -622,7 +623,7 @@ func TestClientResendCount(t *testing.T) {
 		if c.resends > 0 {
 			wantCount = strconv.Itoa(c.resends)
 		}
-		want(t, s, map[string]string{"http.request.resend_count": wantCount})
+		want(t, s, map[string]string{string(semconv.HTTPRequestResendCountKey): wantCount})
 	}
 }
 
@@ -692,7 +693,7 @@ func TestClientRedaction(t *testing.T) {
 		t.Fatalf("%d spans", len(spans))
 	}
 	wantURL := "http://REDACTED:REDACTED@" + host + "/v1/chat?api_key=REDACTED&token=REDACTED&Signature=REDACTED&stream=REDACTED&REDACTED"
-	want(t, spans[0], map[string]string{"url.full": wantURL, tracing.AttrErrorReason: "unauthorized"})
+	want(t, spans[0], map[string]string{string(semconv.URLFullKey): wantURL, tracing.AttrErrorReason: "unauthorized"})
 	want(t, spans[1], map[string]string{tracing.AttrErrorReason: "connection"})
 	if !strings.Contains(spans[0].Status().Description, "Incorrect API key provided: REDACTED") {
 		t.Errorf("description %q: the message should stay, scrubbed", spans[0].Status().Description)
