@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -50,11 +51,21 @@ type Config struct {
 	Grace time.Duration
 	// Retry is the retry policy. Its zero value retries 502 and 503, and
 	// 429 when the response says when to come back (Retry-After or
-	// retry-after-ms), up to 5 attempts within the budget. Each client
+	// retry-after-ms), up to 5 attempts within the budget, with no
+	// per-attempt header timeout (Retry.HeaderTimeout bounds each attempt's
+	// wait for its headers, and retries the slow ones) and no hooks
+	// (Retry.CheckRetry, Retry.BeforeRetry). Each client
 	// (each NewTransport or NewClient) gets its own retry budget,
 	// retry.NewDefaultThrottle, shared by all its requests, unless
 	// Retry.Throttle is set or NoRetryBudget is true.
 	Retry retry.Policy
+	// Logger, if set, logs each retry (Warn) and each final failure
+	// (Error): the method, the URL with its query values and userinfo
+	// redacted, the attempt, the wait, the status, the source, the reason
+	// and the error's one line scrubbed of credentials; never a header. It
+	// is the retry layer's Retry.Logger unless that is set. Nil means
+	// silent.
+	Logger *slog.Logger
 	// NoRetryBudget turns off the retry budget each client otherwise gets
 	// when Retry.Throttle is nil: every request then retries to its limit
 	// whatever the others see, so a full outage costs 4 retries per request
@@ -116,6 +127,9 @@ func NewTransport(cfg Config) http.RoundTripper {
 		base = DefaultBase(cfg.deadline(false))
 	}
 	policy := retryPolicy(cfg)
+	if policy.Logger == nil {
+		policy.Logger = cfg.Logger
+	}
 	return Chain(base,
 		Credentials(cfg),
 		LimitBody(cfg),

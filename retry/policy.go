@@ -1,6 +1,9 @@
 package retry
 
 import (
+	"context"
+	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -111,8 +114,8 @@ type Policy struct {
 	Throttle *Throttle
 
 	// OnRetry, if set, is called before each wait with the attempt that
-	// failed and the wait that follows; it is the only output of this
-	// package. It may be called concurrently from different requests and
+	// failed and the wait that follows, after BeforeRetry let the retry
+	// go ahead. It may be called concurrently from different requests and
 	// must not block.
 	OnRetry func(Attempt)
 
@@ -138,10 +141,60 @@ type Policy struct {
 	// have left after its wait; otherwise it is not made. Zero means
 	// DefaultMinAttemptTime (100 ms); a negative value means none.
 	MinAttemptTime time.Duration
+
+	// CheckRetry, if set, has the last word on whether a failed attempt is
+	// retried, as go-retryablehttp's CheckRetry has: it is called after
+	// the built-in classification of every attempt that obtained a status
+	// of 400 or more (resp, err nil) or no response (resp nil, err the
+	// *streamguard.Error), with retry what the policy decided; it returns
+	// whether to retry. Use it to retry the 500s of one route, or to refuse
+	// retries on another. A non-nil error stops the request at once: the
+	// response's body is closed and RoundTrip returns an error that wraps
+	// the hook's error and the attempt's *streamguard.Error (errors.Is and
+	// errors.As find both). It is not called for a response under 400, nor
+	// when the caller's context has ended. Its true cannot make a request
+	// go past MaxAttempts, the Throttle, the deadline or a body that cannot
+	// be replayed, and a true for a non-idempotent request after a failure
+	// that may have reached the server sends it again: that is the hook's
+	// decision. It may inspect resp.Body only through streamguard.Check,
+	// which leaves it readable, and must not close it. Nil keeps the
+	// policy's decision. It may be called concurrently.
+	CheckRetry func(ctx context.Context, resp *http.Response, err error, retry bool) (bool, error)
+
+	// BeforeRetry, if set, is called before each wait, before OnRetry, with
+	// the attempt that failed and the wait that follows. A non-nil error
+	// stops the retries: nothing more is sent, the failed response's body
+	// is closed, and RoundTrip returns an error that wraps the hook's error
+	// and the attempt's *streamguard.Error, with its Attempts. Nil means no
+	// hook. It may be called concurrently and must not block for long.
+	BeforeRetry func(Attempt) error
+
+	// HeaderTimeout bounds each attempt's wait for its response headers,
+	// separately from the request's deadline, as openai-go's per-request
+	// timeout does: an attempt whose headers have not arrived after
+	// HeaderTimeout is abandoned (its connection closed) and fails with
+	// SourcePlatform, ReasonTimeout and [ErrHeaderTimeout]; it is retried,
+	// whatever the method, when attempts, throttle and deadline allow, since
+	// the caller who sets a header timeout asks for slow attempts to be sent
+	// again (a server may still be running the abandoned one). It never
+	// bounds the body: once the headers arrive, a stream may last as long as
+	// the deadline allows. Zero or negative means none: an attempt waits for
+	// its headers as long as the request's context allows.
+	HeaderTimeout time.Duration
+
+	// Logger, if set, logs each retry at level Warn and each final failure
+	// at level Error: an error status returned after the retries, a request
+	// that obtained no response, and a stream that failed after its 2xx
+	// (the caller's own cancellation is not logged). Each record carries the
+	// method, the URL with its userinfo and every query value replaced by
+	// REDACTED, the attempt, the wait, the status, the source and reason,
+	// and the error's one line scrubbed of the request's credentials; never
+	// a header. Nil means silent.
+	Logger *slog.Logger
 }
 
-// Attempt describes a failed attempt, passed to [Policy.OnRetry] before the
-// wait that precedes the next one.
+// Attempt describes a failed attempt, passed to [Policy.BeforeRetry] and
+// [Policy.OnRetry] before the wait that precedes the next one.
 type Attempt struct {
 	// N is the number of the attempt that failed: 1 for the first try.
 	// The next attempt is N+1.
@@ -156,4 +209,7 @@ type Attempt struct {
 	Err error
 	// Delay is the wait before the next attempt.
 	Delay time.Duration
+	// Request is the caller's request, for a hook that decides by route;
+	// it must not be modified.
+	Request *http.Request
 }

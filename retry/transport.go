@@ -3,6 +3,7 @@ package retry
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"time"
@@ -39,6 +40,12 @@ func NewTransport(base http.RoundTripper, p Policy) http.RoundTripper {
 		unsafe:      p.RetryNonIdempotent,
 		maxBuffered: p.MaxBufferedBody,
 		minAttempt:  p.MinAttemptTime,
+		check:       p.CheckRetry,
+		beforeRetry: p.BeforeRetry,
+		log:         p.Logger,
+	}
+	if p.HeaderTimeout > 0 {
+		t.headerTimeout = p.HeaderTimeout
 	}
 	if p.Statuses != nil {
 		t.statuses, t.explicit = slices.Clone(p.Statuses), true
@@ -81,6 +88,11 @@ type transport struct {
 	unsafe      bool // retry non-idempotent requests after a possible send
 	maxBuffered int64
 	minAttempt  time.Duration
+	check       func(context.Context, *http.Response, error, bool) (bool, error)
+	beforeRetry func(Attempt) error
+	log         *slog.Logger
+	// headerTimeout bounds each attempt's wait for its headers; 0: none.
+	headerTimeout time.Duration
 }
 
 // CloseIdleConnections closes base's idle connections, if base has that
@@ -112,8 +124,16 @@ func mayHaveSent(a *http.Request) bool {
 	return a.Body == nil || a.Body == http.NoBody || !bodyUnread(a.Body, a.ContentLength)
 }
 
-// RoundTrip sends req, retrying as the policy says.
+// RoundTrip sends req, retrying as the policy says, and logs its answer
+// when the policy has a logger.
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.run(req)
+	t.logFinal(req, resp, err)
+	return resp, err
+}
+
+// run sends req, retrying as the policy says.
+func (t *transport) run(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	src, err := newBodySource(req, t.maxBuffered)
 	if err != nil {
@@ -128,37 +148,24 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	)
 	for n := 1; ; n++ {
 		a := newAttempt(req, n, start, rc, &src)
-		resp, err := roundTrip(t.base, a)
+		resp, err := t.send(a)
 		rc = nil
 
-		var f failure
-		switch {
-		case err != nil && ctx.Err() != nil:
+		if err != nil && ctx.Err() != nil {
 			// The caller's context ended this attempt: that is not the
 			// failure to report when a real one came before.
 			if last.valid() {
 				return last.result(n, start)
 			}
 			return nil, noResponse(contextError(ctx, err), n, start)
+		}
+		f, retry := t.judge(a, req, resp, err, n, start, src.replay)
+		retry, err = t.checked(ctx, &f, retry)
+		switch {
 		case err != nil:
-			f.err = noResponse(err, n, start)
-			if !t.resends(err, a, req) {
-				if classifySend(err) == permanent {
-					f.err.Retryable = false
-				}
-				return nil, f.err
-			}
-		case !t.retries(resp):
-			if resp.StatusCode < 400 {
-				t.throttle.succeed()
-			}
-			return resp, nil
-		case t.throttle == nil && (n >= t.maxAttempts || !src.replay):
-			return resp, nil // no retry possible: leave the body untouched
-		default:
-			if !t.failedStatus(resp, &f) {
-				return f.result()
-			}
+			return nil, f.abort(err, n, start)
+		case !retry:
+			return f.result()
 		}
 
 		// Attempt n failed in a way worth retrying. gRFC A6 takes the token
@@ -178,8 +185,15 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return f.result() // GetBody failed: this failure is the answer
 		}
+		at, err := t.beforeRetrying(req, n, &f, d)
+		if err != nil {
+			if next != nil {
+				next.Close()
+			}
+			return nil, f.abort(err, n, start)
+		}
 		last = f.discard()
-		t.notify(n, &f, d)
+		t.notify(req, at)
 		if !sleep(ctx, d) {
 			if next != nil {
 				next.Close()
@@ -188,6 +202,34 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		rc = next
 	}
+}
+
+// judge classifies attempt a of req, which returned resp or err (not the
+// caller's context's), and says whether the policy retries it. A response it
+// returns at once (a success, a status that is not retried) is in f
+// untouched, without an error.
+func (t *transport) judge(a, req *http.Request, resp *http.Response, err error, n int, start time.Time, replay bool) (f failure, retry bool) {
+	switch {
+	case err != nil:
+		f.err = noResponse(err, n, start)
+		if t.resends(err, a, req) {
+			return f, true
+		}
+		if classifySend(err) == permanent {
+			f.err.Retryable = false
+		}
+		return f, false
+	case !t.retries(resp):
+		if resp.StatusCode < 400 {
+			t.throttle.succeed()
+		}
+		f.resp = resp
+		return f, false
+	case t.throttle == nil && t.check == nil && (n >= t.maxAttempts || !replay):
+		f.resp = resp // no retry possible: leave the body untouched
+		return f, false
+	}
+	return f, t.failedStatus(resp, &f)
 }
 
 // roundTrip is base.RoundTrip, with a response that comes with an error
@@ -203,42 +245,36 @@ func roundTrip(base http.RoundTripper, a *http.Request) (*http.Response, error) 
 	return resp, err
 }
 
-// failedStatus records resp, whose status the policy retries, in f: its
-// classification (reading the body's first bytes once, errprefix.Keep) and
-// the server's Retry-After. It reports false when the response is to be
-// returned after all: the client's own failure, or one Classify calls not
-// retryable when the caller did not list its status.
+// failedStatus records resp, whose status the policy retries, in f (see
+// classifyStatus) and reports whether the policy retries it: not the
+// client's own failure, nor one Classify calls not retryable when the
+// caller did not list its status.
 func (t *transport) failedStatus(resp *http.Response, f *failure) bool {
+	t.classifyStatus(resp, f)
+	return f.err.Source != streamguard.SourceClient && (t.explicit || f.err.Retryable)
+}
+
+// classifyStatus records resp in f: its classification (reading the body's
+// first bytes once, errprefix.Keep, which leaves them readable) and the
+// server's Retry-After.
+func (t *transport) classifyStatus(resp *http.Response, f *failure) {
 	f.resp = resp
 	f.prefix, f.eof = errprefix.Keep(resp)
-	se := streamguard.Classify(resp, f.prefix)
-	if se.Source == streamguard.SourceClient || (!t.explicit && !se.Retryable) {
-		return false
-	}
-	f.err = se
+	f.err = streamguard.Classify(resp, f.prefix)
 	if t.maxHint >= 0 {
 		f.hint, f.hinted = RetryAfter(resp.Header, time.Now())
 	}
-	return true
-}
-
-// notify calls the policy's OnRetry with attempt n's failure f, about to be
-// retried after d. The error has no Elapsed: it is not the request's
-// failure, and its hint must not say the retries are spent.
-func (t *transport) notify(n int, f *failure, d time.Duration) {
-	if t.onRetry == nil {
-		return
-	}
-	e := *f.err
-	e.Elapsed = 0
-	t.onRetry(Attempt{N: n, StatusCode: f.status(), Err: &e, Delay: d})
 }
 
 // resends reports whether attempt a of req, which failed with err before
-// any response, may be sent again: always when it never reached a server;
+// any response, may be sent again: always when it never reached a server or
+// waited past the policy's HeaderTimeout;
 // when it may have, only if it is idempotent (or the policy allows it) or
 // its body was never read; never for a permanent or unknown failure.
 func (t *transport) resends(err error, a, req *http.Request) bool {
+	if isHeaderTimeout(err) {
+		return true // the caller asked for slow attempts to be sent again
+	}
 	switch classifySend(err) {
 	case notSent:
 		return true
@@ -322,70 +358,4 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
-}
-
-// failure is a retryable failure of one attempt: a response whose body has
-// been partly read, or an error.
-type failure struct {
-	resp   *http.Response
-	prefix []byte // the first bytes of resp.Body, read to classify it
-	eof    bool   // prefix is the whole body
-	err    *streamguard.Error
-	hint   time.Duration // the server's Retry-After
-	hinted bool
-}
-
-func (f *failure) status() int {
-	if f.resp == nil {
-		return 0
-	}
-	return f.resp.StatusCode
-}
-
-// result returns the failure as RoundTrip's answer: the response with its
-// body intact (errprefix.Keep gives back what it read), or the error.
-func (f *failure) result() (*http.Response, error) {
-	if f.resp == nil {
-		return nil, f.err
-	}
-	return f.resp, nil
-}
-
-// discard closes the failure's response body, which errprefix.Keep has
-// read as far as it will (streamguard.MaxErrorBody), so that the
-// connection goes back to the pool before the wait. What was read is kept
-// as the body of the outcome, in case it has to be returned after all.
-func (f *failure) discard() outcome {
-	if f.resp == nil {
-		return outcome{err: f.err}
-	}
-	f.resp.Body.Close()
-	f.resp.Body = errprefix.Detached(f.prefix, f.eof, errDiscarded)
-	return outcome{resp: f.resp}
-}
-
-// outcome is a failure discarded to retry: returned instead of the
-// context's error when the caller's context ends before the next attempt
-// gives an answer.
-type outcome struct {
-	resp *http.Response // body closed; its first bytes kept in memory
-	err  *streamguard.Error
-}
-
-func (o outcome) valid() bool { return o.resp != nil || o.err != nil }
-
-// result returns the outcome as the answer after n attempts of a request
-// whose first attempt began at start.
-func (o outcome) result(n int, start time.Time) (*http.Response, error) {
-	if o.resp != nil {
-		r := o.resp.Request
-		if r != nil {
-			o.resp.Request = r.WithContext(ctxkey.WithAttemptStart(r.Context(), n, start))
-		}
-		return o.resp, nil
-	}
-	e := *o.err
-	e.Attempts = n
-	e.Elapsed = elapsed(n, start)
-	return nil, &e
 }

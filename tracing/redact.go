@@ -2,68 +2,18 @@ package tracing
 
 import (
 	"net/http"
-	"strings"
 
 	"github.com/streamguard/streamguard/internal/redact"
 )
 
-// redacted replaces a credential in an attribute, as the semantic conventions
-// spell it for url.full.
-const redacted = redact.Marker
-
-// fullURL returns the url.full of a client request with its userinfo replaced
-// by REDACTED:REDACTED and every query value by REDACTED. Keys are kept, so
-// that "?stream=REDACTED&api_key=REDACTED" still says what was sent; values
-// go, all of them, because no list of secret names (key, api_key, token,
-// access_token, signature, sig, X-Amz-Credential, ...) is ever complete.
-// The fragment is dropped: it is never sent.
-func fullURL(r *http.Request) string {
-	u := r.URL
-	var b strings.Builder
-	b.Grow(len(u.Scheme) + len(u.Host) + len(u.Path) + len(u.RawQuery) + 32)
-	b.WriteString(u.Scheme)
-	b.WriteString("://")
-	if u.User != nil {
-		b.WriteString(redacted + ":" + redacted + "@")
-	}
-	host := u.Host
-	if host == "" {
-		host = r.Host
-	}
-	b.WriteString(host)
-	if u.Opaque != "" {
-		b.WriteString(u.Opaque)
-	} else {
-		b.WriteString(u.EscapedPath())
-	}
-	if u.RawQuery != "" || u.ForceQuery {
-		b.WriteByte('?')
-		b.WriteString(redactQuery(u.RawQuery))
-	}
-	return b.String()
-}
+// fullURL returns the url.full of a client request with its userinfo
+// replaced by REDACTED:REDACTED and every query value by REDACTED
+// (redact.URL); the fragment is dropped.
+func fullURL(r *http.Request) string { return redact.URL(r) }
 
 // redactQuery keeps the keys of a raw query and replaces every value with
-// REDACTED; a part without '=' (which may be a bare token) is replaced whole.
-func redactQuery(q string) string {
-	var b strings.Builder
-	b.Grow(len(q) + 16)
-	first := true
-	for part := range strings.SplitSeq(q, "&") {
-		if !first {
-			b.WriteByte('&')
-		}
-		first = false
-		switch key, _, ok := strings.Cut(part, "="); {
-		case ok:
-			b.WriteString(key)
-			b.WriteString("=" + redacted)
-		case part != "":
-			b.WriteString(redacted)
-		}
-	}
-	return b.String()
-}
+// REDACTED (redact.Query).
+func redactQuery(q string) string { return redact.Query(q) }
 
 // scrub returns msg with every secret of r (its credential headers and query
 // parameters, its userinfo's password) and every well-known key shape

@@ -1,0 +1,60 @@
+package redact
+
+import (
+	"net/http"
+	"strings"
+)
+
+// URL returns r's URL for a record (a span's url.full, a log line) with its
+// userinfo replaced by REDACTED:REDACTED and every query value by REDACTED.
+// Keys are kept, so that "?stream=REDACTED&api_key=REDACTED" still says what
+// was sent; values go, all of them, because no list of secret names (key,
+// api_key, token, access_token, signature, sig, X-Amz-Credential, ...) is
+// ever complete. The fragment is dropped: it is never sent.
+func URL(r *http.Request) string {
+	u := r.URL
+	var b strings.Builder
+	b.Grow(len(u.Scheme) + len(u.Host) + len(u.Path) + len(u.RawQuery) + 32)
+	b.WriteString(u.Scheme)
+	b.WriteString("://")
+	if u.User != nil {
+		b.WriteString(Marker + ":" + Marker + "@")
+	}
+	host := u.Host
+	if host == "" {
+		host = r.Host
+	}
+	b.WriteString(host)
+	if u.Opaque != "" {
+		b.WriteString(u.Opaque)
+	} else {
+		b.WriteString(u.EscapedPath())
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		b.WriteByte('?')
+		b.WriteString(Query(u.RawQuery))
+	}
+	return b.String()
+}
+
+// Query keeps the keys of a raw query and replaces every value with
+// REDACTED; a part without '=' (which may be a bare token) is replaced whole.
+func Query(q string) string {
+	var b strings.Builder
+	b.Grow(len(q) + 16)
+	first := true
+	for part := range strings.SplitSeq(q, "&") {
+		if !first {
+			b.WriteByte('&')
+		}
+		first = false
+		switch key, _, ok := strings.Cut(part, "="); {
+		case ok:
+			b.WriteString(key)
+			b.WriteString("=" + Marker)
+		case part != "":
+			b.WriteString(Marker)
+		}
+	}
+	return b.String()
+}
