@@ -97,10 +97,18 @@
 // and closed before the wait, so that its connection is reused; the
 // transport never closes idle connections itself.
 //
-// # Observing retries
+// # Observing and steering retries
 //
-// The package is silent: [Policy.OnRetry] is called before each wait with
-// the [Attempt] that failed and the wait that follows.
+// The package is silent unless told otherwise: [Policy.OnRetry] is called
+// before each wait with the [Attempt] that failed and the wait that follows,
+// and [Policy.Logger] logs each retry and each final failure (the URL
+// redacted, messages scrubbed, never a header). [Policy.CheckRetry] has the
+// last word on each failed attempt after the built-in classification, and
+// [Policy.BeforeRetry] may stop the retries before a wait; an error from
+// either ends the request with an error that wraps it and the attempt's
+// *streamguard.Error. [Policy.HeaderTimeout] bounds each attempt's wait for
+// its response headers (never its body) and retries the attempts that
+// outlive it ([ErrHeaderTimeout]).
 //
 // A RoundTripper from [NewTransport] and a [Throttle] are safe for
 // concurrent use.
