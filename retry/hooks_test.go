@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -103,23 +104,11 @@ func TestCheckRetry(t *testing.T) {
 				checkAttempts(t, resp, int(c.requests)) // the body is still whole
 			}
 			readAll(t, resp)
-			if got := rec.all(); !equalCalls(got, c.calls) {
+			if got := rec.all(); !slices.Equal(got, c.calls) {
 				t.Errorf("CheckRetry calls %+v, want %+v", got, c.calls)
 			}
 		})
 	}
-}
-
-func equalCalls(a, b []checkCall) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // CheckRetry is asked about a round trip without a response with the
@@ -135,7 +124,7 @@ func TestCheckRetryNoResponse(t *testing.T) {
 		t.Errorf("error %v: want connection after 2 attempts", se)
 	}
 	want := []checkCall{{0, streamguard.ReasonConnection, true}, {0, streamguard.ReasonConnection, true}}
-	if got := rec.all(); !equalCalls(got, want) {
+	if got := rec.all(); !slices.Equal(got, want) {
 		t.Errorf("CheckRetry calls %+v, want %+v", got, want)
 	}
 }
