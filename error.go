@@ -49,6 +49,12 @@ const (
 	// error page, a JSON error object). Code says which: "empty",
 	// "comments", "html", "json" or "text".
 	ReasonNoEvents Reason = "no_events"
+	// ReasonResumeMismatch: a broken stream was resumed, and the server's
+	// continuation did not start right after the last event delivered (it
+	// restarted the stream, or skipped ahead); the guard ended the stream
+	// rather than deliver an event twice or leave a gap. Err holds the
+	// original failure.
+	ReasonResumeMismatch Reason = "resume_mismatch"
 )
 
 // Error is a classified failure of a call to an inference endpoint.
@@ -81,6 +87,10 @@ type Error struct {
 	// Budget is the request's time budget in force when the stack gave it
 	// its deadline, so that a hint can quote it; zero when unknown.
 	Budget time.Duration
+	// Resumes is how many times the stream guard tried to resume the
+	// stream after it broke (see the sse package's resume), when the
+	// stream failed all the same; zero when it tried none.
+	Resumes int
 	// Limit is the body cap in bytes a payload_too_large failure ran into,
 	// when known (the client's or the server's own cap, or the one the
 	// platform's 413 message names), so that its hint quotes it; zero
@@ -119,6 +129,7 @@ func (e *Error) Error() string {
 		b.WriteString(strconv.FormatInt(e.Events, 10))
 		b.WriteString(" events")
 	}
+
 	msg := e.Message
 	if msg == "" && e.Err != nil {
 		msg = e.Err.Error()

@@ -13,9 +13,13 @@ import (
 // force where the error carries them: the request's budget (Budget), and,
 // when the stack retried and gave up (Attempts > 1 with Elapsed set, as on
 // the failure the client stack returns), how many attempts were made over
-// how long, in place of advice to retry.
+// how long, in place of advice to retry; and, when the stream guard tried to
+// resume a broken stream (Resumes > 0), how many resumes it tried.
 func (e *Error) Hint() string {
 	h := e.baseHint()
+	if e.Resumes > 0 && h != "" {
+		h = e.resumesSpent() + h
+	}
 	if e.Attempts > 1 && e.Elapsed > 0 && h != "" {
 		if after := e.retriedHint(); after != "" {
 			return e.attemptsSpent() + after
@@ -23,6 +27,14 @@ func (e *Error) Hint() string {
 		return e.attemptsSpent() + h
 	}
 	return h
+}
+
+// resumesSpent is "the stream broke again after N resumes: ".
+func (e *Error) resumesSpent() string {
+	if e.Resumes == 1 {
+		return "1 resume did not complete the stream: "
+	}
+	return strconv.Itoa(e.Resumes) + " resumes did not complete the stream: "
 }
 
 // attemptsSpent is "N attempts over T failed: ".

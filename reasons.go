@@ -47,12 +47,13 @@ var reasons = map[Reason]reasonInfo{
 	ReasonPlatformError: {http.StatusBadGateway, fixed("a platform-side error: retry with backoff; if it persists, contact support with the request ID")},
 	ReasonTimeout:       {http.StatusGatewayTimeout, (*Error).timeoutHint},
 	// 499: the client closed the request, as nginx and the gateway log it.
-	ReasonCanceled:      {499, fixed("the client disconnected or canceled before the response finished: not a platform or model failure")},
-	ReasonConnection:    {http.StatusBadGateway, fixed("no response was obtained: check DNS, TLS and connectivity to the gateway; retry")},
-	ReasonTruncated:     {http.StatusBadGateway, fixed("the stream stopped before its end: treat the request as failed, check the model logs, and retry")},
-	ReasonStalled:       {http.StatusGatewayTimeout, fixed("the stream sent nothing within its idle timeout: check the model logs for a hang, and retry")},
-	ReasonNoEvents:      {http.StatusBadGateway, func(e *Error) string { return noEventsHint(e.Code) }},
-	ReasonEventTooLarge: {http.StatusBadGateway, fixed("an event exceeded the guard's size limit: raise sse.Config.MaxEventBytes if the stream is legitimate")},
+	ReasonCanceled:       {499, fixed("the client disconnected or canceled before the response finished: not a platform or model failure")},
+	ReasonConnection:     {http.StatusBadGateway, fixed("no response was obtained: check DNS, TLS and connectivity to the gateway; retry")},
+	ReasonTruncated:      {http.StatusBadGateway, fixed("the stream stopped before its end: treat the request as failed, check the model logs, and retry")},
+	ReasonStalled:        {http.StatusGatewayTimeout, fixed("the stream sent nothing within its idle timeout: check the model logs for a hang, and retry")},
+	ReasonNoEvents:       {http.StatusBadGateway, func(e *Error) string { return noEventsHint(e.Code) }},
+	ReasonResumeMismatch: {http.StatusBadGateway, fixed("the server answered the resume with events that do not follow the last one delivered (it restarted or skipped ahead): send the request again, and check that the server honours Last-Event-ID")},
+	ReasonEventTooLarge:  {http.StatusBadGateway, fixed("an event exceeded the guard's size limit: raise sse.Config.MaxEventBytes if the stream is legitimate")},
 }
 
 // Status returns the HTTP status a server answers for a failure of reason

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -89,12 +90,18 @@ type Config struct {
 	// matched by a fast path; a list of your own (even one that includes
 	// them) is matched by calling each predicate.
 	Dialects []Dialect
+	// Resume continues a stream that was truncated or stalled, wherever a
+	// resume protocol applies, within the request's deadline (see
+	// ResumeConfig and DefaultResumers). On by default in NewTransport;
+	// Guard alone resumes only when Resume.Transport is set.
+	Resume ResumeConfig
 }
 
 // body is a guarded response body. Read is for one goroutine, as for any
 // response body; Close and StreamStats may be called from any goroutine.
 type body struct {
-	rc       io.ReadCloser
+	rc       io.ReadCloser // replaced by a resume under rcMu; read by Close and the idle timer under it
+	rcMu     sync.Mutex
 	cfg      Config
 	maxEvent int
 	isSSE    bool
@@ -122,7 +129,9 @@ type body struct {
 	terminal bool
 	dialect  int // 1 + index of the detected dialect; 0: none yet
 	tooLarge bool
-	fast     bool // the built-in dialects, and a dialect detected or no longer searched for: plainEvent may skip the judge
+	fast     bool      // the built-in dialects, and a dialect detected or no longer searched for: plainEvent may skip the judge
+	rs       *resuming // nil: no resumer follows the stream
+	rsCancel context.CancelFunc
 
 	// Shared with Close, the idle timer and StreamStats.
 	closed   atomic.Bool
@@ -142,6 +151,8 @@ type body struct {
 	epoch        time.Time
 	idleFirst    time.Duration // the stall limits in force (see startIdleTimer)
 	idleAfter    time.Duration
+	statMu       sync.Mutex // guards resumeLog
+	resumeLog    []streamstat.Resume
 }
 
 // Guard wraps resp.Body in place so that a failure of a 2xx response after
@@ -168,6 +179,11 @@ type body struct {
 // judged: a close-delimited HTTP/1 body that ends early ends in a clean EOF
 // and cannot be told from a complete one.
 func Guard(resp *http.Response, cfg Config) {
+	guard(resp, cfg, cfg.Resume.Transport)
+}
+
+// guard is Guard with rt, the transport that sends resumes (nil: none).
+func guard(resp *http.Response, cfg Config, rt http.RoundTripper) {
 	if resp == nil || resp.Body == nil || resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return
 	}
@@ -194,6 +210,7 @@ func Guard(resp *http.Response, cfg Config) {
 		b.isSSE = true
 		b.p.owner = b
 	}
+	b.startResume(resp, rt)
 	b.startIdleTimer()
 	resp.Body = b
 }
@@ -243,7 +260,9 @@ func (b *body) Read(p []byte) (int, error) {
 			return 0, b.final
 		}
 		if b.upErr != nil {
-			b.finish()
+			if b.rs == nil || !b.resume() {
+				b.finish()
+			}
 			continue
 		}
 		if len(p) == 0 {
@@ -274,7 +293,7 @@ func (b *body) delivered(n int) {
 // deliver; otherwise it reads into the guard's own buffer and returns 0.
 func (b *body) fill(p []byte) int {
 	pending := b.w - b.ready
-	if pending <= len(p)/2 {
+	if pending <= len(p)/2 && (b.rs == nil || !b.rs.verify) {
 		k := copy(p, b.buf[b.ready:b.w])
 		b.r, b.ready, b.w = 0, 0, 0
 		n, err := b.upstreamRead(p[k:])
@@ -305,6 +324,10 @@ func (b *body) fill(p []byte) int {
 	n, err := b.upstreamRead(b.buf[b.w:])
 	b.w += n
 	b.ready += b.p.parse(b.buf[b.ready:b.w], err != nil)
+	if b.rs != nil && b.rs.mismatch && b.upErr != ErrResumeMismatch {
+		b.cutMismatch()
+		return 0
+	}
 	if b.w-b.ready > b.maxEvent {
 		b.overflow()
 	}
@@ -334,22 +357,22 @@ func (b *body) reserve(n int) {
 func (b *body) overflow() {
 	b.tooLarge = true
 	b.upErr = ErrEventTooLarge
-	b.rc.Close()
+	b.closeUpstream()
 }
 
 // onEvent is called by the parser with each complete event's bytes.
 func (b *body) onEvent(block []byte) {
 	p := &b.p
+	var id []byte
 	if p.idSet {
-		id := block[p.idS:p.idE]
-		b.lastID = append(b.lastID[:0], id[:min(len(id), maxIDBytes)]...)
+		id = block[p.idS:p.idE]
+	}
+	if b.rs != nil && b.rs.mismatch {
+		return // after a continuation that did not follow on: never delivered
 	}
 	if p.dataN == 0 {
+		b.keepID(id)
 		return // comments, or fields without data: nothing is dispatched
-	}
-	b.events++
-	if b.events == 1 {
-		b.statFirst.Store(time.Now().UnixNano())
 	}
 	var typ []byte
 	if p.typE > 0 {
@@ -359,9 +382,18 @@ func (b *body) onEvent(block []byte) {
 	if p.dataN > 1 {
 		data = b.joinData(block)
 	}
+	if b.rs != nil && !b.follow(block, typ, id, data) {
+		return
+	}
+	b.keepID(id)
+	b.events++
+	if b.events == 1 {
+		b.statFirst.Store(time.Now().UnixNano())
+	}
 	if b.cfg.Dialects == nil {
 		b.judgeBuiltin(typ, data)
 		b.fast = b.dialect != 0 || b.events >= detectEvents
+		b.fast = b.fast && (b.rs == nil || b.rs.st == nil)
 	} else {
 		b.judge(typ, data)
 	}
@@ -377,7 +409,17 @@ func (b *body) Close() error {
 	if b.timer != nil {
 		b.timer.Stop()
 	}
-	return b.rc.Close()
+	if b.rsCancel != nil {
+		b.rsCancel()
+	}
+	return b.closeUpstream()
+}
+
+// keepID keeps an event's id for Error.LastEventID; nil keeps the last.
+func (b *body) keepID(id []byte) {
+	if id != nil {
+		b.lastID = append(b.lastID[:0], id[:min(len(id), maxIDBytes)]...)
+	}
 }
 
 // StreamStats implements streamstat.Reporter.
@@ -393,5 +435,10 @@ func (b *body) StreamStats() streamstat.Stats {
 	if b.finished.Load() {
 		s.Dialect = b.dialectName()
 	}
+	b.statMu.Lock()
+	if len(b.resumeLog) > 0 {
+		s.Resumes = append([]streamstat.Resume(nil), b.resumeLog...)
+	}
+	b.statMu.Unlock()
 	return s
 }

@@ -99,7 +99,7 @@ func (b *body) onTimer() {
 		if idle >= limit {
 			b.stallLimit.Store(int64(limit))
 			b.stalled.Store(true)
-			b.rc.Close() // unblocks the pending Read
+			b.closeUpstream() // unblocks the pending Read
 			return
 		}
 		next -= idle

@@ -237,6 +237,11 @@ func (p *parser) field(ev []byte, s, e int) {
 		if bytes.IndexByte(ev[vs:e], 0) < 0 {
 			p.idS, p.idE, p.idSet = vs, e, true
 		}
+	case "retry":
+		if o := p.owner; o != nil && o.rs != nil {
+			rs := o.rs
+			rs.setRetry(ev[vs:e])
+		}
 	}
 }
 

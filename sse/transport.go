@@ -4,7 +4,8 @@ import "net/http"
 
 // NewTransport returns a RoundTripper that guards the body of every 2xx
 // response base returns (see Guard), except responses to HEAD requests.
-// Errors and other statuses pass through unchanged. A nil base means
+// Errors and other statuses pass through unchanged. A broken stream is
+// resumed through base (see Config.Resume). A nil base means
 // http.DefaultTransport. The RoundTripper is safe for concurrent use.
 func NewTransport(base http.RoundTripper, cfg Config) http.RoundTripper {
 	if base == nil {
@@ -23,7 +24,11 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil || req.Method == http.MethodHead {
 		return resp, err
 	}
-	Guard(resp, t.cfg)
+	rt := t.cfg.Resume.Transport
+	if rt == nil {
+		rt = t.base
+	}
+	guard(resp, t.cfg, rt)
 	return resp, nil
 }
 

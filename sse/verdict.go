@@ -23,6 +23,9 @@ func (b *body) finish() {
 		b.final = io.EOF
 		return
 	}
+	if b.rs != nil {
+		b.annotateResume(v)
+	}
 	b.final = v
 	if b.cfg.FailureEvent && b.isSSE {
 		b.frame = AppendFailureFrame(nil, v)
@@ -34,6 +37,8 @@ func (b *body) finish() {
 func (b *body) verdict() *streamguard.Error {
 	up := b.upErr
 	switch {
+	case b.rs != nil && b.rs.mismatch:
+		return b.mismatchVerdict()
 	case b.inband != nil:
 		e := *b.inband
 		e.Err = ErrInBand

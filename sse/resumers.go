@@ -1,0 +1,323 @@
+package sse
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// ResumableStreamHeader is the response header by which a server declares
+// that it keeps its stream for a resume; its value names the stream, and the
+// stream's event ids are "{stream}.{seq}". The server side of this library
+// sends it when resume is on.
+const ResumableStreamHeader = "Resumable-Stream"
+
+// LastEventIDHeader is the request header that asks for the events after
+// the one it names.
+const LastEventIDHeader = "Last-Event-ID"
+
+// ResumableStreamResumer resumes the streams a server declares resumable
+// with the Resumable-Stream header (see DefaultResumers).
+type ResumableStreamResumer struct{}
+
+// Name returns "resumable-stream".
+func (ResumableStreamResumer) Name() string { return "resumable-stream" }
+
+// Begin follows a response whose Resumable-Stream header holds a stream
+// name (16 to 64 lower-case letters and digits), to a request whose body,
+// if any, can be sent again through GetBody.
+func (ResumableStreamResumer) Begin(resp *http.Response) ResumeState {
+	name := resp.Header.Get(ResumableStreamHeader)
+	if !ValidStreamName(name) || !replayable(resp.Request) {
+		return nil
+	}
+	return &streamState{req: resp.Request, name: name}
+}
+
+// ValidStreamName reports whether s is a valid Resumable-Stream name: 16 to
+// 64 characters, lower-case ASCII letters and digits (128 random bits in
+// hex or base32 fit).
+func ValidStreamName(s string) bool {
+	if len(s) < 16 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseEventID splits an event id "{stream}.{seq}" of a resumable stream.
+func ParseEventID(id string) (stream string, seq uint64, ok bool) {
+	dot := strings.LastIndexByte(id, '.')
+	if dot < 0 || !ValidStreamName(id[:dot]) {
+		return "", 0, false
+	}
+	seq, ok = parseSeq([]byte(id[dot+1:]))
+	return id[:dot], seq, ok && seq > 0
+}
+
+// streamState follows a Resumable-Stream stream.
+type streamState struct {
+	req  *http.Request
+	name string
+	seq  uint64 // the last delivered event's sequence number
+	ok   bool   // the last delivered event carried this stream's id
+}
+
+func (s *streamState) seqOf(id []byte) (uint64, bool) {
+	if len(id) <= len(s.name)+1 || string(id[:len(s.name)]) != s.name || id[len(s.name)] != '.' {
+		return 0, false
+	}
+	return parseSeq(id[len(s.name)+1:])
+}
+
+func (s *streamState) Event(_, id, _ []byte) bool {
+	s.seq, s.ok = s.seqOf(id)
+	return true
+}
+
+func (s *streamState) Continues(_, id, _ []byte) bool {
+	seq, ok := s.seqOf(id)
+	return ok && seq == s.seq+1
+}
+
+func (s *streamState) Request(ctx context.Context) (*http.Request, error) {
+	if !s.ok {
+		return nil, nil
+	}
+	r, err := again(ctx, s.req)
+	if err != nil {
+		return nil, err
+	}
+	r.Header.Set(LastEventIDHeader, s.name+"."+strconv.FormatUint(s.seq, 10))
+	return r, nil
+}
+
+// SSEIDResumer resumes a GET whose events carry ids, by the SSE standard's
+// Last-Event-ID (see DefaultResumers).
+type SSEIDResumer struct{}
+
+// Name returns "sse-id".
+func (SSEIDResumer) Name() string { return "sse-id" }
+
+// Begin follows the event stream of a GET without a body.
+func (SSEIDResumer) Begin(resp *http.Response) ResumeState {
+	r := resp.Request
+	if r.Method != http.MethodGet || (r.Body != nil && r.Body != http.NoBody) {
+		return nil
+	}
+	return &idState{req: r, counting: true}
+}
+
+// idState follows a stream with SSE ids.
+type idState struct {
+	req      *http.Request
+	last     []byte // the last delivered event's id; nil when it had none
+	first    []byte // the first id of the stream
+	ids      int    // ids seen
+	events   int    // events delivered
+	num      uint64 // last, as a number, while counting
+	counting bool   // every id so far is a decimal integer one above the one before it
+}
+
+func (s *idState) Event(_, id, _ []byte) bool {
+	s.events++
+	if id == nil {
+		s.last = s.last[:0:0]
+		return true
+	}
+	n, isNum := parseSeq(id)
+	s.counting = s.counting && isNum && (s.ids == 0 || n == s.num+1)
+	s.num = n
+	if s.ids == 0 {
+		s.first = append([]byte(nil), id[:min(len(id), maxIDBytes)]...)
+	}
+	s.ids++
+	s.last = append(s.last[:0], id[:min(len(id), maxIDBytes)]...)
+	return true
+}
+
+func (s *idState) Continues(_, id, _ []byte) bool {
+	switch {
+	case s.events == 0:
+		return true // nothing delivered: any start follows on
+	case id == nil || bytes.Equal(id, s.last) || bytes.Equal(id, s.first):
+		return false
+	case s.counting && s.ids >= 2:
+		n, ok := parseSeq(id)
+		return ok && n == s.num+1
+	case s.counting:
+		n, ok := parseSeq(id)
+		return !ok || n > s.num
+	}
+	return true
+}
+
+func (s *idState) Request(ctx context.Context) (*http.Request, error) {
+	switch {
+	case s.events == 0:
+		// Nothing delivered yet: the same GET again, as an EventSource
+		// reconnects.
+		return s.req.Clone(ctx), nil
+	case len(s.last) == 0:
+		return nil, nil
+	}
+	r := s.req.Clone(ctx)
+	r.Header.Set(LastEventIDHeader, string(s.last))
+	return r, nil
+}
+
+// ResponsesResumer resumes an OpenAI Responses stream in background mode
+// (see DefaultResumers).
+type ResponsesResumer struct{}
+
+// Name returns "responses".
+func (ResponsesResumer) Name() string { return "responses" }
+
+// Begin follows the stream of a POST to a path ending in /responses; the
+// stream's response.created decides whether it is a background response,
+// the only kind that can be continued.
+func (ResponsesResumer) Begin(resp *http.Response) ResumeState {
+	r := resp.Request
+	if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/responses") {
+		return nil
+	}
+	return &responsesState{req: r}
+}
+
+// responsesState follows a Responses stream.
+type responsesState struct {
+	req *http.Request
+	id  string // the response's id, from response.created
+	seq uint64 // the last delivered event's sequence_number
+	ok  bool   // the last delivered event carried one
+}
+
+// created is what the guard reads of response.created.
+type created struct {
+	Type     string  `json:"type"`
+	Sequence *uint64 `json:"sequence_number"`
+	Response struct {
+		ID         string `json:"id"`
+		Background bool   `json:"background"`
+	} `json:"response"`
+}
+
+func (s *responsesState) Event(_, _, data []byte) bool {
+	if s.id == "" {
+		// The first event: response.created, of a background response,
+		// with an id that is safe in a path.
+		var c created
+		if json.Unmarshal(data, &c) != nil || c.Type != "response.created" || !c.Response.Background ||
+			c.Sequence == nil || !ValidResponseID(c.Response.ID) {
+			return false
+		}
+		s.id, s.seq, s.ok = c.Response.ID, *c.Sequence, true
+		return true
+	}
+	s.seq, s.ok = sequenceNumber(data)
+	return true
+}
+
+func (s *responsesState) Continues(_, _, data []byte) bool {
+	seq, ok := sequenceNumber(data)
+	return ok && seq == s.seq+1
+}
+
+func (s *responsesState) Request(ctx context.Context) (*http.Request, error) {
+	if !s.ok {
+		return nil, nil
+	}
+	u := *s.req.URL
+	u.Path += "/" + s.id
+	u.RawPath = ""
+	q := u.Query()
+	q.Set("stream", "true")
+	q.Set("starting_after", strconv.FormatUint(s.seq, 10))
+	u.RawQuery = q.Encode()
+	r, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	r.Header = s.req.Header.Clone()
+	for _, h := range []string{"Content-Type", "Content-Length", "Content-Encoding", "Idempotency-Key", LastEventIDHeader} {
+		r.Header.Del(h)
+	}
+	r.Header.Set("Accept", "text/event-stream")
+	return r, nil
+}
+
+// ValidResponseID reports whether id is safe to put in a URL path: 1 to 256
+// ASCII letters, digits, '_' and '-'.
+func ValidResponseID(id string) bool {
+	if id == "" || len(id) > 256 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// sequenceNumber finds the "sequence_number" of a Responses event without
+// decoding it: one search of the data.
+func sequenceNumber(data []byte) (uint64, bool) {
+	const key = `"sequence_number"`
+	i := bytes.Index(data, []byte(key))
+	if i < 0 {
+		return 0, false
+	}
+	j := skipSpace(data, i+len(key))
+	if j >= len(data) || data[j] != ':' {
+		return 0, false
+	}
+	j = skipSpace(data, j+1)
+	k := j
+	for k < len(data) && data[k] >= '0' && data[k] <= '9' {
+		k++
+	}
+	return parseSeq(data[j:k])
+}
+
+// parseSeq parses a decimal sequence number of at most 18 digits.
+func parseSeq(b []byte) (uint64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n, true
+}
+
+// replayable reports whether r's body can be sent again.
+func replayable(r *http.Request) bool {
+	return r.Body == nil || r.Body == http.NoBody || r.GetBody != nil
+}
+
+// again returns a copy of r with ctx and a fresh body, for a resume that
+// sends the same request again.
+func again(ctx context.Context, r *http.Request) (*http.Request, error) {
+	c := r.Clone(ctx)
+	if r.Body != nil && r.Body != http.NoBody {
+		body, err := r.GetBody()
+		if err != nil {
+			return nil, err
+		}
+		c.Body = body
+	}
+	return c, nil
+}

@@ -1,0 +1,256 @@
+package sse
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/streamguard/streamguard"
+	"github.com/streamguard/streamguard/internal/redact"
+	"github.com/streamguard/streamguard/internal/streamstat"
+)
+
+// resuming is the guard's side of resuming one stream: nil on a stream no
+// Resumer follows, so that such a stream pays one nil check per read. Only
+// the reading goroutine touches it.
+type resuming struct {
+	st       ResumeState
+	name     string
+	rt       http.RoundTripper
+	ctx      context.Context // the request's context, canceled by Close
+	bo       backoff.BackOff // made when the first wait without retry: is due
+	retry    time.Duration   // the stream's retry: field; 0: none
+	n        int             // resumes tried
+	verify   bool            // the next event is the first of a continuation
+	mismatch bool            // it was not the one after the last delivered
+	cutAt    int             // where in buf that event started
+	orig     *streamguard.Error
+	err      error // why the last resume failed, for the final error
+}
+
+// errNoBudget is the resume error of a stream whose deadline comes before
+// the wait before its resume would end.
+var errNoBudget = errors.New("the request's deadline leaves no time for the wait before a resume")
+
+// startResume lets the configured resumers look at the stream; the first
+// that follows it makes the stream resumable.
+func (b *body) startResume(resp *http.Response, rt http.RoundTripper) {
+	if !b.isSSE {
+		return
+	}
+	st, name := b.cfg.Resume.begin(resp, rt)
+	if st == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(b.ctx)
+	b.rs = &resuming{st: st, name: name, rt: rt, ctx: ctx}
+	b.rsCancel = cancel
+}
+
+// follow shows a complete event to the stream's resumer: the first event of
+// a continuation to Continues, then every event to Event. It returns false
+// when the event must not be delivered: the continuation does not follow on.
+func (b *body) follow(block, typ, id, data []byte) bool {
+	r := b.rs
+	if r.st == nil {
+		return true
+	}
+	if r.verify {
+		r.verify = false
+		if !r.st.Continues(typ, id, data) {
+			r.mismatch = true
+			r.cutAt = cap(b.buf) - cap(block) // block is part of buf: see fill
+			return false
+		}
+	}
+	if !r.st.Event(typ, id, data) {
+		r.st = nil // not resumable after all: the events cost nothing more
+	}
+	return true
+}
+
+// setRetry records a retry: field's value, in milliseconds.
+func (r *resuming) setRetry(v []byte) {
+	if ms, ok := parseSeq(v); ok {
+		r.retry = time.Duration(min(ms, 1<<30)) * time.Millisecond
+	}
+}
+
+// resume tries to continue the stream after its upstream failed. It returns
+// true when a continuation now feeds the body, false when the stream ends
+// with its verdict.
+func (b *body) resume() bool {
+	r := b.rs
+	v := b.verdict()
+	if r.st == nil || r.mismatch || v == nil || r.n >= b.cfg.Resume.maxResumes() ||
+		(v.Reason != streamguard.ReasonTruncated && v.Reason != streamguard.ReasonStalled) {
+		return false
+	}
+	req, err := r.st.Request(r.ctx)
+	if req == nil {
+		r.err = err
+		return false
+	}
+	wait, ok := r.wait(b.cfg.Resume)
+	if !ok {
+		r.err = errNoBudget
+		return false
+	}
+	b.closeUpstream()
+	if !r.sleep(wait) {
+		return false // the caller left: the verdict says so
+	}
+	r.n++
+	rec := streamstat.Resume{At: time.Now(), Protocol: r.name, Cause: string(v.Reason), LastEventID: v.LastEventID}
+	resp, err := r.rt.RoundTrip(req)
+	if err = continuation(resp, err); err != nil {
+		r.err = err
+		if resp != nil {
+			rec.StatusCode = resp.StatusCode
+		}
+		rec.Err = b.resumeText(err)
+		b.logResume(rec)
+		return false
+	}
+	rec.StatusCode = resp.StatusCode
+	b.logResume(rec)
+	b.splice(resp.Body, v)
+	return true
+}
+
+// wait returns how long to wait before the next resume, and false when the
+// request's deadline would pass first or the backoff gives up.
+func (r *resuming) wait(c ResumeConfig) (time.Duration, bool) {
+	d := r.retry
+	if d <= 0 {
+		if r.bo == nil {
+			r.bo = c.backoff()
+		}
+		if d = r.bo.NextBackOff(); d == backoff.Stop {
+			return 0, false
+		}
+	}
+	d = min(d, c.maxWait())
+	if dl, ok := r.ctx.Deadline(); ok && time.Until(dl) <= d {
+		return d, false
+	}
+	return d, true
+}
+
+// sleep waits d, or until the caller leaves; false when it left.
+func (r *resuming) sleep(d time.Duration) bool {
+	if d <= 0 {
+		return r.ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.ctx.Done():
+		return false
+	}
+}
+
+// continuation checks a resume's answer: a 2xx event stream. On any other
+// answer it closes the body and returns why.
+func continuation(resp *http.Response, err error) error {
+	switch {
+	case err != nil:
+		return err
+	case resp.StatusCode >= 400:
+		e := streamguard.Check(resp)
+		resp.Body.Close()
+		return e
+	case resp.StatusCode < 200 || resp.StatusCode > 299 || resp.StatusCode == http.StatusNoContent ||
+		!IsEventStream(resp.Header.Get("Content-Type")):
+		resp.Body.Close()
+		return errors.New("the resume was answered " + strconv.Itoa(resp.StatusCode) + ", not an event stream")
+	}
+	return nil
+}
+
+// splice makes rc, a continuation's body, the stream's upstream, in place of
+// the one that failed with v.
+func (b *body) splice(rc io.ReadCloser, v *streamguard.Error) {
+	b.rcMu.Lock()
+	b.rc = rc
+	closed := b.closed.Load()
+	b.rcMu.Unlock()
+	if closed {
+		rc.Close() // Close came between: the next read sees it
+	}
+	b.p = parser{owner: b}
+	b.r, b.ready, b.w = 0, 0, 0
+	b.upErr = nil
+	b.stalled.Store(false)
+	b.rs.verify, b.rs.orig = true, v
+	if b.timer != nil {
+		b.timer.Reset(b.idleAfter)
+	}
+}
+
+// closeUpstream closes the current upstream body; safe from any goroutine.
+func (b *body) closeUpstream() error {
+	b.rcMu.Lock()
+	rc := b.rc
+	b.rcMu.Unlock()
+	return rc.Close()
+}
+
+// cutMismatch ends the stream before the continuation's first event, which
+// does not follow on from the last delivered.
+func (b *body) cutMismatch() {
+	b.ready, b.w = b.rs.cutAt, b.rs.cutAt
+	b.upErr = ErrResumeMismatch
+	b.closeUpstream()
+}
+
+// mismatchVerdict is the failure of a stream whose continuation did not
+// follow on; the failure the resume repaired stays reachable as its cause.
+func (b *body) mismatchVerdict() *streamguard.Error {
+	e := b.fail(streamguard.SourcePlatform, streamguard.ReasonResumeMismatch, errors.Join(ErrResumeMismatch, b.rs.orig),
+		"resume "+strconv.Itoa(b.rs.n)+" ("+b.rs.name+") did not continue right after event id "+strconv.Quote(streamguard.Sanitize(string(b.lastID), 64)))
+	return e
+}
+
+// annotateResume adds what the resumes did to the stream's failure: how
+// many were tried, and why the last one failed.
+func (b *body) annotateResume(v *streamguard.Error) {
+	r := b.rs
+	v.Resumes = r.n
+	if r.err == nil {
+		return
+	}
+	what := "no resume was possible: "
+	if r.n > 0 && r.err != errNoBudget {
+		what = "resume " + strconv.Itoa(r.n) + " (" + r.name + ") failed: "
+	}
+	v.Message += "; " + what + b.resumeText(r.err)
+	v.Err = errors.Join(v.Err, r.err)
+}
+
+// resumeText is a resume error's text, on one line, without the request's
+// secrets or any key shape.
+func (b *body) resumeText(err error) string {
+	text := err.Error()
+	var e *streamguard.Error
+	if errors.As(err, &e) {
+		text = strconv.Itoa(e.StatusCode) + " " + string(e.Source) + " " + string(e.Reason)
+		if e.Message != "" {
+			text += ": " + e.Message
+		}
+	}
+	return streamguard.Sanitize(redact.Scrub(text, redact.Secrets(b.req)), 256)
+}
+
+// logResume keeps a resume's record for StreamStats.
+func (b *body) logResume(rec streamstat.Resume) {
+	b.statMu.Lock()
+	b.resumeLog = append(b.resumeLog, rec)
+	b.statMu.Unlock()
+}
