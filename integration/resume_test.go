@@ -244,5 +244,3 @@ func idStreamBody(n int) string {
 	}
 	return b.String()
 }
-
-
