@@ -30,6 +30,7 @@ type scenario struct {
 	body   int    // request body bytes
 	source streamguard.Source
 	reason streamguard.Reason // "" means success
+	resume int64              // how many resumes the stream needs
 }
 
 // outcome is what one scenario came to.
@@ -37,7 +38,8 @@ type outcome struct {
 	status   int
 	source   streamguard.Source
 	reason   streamguard.Reason
-	attempts int64
+	attempts int64 // requests the gateway saw
+	resumes  int64 // of which resumes of the stream (with Last-Event-ID)
 	events   int64
 	hint     string
 	err      error
@@ -57,6 +59,7 @@ func scenarios() []scenario {
 		{name: "429 with Retry-After, then success", script: []gatewaytest.Fault{gatewaytest.RateLimited(300 * time.Millisecond), gatewaytest.Pass()}},
 		{name: "OpenAI stream cut mid-event", script: []gatewaytest.Fault{gatewaytest.Cut(3)},
 			source: streamguard.SourceNetwork, reason: streamguard.ReasonTruncated},
+		{name: "stream cut, resumed, complete", model: gatewaytest.ResumableStream(10), script: []gatewaytest.Fault{gatewaytest.Cut(4), gatewaytest.Pass()}, resume: 1},
 		{name: "stream ends without [DONE]", script: []gatewaytest.Fault{gatewaytest.EndEarly(6)},
 			source: streamguard.SourcePlatform, reason: streamguard.ReasonTruncated},
 		{name: "stalled stream", script: []gatewaytest.Fault{gatewaytest.Stall(2)},
@@ -105,7 +108,7 @@ func runDemo(ctx context.Context, stdout io.Writer) bool {
 
 	fmt.Fprintf(stdout, "streamguard demo: each platform fault, through the full client stack (gateway %s and %s)\n\n", h1.URL, h2.URL)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SCENARIO\tSTATUS\tSOURCE\tREASON\tATTEMPTS\tEVENTS\tVERDICT\tHINT")
+	fmt.Fprintln(tw, "SCENARIO\tSTATUS\tSOURCE\tREASON\tREQUESTS\tRESUMES\tEVENTS\tVERDICT\tHINT")
 	passed := 0
 	all := scenarios()
 	for _, sc := range all {
@@ -120,7 +123,7 @@ func runDemo(ctx context.Context, stdout io.Writer) bool {
 		if o.reason != "" {
 			verdict = "failed"
 		}
-		ok := o.source == sc.source && o.reason == sc.reason && (o.reason != "" || o.err == nil)
+		ok := o.source == sc.source && o.reason == sc.reason && (o.reason != "" || o.err == nil) && o.resumes == sc.resume
 		if ok {
 			passed++
 		} else {
@@ -134,8 +137,8 @@ func runDemo(ctx context.Context, stdout io.Writer) bool {
 		if o.status > 0 {
 			status = strconv.Itoa(o.status)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", sc.name, status, dash(string(o.source)), dash(string(o.reason)),
-			o.attempts, o.events, verdict, dash(o.hint))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", sc.name, status, dash(string(o.source)), dash(string(o.reason)),
+			o.attempts, o.resumes, o.events, verdict, dash(o.hint))
 	}
 	tw.Flush()
 	fmt.Fprintf(stdout, "\n%d/%d scenarios classified as expected in %.1fs\n", passed, len(all), time.Since(start).Seconds())
@@ -174,6 +177,11 @@ func run(ctx context.Context, client *http.Client, gw *gatewaytest.Server, sc sc
 		resp.Body.Close()
 	}
 	o.attempts = gw.Requests() - before
+	for _, rec := range gw.Gateway.Records() {
+		if rec.N > before && rec.Header.Get("Last-Event-ID") != "" {
+			o.resumes++
+		}
+	}
 	o.err = err
 	var se *streamguard.Error
 	if errors.As(err, &se) {
