@@ -38,6 +38,17 @@
 // transport and framing failures are detectable there. Add your own with
 // Config.Dialects.
 //
+// JSON streams get the same treatment. A JSON-lines body
+// (application/x-ndjson, application/jsonl, application/json-seq, ...) is
+// framed by line and handed out whole lines only; Ollama's stream (/api/chat,
+// /api/generate) must end with its "done": true record, and an
+// {"error": ...} line is an in-band error; JSON lines of no known dialect
+// are judged by transport and framing alone. A streamed JSON array (Gemini's
+// streamGenerateContent without alt=sse) is framed by element and must end
+// with its ']'. With Config.FailureEvent, a failed JSON stream ends with a
+// failure record ({"error": "<line>", ...}, see AppendFailureRecord), or,
+// for an array, a last error element and ']'.
+//
 // A body of another type (a raw chunked application/octet-stream) is passed
 // through unchanged, and only its transport failures are judged. A
 // close-delimited HTTP/1 body that stops early ends in a clean io.EOF: no

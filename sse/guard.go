@@ -60,7 +60,8 @@ type Config struct {
 	// reader waits (comments and pings count) as stalled, and closes its
 	// connection. Time spent by the reader between its own Reads never
 	// counts. Zero means DefaultIdleTimeout (120 s) for text/event-stream
-	// bodies and off for other bodies; a positive value applies to every
+	// bodies and the JSON streams the guard frames (see Guard), and off for
+	// other bodies; a positive value applies to every
 	// guarded body; a negative value turns stall detection off, the wait
 	// for the first byte included.
 	IdleTimeout time.Duration
@@ -83,10 +84,18 @@ type Config struct {
 	// anthropic-sdk-go stop at the frame with their own error type, whose
 	// message carries the source, reason and hint, but errors.As no longer
 	// reaches the *streamguard.Error, which they would otherwise return from
-	// Read. Off by default.
+	// Read. For a JSON stream it delivers the failure record instead (see
+	// AppendFailureRecord; for a streamed array, a last error element and
+	// its ']'). Ollama's own Go client needs it even in the same process:
+	// it stops at a Read error without returning it (api.Client reads the
+	// body with a bufio.Scanner and never looks at its Err), so only the
+	// record makes its Chat or Generate fail. Off by default.
 	FailureEvent bool
 	// Dialects are the streaming APIs the guard recognises. Nil means
-	// DefaultDialects(): OpenAI, Responses and Anthropic. The built-in set is
+	// DefaultDialects(): OpenAI, Responses and Anthropic, and Ollama in a
+	// JSON-lines body. A list of your own replaces them in every framing
+	// (add Ollama to it to keep Ollama's); in a JSON stream its predicates
+	// see each record as data, with a nil type. The built-in set is
 	// matched by a fast path; a list of your own (even one that includes
 	// them) is matched by calling each predicate.
 	Dialects []Dialect
@@ -105,6 +114,7 @@ type body struct {
 	cfg      Config
 	maxEvent int
 	isSSE    bool
+	lines    *lineParser // a JSON-lines body or a streamed JSON array (lines.go); nil otherwise
 	ctx      context.Context
 	req      *http.Request // for the secrets an in-band error may echo; may be nil
 	status   int
@@ -174,6 +184,19 @@ type body struct {
 // a known dialect without its terminal (truncated, source platform); an event
 // over MaxEventBytes (event_too_large).
 //
+// A JSON-lines body (see IsJSONLines) is framed by record, one JSON text
+// per line, and judged the same way: whole lines only, the same verdicts
+// and idle timer; an Ollama stream (see Ollama) must end with its "done":
+// true record, a line whose object starts with an "error" key is an error
+// inside the stream, and a stream of no known dialect is judged by its
+// transport and framing alone. At a clean end, a last line without its line
+// end is a record when it is whole JSON, and truncated otherwise. A streamed
+// JSON array (an application/json body of unknown length answering a path
+// that names streamGenerateContent, as Gemini streams without alt=sse) is
+// framed by element: whole elements only, an element whose object starts
+// with "error" is an error inside the stream, and a body that ends without
+// its closing ']' is truncated. JSON streams are never resumed.
+//
 // Any other body (a raw chunked application/octet-stream, as Truss streams
 // are) is passed through read by read, and only transport failures are
 // judged: a close-delimited HTTP/1 body that ends early ends in a clean EOF
@@ -209,6 +232,8 @@ func guard(resp *http.Response, cfg Config, rt http.RoundTripper) {
 	if IsEventStream(resp.Header.Get("Content-Type")) {
 		b.isSSE = true
 		b.p.owner = b
+	} else if k := framingOf(resp); k != 0 {
+		b.lines = &lineParser{kind: k, owner: b}
 	}
 	b.startResume(resp, rt)
 	b.startIdleTimer()
@@ -269,7 +294,7 @@ func (b *body) Read(p []byte) (int, error) {
 			return 0, nil
 		}
 		var n int
-		if b.isSSE {
+		if b.isSSE || b.lines != nil {
 			n = b.fill(p)
 		} else {
 			n, b.upErr = b.upstreamRead(p)
@@ -298,7 +323,7 @@ func (b *body) fill(p []byte) int {
 		b.r, b.ready, b.w = 0, 0, 0
 		n, err := b.upstreamRead(p[k:])
 		total := k + n
-		c := b.p.parse(p[:total], err != nil)
+		c := b.parse(p[:total], err)
 		if tail := total - c; tail > b.maxEvent {
 			b.overflow()
 		} else if tail > 0 {
@@ -323,7 +348,7 @@ func (b *body) fill(p []byte) int {
 	}
 	n, err := b.upstreamRead(b.buf[b.w:])
 	b.w += n
-	b.ready += b.p.parse(b.buf[b.ready:b.w], err != nil)
+	b.ready += b.parse(b.buf[b.ready:b.w], err)
 	if b.rs != nil && b.rs.mismatch && b.upErr != ErrResumeMismatch {
 		b.cutMismatch()
 		return 0
@@ -335,6 +360,15 @@ func (b *body) fill(p []byte) int {
 		b.upErr = err
 	}
 	return 0
+}
+
+// parse frames win, the incomplete event or record and what arrived after
+// it, by the body's framing, and returns how many of its bytes are whole.
+func (b *body) parse(win []byte, err error) int {
+	if b.lines != nil {
+		return b.lines.parse(win, err)
+	}
+	return b.p.parse(win, err != nil)
 }
 
 // reserve makes buf hold at least n bytes, growing by doubling from 1 KiB up

@@ -51,7 +51,7 @@ func (c Config) idleLimits(isSSE bool) (first, after time.Duration) {
 // startIdleTimer arms the stream's one idle timer when stall detection is
 // on.
 func (b *body) startIdleTimer() {
-	b.idleFirst, b.idleAfter = b.cfg.idleLimits(b.isSSE)
+	b.idleFirst, b.idleAfter = b.cfg.idleLimits(b.isSSE || b.lines != nil)
 	if b.idleAfter == 0 {
 		return
 	}

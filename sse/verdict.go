@@ -29,6 +29,8 @@ func (b *body) finish() {
 	b.final = v
 	if b.cfg.FailureEvent && b.isSSE {
 		b.frame = AppendFailureFrame(nil, v)
+	} else if b.cfg.FailureEvent && b.lines != nil {
+		b.frame = b.lines.failureRecord(v)
 	}
 }
 
@@ -60,7 +62,7 @@ func (b *body) verdict() *streamguard.Error {
 		return b.fail(e.Source, e.Reason, cause, e.Message)
 	case b.tooLarge:
 		return b.fail(streamguard.SourceModel, streamguard.ReasonEventTooLarge, ErrEventTooLarge,
-			"an event exceeded "+strconv.Itoa(b.maxEvent)+" bytes")
+			"an "+b.unit()+" exceeded "+strconv.Itoa(b.maxEvent)+" bytes")
 	case up != io.EOF:
 		e := b.fail(streamguard.SourceNetwork, streamguard.ReasonTruncated, up, streamguard.Sanitize(up.Error(), streamguard.MaxMessage))
 		e.Retryable = true
@@ -68,7 +70,11 @@ func (b *body) verdict() *streamguard.Error {
 	case b.isSSE && b.events == 0:
 		return b.noEvents()
 	case b.w > b.ready:
-		e := b.fail(streamguard.SourcePlatform, streamguard.ReasonTruncated, ErrPartialEvent, ErrPartialEvent.Error()[len("sse: "):])
+		e := b.fail(streamguard.SourcePlatform, streamguard.ReasonTruncated, ErrPartialEvent, "stream ended in the middle of an "+b.unit())
+		e.Retryable = true
+		return e
+	case b.lines != nil && b.lines.unclosed():
+		e := b.fail(streamguard.SourcePlatform, streamguard.ReasonTruncated, ErrNoTerminal, "the streamed JSON array ended without its closing ]")
 		e.Retryable = true
 		return e
 	case b.dialect > 0 && !b.terminal:
@@ -82,6 +88,12 @@ func (b *body) verdict() *streamguard.Error {
 
 func (b *body) dialectName() string {
 	ds := b.cfg.Dialects
+	if ds == nil && b.lines != nil {
+		if b.dialect > 0 && b.dialect <= len(lineDialects) {
+			return lineDialects[b.dialect-1]
+		}
+		return ""
+	}
 	if ds == nil {
 		ds = DefaultDialects()
 	}
