@@ -1,0 +1,277 @@
+package resume
+
+import (
+	"context"
+	"crypto/rand"
+	"sync"
+	"time"
+)
+
+// The in-memory store's defaults.
+const (
+	// DefaultMaxBytes bounds the event bytes an in-memory store holds: 256
+	// MiB, some thousands of long completions.
+	DefaultMaxBytes = 256 << 20
+	// DefaultMaxStreams bounds the streams it holds: 10,000.
+	DefaultMaxStreams = 10_000
+	// DefaultMaxAge is how long it keeps a stream nobody writes or reads:
+	// 10 minutes, far past any linger, and the time a client has to come
+	// back after the end of a stream it lost.
+	DefaultMaxAge = 10 * time.Minute
+)
+
+// readBatch bounds the events one Read returns.
+const (
+	readBatchEvents = 512
+	readBatchBytes  = 1 << 20
+)
+
+// MemoryConfig bounds an in-memory store. The zero value means the
+// defaults.
+type MemoryConfig struct {
+	// MaxBytes bounds the event bytes held, in all streams. Zero means
+	// DefaultMaxBytes.
+	MaxBytes int64
+	// MaxStreams bounds the streams held. Zero means DefaultMaxStreams.
+	MaxStreams int
+	// MaxAge is how long a stream is kept after its last write or read.
+	// Zero means DefaultMaxAge.
+	MaxAge time.Duration
+	// Now is the clock; nil means time.Now. For tests.
+	Now func() time.Time
+}
+
+// MemoryStore is a Store in the memory of one process. When it needs room
+// for a new stream or event, it forgets expired streams, then ended streams,
+// oldest activity first; it never forgets a stream still being written
+// before its MaxAge, and answers ErrFull instead. A forgotten stream's name
+// is remembered, as expired, for as long as MaxStreams other names allow.
+type MemoryStore struct {
+	cfg     MemoryConfig
+	key     []byte
+	mu      sync.Mutex
+	streams map[string]*memStream
+	bytes   int64
+	expired map[string]struct{}
+	gone    []string // expired's names, oldest first
+}
+
+type memStream struct {
+	owner  []byte
+	events []Event
+	bytes  int64
+	ended  bool
+	active time.Time // last write or read
+	seen   time.Time // last read, or creation
+	wake   chan struct{}
+}
+
+// NewMemoryStore returns an empty in-memory store with its own random key.
+func NewMemoryStore(cfg MemoryConfig) *MemoryStore {
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = DefaultMaxBytes
+	}
+	if cfg.MaxStreams <= 0 {
+		cfg.MaxStreams = DefaultMaxStreams
+	}
+	if cfg.MaxAge <= 0 {
+		cfg.MaxAge = DefaultMaxAge
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	key := make([]byte, 32)
+	rand.Read(key)
+	return &MemoryStore{cfg: cfg, key: key, streams: map[string]*memStream{}, expired: map[string]struct{}{}}
+}
+
+// Key returns the store's key.
+func (m *MemoryStore) Key(context.Context) ([]byte, error) { return m.key, nil }
+
+// Create registers a stream.
+func (m *MemoryStore) Create(_ context.Context, stream string, owner []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.streams[stream]; ok {
+		return ErrExists
+	}
+	now := m.cfg.Now()
+	if len(m.streams) >= m.cfg.MaxStreams && !m.evict(now, 0, true) {
+		return ErrFull
+	}
+	m.streams[stream] = &memStream{owner: append([]byte(nil), owner...), active: now, seen: now, wake: make(chan struct{})}
+	return nil
+}
+
+// Append adds events to a stream.
+func (m *MemoryStore) Append(_ context.Context, stream string, events []Event) error {
+	var size int64
+	for _, e := range events {
+		size += int64(len(e.Data))
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, err := m.live(stream)
+	if err != nil {
+		return err
+	}
+	now := m.cfg.Now()
+	if m.bytes+size > m.cfg.MaxBytes && !m.evict(now, size, false) {
+		return ErrFull
+	}
+	for i, e := range events {
+		if e.Seq != uint64(len(s.events)+i)+1 {
+			return ErrSequence
+		}
+	}
+	for _, e := range events {
+		s.events = append(s.events, Event{Seq: e.Seq, Data: append([]byte(nil), e.Data...)})
+	}
+	s.bytes += size
+	m.bytes += size
+	s.active = now
+	s.notify()
+	return nil
+}
+
+// End marks a stream complete.
+func (m *MemoryStore) End(_ context.Context, stream string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, err := m.live(stream)
+	if err != nil {
+		return err
+	}
+	s.ended = true
+	s.active = m.cfg.Now()
+	s.notify()
+	return nil
+}
+
+// Info returns what the store knows of a stream.
+func (m *MemoryStore) Info(_ context.Context, stream string) (Info, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, err := m.live(stream)
+	if err != nil {
+		return Info{}, err
+	}
+	return Info{Owner: s.owner, Last: uint64(len(s.events)), Ended: s.ended, Seen: s.seen}, nil
+}
+
+// Read returns the events after after, waiting for one while the stream
+// is live.
+func (m *MemoryStore) Read(ctx context.Context, stream string, after uint64) ([]Event, bool, error) {
+	for {
+		m.mu.Lock()
+		s, err := m.live(stream)
+		if err != nil {
+			m.mu.Unlock()
+			return nil, false, err
+		}
+		now := m.cfg.Now()
+		s.seen, s.active = now, now
+		if after < uint64(len(s.events)) {
+			evs := batch(s.events[after:])
+			ended := s.ended && evs[len(evs)-1].Seq == uint64(len(s.events))
+			m.mu.Unlock()
+			return evs, ended, nil
+		}
+		if s.ended {
+			m.mu.Unlock()
+			return nil, true, nil
+		}
+		wake := s.wake
+		m.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		}
+	}
+}
+
+// Len returns how many streams and event bytes the store holds.
+func (m *MemoryStore) Len() (streams int, bytes int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.streams), m.bytes
+}
+
+// batch returns the first events of evs that fit one Read.
+func batch(evs []Event) []Event {
+	n, size := 0, 0
+	for n < len(evs) && n < readBatchEvents && (n == 0 || size+len(evs[n].Data) <= readBatchBytes) {
+		size += len(evs[n].Data)
+		n++
+	}
+	return evs[:n:n]
+}
+
+func (s *memStream) notify() {
+	close(s.wake)
+	s.wake = make(chan struct{})
+}
+
+// live returns a stream the store holds and has not let expire. Called
+// with mu held.
+func (m *MemoryStore) live(stream string) (*memStream, error) {
+	s, ok := m.streams[stream]
+	if ok && m.cfg.Now().Sub(s.active) > m.cfg.MaxAge {
+		m.forget(stream, s)
+		ok = false
+	}
+	if ok {
+		return s, nil
+	}
+	if _, ok := m.expired[stream]; ok {
+		return nil, ErrExpired
+	}
+	return nil, ErrNotFound
+}
+
+// evict forgets expired streams and then ended ones, least recently active
+// first, until a new stream (stream) or size more bytes fit. It reports
+// whether they do. Called with mu held.
+func (m *MemoryStore) evict(now time.Time, size int64, stream bool) bool {
+	fits := func() bool {
+		if stream {
+			return len(m.streams) < m.cfg.MaxStreams
+		}
+		return m.bytes+size <= m.cfg.MaxBytes
+	}
+	for name, s := range m.streams {
+		if now.Sub(s.active) > m.cfg.MaxAge {
+			m.forget(name, s)
+		}
+	}
+	for !fits() {
+		var oldest string
+		var os *memStream
+		for name, s := range m.streams {
+			if s.ended && (os == nil || s.active.Before(os.active)) {
+				oldest, os = name, s
+			}
+		}
+		if os == nil {
+			return false
+		}
+		m.forget(oldest, os)
+	}
+	return true
+}
+
+// forget drops a stream and remembers its name as expired. Called with mu
+// held.
+func (m *MemoryStore) forget(name string, s *memStream) {
+	delete(m.streams, name)
+	m.bytes -= s.bytes
+	s.ended = true
+	s.notify() // a reader waiting on it sees it gone
+	m.expired[name] = struct{}{}
+	m.gone = append(m.gone, name)
+	if len(m.gone) > m.cfg.MaxStreams {
+		delete(m.expired, m.gone[0])
+		m.gone = m.gone[1:]
+	}
+}

@@ -1,0 +1,114 @@
+package resume_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/streamguard/streamguard/resume"
+	"github.com/streamguard/streamguard/resume/resumetest"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestMemoryStoreContract(t *testing.T) {
+	resumetest.Run(t, func(*testing.T) resume.Store { return resume.NewMemoryStore(resume.MemoryConfig{}) })
+}
+
+// clock is a settable clock for the store.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
+
+func TestMemoryStoreLimits(t *testing.T) {
+	ctx := context.Background()
+	t.Run("streams: live ones are never evicted", func(t *testing.T) {
+		s := resume.NewMemoryStore(resume.MemoryConfig{MaxStreams: 2})
+		a, b, c := resumetest.Name(), resumetest.Name(), resumetest.Name()
+		for _, n := range []string{a, b} {
+			if err := s.Create(ctx, n, []byte("o")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Create(ctx, c, []byte("o")); !errors.Is(err, resume.ErrFull) {
+			t.Fatalf("a third stream: %v, want ErrFull", err)
+		}
+		if err := s.End(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Create(ctx, c, []byte("o")); err != nil {
+			t.Fatalf("with an ended stream to evict: %v", err)
+		}
+		if _, err := s.Info(ctx, a); !errors.Is(err, resume.ErrExpired) {
+			t.Fatalf("the evicted stream: %v, want ErrExpired", err)
+		}
+		if _, err := s.Info(ctx, b); err != nil {
+			t.Fatalf("the live stream: %v", err)
+		}
+	})
+	t.Run("bytes", func(t *testing.T) {
+		s := resume.NewMemoryStore(resume.MemoryConfig{MaxBytes: 1000})
+		a := resumetest.Name()
+		s.Create(ctx, a, []byte("o"))
+		var seq uint64
+		var err error
+		for err == nil && seq < 100 {
+			seq++
+			err = s.Append(ctx, a, []resume.Event{resumetest.Event(a, seq)})
+		}
+		if !errors.Is(err, resume.ErrFull) {
+			t.Fatalf("appending past MaxBytes: %v", err)
+		}
+		if info, _ := s.Info(ctx, a); info.Last != seq-1 {
+			t.Fatalf("the refused event changed the stream: last %d, want %d", info.Last, seq-1)
+		}
+		if _, n := s.Len(); n > 1000 {
+			t.Fatalf("%d bytes held over 1000", n)
+		}
+	})
+	t.Run("age", func(t *testing.T) {
+		c := &clock{now: time.Unix(1e9, 0)}
+		s := resume.NewMemoryStore(resume.MemoryConfig{MaxAge: time.Minute, Now: c.Now})
+		a := resumetest.Name()
+		s.Create(ctx, a, []byte("o"))
+		c.add(59 * time.Second)
+		if _, err := s.Info(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		c.add(2 * time.Minute)
+		if _, _, err := s.Read(ctx, a, 0); !errors.Is(err, resume.ErrExpired) {
+			t.Fatalf("after MaxAge: %v, want ErrExpired", err)
+		}
+		if n, _ := s.Len(); n != 0 {
+			t.Fatalf("%d streams held", n)
+		}
+	})
+	t.Run("a reader of a forgotten stream returns", func(t *testing.T) {
+		c := &clock{now: time.Unix(1e9, 0)}
+		s := resume.NewMemoryStore(resume.MemoryConfig{MaxStreams: 1, MaxAge: time.Minute, Now: c.Now})
+		a := resumetest.Name()
+		s.Create(ctx, a, []byte("o"))
+		done := make(chan error, 1)
+		go func() { _, _, err := s.Read(ctx, a, 0); done <- err }()
+		time.Sleep(10 * time.Millisecond)
+		c.add(2 * time.Minute)
+		if err := s.Create(ctx, resumetest.Name(), []byte("o")); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-done:
+			if !errors.Is(err, resume.ErrExpired) {
+				t.Fatalf("the reader: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the reader still waits")
+		}
+	})
+}

@@ -1,0 +1,201 @@
+// Package resumetest checks that a resume.Store keeps the contract the
+// server side of the resume protocol relies on. A store's tests call Run.
+package resumetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/streamguard/streamguard/resume"
+)
+
+// Name returns a fresh stream name: 128 random bits in hex.
+func Name() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Event returns event seq of a stream named name, as a server sends it.
+func Event(name string, seq uint64) resume.Event {
+	return resume.Event{Seq: seq, Data: fmt.Appendf(nil, "data: {\"n\":%d}\nid: %s.%d\n\n", seq, name, seq)}
+}
+
+// Run checks the store newStore returns; each subtest gets a store of its
+// own. Waits are bounded by a few seconds.
+func Run(t *testing.T, newStore func(t *testing.T) resume.Store) {
+	t.Run("key is stable", func(t *testing.T) { testKey(t, newStore(t)) })
+	t.Run("create, append, read, end", func(t *testing.T) { testLifecycle(t, newStore(t)) })
+	t.Run("unknown streams", func(t *testing.T) { testUnknown(t, newStore(t)) })
+	t.Run("read waits for the tail", func(t *testing.T) { testTail(t, newStore(t)) })
+	t.Run("concurrent readers", func(t *testing.T) { testReaders(t, newStore(t)) })
+	t.Run("out of sequence", func(t *testing.T) { testSequence(t, newStore(t)) })
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func testKey(t *testing.T, s resume.Store) {
+	k1, err := s.Key(ctx(t))
+	if err != nil || len(k1) < 16 {
+		t.Fatalf("Key: %d bytes, %v", len(k1), err)
+	}
+	k2, err := s.Key(ctx(t))
+	if err != nil || !bytes.Equal(k1, k2) {
+		t.Fatalf("a second Key differs (%v)", err)
+	}
+}
+
+// readAll reads a stream from after to its end.
+func readAll(t *testing.T, s resume.Store, name string, after uint64) []resume.Event {
+	t.Helper()
+	var all []resume.Event
+	for i := 0; i < 10_000; i++ {
+		evs, ended, err := s.Read(ctx(t), name, after)
+		if err != nil {
+			t.Fatalf("Read after %d: %v", after, err)
+		}
+		all = append(all, evs...)
+		if len(evs) > 0 {
+			after = evs[len(evs)-1].Seq
+		}
+		if ended {
+			return all
+		}
+	}
+	t.Fatal("Read never reported the end")
+	return nil
+}
+
+func testLifecycle(t *testing.T, s resume.Store) {
+	name, owner := Name(), []byte("owner-hash-0123456789")
+	if err := s.Create(ctx(t), name, owner); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Create(ctx(t), name, owner); !errors.Is(err, resume.ErrExists) {
+		t.Fatalf("a second Create: %v, want ErrExists", err)
+	}
+	const n = 1200
+	for seq := uint64(1); seq <= n; seq += 3 {
+		if err := s.Append(ctx(t), name, []resume.Event{Event(name, seq), Event(name, seq+1), Event(name, seq+2)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info, err := s.Info(ctx(t), name)
+	if err != nil || !bytes.Equal(info.Owner, owner) || info.Last != n || info.Ended {
+		t.Fatalf("Info %+v, %v", info, err)
+	}
+	if err := s.End(ctx(t), name); err != nil {
+		t.Fatal(err)
+	}
+	for _, after := range []uint64{0, 1, 599, n - 1, n} {
+		evs := readAll(t, s, name, after)
+		if len(evs) != int(n-after) {
+			t.Fatalf("after %d: %d events, want %d", after, len(evs), n-after)
+		}
+		for i, e := range evs {
+			if want := Event(name, after+uint64(i)+1); e.Seq != want.Seq || !bytes.Equal(e.Data, want.Data) {
+				t.Fatalf("after %d: event %d is %d %q", after, i, e.Seq, e.Data)
+			}
+		}
+	}
+	if info, _ := s.Info(ctx(t), name); !info.Ended || info.Last != n {
+		t.Fatalf("Info after End: %+v", info)
+	}
+}
+
+func testUnknown(t *testing.T, s resume.Store) {
+	name := Name()
+	if _, err := s.Info(ctx(t), name); !errors.Is(err, resume.ErrNotFound) {
+		t.Fatalf("Info: %v, want ErrNotFound", err)
+	}
+	if _, _, err := s.Read(ctx(t), name, 0); !errors.Is(err, resume.ErrNotFound) {
+		t.Fatalf("Read: %v, want ErrNotFound", err)
+	}
+	if err := s.Append(ctx(t), name, []resume.Event{Event(name, 1)}); !errors.Is(err, resume.ErrNotFound) {
+		t.Fatalf("Append: %v, want ErrNotFound", err)
+	}
+}
+
+func testTail(t *testing.T, s resume.Store) {
+	name := Name()
+	if err := s.Create(ctx(t), name, []byte("o")); err != nil {
+		t.Fatal(err)
+	}
+	// A Read with nothing after it waits until ctx ends.
+	short, cancel := context.WithTimeout(ctx(t), 50*time.Millisecond)
+	defer cancel()
+	if evs, _, err := s.Read(short, name, 0); !errors.Is(err, context.DeadlineExceeded) || len(evs) != 0 {
+		t.Fatalf("Read of an empty live stream: %d events, %v", len(evs), err)
+	}
+	got := make(chan []resume.Event, 1)
+	go func() { got <- readAll(t, s, name, 0) }()
+	for seq := uint64(1); seq <= 20; seq++ {
+		time.Sleep(time.Millisecond)
+		if err := s.Append(ctx(t), name, []resume.Event{Event(name, seq)}); err != nil {
+			t.Error(err)
+			return
+		}
+	}
+	if err := s.End(ctx(t), name); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case evs := <-got:
+		if len(evs) != 20 {
+			t.Fatalf("the tail reader got %d events, want 20", len(evs))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the tail reader never saw the end")
+	}
+}
+
+func testReaders(t *testing.T, s resume.Store) {
+	name := Name()
+	if err := s.Create(ctx(t), name, []byte("o")); err != nil {
+		t.Fatal(err)
+	}
+	const readers, n = 8, 200
+	var wg sync.WaitGroup
+	counts := make([]int, readers)
+	for i := range readers {
+		wg.Go(func() { counts[i] = len(readAll(t, s, name, uint64(i))) })
+	}
+	for seq := uint64(1); seq <= n; seq++ {
+		if err := s.Append(ctx(t), name, []resume.Event{Event(name, seq)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.End(ctx(t), name); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	for i, c := range counts {
+		if c != n-i {
+			t.Errorf("reader %d got %d events, want %d", i, c, n-i)
+		}
+	}
+}
+
+func testSequence(t *testing.T, s resume.Store) {
+	name := Name()
+	if err := s.Create(ctx(t), name, []byte("o")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Append(ctx(t), name, []resume.Event{Event(name, 2)}); !errors.Is(err, resume.ErrSequence) {
+		t.Fatalf("an event 2 first: %v, want ErrSequence", err)
+	}
+	if info, err := s.Info(ctx(t), name); err != nil || info.Last != 0 {
+		t.Fatalf("after a refused Append: %+v %v", info, err)
+	}
+}

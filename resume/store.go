@@ -1,0 +1,86 @@
+// Package resume keeps the events of resumable streams for the server side
+// of streamguard's resume protocol: a Store interface, the in-memory store
+// (NewMemoryStore), and the credential check a resume must pass.
+//
+// The protocol: a server with resume on names each SSE stream with 128
+// random bits ("{stream}", lower-case hex), sends it in the
+// Resumable-Stream response header, gives event seq (from 1) the id
+// "{stream}.{seq}", and appends every event to a Store. A request that
+// carries Last-Event-ID "{stream}.{seq}" and the credentials of the request
+// that began the stream is answered from the Store: the events after seq,
+// then the live tail, then the end. The client side is the sse package's
+// guard, which resumes such streams by itself.
+//
+// A Store is shared by every replica that may serve a resume: the in-memory
+// store serves one process, the Redis Streams store (the separate module
+// github.com/streamguard/streamguard/redisstore) several.
+package resume
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// The errors a Store returns. Compare them with errors.Is.
+var (
+	// ErrNotFound: the store does not hold the stream (never created, or
+	// forgotten since).
+	ErrNotFound = errors.New("resume: no such stream")
+	// ErrExpired: the stream was held, and has expired.
+	ErrExpired = errors.New("resume: stream expired")
+	// ErrFull: the store cannot take another stream, or more events of
+	// this one, within its limits. Streams it already holds are unharmed.
+	ErrFull = errors.New("resume: store full")
+	// ErrExists: Create was given the name of a stream the store holds.
+	ErrExists = errors.New("resume: stream exists")
+	// ErrSequence: Append was given an event whose Seq does not follow the
+	// stream's last.
+	ErrSequence = errors.New("resume: event out of sequence")
+)
+
+// Event is one event of a stream: its sequence number (from 1, each one
+// more than the one before) and its bytes as sent, from its first line to
+// the blank line that ends it, its id line included.
+type Event struct {
+	Seq  uint64
+	Data []byte
+}
+
+// Info is what a store knows of a stream.
+type Info struct {
+	Owner []byte    // the keyed hash of the credentials that began it
+	Last  uint64    // the sequence number of its last event; 0: none yet
+	Ended bool      // no event will follow Last
+	Seen  time.Time // when a reader last read it (or when it was created)
+}
+
+// Store keeps the events of resumable streams. Its methods are safe for
+// concurrent use; a stream has one writer (Append, End) and any number of
+// readers.
+type Store interface {
+	// Key returns the secret that keys the credential hashes: the same
+	// for every replica that shares the store, made once and kept in the
+	// store itself, so that a replica can check a stream another began.
+	Key(ctx context.Context) ([]byte, error)
+	// Create registers a new stream and the hash of its owner's
+	// credentials. It returns ErrExists for a name the store holds, and
+	// ErrFull when its limits leave no room.
+	Create(ctx context.Context, stream string, owner []byte) error
+	// Append adds events to a stream, in order; the first one's Seq is one
+	// more than the stream's last. A store may batch them; they are
+	// readable when Append returns.
+	Append(ctx context.Context, stream string, events []Event) error
+	// End marks the stream complete: readers get every event and then
+	// ended.
+	End(ctx context.Context, stream string) error
+	// Info returns what the store knows of a stream, or ErrNotFound or
+	// ErrExpired.
+	Info(ctx context.Context, stream string) (Info, error)
+	// Read returns events of the stream after sequence number after, in
+	// order (a bounded batch), and whether the stream has ended with the
+	// last of them. When there is none yet and the stream has not ended,
+	// it waits for one, or for ctx. Every Read counts as a reader's visit
+	// (Info.Seen).
+	Read(ctx context.Context, stream string, after uint64) (events []Event, ended bool, err error)
+}
