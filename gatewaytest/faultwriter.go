@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"strings"
+
+	"github.com/streamguard/streamguard/sse"
 )
 
 // faultWriter forwards a model's response up to fault.after complete events
-// (an event ends at an empty line) and then applies the fault.
+// (an event ends at an empty line; in a JSON-lines response, or a streamed
+// JSON array, each line is one) and then applies the fault.
 type faultWriter struct {
 	w           http.ResponseWriter
 	fault       Fault
@@ -19,6 +23,7 @@ type faultWriter struct {
 	content     bool // the current event has content
 	lineStart   bool // the last byte ended a line
 	faulted     bool
+	lines       bool   // every line with content counts as an event
 	half        []byte // KindCut: the half event to send before the cut
 }
 
@@ -30,6 +35,7 @@ func (fw *faultWriter) WriteHeader(code int) {
 	}
 	fw.wroteHeader = true
 	fw.lineStart = true
+	fw.lines = sse.IsJSONLines(fw.w.Header().Get("Content-Type")) || strings.HasPrefix(fw.w.Header().Get("Content-Type"), "application/json")
 	fw.w.WriteHeader(code)
 	if fw.fault.after <= 0 {
 		fw.flush()
@@ -43,7 +49,7 @@ func (fw *faultWriter) Write(p []byte) (int, error) {
 	}
 	if fw.faulted {
 		if fw.fault.kind == KindCut && fw.half == nil && len(p) > 0 {
-			fw.half = halfEvent(p)
+			fw.half = halfEvent(p, fw.lines)
 			fw.cancel()
 		}
 		return 0, errFaulted
@@ -51,7 +57,7 @@ func (fw *faultWriter) Write(p []byte) (int, error) {
 	for i, c := range p {
 		switch c {
 		case '\n':
-			if fw.lineStart && fw.content {
+			if (fw.lineStart || fw.lines) && fw.content {
 				fw.events++
 				fw.content = false
 				if fw.events >= fw.fault.after {
@@ -61,7 +67,7 @@ func (fw *faultWriter) Write(p []byte) (int, error) {
 						return n, err
 					}
 					if fw.fault.kind == KindCut {
-						fw.half = halfEvent(p[i+1:])
+						fw.half = halfEvent(p[i+1:], fw.lines)
 					}
 					fw.trigger()
 					return n, errFaulted
@@ -77,13 +83,17 @@ func (fw *faultWriter) Write(p []byte) (int, error) {
 	return fw.w.Write(p)
 }
 
-// halfEvent returns the first half of the event at the start of p (at least
-// one byte when p has any), or nil when p is empty.
-func halfEvent(p []byte) []byte {
+// halfEvent returns the first half of the event (with lines, the line) at
+// the start of p (at least one byte when p has any), or nil when p is empty.
+func halfEvent(p []byte, lines bool) []byte {
 	if len(p) == 0 {
 		return nil
 	}
-	end := bytes.Index(p, []byte("\n\n"))
+	sep := []byte("\n\n")
+	if lines {
+		sep = sep[:1]
+	}
+	end := bytes.Index(p, sep)
 	if end < 0 {
 		end = len(p)
 	}

@@ -19,8 +19,13 @@ import (
 // an expired budget or deadline, 499 for a cancellation, and 500 for any other
 // error, which is the handler's own (source model, reason model_error). After
 // a 2xx text/event-stream header, it writes one "event: error" frame and ends
-// the stream cleanly; after any other header it marks the response to be
-// aborted when the handler returns, so the client sees a truncated body.
+// the stream cleanly; after a 2xx JSON-lines header (application/x-ndjson,
+// application/jsonl, application/json-seq: sse.IsJSONLines), at a line
+// boundary, it writes one failure record, {"error": "<message>", ...}
+// (sse.AppendFailureRecord), which Ollama's client returns as its error, and
+// ends the stream cleanly; after any other header, or inside a line, it
+// marks the response to be aborted when the handler returns, so the client
+// sees a truncated body.
 // Either way, later writes fail and the request's span is tagged with err.
 // Call it once and return.
 //

@@ -39,6 +39,7 @@ type writer struct {
 	mu      sync.Mutex
 	wrote   bool // the header is written
 	isSSE   bool // a 2xx text/event-stream response
+	lines   bool // a 2xx JSON-lines response (sse.IsJSONLines)
 	pos     int  // atEventBoundary, atLineBoundary or midLine
 	afterCR bool // the last byte written was a CR, whose LF may come next
 	// dropLF: the writer put bytes of its own after a CR that ended an
@@ -94,6 +95,7 @@ func (w *writer) writeHeaderLocked(code int) {
 	}
 	w.wrote = true
 	w.isSSE = code >= 200 && code < 300 && sse.IsEventStream(dst.Get("Content-Type"))
+	w.lines = code >= 200 && code < 300 && sse.IsJSONLines(dst.Get("Content-Type"))
 	w.out.WriteHeader(code)
 	w.lastWrite.Store(time.Now().UnixNano())
 	if w.isSSE && w.heartbeat > 0 {
@@ -133,6 +135,14 @@ func (w *writer) track(p []byte) {
 		return
 	}
 	w.lastWrite.Store(time.Now().UnixNano())
+	if w.lines {
+		// A JSON line ends at its LF: a record may follow only there.
+		w.pos = midLine
+		if p[len(p)-1] == '\n' {
+			w.pos = atEventBoundary
+		}
+		return
+	}
 	if !w.isSSE {
 		return
 	}
@@ -264,8 +274,9 @@ func (w *writer) stopHeartbeat() {
 
 // end ends the response for the handler because of err: before the header,
 // a JSON error with status; after a 2xx event stream's header, at an event
-// boundary, one failure event and a clean end; otherwise the response is
-// marked for abort. With beforeHeader, it does nothing once the header is
+// boundary, one failure event and a clean end; after a 2xx JSON-lines
+// header, at a line boundary, one failure record and a clean end; otherwise
+// the response is marked for abort. With beforeHeader, it does nothing once the header is
 // written. It reports whether this call ended the response.
 func (w *writer) end(status int, err error, beforeHeader bool) bool {
 	w.mu.Lock()
@@ -281,6 +292,10 @@ func (w *writer) end(status int, err error, beforeHeader bool) bool {
 		w.wrote = true
 	case w.isSSE && w.pos == atEventBoundary:
 		if werr := sse.WriteFailureFrame(&w.out, err); werr == nil {
+			http.NewResponseController(w.rw).Flush()
+		}
+	case w.lines && w.pos == atEventBoundary:
+		if werr := sse.WriteFailureRecord(&w.out, w.rw.Header().Get("Content-Type"), err); werr == nil {
 			http.NewResponseController(w.rw).Flush()
 		}
 	default:

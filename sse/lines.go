@@ -118,7 +118,18 @@ type lineParser struct {
 	needComma bool // the last byte delivered ended an element: a record after it needs a ','
 
 	tailNL bool // the last record delivered had no line end: a failure record needs one first
+
+	// fast says which records parse may count without judging them:
+	// none (0); those of an Ollama stream that end "done":false}
+	// (fastNotDone); all but errors (fastAll), in a stream of no dialect
+	// once the guard no longer searches for one.
+	fast int8
 }
+
+const (
+	fastNotDone = 1 + iota
+	fastAll
+)
 
 // parse frames win, whose first byte is the first of the current
 // (incomplete) record, calls the owner's onRecord for each record it
@@ -129,16 +140,27 @@ func (lp *lineParser) parse(win []byte, err error) int {
 	if lp.kind == framingArray {
 		return lp.parseArray(win)
 	}
-	n := 0
+	n, plain := 0, int64(0)
 	for from := lp.searched; ; {
 		i := bytes.IndexByte(win[from:], '\n')
 		if i < 0 {
 			break
 		}
 		end := from + i
-		lp.record(win[n:end])
+		// The common record, a JSON object alone on its line whose first
+		// key is not "error", is counted here when nothing is left to
+		// judge in it (see fast).
+		if line := win[n:end]; lp.fast != 0 && len(line) > 2 && line[0] == '{' && line[1] == '"' && line[2] != 'e' &&
+			line[len(line)-1] == '}' && (lp.fast == fastAll || bytes.HasSuffix(line, notDone)) {
+			plain++
+		} else {
+			lp.owner.events += plain
+			plain = 0
+			lp.record(line)
+		}
 		n, from = end+1, end+1
 	}
+	lp.owner.events += plain
 	if err == io.EOF && n < len(win) {
 		if rec := trimRecord(win[n:]); len(rec) == 0 || json.Valid(rec) {
 			lp.record(win[n:])
@@ -352,6 +374,12 @@ func (b *body) onRecord(rec []byte) {
 		b.judge(nil, rec)
 		return
 	}
+	switch {
+	case b.dialect == dialectOllama:
+		b.lines.fast = fastNotDone
+	case b.dialect == 0 && b.events >= detectEvents:
+		b.lines.fast = fastAll
+	}
 	key, _ := firstKey(rec)
 	if string(key) == "error" {
 		b.sawError(rec)
@@ -364,10 +392,14 @@ func (b *body) onRecord(rec []byte) {
 	default:
 		return
 	}
-	if ollamaTerminal(nil, rec) {
+	// Ollama ends every record but the last with "done":false: one
+	// comparison of the record's end spares the search.
+	if !bytes.HasSuffix(rec, notDone) && ollamaTerminal(nil, rec) {
 		b.sawTerminal(dialectOllama)
 	}
 }
+
+var notDone = []byte(`"done":false}`)
 
 // openArray is called when a streamed array's '[' arrives.
 func (b *body) openArray() {
