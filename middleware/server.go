@@ -50,6 +50,11 @@ type ServerConfig struct {
 	// Logger, if set, receives panics (with their stack) and failed
 	// responses. Nil means silent. Nothing logged holds a header value.
 	Logger *slog.Logger
+	// Resume, if set, makes the handler's event streams resumable: each
+	// event is stored and gets an id, the work outlives a broken client
+	// connection for the linger, and a request with Last-Event-ID is
+	// answered from the store (see Resumable). Nil means off.
+	Resume *ResumeConfig
 }
 
 // errClientClosed is the cause the handler's context gets when a write to
@@ -64,7 +69,8 @@ var errClientClosed = &streamguard.Error{
 // NewHandler returns h inside the server stack, for model servers and for
 // services that relay streams. Outermost first: tracing (a SERVER span that
 // lasts the whole response), then the layers Drain, LimitRequestBody,
-// Timeout, Recoverer and Heartbeat, each of which can be used alone. The
+// Timeout, Recoverer, Heartbeat and Resumable, each of which can be used
+// alone. The
 // handler gets one wrapper around net/http's ResponseWriter, which the span
 // reads what was sent from.
 //
@@ -90,7 +96,7 @@ var errClientClosed = &streamguard.Error{
 // through it. The handler is safe for concurrent use.
 func NewHandler(h http.Handler, cfg ServerConfig) http.Handler {
 	for _, layer := range []func(http.Handler) http.Handler{
-		Heartbeat(cfg), Recoverer(cfg), Timeout(cfg), LimitRequestBody(cfg), Drain(cfg),
+		Resumable(cfg), Heartbeat(cfg), Recoverer(cfg), Timeout(cfg), LimitRequestBody(cfg), Drain(cfg),
 	} {
 		h = layer(h)
 	}

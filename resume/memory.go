@@ -191,10 +191,12 @@ func (m *MemoryStore) Read(ctx context.Context, stream string, after uint64) ([]
 	}
 }
 
-// Len returns how many streams and event bytes the store holds.
+// Len returns how many streams and event bytes the store holds, once it
+// has forgotten the expired ones.
 func (m *MemoryStore) Len() (streams int, bytes int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.evict(m.cfg.Now(), 0, false)
 	return len(m.streams), m.bytes
 }
 

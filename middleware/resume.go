@@ -1,0 +1,215 @@
+package middleware
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/streamguard/streamguard"
+	"github.com/streamguard/streamguard/resume"
+	"github.com/streamguard/streamguard/sse"
+)
+
+// DefaultLinger is how long a resumable stream's work goes on after its
+// client went away, waiting for a resume, when ResumeConfig.Linger is zero:
+// 30 s, time for a client to notice the cut, back off and reconnect.
+const DefaultLinger = 30 * time.Second
+
+// maxLastEventID bounds the Last-Event-ID a resume may present.
+const maxLastEventID = 256
+
+// errLinger is the cause a resumable stream's work is canceled with when
+// no client came back within the linger.
+var errLinger = errors.New("middleware: no client resumed the stream within its linger")
+
+// ResumeConfig turns on resumable streams on the server side (see the
+// resume package for the protocol). The zero value keeps streams in an
+// in-memory store of the handler's own (resume.NewMemoryStore with its
+// defaults), with DefaultLinger.
+type ResumeConfig struct {
+	// Store keeps the events of the streams. Nil means an in-memory store
+	// for the handler; replicas behind one load balancer share a Redis
+	// store (module github.com/streamguard/streamguard/redisstore).
+	Store resume.Store
+	// Linger is how long the handler's work goes on, bounded by its
+	// budget, after its client went away (and after the last client that
+	// resumed it went away) before it is canceled. Zero means DefaultLinger.
+	Linger time.Duration
+	// CredentialHeaders names request headers that carry credentials, in
+	// addition to those the library knows (see Config.CredentialHeaders):
+	// a resume must present the same values, compared by keyed hash.
+	CredentialHeaders []string
+}
+
+func (c ResumeConfig) linger() time.Duration {
+	if c.Linger > 0 {
+		return c.Linger
+	}
+	return DefaultLinger
+}
+
+// Resumable makes the text/event-stream responses of the handler it wraps
+// resumable, when cfg.Resume is set (otherwise it returns the handler as it
+// is). Each stream gets a name (128 random bits, hex), sent in the
+// Resumable-Stream header; each of its events gets the id
+// "{name}.{seq}", seq from 1, and is appended to the store before it is
+// sent. When the client goes away, the handler's work goes on (its context
+// keeps the budget's deadline, not the client's cancellation) until it ends,
+// or until no client has resumed it for the linger.
+//
+// A request with Last-Event-ID "{name}.{seq}" is a resume: it is answered
+// from the store, without calling the handler, with the events after seq,
+// the live tail and the end, when it presents the credentials of the request
+// that began the stream. An unknown stream, another's credentials, or a seq
+// past the stream's last event get 404; an expired stream 410; a
+// Last-Event-ID that is not one of this protocol's (or longer than 256
+// bytes) 400, all as JSON errors. When the store is full a new request gets
+// 503 with Retry-After, and the streams it holds are unharmed.
+func Resumable(cfg ServerConfig) func(http.Handler) http.Handler {
+	if cfg.Resume == nil {
+		return func(h http.Handler) http.Handler { return h }
+	}
+	rc := *cfg.Resume
+	if rc.Store == nil {
+		rc.Store = resume.NewMemoryStore(resume.MemoryConfig{})
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if id := r.Header.Get(sse.LastEventIDHeader); id != "" {
+				serveResume(w, r, rc, id)
+				return
+			}
+			serveResumable(w, r, next, rc)
+		})
+	}
+}
+
+// serveResumable runs next for a new stream, through a resumeWriter.
+func serveResumable(w http.ResponseWriter, r *http.Request, next http.Handler, rc ResumeConfig) {
+	key, err := rc.Store.Key(r.Context())
+	if err != nil {
+		refuse(w, r, err)
+		return
+	}
+	var b [16]byte
+	rand.Read(b[:])
+	name := hex.EncodeToString(b[:])
+	if err := rc.Store.Create(r.Context(), name, resume.OwnerHash(key, r, rc.CredentialHeaders)); err != nil {
+		refuse(w, r, err)
+		return
+	}
+	// The work outlives its client, not its budget.
+	ctx, cancel := context.WithCancelCause(context.WithoutCancel(r.Context()))
+	if dl, ok := r.Context().Deadline(); ok {
+		var stop context.CancelFunc
+		ctx, stop = context.WithDeadlineCause(ctx, dl, streamguard.ErrBudgetExceeded)
+		defer stop()
+	}
+	defer cancel(nil)
+	rw := newResumeWriter(w, rc, name, ctx, cancel)
+	defer rw.finish()
+	stop := context.AfterFunc(r.Context(), rw.gone)
+	defer stop()
+	next.ServeHTTP(rw, r.WithContext(ctx))
+}
+
+// serveResume answers a resume from the store.
+func serveResume(w http.ResponseWriter, r *http.Request, rc ResumeConfig, id string) {
+	name, seq, ok := sse.ParseEventID(id)
+	if !ok || len(id) > maxLastEventID {
+		WriteError(w, r, &streamguard.Error{StatusCode: http.StatusBadRequest, Source: streamguard.SourceRequest, Reason: streamguard.ReasonBadRequest,
+			Message: "Last-Event-ID is not an event id of a resumable stream ({stream}.{seq})"})
+		return
+	}
+	ctx := r.Context()
+	info, err := rc.Store.Info(ctx, name)
+	if err == nil {
+		var key []byte
+		if key, err = rc.Store.Key(ctx); err == nil && !resume.SameOwner(resume.OwnerHash(key, r, rc.CredentialHeaders), info.Owner) {
+			err = resume.ErrNotFound // another's stream: never say it exists
+		}
+	}
+	if err == nil && seq > info.Last {
+		err = &streamguard.Error{StatusCode: http.StatusNotFound, Source: streamguard.SourceRequest, Reason: streamguard.ReasonNotFound,
+			Message: "event " + strconv.FormatUint(seq, 10) + " is past the stream's last event, " + strconv.FormatUint(info.Last, 10)}
+	}
+	if err != nil {
+		refuse(w, r, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set(sse.ResumableStreamHeader, name)
+	w.WriteHeader(http.StatusOK)
+	if err := tail(ctx, w, rc, name, seq); err != nil {
+		WriteError(w, r, storeError(err))
+	}
+}
+
+// tail writes the events of stream after seq to w, and the live tail,
+// until the stream ends or the client leaves. Each Read is bounded, so
+// that the store sees the reader at least every linger/4.
+func tail(ctx context.Context, w http.ResponseWriter, rc ResumeConfig, name string, after uint64) error {
+	rctl := http.NewResponseController(w)
+	touch := min(max(rc.linger()/4, 10*time.Millisecond), 5*time.Second)
+	for ctx.Err() == nil {
+		rctx, cancel := context.WithTimeout(ctx, touch)
+		evs, ended, err := rc.Store.Read(rctx, name, after)
+		cancel()
+		if err != nil && !(errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil) {
+			if ctx.Err() != nil {
+				return nil // the client left
+			}
+			return err
+		}
+		for _, e := range evs {
+			if _, err := w.Write(e.Data); err != nil {
+				return nil
+			}
+			after = e.Seq
+		}
+		if len(evs) > 0 && rctl.Flush() != nil {
+			return nil
+		}
+		if ended {
+			return nil
+		}
+	}
+	return nil
+}
+
+// refuse answers a request the store failed, before its header: a 503 asks
+// the client to come back in a second.
+func refuse(w http.ResponseWriter, r *http.Request, err error) {
+	e := storeError(err)
+	var se *streamguard.Error
+	if errors.As(e, &se) && se.StatusCode == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	WriteError(w, r, e)
+}
+
+// storeError is the answer to a store's failure.
+func storeError(err error) error {
+	e := &streamguard.Error{Source: streamguard.SourceRequest, Reason: streamguard.ReasonNotFound, StatusCode: http.StatusNotFound, Err: err}
+	switch {
+	case errors.As(err, new(*streamguard.Error)):
+		return err
+	case errors.Is(err, resume.ErrNotFound):
+		e.Message = "no such stream"
+	case errors.Is(err, resume.ErrExpired):
+		e.StatusCode, e.Message = http.StatusGone, "the stream has expired"
+	case errors.Is(err, resume.ErrFull):
+		e.Source, e.Reason, e.StatusCode = streamguard.SourcePlatform, streamguard.ReasonUnavailable, http.StatusServiceUnavailable
+		e.Message = "the store of resumable streams is full"
+	default:
+		e.Source, e.Reason, e.StatusCode = streamguard.SourcePlatform, streamguard.ReasonUnavailable, http.StatusServiceUnavailable
+		e.Message = "the store of resumable streams failed: " + streamguard.Sanitize(err.Error(), 200)
+	}
+	return e
+}
