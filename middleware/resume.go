@@ -12,6 +12,8 @@ import (
 	"github.com/streamguard/streamguard"
 	"github.com/streamguard/streamguard/resume"
 	"github.com/streamguard/streamguard/sse"
+	"github.com/streamguard/streamguard/tracing"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // DefaultLinger is how long a resumable stream's work goes on after its
@@ -189,7 +191,10 @@ func refuse(w http.ResponseWriter, r *http.Request, err error) {
 	e := storeError(err)
 	var se *streamguard.Error
 	if errors.As(e, &se) && se.StatusCode == http.StatusServiceUnavailable {
+		tracing.Annotate(trace.SpanFromContext(r.Context()), se)
 		w.Header().Set("Retry-After", "1")
+		writeJSON(w, se.StatusCode, errorMessage(se))
+		return
 	}
 	WriteError(w, r, e)
 }
