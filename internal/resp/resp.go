@@ -1,0 +1,241 @@
+// Package resp is a small Redis client (RESP2 over TCP), enough for the
+// resume package's Redis store in the relay command without a dependency:
+// a command in, its reply out, over a bounded pool of connections, with
+// the context's deadline and cancellation on every call.
+package resp
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Bounds on what a reply may hold.
+const (
+	maxBulk  = 64 << 20
+	maxArray = 1 << 20
+	maxDepth = 8
+	maxIdle  = 16
+)
+
+// Error is an error reply of the server.
+type Error string
+
+func (e Error) Error() string { return "redis: " + string(e) }
+
+// Client sends commands to one Redis server. It is safe for concurrent use.
+type Client struct {
+	addr     string
+	password string
+	db       int
+	idle     chan *conn
+}
+
+type conn struct {
+	nc net.Conn
+	r  *bufio.Reader
+	w  *bufio.Writer
+}
+
+// New returns a client for a redis://[:password@]host:port[/db] URL. It
+// dials on the first command.
+func New(rawURL string) (*Client, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme != "redis" || u.Host == "" {
+		return nil, fmt.Errorf("%q is not a redis://HOST:PORT/DB URL", rawURL)
+	}
+	c := &Client{addr: u.Host, idle: make(chan *conn, maxIdle)}
+	if _, _, err := net.SplitHostPort(u.Host); err != nil {
+		c.addr = net.JoinHostPort(u.Host, "6379")
+	}
+	if p, ok := u.User.Password(); ok {
+		c.password = p
+	}
+	if db := strings.Trim(u.Path, "/"); db != "" {
+		if c.db, err = strconv.Atoi(db); err != nil || c.db < 0 {
+			return nil, fmt.Errorf("%q: the database is not a number", u.Redacted())
+		}
+	}
+	return c, nil
+}
+
+// Close closes the idle connections.
+func (c *Client) Close() error {
+	for {
+		select {
+		case cn := <-c.idle:
+			cn.nc.Close()
+		default:
+			return nil
+		}
+	}
+}
+
+// Do sends one command and returns its reply: a string for a status or a
+// bulk string, an int64 for an integer, []any for an array, nil for a nil
+// reply, and an Error for an error reply.
+func (c *Client) Do(ctx context.Context, args ...any) (any, error) {
+	cn, err := c.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v, err := cn.roundTrip(ctx, args)
+	var re Error
+	if err != nil && !errors.As(err, &re) {
+		cn.nc.Close() // the connection's state is unknown
+		return nil, err
+	}
+	select {
+	case c.idle <- cn:
+	default:
+		cn.nc.Close()
+	}
+	return v, err
+}
+
+func (c *Client) get(ctx context.Context) (*conn, error) {
+	select {
+	case cn := <-c.idle:
+		return cn, nil
+	default:
+	}
+	d := net.Dialer{Timeout: 10 * time.Second}
+	nc, err := d.DialContext(ctx, "tcp", c.addr)
+	if err != nil {
+		return nil, err
+	}
+	cn := &conn{nc: nc, r: bufio.NewReader(nc), w: bufio.NewWriter(nc)}
+	if c.password != "" {
+		if _, err := cn.roundTrip(ctx, []any{"AUTH", c.password}); err != nil {
+			nc.Close()
+			return nil, errors.New("redis: AUTH failed")
+		}
+	}
+	if c.db != 0 {
+		if _, err := cn.roundTrip(ctx, []any{"SELECT", c.db}); err != nil {
+			nc.Close()
+			return nil, err
+		}
+	}
+	return cn, nil
+}
+
+// roundTrip writes a command and reads its reply, within ctx.
+func (cn *conn) roundTrip(ctx context.Context, args []any) (any, error) {
+	dl, _ := ctx.Deadline()
+	cn.nc.SetDeadline(dl)
+	stop := context.AfterFunc(ctx, func() { cn.nc.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	cn.w.WriteString("*" + strconv.Itoa(len(args)) + "\r\n")
+	for _, a := range args {
+		s, err := arg(a)
+		if err != nil {
+			return nil, err
+		}
+		cn.w.WriteString("$" + strconv.Itoa(len(s)) + "\r\n")
+		cn.w.WriteString(s)
+		cn.w.WriteString("\r\n")
+	}
+	if err := cn.w.Flush(); err != nil {
+		return nil, ctxErr(ctx, err)
+	}
+	v, err := cn.reply(0)
+	return v, ctxErr(ctx, err)
+}
+
+func ctxErr(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil {
+		var re Error
+		if !errors.As(err, &re) {
+			return ctx.Err()
+		}
+	}
+	return err
+}
+
+func arg(a any) (string, error) {
+	switch v := a.(type) {
+	case string:
+		return v, nil
+	case []byte:
+		return string(v), nil
+	case int:
+		return strconv.Itoa(v), nil
+	case int64:
+		return strconv.FormatInt(v, 10), nil
+	case uint64:
+		return strconv.FormatUint(v, 10), nil
+	}
+	return "", fmt.Errorf("redis: argument of type %T", a)
+}
+
+// reply reads one reply.
+func (cn *conn) reply(depth int) (any, error) {
+	line, err := cn.r.ReadSlice('\n')
+	if err != nil {
+		return nil, err
+	}
+	if len(line) < 3 || line[len(line)-2] != '\r' {
+		return nil, errors.New("redis: malformed reply")
+	}
+	kind, body := line[0], string(line[1:len(line)-2])
+	switch kind {
+	case '+':
+		return body, nil
+	case '-':
+		return nil, Error(body)
+	case ':':
+		return strconv.ParseInt(body, 10, 64)
+	case '$':
+		n, err := strconv.Atoi(body)
+		if err != nil || n < -1 || n > maxBulk {
+			return nil, errors.New("redis: bad bulk length")
+		}
+		if n == -1 {
+			return nil, nil
+		}
+		b := make([]byte, n+2)
+		if _, err := readFull(cn.r, b); err != nil {
+			return nil, err
+		}
+		return string(b[:n]), nil
+	case '*':
+		n, err := strconv.Atoi(body)
+		if err != nil || n < -1 || n > maxArray || depth >= maxDepth {
+			return nil, errors.New("redis: bad array")
+		}
+		if n == -1 {
+			return nil, nil
+		}
+		arr := make([]any, n)
+		for i := range arr {
+			if arr[i], err = cn.reply(depth + 1); err != nil {
+				var re Error
+				if !errors.As(err, &re) {
+					return nil, err
+				}
+				arr[i] = err
+			}
+		}
+		return arr, nil
+	}
+	return nil, errors.New("redis: unknown reply type")
+}
+
+func readFull(r *bufio.Reader, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		k, err := r.Read(b[n:])
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}

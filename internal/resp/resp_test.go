@@ -1,0 +1,114 @@
+package resp
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fakeServer answers each command with the next canned reply.
+func fakeServer(t *testing.T, replies ...string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		r := bufio.NewReader(c)
+		for _, rep := range replies {
+			line, err := r.ReadString('\n') // *N
+			if err != nil {
+				return
+			}
+			var n int
+			for _, ch := range strings.TrimSpace(line[1:]) {
+				n = n*10 + int(ch-'0')
+			}
+			for range 2 * n {
+				if _, err := r.ReadString('\n'); err != nil {
+					return
+				}
+			}
+			c.Write([]byte(rep))
+		}
+		io.Copy(io.Discard, c) // then say nothing until the client hangs up
+	}()
+	return ln.Addr().String()
+}
+
+func TestReplies(t *testing.T) {
+	addr := fakeServer(t, "+OK\r\n", ":42\r\n", "$5\r\nhello\r\n", "$-1\r\n", "*3\r\n$1\r\na\r\n:7\r\n*-1\r\n", "-ERR nope\r\n")
+	c, err := New("redis://" + addr + "/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	want := []any{"OK", int64(42), "hello", nil, []any{"a", int64(7), nil}}
+	for i, w := range want {
+		v, err := c.Do(ctx, "X", i)
+		if err != nil || !reflect.DeepEqual(v, w) {
+			t.Fatalf("reply %d: %#v, %v; want %#v", i, v, err, w)
+		}
+	}
+	var re Error
+	if _, err := c.Do(ctx, "X"); !errors.As(err, &re) || string(re) != "ERR nope" {
+		t.Fatalf("error reply: %v", err)
+	}
+}
+
+func TestCancel(t *testing.T) {
+	addr := fakeServer(t) // never answers
+	c, _ := New("redis://" + addr)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := c.Do(ctx, "BLPOP", "k", 0); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
+		t.Fatalf("%v after %v", err, time.Since(start))
+	}
+}
+
+func TestBadURL(t *testing.T) {
+	for _, u := range []string{"http://x", "redis://", "redis://h:1/x"} {
+		if _, err := New(u); err == nil {
+			t.Errorf("%q accepted", u)
+		}
+	}
+}
+
+// TestRealRedis runs against the server STREAMGUARD_REDIS_ADDR names.
+func TestRealRedis(t *testing.T) {
+	addr := os.Getenv("STREAMGUARD_REDIS_ADDR")
+	if addr == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("STREAMGUARD_REDIS_ADDR is not set: CI must start redis-server")
+		}
+		t.Skip("STREAMGUARD_REDIS_ADDR is not set")
+	}
+	c, err := New("redis://" + addr + "/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if v, err := c.Do(ctx, "SET", "streamguard:resp-test", "v\r\nx", "PX", 10000); err != nil || v != "OK" {
+		t.Fatalf("SET: %v %v", v, err)
+	}
+	if v, err := c.Do(ctx, "GET", "streamguard:resp-test"); err != nil || v != "v\r\nx" {
+		t.Fatalf("GET: %q %v", v, err)
+	}
+}

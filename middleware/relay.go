@@ -1,0 +1,109 @@
+package middleware
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/streamguard/streamguard/sse"
+)
+
+// hopHeaders are the hop-by-hop headers a relay never forwards (RFC 9110,
+// 7.6.1), and the ones it sets itself.
+var hopHeaders = []string{
+	"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
+	"Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// Relay returns a handler that forwards each request to upstream through
+// client (the client stack: budget, retry, stream guard, tracing) and
+// relays the answer as it arrives, flushing after every read: the status,
+// the headers but the hop-by-hop ones, and the body. The request's path is
+// joined to upstream's path and its query added to upstream's; its headers
+// go along, credentials included, so an upstream's 401 is the caller's own
+// and is relayed as it is. A stream that fails after its header is ended
+// with WriteError: a failure event on an event stream. The upstream's
+// Resumable-Stream header is not relayed: inside NewHandler with Resume
+// set, the relay's streams are its own to resume.
+func Relay(upstream *url.URL, client *http.Client) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		out, err := http.NewRequestWithContext(r.Context(), r.Method, target(upstream, r.URL).String(), r.Body)
+		if err != nil {
+			WriteError(w, r, err)
+			return
+		}
+		out.ContentLength = r.ContentLength
+		if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+			out.Body = http.NoBody
+		}
+		copyHeader(out.Header, r.Header)
+		out.Header.Del(sse.LastEventIDHeader)
+		resp, err := client.Do(out)
+		if err != nil {
+			WriteError(w, r, err)
+			return
+		}
+		defer resp.Body.Close()
+		copyHeader(w.Header(), resp.Header)
+		w.Header().Del(sse.ResumableStreamHeader)
+		w.Header().Del("Content-Length")
+		w.WriteHeader(resp.StatusCode)
+		if err := pump(w, resp.Body); err != nil {
+			WriteError(w, r, err)
+		}
+	})
+}
+
+// target joins the request's path and query to upstream's.
+func target(upstream, in *url.URL) *url.URL {
+	u := *upstream
+	u.Path = strings.TrimSuffix(upstream.Path, "/") + "/" + strings.TrimPrefix(in.Path, "/")
+	u.RawPath = ""
+	switch {
+	case upstream.RawQuery == "":
+		u.RawQuery = in.RawQuery
+	case in.RawQuery != "":
+		u.RawQuery = upstream.RawQuery + "&" + in.RawQuery
+	}
+	return &u
+}
+
+func copyHeader(dst, src http.Header) {
+	for k, v := range src {
+		dst[k] = append([]string(nil), v...)
+	}
+	for _, h := range hopHeaders {
+		dst.Del(h)
+	}
+	if c := src.Get("Connection"); c != "" {
+		for _, f := range strings.Split(c, ",") {
+			dst.Del(strings.TrimSpace(f))
+		}
+	}
+}
+
+// pump copies body to w, flushing after each read. It returns the body's
+// failure; a write that fails (the client left) ends it quietly.
+func pump(w http.ResponseWriter, body io.Reader) error {
+	rc := http.NewResponseController(w)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return nil
+			}
+			if ferr := rc.Flush(); ferr != nil && !errors.Is(ferr, http.ErrNotSupported) {
+				return nil
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
