@@ -1,0 +1,184 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/streamguard/streamguard/resume"
+)
+
+// Append adds events to a stream, in one script per batch of up to 512
+// events (4 MiB): the script checks that the batch follows the stream's
+// last event, that the stream has not ended (resume.ErrSequence, both) and
+// that it fits MaxLen (resume.ErrFull), and adds it whole or not at all. A
+// longer Append is several batches, each whole; it stops at the first
+// refused.
+func (s *Store) Append(ctx context.Context, stream string, events []resume.Event) error {
+	if !validName(stream) {
+		return resume.ErrNotFound
+	}
+	for i := 1; i < len(events); i++ {
+		if events[i].Seq != events[i-1].Seq+1 {
+			return resume.ErrSequence
+		}
+	}
+	var buf []byte
+	for len(events) > 0 {
+		n, size := 0, 0
+		for n < len(events) && n < appendBatch && (n == 0 || size+len(events[n].Data) <= appendBytes) {
+			size += len(events[n].Data)
+			n++
+		}
+		var lens []byte
+		buf, lens = encode(buf[:0], events[:n])
+		_, err := s.run(ctx, appendScript, stream, s.ttl, s.gone, s.cfg.MaxLen,
+			events[0].Seq, n, lens, buf)
+		if err != nil {
+			return err
+		}
+		events = events[n:]
+	}
+	return nil
+}
+
+// encode appends the events' bytes to buf and returns it with their
+// lengths, "12,7,...".
+func encode(buf []byte, events []resume.Event) (body, lens []byte) {
+	lens = make([]byte, 0, 5*len(events))
+	for i, e := range events {
+		if i > 0 {
+			lens = append(lens, ',')
+		}
+		lens = strconv.AppendInt(lens, int64(len(e.Data)), 10)
+		buf = append(buf, e.Data...)
+	}
+	return buf, lens
+}
+
+// Read returns the events after after: a batch of at most 512 events (and
+// 1 MiB past the first), and whether the stream ended with the last of
+// them. When there is none yet, it waits in XREAD BLOCK until there is,
+// the stream ends, or ctx ends. Every call records a visit (Info.Seen) and
+// renews the stream's TTL.
+func (s *Store) Read(ctx context.Context, stream string, after uint64) ([]resume.Event, bool, error) {
+	if !validName(stream) {
+		return nil, false, resume.ErrNotFound
+	}
+	for {
+		evs, ended, err := s.readOnce(ctx, stream, after)
+		if err != nil || len(evs) > 0 || ended {
+			return evs, ended, err
+		}
+		if err := s.wait(ctx, stream, after); err != nil {
+			return nil, false, err
+		}
+	}
+}
+
+// readOnce runs the read script once.
+func (s *Store) readOnce(ctx context.Context, stream string, after uint64) ([]resume.Event, bool, error) {
+	first := "0-" + strconv.FormatUint(after+1, 10) // used only when after < last
+	cmd, err := s.run(ctx, readScript, stream, s.ttl, s.gone, time.Now().UnixMilli(),
+		after, first, readBatch, readBatchBytes)
+	if err != nil {
+		return nil, false, err
+	}
+	r, err := cmd.Slice()
+	if err != nil {
+		return nil, false, err
+	}
+	if len(r) != 4 {
+		return nil, false, errReply("read", r)
+	}
+	last, err := parseUint(r[0])
+	ended, _ := r[1].(string)
+	hdr, _ := r[2].(string)
+	body, _ := r[3].(string)
+	if err != nil {
+		return nil, false, fmt.Errorf("redisstore: read of %q: %w", stream, err)
+	}
+	evs, err := decode(hdr, body)
+	if err != nil {
+		return nil, false, fmt.Errorf("redisstore: read of %q: %w", stream, err)
+	}
+	done := ended == "1"
+	if len(evs) > 0 {
+		done = done && evs[len(evs)-1].Seq == last
+	}
+	return evs, done, nil
+}
+
+// decode splits body into events by hdr, "seq:len,...". The events share
+// one array; each one's capacity ends with its bytes.
+func decode(hdr, body string) ([]resume.Event, error) {
+	if hdr == "" {
+		return nil, nil
+	}
+	data := []byte(body)
+	evs := make([]resume.Event, 0, strings.Count(hdr, ",")+1)
+	pos := 0
+	for hdr != "" {
+		var item string
+		item, hdr, _ = strings.Cut(hdr, ",")
+		seqStr, lenStr, _ := strings.Cut(item, ":")
+		seq, err1 := strconv.ParseUint(seqStr, 10, 64)
+		n, err2 := strconv.Atoi(lenStr)
+		if err := errors.Join(err1, err2); err != nil || n < 0 || n > len(data)-pos {
+			return nil, fmt.Errorf("a bad event header %q", item)
+		}
+		evs = append(evs, resume.Event{Seq: seq, Data: data[pos : pos+n : pos+n]})
+		pos += n
+	}
+	return evs, nil
+}
+
+// wait blocks until the stream has an entry past 0-{after} (an event or the
+// end marker), for at most a second, or until ctx ends. When ctx can end,
+// the XREAD runs in a goroutine, so that wait returns as soon as ctx ends;
+// the goroutine finishes within the block time (Close waits for it).
+func (s *Store) wait(ctx context.Context, stream string, after uint64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	block := blockTime
+	if dl, ok := ctx.Deadline(); ok {
+		block = min(block, time.Until(dl))
+	}
+	args := &redis.XReadArgs{
+		Streams: []string{s.keys(stream)[1], "0-" + strconv.FormatUint(after, 10)},
+		Count:   1,
+		Block:   max(block, minBlock),
+	}
+	if ctx.Done() == nil {
+		return xreadErr(s.rdb.XRead(ctx, args).Err())
+	}
+	done := make(chan error, 1)
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		done <- s.rdb.XRead(context.WithoutCancel(ctx), args).Err()
+	}()
+	select {
+	case err := <-done:
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return xreadErr(err)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// xreadErr drops the error of an XREAD that timed out.
+func xreadErr(err error) error {
+	if errors.Is(err, redis.Nil) {
+		return nil
+	}
+	return err
+}

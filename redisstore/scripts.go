@@ -1,0 +1,160 @@
+package redisstore
+
+import (
+	"errors"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/streamguard/streamguard/resume"
+)
+
+// The Lua scripts. Each one of a stream touches only that stream's keys,
+// which share a hash slot: KEYS[1] its meta hash, KEYS[2] its events,
+// KEYS[3] its tombstone. A script refuses with an error reply whose first
+// word is one of the codes below; storeErr maps it to resume's errors.
+
+// prelude defines what the scripts of a stream share: missing answers for
+// a stream without meta (expired while the tombstone lasts, else unknown);
+// touch gives the keys their TTL (ARGV[1], ms) and the tombstone its own
+// (ARGV[2], ms).
+const prelude = `
+local function missing()
+	if redis.call('EXISTS', KEYS[3]) == 1 then
+		return redis.error_reply('SGEXPIRED stream expired')
+	end
+	return redis.error_reply('SGNOTFOUND no such stream')
+end
+local function touch()
+	redis.call('PEXPIRE', KEYS[1], ARGV[1])
+	redis.call('PEXPIRE', KEYS[2], ARGV[1])
+	redis.call('SET', KEYS[3], '1', 'PX', ARGV[2])
+end
+`
+
+// reserveScript counts a new stream in the live set (KEYS[1]: name by
+// deadline in unix ms), first dropping the names whose deadline has
+// passed. ARGV: now, deadline, max, name.
+var reserveScript = redis.NewScript(`
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
+if redis.call('ZSCORE', KEYS[1], ARGV[4]) then
+	return redis.error_reply('SGEXISTS stream exists')
+end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+	return redis.error_reply('SGFULL too many streams')
+end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+return 1
+`)
+
+// createScript makes a stream's meta. ARGV: ttl, tombstone ttl, owner,
+// now.
+var createScript = redis.NewScript(prelude + `
+if redis.call('EXISTS', KEYS[1]) == 1 then
+	return redis.error_reply('SGEXISTS stream exists')
+end
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[1], 'owner', ARGV[3], 'last', '0', 'ended', '0',
+	'seen', ARGV[4], 'created', ARGV[4])
+touch()
+return 1
+`)
+
+// appendScript adds events after the stream's last, as entries 0-{seq}
+// with field d. ARGV: ttl, tombstone ttl, max len, first seq, count, the
+// events' lengths ("12,7,..."), their bytes end to end.
+var appendScript = redis.NewScript(prelude + `
+local m = redis.call('HMGET', KEYS[1], 'last', 'ended')
+if not m[1] then return missing() end
+if m[2] == '1' then
+	return redis.error_reply('SGENDED stream ended')
+end
+local seq = tonumber(m[1])
+if tonumber(ARGV[4]) ~= seq + 1 then
+	return redis.error_reply('SGSEQUENCE event out of sequence')
+end
+if seq + tonumber(ARGV[5]) > tonumber(ARGV[3]) then
+	return redis.error_reply('SGFULL stream full')
+end
+local blob, pos = ARGV[7], 1
+for l in string.gmatch(ARGV[6], '%d+') do
+	l = tonumber(l)
+	seq = seq + 1
+	redis.call('XADD', KEYS[2], '0-' .. seq, 'd', string.sub(blob, pos, pos + l - 1))
+	pos = pos + l
+end
+redis.call('HSET', KEYS[1], 'last', seq)
+touch()
+return seq
+`)
+
+// endScript marks a stream ended and adds the end marker, the entry
+// 0-{last+1} with field e, which wakes blocked readers. ARGV: ttl,
+// tombstone ttl.
+var endScript = redis.NewScript(prelude + `
+local m = redis.call('HMGET', KEYS[1], 'last', 'ended')
+if not m[1] then return missing() end
+if m[2] ~= '1' then
+	redis.call('HSET', KEYS[1], 'ended', '1')
+	redis.call('XADD', KEYS[2], '0-' .. (tonumber(m[1]) + 1), 'e', '1')
+end
+touch()
+return 1
+`)
+
+// readScript returns {last, ended, header, body}: the events after after,
+// at most count of them and, past the first, max bytes, as "seq:len,..."
+// and their bytes end to end. It records the visit. ARGV: ttl, tombstone
+// ttl, now, after, first entry id, count, max bytes.
+var readScript = redis.NewScript(prelude + `
+local m = redis.call('HMGET', KEYS[1], 'last', 'ended')
+if not m[1] then return missing() end
+redis.call('HSET', KEYS[1], 'seen', ARGV[3])
+touch()
+local hdr, body, size, max = {}, {}, 0, tonumber(ARGV[7])
+if tonumber(ARGV[4]) < tonumber(m[1]) then
+	local r = redis.call('XRANGE', KEYS[2], ARGV[5], '+', 'COUNT', ARGV[6])
+	for _, e in ipairs(r) do
+		local f = e[2]
+		if f[1] ~= 'd' then break end
+		local d = f[2]
+		if #body > 0 and size + #d > max then break end
+		size = size + #d
+		hdr[#hdr + 1] = string.sub(e[1], 3) .. ':' .. #d
+		body[#body + 1] = d
+	end
+end
+return {m[1], m[2], table.concat(hdr, ','), table.concat(body)}
+`)
+
+// infoScript returns {owner, last, ended, seen}.
+var infoScript = redis.NewScript(prelude + `
+local m = redis.call('HMGET', KEYS[1], 'owner', 'last', 'ended', 'seen')
+if not m[2] then return missing() end
+return m
+`)
+
+// errEnded is an Append to an ended stream: nothing can follow its last
+// event, so it is out of sequence.
+var errEnded = errors.Join(resume.ErrSequence, errors.New("redisstore: stream ended"))
+
+// storeErr maps a script's refusal to resume's errors, and passes any
+// other error on.
+func storeErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case redis.HasErrorPrefix(err, "SGNOTFOUND"):
+		return resume.ErrNotFound
+	case redis.HasErrorPrefix(err, "SGEXPIRED"):
+		return resume.ErrExpired
+	case redis.HasErrorPrefix(err, "SGEXISTS"):
+		return resume.ErrExists
+	case redis.HasErrorPrefix(err, "SGFULL"):
+		return resume.ErrFull
+	case redis.HasErrorPrefix(err, "SGSEQUENCE"):
+		return resume.ErrSequence
+	case redis.HasErrorPrefix(err, "SGENDED"):
+		return errEnded
+	}
+	return err
+}
