@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -28,17 +29,18 @@ func (s *Store) Append(ctx context.Context, stream string, events []resume.Event
 			return resume.ErrSequence
 		}
 	}
-	var buf []byte
+	keys := s.keys(stream)
+	buf := bufs.Get().(*appendBuf)
+	defer buf.release()
 	for len(events) > 0 {
 		n, size := 0, 0
 		for n < len(events) && n < appendBatch && (n == 0 || size+len(events[n].Data) <= appendBytes) {
 			size += len(events[n].Data)
 			n++
 		}
-		var lens []byte
-		buf, lens = encode(buf[:0], events[:n])
-		_, err := s.run(ctx, appendScript, stream, s.ttl, s.gone, s.cfg.MaxLen,
-			events[0].Seq, n, lens, buf)
+		buf.encode(events[:n])
+		_, err := s.run(ctx, appendScript, stream, keys, s.ttl, s.gone, s.maxLen,
+			events[0].Seq, n, buf.lens, buf.body)
 		if err != nil {
 			return err
 		}
@@ -47,18 +49,31 @@ func (s *Store) Append(ctx context.Context, stream string, events []resume.Event
 	return nil
 }
 
-// encode appends the events' bytes to buf and returns it with their
-// lengths, "12,7,...".
-func encode(buf []byte, events []resume.Event) (body, lens []byte) {
-	lens = make([]byte, 0, 5*len(events))
+// appendBuf holds a batch of events as the append script takes them.
+type appendBuf struct {
+	body []byte // their bytes end to end
+	lens []byte // their lengths, "12,7,..."
+}
+
+// bufs keeps appendBufs; release drops bytes past 64 KiB.
+var bufs = sync.Pool{New: func() any { return new(appendBuf) }}
+
+func (b *appendBuf) release() {
+	if cap(b.body) > 64<<10 {
+		b.body = nil
+	}
+	bufs.Put(b)
+}
+
+func (b *appendBuf) encode(events []resume.Event) {
+	b.body, b.lens = b.body[:0], b.lens[:0]
 	for i, e := range events {
 		if i > 0 {
-			lens = append(lens, ',')
+			b.lens = append(b.lens, ',')
 		}
-		lens = strconv.AppendInt(lens, int64(len(e.Data)), 10)
-		buf = append(buf, e.Data...)
+		b.lens = strconv.AppendInt(b.lens, int64(len(e.Data)), 10)
+		b.body = append(b.body, e.Data...)
 	}
-	return buf, lens
 }
 
 // Read returns the events after after: a batch of at most 512 events (and
@@ -84,7 +99,7 @@ func (s *Store) Read(ctx context.Context, stream string, after uint64) ([]resume
 // readOnce runs the read script once.
 func (s *Store) readOnce(ctx context.Context, stream string, after uint64) ([]resume.Event, bool, error) {
 	first := "0-" + strconv.FormatUint(after+1, 10) // used only when after < last
-	cmd, err := s.run(ctx, readScript, stream, s.ttl, s.gone, time.Now().UnixMilli(),
+	cmd, err := s.run(ctx, readScript, stream, s.keys(stream), s.ttl, s.gone, time.Now().UnixMilli(),
 		after, first, readBatch, readBatchBytes)
 	if err != nil {
 		return nil, false, err

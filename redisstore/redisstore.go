@@ -96,11 +96,12 @@ type Config struct {
 // Store is a resume.Store in Redis. Its methods are safe for concurrent
 // use.
 type Store struct {
-	rdb  redis.UniversalClient
-	cfg  Config
-	live string
-	ttl  string // ms
-	gone string // the tombstone's TTL, ms
+	rdb    redis.UniversalClient
+	cfg    Config
+	live   string
+	ttl    any // ms, as a script's argument
+	gone   any // the tombstone's TTL, ms
+	maxLen any // MaxLen, as a script's argument
 
 	keyMu sync.Mutex
 	key   []byte
@@ -130,11 +131,12 @@ func New(client redis.UniversalClient, cfg Config) *Store {
 	}
 	ms := cfg.TTL.Milliseconds()
 	return &Store{
-		rdb:  client,
-		cfg:  cfg,
-		live: cfg.Prefix + "live",
-		ttl:  strconv.FormatInt(ms, 10),
-		gone: strconv.FormatInt(2*ms, 10),
+		rdb:    client,
+		cfg:    cfg,
+		live:   cfg.Prefix + "live",
+		ttl:    strconv.FormatInt(ms, 10),
+		gone:   strconv.FormatInt(2*ms, 10),
+		maxLen: strconv.FormatInt(cfg.MaxLen, 10),
 	}
 }
 
@@ -212,7 +214,7 @@ func (s *Store) End(ctx context.Context, stream string) error {
 	if !validName(stream) {
 		return resume.ErrNotFound
 	}
-	_, err := s.run(ctx, endScript, stream, s.ttl, s.gone)
+	_, err := s.run(ctx, endScript, stream, s.keys(stream), s.ttl, s.gone)
 	return err
 }
 
@@ -246,8 +248,7 @@ func (s *Store) Info(ctx context.Context, stream string) (resume.Info, error) {
 
 // run runs a stream's script (its keys, then args) and renews the
 // stream's deadline in the live set, in one round trip.
-func (s *Store) run(ctx context.Context, sc *redis.Script, stream string, args ...any) (*redis.Cmd, error) {
-	keys := s.keys(stream)
+func (s *Store) run(ctx context.Context, sc *redis.Script, stream string, keys []string, args ...any) (*redis.Cmd, error) {
 	z := redis.Z{Score: float64(s.deadline(time.Now())), Member: stream}
 	for attempt := 0; ; attempt++ {
 		pipe := s.rdb.Pipeline()
