@@ -34,10 +34,11 @@ var ErrResumeMismatch = errors.New("sse: the resumed stream does not continue af
 // never delivers an event twice and never skips one: when the server's
 // continuation does not start right after the last event delivered, the
 // stream fails with resume_mismatch, its original failure kept as the
-// cause. When a resume request fails (an error status such as 404, 410, 401
-// or 5xx, or no response), the stream fails with its original failure, the
-// resume's error added as context; the error's Resumes says how many
-// resumes were tried.
+// cause. A resume request that gets no response (the network failed again)
+// counts as a resume and is tried again while resumes remain; one answered
+// with an error status (404 or 410 for a stream the server no longer holds,
+// 401, 5xx) ends the stream with its original failure, the resume's error
+// added as context. The error's Resumes says how many resumes were tried.
 type ResumeConfig struct {
 	// Off turns resuming off: a broken stream fails at once, with its
 	// verdict.

@@ -537,3 +537,38 @@ func TestResumeDifferential(t *testing.T) {
 		})
 	}
 }
+
+// failFirst fails the first resume request (one with Last-Event-ID) with a
+// connection error, as a network that breaks again would.
+type failFirst struct {
+	base   http.RoundTripper
+	failed bool
+}
+
+func (f *failFirst) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Header.Get("Last-Event-ID") != "" && !f.failed {
+		f.failed = true
+		return nil, errors.New("dial tcp: connection refused")
+	}
+	return f.base.RoundTrip(r)
+}
+
+func TestResumeWithoutResponseIsTriedAgain(t *testing.T) {
+	srv := gatewaytest.NewServer(gatewaytest.IDStream(10))
+	defer srv.Close()
+	cfg := fastResume()
+	cfg.Resume.Transport = &failFirst{base: srv.Client().Transport}
+	srv.Script(gatewaytest.Cut(3), gatewaytest.Pass())
+	resp, err := guardedClient(srv, cfg).Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, se := readAll(t, resp)
+	if se != nil || string(got) != idStream(10) {
+		t.Fatalf("error %v; got %q", se, got)
+	}
+	st := resp.Body.(streamstat.Reporter).StreamStats()
+	if len(st.Resumes) != 2 || st.Resumes[0].Err == "" || st.Resumes[1].Err != "" {
+		t.Fatalf("resumes %+v", st.Resumes)
+	}
+}

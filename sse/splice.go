@@ -82,44 +82,63 @@ func (r *resuming) setRetry(v []byte) {
 
 // resume tries to continue the stream after its upstream failed. It returns
 // true when a continuation now feeds the body, false when the stream ends
-// with its verdict.
+// with its verdict. A resume request that got no response (the network
+// failed again) is tried again while resumes remain; one answered with an
+// error status ends the stream.
 func (b *body) resume() bool {
 	r := b.rs
 	v := b.verdict()
-	if r.st == nil || r.mismatch || v == nil || r.n >= b.cfg.Resume.maxResumes() ||
+	if r.st == nil || r.mismatch || v == nil ||
 		(v.Reason != streamguard.ReasonTruncated && v.Reason != streamguard.ReasonStalled) {
 		return false
 	}
+	b.closeUpstream()
+	for r.n < b.cfg.Resume.maxResumes() {
+		resp, again := b.resumeOnce(v)
+		if resp != nil {
+			b.splice(resp.Body, v)
+			return true
+		}
+		if !again {
+			return false
+		}
+	}
+	return false
+}
+
+// resumeOnce sends one resume request for the stream that failed with v.
+// It returns the continuation, or whether another resume may be tried.
+func (b *body) resumeOnce(v *streamguard.Error) (*http.Response, bool) {
+	r := b.rs
 	req, err := r.st.Request(r.ctx)
 	if req == nil {
 		r.err = err
-		return false
+		return nil, false
 	}
 	wait, ok := r.wait(b.cfg.Resume)
 	if !ok {
 		r.err = errNoBudget
-		return false
+		return nil, false
 	}
-	b.closeUpstream()
 	if !r.sleep(wait) {
-		return false // the caller left: the verdict says so
+		return nil, false // the caller left: the verdict says so
 	}
 	r.n++
 	rec := streamstat.Resume{At: time.Now(), Protocol: r.name, Cause: string(v.Reason), LastEventID: v.LastEventID}
-	resp, err := r.rt.RoundTrip(req)
-	if err = continuation(resp, err); err != nil {
+	resp, rtErr := r.rt.RoundTrip(req)
+	if err = continuation(resp, rtErr); err != nil {
 		r.err = err
 		if resp != nil {
 			rec.StatusCode = resp.StatusCode
 		}
 		rec.Err = b.resumeText(err)
 		b.logResume(rec)
-		return false
+		return nil, rtErr != nil && r.ctx.Err() == nil
 	}
+	r.err = nil
 	rec.StatusCode = resp.StatusCode
 	b.logResume(rec)
-	b.splice(resp.Body, v)
-	return true
+	return resp, false
 }
 
 // wait returns how long to wait before the next resume, and false when the
