@@ -58,17 +58,17 @@ type MemoryStore struct {
 }
 
 type memStream struct {
-	owner  []byte
+	owner []byte
 	// The events, as appended: one batch per Append, its bytes in one
 	// array without pointers (nothing for the GC to scan), so that a
 	// stream of 100,000 events costs a few thousand allocations.
 	batches []memBatch
 	last    uint64
-	bytes  int64
-	ended  bool
-	active time.Time // last write or read
-	seen   time.Time // last read, or creation
-	wake   chan struct{}
+	bytes   int64
+	ended   bool
+	active  time.Time // last write or read
+	seen    time.Time // last read, or creation
+	wake    chan struct{}
 }
 
 // NewMemoryStore returns an empty in-memory store with its own random key.
