@@ -7,9 +7,10 @@
 //
 //	{prefix}key                the HMAC key of owner hashes: 32 random
 //	                           bytes, made once with SET NX, never expires
-//	{prefix}live               a sorted set of live stream names, scored by
-//	                           the unix ms at which each one expires; it
-//	                           counts streams against MaxStreams
+//	{prefix}{sets}:live        sorted sets of the names of the streams
+//	{prefix}{sets}:ended       held, being written and ended, scored by the
+//	                           unix ms at which each one expires: they count
+//	                           streams against MaxStreams
 //	{prefix}s:{name}:meta      a hash: owner, last, ended, seen, created
 //	{prefix}s:{name}:events    a stream: event seq is the entry 0-{seq}, its
 //	                           bytes in the field d; End adds the marker
@@ -22,9 +23,10 @@
 // answered ErrExpired, then ErrNotFound, as a name never created is.
 //
 // Each stream's keys share a Redis Cluster hash slot through the hash tag
-// {name}; each command or script touches one slot, so the store works on
-// a cluster as on one server. (A Prefix with a hash tag of its own puts all
-// the keys in one slot.)
+// {name}, and the two sets one through {sets}; each script touches one
+// slot, so the store works on a cluster as on one server. (A Prefix with a
+// hash tag of its own puts all the keys in one slot.) The sets' scores come
+// from the replicas' clocks, which should agree to well within the TTL.
 //
 // A Read with nothing to return waits in XREAD BLOCK, one second at a
 // time, until the stream has an entry past the reader's, which is either
@@ -87,9 +89,11 @@ type Config struct {
 	// Zero means resume.DefaultMaxAge (10 minutes). A stream is then
 	// answered ErrExpired for one more TTL.
 	TTL time.Duration
-	// MaxStreams bounds the live streams, across all replicas; Create
-	// past it returns resume.ErrFull. Zero means resume.DefaultMaxStreams
-	// (10,000).
+	// MaxStreams bounds the streams held, across all replicas: those
+	// being written, and the ended ones not yet expired. A Create past it
+	// evicts ended streams, soonest to expire first (they then read as
+	// expired), and returns resume.ErrFull when every stream held is still
+	// being written. Zero means resume.DefaultMaxStreams (10,000).
 	MaxStreams int64
 }
 
@@ -98,10 +102,11 @@ type Config struct {
 type Store struct {
 	rdb    redis.UniversalClient
 	cfg    Config
-	live   string
-	ttl    any // ms, as a script's argument
-	gone   any // the tombstone's TTL, ms
-	maxLen any // MaxLen, as a script's argument
+	live   string // the live set's key
+	ended  string // the ended set's key
+	ttl    any    // ms, as a script's argument
+	gone   any    // the tombstone's TTL, ms
+	maxLen any    // MaxLen, as a script's argument
 
 	keyMu sync.Mutex
 	key   []byte
@@ -133,7 +138,8 @@ func New(client redis.UniversalClient, cfg Config) *Store {
 	return &Store{
 		rdb:    client,
 		cfg:    cfg,
-		live:   cfg.Prefix + "live",
+		live:   cfg.Prefix + "{sets}:live",
+		ended:  cfg.Prefix + "{sets}:ended",
 		ttl:    strconv.FormatInt(ms, 10),
 		gone:   strconv.FormatInt(2*ms, 10),
 		maxLen: strconv.FormatInt(cfg.MaxLen, 10),
@@ -185,10 +191,10 @@ func (s *Store) Key(ctx context.Context) ([]byte, error) {
 	return key, nil
 }
 
-// Create registers a stream: it counts it in the live set (ErrFull past
-// MaxStreams, ErrExists if there), then makes its meta (ErrExists if
-// there). A Create that fails on the way may leave the name counted until
-// its TTL.
+// Create registers a stream: it counts it in the live set (ErrExists if
+// there; past MaxStreams, it evicts ended streams or returns ErrFull), then
+// makes its meta (ErrExists if there). A Create that fails on the way may
+// leave the name counted until its TTL.
 func (s *Store) Create(ctx context.Context, stream string, owner []byte) error {
 	if len(stream) == 0 || len(stream) > MaxNameLen {
 		return fmt.Errorf("redisstore: a stream name of %d bytes (1 to %d)", len(stream), MaxNameLen)
@@ -197,10 +203,20 @@ func (s *Store) Create(ctx context.Context, stream string, owner []byte) error {
 		return fmt.Errorf("redisstore: an owner hash of %d bytes (at most %d)", len(owner), MaxOwnerLen)
 	}
 	now := time.Now()
-	err := reserveScript.Run(ctx, s.rdb, []string{s.live},
-		now.UnixMilli(), s.deadline(now), s.cfg.MaxStreams, stream).Err()
+	r, err := reserveScript.Run(ctx, s.rdb, []string{s.live, s.ended},
+		now.UnixMilli(), s.deadline(now), s.cfg.MaxStreams, stream).StringSlice()
 	if err != nil {
 		return storeErr(err)
+	}
+	if len(r) == 0 {
+		return errReply("reserve", r)
+	}
+	for _, name := range r[1:] {
+		// Best effort: keys not deleted expire after their TTL.
+		evictScript.Run(ctx, s.rdb, s.keys(name), s.ttl, s.gone)
+	}
+	if r[0] != "ok" {
+		return resume.ErrFull
 	}
 	err = createScript.Run(ctx, s.rdb, s.keys(stream), s.ttl, s.gone, owner, now.UnixMilli()).Err()
 	return storeErr(err)
@@ -209,13 +225,16 @@ func (s *Store) Create(ctx context.Context, stream string, owner []byte) error {
 // deadline returns when a stream active at now expires, in unix ms.
 func (s *Store) deadline(now time.Time) int64 { return now.Add(s.cfg.TTL).UnixMilli() }
 
-// End marks a stream complete and wakes its readers.
+// End marks a stream complete and wakes its readers. It is idempotent.
 func (s *Store) End(ctx context.Context, stream string) error {
 	if !validName(stream) {
 		return resume.ErrNotFound
 	}
-	_, err := s.run(ctx, endScript, stream, s.keys(stream), s.ttl, s.gone)
-	return err
+	if _, err := s.run(ctx, endScript, stream, s.keys(stream), s.ttl, s.gone); err != nil {
+		return err
+	}
+	// Now Create may evict it.
+	return endedScript.Run(ctx, s.rdb, []string{s.live, s.ended}, stream, s.deadline(time.Now())).Err()
 }
 
 // Info returns what the store knows of a stream. It is not a visit: it
@@ -259,6 +278,7 @@ func (s *Store) run(ctx context.Context, sc *redis.Script, stream string, keys [
 			cmd = sc.Eval(ctx, pipe, keys, args...)
 		}
 		pipe.ZAddXX(ctx, s.live, z) // only a stream counted; best effort
+		pipe.ZAddXX(ctx, s.ended, z)
 		pipe.Exec(ctx)
 		if attempt == 0 && redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
 			continue // the server does not have it (yet): send it whole

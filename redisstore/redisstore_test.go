@@ -158,15 +158,33 @@ func TestMaxLen(t *testing.T) {
 
 func TestMaxStreams(t *testing.T) {
 	s := newStore(t, newClient(t), Config{MaxStreams: 3, TTL: 300 * time.Millisecond})
+	var names []string
 	for range 3 {
-		if err := s.Create(tctx(t), resumetest.Name(), []byte("o")); err != nil {
+		names = append(names, resumetest.Name())
+		if err := s.Create(tctx(t), names[len(names)-1], []byte("o")); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := s.Create(tctx(t), resumetest.Name(), []byte("o")); !errors.Is(err, resume.ErrFull) {
 		t.Fatalf("a fourth Create: %v, want ErrFull", err)
 	}
-	// The three expire, and make room.
+	// An ended stream makes room, and reads as expired.
+	if err := s.End(tctx(t), names[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Create(tctx(t), resumetest.Name(), []byte("o")); err != nil {
+		t.Fatalf("a Create with a stream ended: %v", err)
+	}
+	if _, _, err := s.Read(tctx(t), names[1], 0); !errors.Is(err, resume.ErrExpired) {
+		t.Fatalf("Read of the evicted stream: %v, want ErrExpired", err)
+	}
+	if _, err := s.Info(tctx(t), names[0]); err != nil {
+		t.Fatalf("Info of a stream being written: %v", err)
+	}
+	if err := s.Create(tctx(t), resumetest.Name(), []byte("o")); !errors.Is(err, resume.ErrFull) {
+		t.Fatalf("a Create with none ended: %v, want ErrFull", err)
+	}
+	// The streams expire, and make room.
 	name := resumetest.Name()
 	deadline := time.Now().Add(5 * time.Second)
 	for {

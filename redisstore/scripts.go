@@ -31,18 +31,48 @@ local function touch()
 end
 `
 
-// reserveScript counts a new stream in the live set (KEYS[1]: name by
-// deadline in unix ms), first dropping the names whose deadline has
-// passed. ARGV: now, deadline, max, name.
+// reserveScript counts a new stream in the live set. KEYS[1] is the live
+// set, KEYS[2] the ended set: stream names by the unix ms at which each
+// one expires. It first drops the names whose time has passed; when the
+// two sets hold max names, it evicts ended streams, soonest to expire
+// first, to make room. It returns {"ok" or "full", evicted names...}: the
+// caller deletes their keys. ARGV: now, deadline, max, name.
 var reserveScript = redis.NewScript(`
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
-if redis.call('ZSCORE', KEYS[1], ARGV[4]) then
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])
+if redis.call('ZSCORE', KEYS[1], ARGV[4]) or redis.call('ZSCORE', KEYS[2], ARGV[4]) then
 	return redis.error_reply('SGEXISTS stream exists')
 end
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
-	return redis.error_reply('SGFULL too many streams')
+local r, max = {'ok'}, tonumber(ARGV[3])
+local n = redis.call('ZCARD', KEYS[1]) + redis.call('ZCARD', KEYS[2])
+while n >= max and #r <= 16 do
+	local p = redis.call('ZPOPMIN', KEYS[2])
+	if #p == 0 then break end
+	r[#r + 1] = p[1]
+	n = n - 1
+end
+if n >= max then
+	r[1] = 'full'
+	return r
 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+return r
+`)
+
+// endedScript moves an ended stream from the live set (KEYS[1]) to the
+// ended set (KEYS[2]), where Create may evict it. ARGV: name, deadline.
+var endedScript = redis.NewScript(`
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+	redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+end
+return 1
+`)
+
+// evictScript deletes a stream's keys and leaves its tombstone, so that
+// it reads as expired. ARGV: ttl (unused), tombstone ttl.
+var evictScript = redis.NewScript(`
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('SET', KEYS[3], '1', 'PX', ARGV[2])
 return 1
 `)
 
