@@ -34,6 +34,10 @@ func BenchmarkRelay(b *testing.B) {
 			rp.Transport = upstream.rawTransport(b)
 			return rp
 		}},
+		{"relay", func() http.Handler {
+			client := middleware.NewClient(middleware.Config{Base: upstream.rawTransport(b)})
+			return middleware.NewHandler(middleware.Relay(upURL, client), middleware.ServerConfig{})
+		}},
 		{"relay-resume-memory", func() http.Handler {
 			client := middleware.NewClient(middleware.Config{Base: upstream.rawTransport(b)})
 			return middleware.NewHandler(middleware.Relay(upURL, client), middleware.ServerConfig{Resume: &middleware.ResumeConfig{}})
