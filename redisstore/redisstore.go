@@ -3,19 +3,20 @@
 // be resumed on another. It is its own module, so that streamguard itself
 // never requires go-redis. It needs Redis 5 or later (streams, scripts).
 //
-// Keys, under Config.Prefix ("streamguard:" by default):
+// Its keys, where P is Config.Prefix ("streamguard:" by default), N a
+// stream's name, and the braces are there, literally (hash tags):
 //
-//	{prefix}key                the HMAC key of owner hashes: 32 random
-//	                           bytes, made once with SET NX, never expires
-//	{prefix}{sets}:live        sorted sets of the names of the streams
-//	{prefix}{sets}:ended       held, being written and ended, scored by the
-//	                           unix ms at which each one expires: they count
-//	                           streams against MaxStreams
-//	{prefix}s:{name}:meta      a hash: owner, last, ended, seen, created
-//	{prefix}s:{name}:events    a stream: event seq is the entry 0-{seq}, its
-//	                           bytes in the field d; End adds the marker
-//	                           0-{last+1} with the field e
-//	{prefix}gone:{name}        the tombstone, "1"
+//	Pkey                the HMAC key of owner hashes: 32 random bytes,
+//	                    made once with SET NX; it never expires
+//	P{sets}:live        sorted sets of the names of the streams held,
+//	P{sets}:ended       being written and ended, scored by the unix ms at
+//	                    which each one expires: they count streams
+//	                    against MaxStreams
+//	Ps:{N}:meta         a hash: owner, last, ended, seen, created
+//	Ps:{N}:events       a stream: event seq is the entry 0-seq, its bytes
+//	                    in the field d; End adds the marker 0-(last+1)
+//	                    with the field e
+//	Pgone:{N}           the tombstone, "1"
 //
 // Every write and every Read gives the meta and events keys their TTL
 // again, and the tombstone twice that. When the stream's keys expire, the
@@ -23,7 +24,7 @@
 // answered ErrExpired, then ErrNotFound, as a name never created is.
 //
 // Each stream's keys share a Redis Cluster hash slot through the hash tag
-// {name}, and the two sets one through {sets}; each script touches one
+// {N}, and the two sets one through {sets}; each script touches one
 // slot, so the store works on a cluster as on one server. (A Prefix with a
 // hash tag of its own puts all the keys in one slot.) The sets' scores come
 // from the replicas' clocks, which should agree to well within the TTL.
