@@ -24,10 +24,11 @@ const (
 	maxIdle  = 16
 )
 
-// Error is an error reply of the server.
+// Error is an error reply of the server; its text is the server's, as
+// other Go clients give it ("NOSCRIPT ...", "ERR ...").
 type Error string
 
-func (e Error) Error() string { return "redis: " + string(e) }
+func (e Error) Error() string { return string(e) }
 
 // Client sends commands to one Redis server. It is safe for concurrent use.
 type Client struct {
@@ -149,12 +150,18 @@ func (cn *conn) roundTrip(ctx context.Context, args []any) (any, error) {
 	return v, ctxErr(ctx, err)
 }
 
+// ctxErr reports a failure that ctx caused as ctx's error: the
+// connection's deadline is the context's, and may fire a moment before it.
 func ctxErr(ctx context.Context, err error) error {
-	if err != nil && ctx.Err() != nil {
-		var re Error
-		if !errors.As(err, &re) {
-			return ctx.Err()
-		}
+	var re Error
+	switch {
+	case err == nil || errors.As(err, &re):
+		return err
+	case ctx.Err() != nil:
+		return ctx.Err()
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
 	}
 	return err
 }

@@ -1,17 +1,45 @@
-package redisstore
+package resume
 
 import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"errors"
-
-	"github.com/redis/go-redis/v9"
-
-	"github.com/streamguard/streamguard/resume"
+	"strings"
 )
 
-// The Lua scripts. Each one of a stream touches only that stream's keys,
-// which share a hash slot: KEYS[1] its meta hash, KEYS[2] its events,
-// KEYS[3] its tombstone. A script refuses with an error reply whose first
-// word is one of the codes below; storeErr maps it to resume's errors.
+// The Redis store's Lua scripts. Each one of a stream touches only that
+// stream's keys, which share a hash slot: KEYS[1] its meta hash, KEYS[2]
+// its events, KEYS[3] its tombstone. A script refuses with an error reply
+// whose first word is one of the codes redisErr maps to this package's
+// errors.
+
+// script is a Lua script, sent by its SHA-1 and, when the server does not
+// have it yet, whole.
+type script struct {
+	src, sha string
+}
+
+func newScript(src string) *script {
+	h := sha1.Sum([]byte(src))
+	return &script{src: src, sha: hex.EncodeToString(h[:])}
+}
+
+// run runs the script with keys and args.
+func (sc *script) run(ctx context.Context, c RedisClient, keys []string, args ...any) (any, error) {
+	cmd := make([]any, 0, 3+len(keys)+len(args))
+	cmd = append(cmd, "EVALSHA", sc.sha, len(keys))
+	for _, k := range keys {
+		cmd = append(cmd, k)
+	}
+	cmd = append(cmd, args...)
+	v, err := c.Do(ctx, cmd...)
+	if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+		cmd[0], cmd[1] = "EVAL", sc.src
+		v, err = c.Do(ctx, cmd...)
+	}
+	return v, redisErr(err)
+}
 
 // prelude defines what the scripts of a stream share: missing answers for
 // a stream without meta (expired while the tombstone lasts, else unknown);
@@ -37,7 +65,7 @@ end
 // two sets hold max names, it evicts ended streams, soonest to expire
 // first, to make room. It returns {"ok" or "full", evicted names...}: the
 // caller deletes their keys. ARGV: now, deadline, max, name.
-var reserveScript = redis.NewScript(`
+var reserveScript = newScript(`
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])
 if redis.call('ZSCORE', KEYS[1], ARGV[4]) or redis.call('ZSCORE', KEYS[2], ARGV[4]) then
@@ -61,7 +89,7 @@ return r
 
 // endedScript moves an ended stream from the live set (KEYS[1]) to the
 // ended set (KEYS[2]), where Create may evict it. ARGV: name, deadline.
-var endedScript = redis.NewScript(`
+var endedScript = newScript(`
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
 	redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 end
@@ -70,7 +98,7 @@ return 1
 
 // evictScript deletes a stream's keys and leaves its tombstone, so that
 // it reads as expired. ARGV: ttl (unused), tombstone ttl.
-var evictScript = redis.NewScript(`
+var evictScript = newScript(`
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('SET', KEYS[3], '1', 'PX', ARGV[2])
 return 1
@@ -78,7 +106,7 @@ return 1
 
 // createScript makes a stream's meta. ARGV: ttl, tombstone ttl, owner,
 // now.
-var createScript = redis.NewScript(prelude + `
+var createScript = newScript(prelude + `
 if redis.call('EXISTS', KEYS[1]) == 1 then
 	return redis.error_reply('SGEXISTS stream exists')
 end
@@ -92,7 +120,7 @@ return 1
 // appendScript adds events after the stream's last, as entries 0-{seq}
 // with field d. ARGV: ttl, tombstone ttl, max len, first seq, count, the
 // events' lengths ("12,7,..."), their bytes end to end.
-var appendScript = redis.NewScript(prelude + `
+var appendScript = newScript(prelude + `
 local m = redis.call('HMGET', KEYS[1], 'last', 'ended')
 if not m[1] then return missing() end
 if m[2] == '1' then
@@ -120,7 +148,7 @@ return seq
 // endScript marks a stream ended and adds the end marker, the entry
 // 0-{last+1} with field e, which wakes blocked readers. ARGV: ttl,
 // tombstone ttl.
-var endScript = redis.NewScript(prelude + `
+var endScript = newScript(prelude + `
 local m = redis.call('HMGET', KEYS[1], 'last', 'ended')
 if not m[1] then return missing() end
 if m[2] ~= '1' then
@@ -135,7 +163,7 @@ return 1
 // at most count of them and, past the first, max bytes, as "seq:len,..."
 // and their bytes end to end. It records the visit. ARGV: ttl, tombstone
 // ttl, now, after, first entry id, count, max bytes.
-var readScript = redis.NewScript(prelude + `
+var readScript = newScript(prelude + `
 local m = redis.call('HMGET', KEYS[1], 'last', 'ended')
 if not m[1] then return missing() end
 redis.call('HSET', KEYS[1], 'seen', ARGV[3])
@@ -157,7 +185,7 @@ return {m[1], m[2], table.concat(hdr, ','), table.concat(body)}
 `)
 
 // infoScript returns {owner, last, ended, seen}.
-var infoScript = redis.NewScript(prelude + `
+var infoScript = newScript(prelude + `
 local m = redis.call('HMGET', KEYS[1], 'owner', 'last', 'ended', 'seen')
 if not m[2] then return missing() end
 return m
@@ -165,25 +193,27 @@ return m
 
 // errEnded is an Append to an ended stream: nothing can follow its last
 // event, so it is out of sequence.
-var errEnded = errors.Join(resume.ErrSequence, errors.New("redisstore: stream ended"))
+var errEnded = errors.Join(ErrSequence, errors.New("resume: stream ended"))
 
-// storeErr maps a script's refusal to resume's errors, and passes any
-// other error on.
-func storeErr(err error) error {
-	switch {
-	case err == nil:
+// redisErr maps a script's refusal to this package's errors, and passes
+// any other error on.
+func redisErr(err error) error {
+	if err == nil {
 		return nil
-	case redis.HasErrorPrefix(err, "SGNOTFOUND"):
-		return resume.ErrNotFound
-	case redis.HasErrorPrefix(err, "SGEXPIRED"):
-		return resume.ErrExpired
-	case redis.HasErrorPrefix(err, "SGEXISTS"):
-		return resume.ErrExists
-	case redis.HasErrorPrefix(err, "SGFULL"):
-		return resume.ErrFull
-	case redis.HasErrorPrefix(err, "SGSEQUENCE"):
-		return resume.ErrSequence
-	case redis.HasErrorPrefix(err, "SGENDED"):
+	}
+	code, _, _ := strings.Cut(err.Error(), " ")
+	switch code {
+	case "SGNOTFOUND":
+		return ErrNotFound
+	case "SGEXPIRED":
+		return ErrExpired
+	case "SGEXISTS":
+		return ErrExists
+	case "SGFULL":
+		return ErrFull
+	case "SGSEQUENCE":
+		return ErrSequence
+	case "SGENDED":
 		return errEnded
 	}
 	return err

@@ -1,0 +1,96 @@
+package resume_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/streamguard/streamguard/internal/resp"
+	"github.com/streamguard/streamguard/resume"
+	"github.com/streamguard/streamguard/resume/resumetest"
+)
+
+// redisClient returns the relay's own client of the Redis at
+// $STREAMGUARD_REDIS_ADDR. The test skips when that is unset, and fails
+// when $CI is set too: CI starts a redis-server.
+func redisClient(t *testing.T) *resp.Client {
+	t.Helper()
+	addr := os.Getenv("STREAMGUARD_REDIS_ADDR")
+	if addr == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("redis is required in CI: set STREAMGUARD_REDIS_ADDR to a redis-server's host:port")
+		}
+		t.Skip("STREAMGUARD_REDIS_ADDR is unset: no redis-server to test against")
+	}
+	c, err := resp.New("redis://" + addr + "/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// redisStore returns a store on a prefix of its own.
+func redisStore(t *testing.T, c *resp.Client, cfg resume.RedisConfig) *resume.RedisStore {
+	t.Helper()
+	var b [8]byte
+	rand.Read(b[:])
+	if cfg.Prefix == "" {
+		cfg.Prefix = "sgtest-" + hex.EncodeToString(b[:]) + ":"
+	}
+	s := resume.NewRedisStore(c, cfg)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestRedisStoreContract runs the store contract through the relay's own
+// Redis client (the redisstore module runs it through go-redis).
+func TestRedisStoreContract(t *testing.T) {
+	c := redisClient(t)
+	resumetest.Run(t, func(t *testing.T) resume.Store { return redisStore(t, c, resume.RedisConfig{}) })
+}
+
+// TestRedisStoreReplicas: two stores on one Redis share the key and each
+// other's streams, and a Read canceled by its context returns at once.
+func TestRedisStoreReplicas(t *testing.T) {
+	c := redisClient(t)
+	a := redisStore(t, c, resume.RedisConfig{})
+	b := redisStore(t, c, resume.RedisConfig{Prefix: a.Config().Prefix})
+	ctx := context.Background()
+	ka, _ := a.Key(ctx)
+	kb, err := b.Key(ctx)
+	if err != nil || string(ka) != string(kb) {
+		t.Fatalf("the replicas' keys differ (%v)", err)
+	}
+	name := resumetest.Name()
+	if err := a.Create(ctx, name, []byte("owner")); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan int, 1)
+	go func() {
+		evs, _, _ := b.Read(ctx, name, 0)
+		got <- len(evs)
+	}()
+	time.Sleep(20 * time.Millisecond)
+	if err := a.Append(ctx, name, []resume.Event{resumetest.Event(name, 1), resumetest.Event(name, 2)}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case n := <-got:
+		if n == 0 {
+			t.Fatal("the other replica read nothing")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the other replica's Read never woke")
+	}
+	cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, _, err := b.Read(cctx, name, 2); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > time.Second {
+		t.Fatalf("a Read past its deadline: %v after %v", err, time.Since(start))
+	}
+}

@@ -1,0 +1,183 @@
+package resume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Append adds events to a stream, in one script per batch of up to 512
+// events (4 MiB): the script checks that the batch follows the stream's
+// last event, that the stream has not ended (ErrSequence, both) and that it
+// fits MaxLen (ErrFull), and adds it whole or not at all. A longer Append
+// is several batches, each whole; it stops at the first refused.
+func (s *RedisStore) Append(ctx context.Context, stream string, events []Event) error {
+	if !validRedisName(stream) {
+		return ErrNotFound
+	}
+	for i := 1; i < len(events); i++ {
+		if events[i].Seq != events[i-1].Seq+1 {
+			return ErrSequence
+		}
+	}
+	keys := s.keys(stream)
+	buf := appendBufs.Get().(*appendBuf)
+	defer buf.release()
+	for len(events) > 0 {
+		n, size := 0, 0
+		for n < len(events) && n < redisAppendBatch && (n == 0 || size+len(events[n].Data) <= redisAppendBytes) {
+			size += len(events[n].Data)
+			n++
+		}
+		buf.encode(events[:n])
+		if _, err := appendScript.run(ctx, s.rdb, keys, s.ttl, s.gone, s.maxLen, events[0].Seq, n, buf.lens, buf.body); err != nil {
+			return err
+		}
+		events = events[n:]
+	}
+	s.touch(ctx, stream)
+	return nil
+}
+
+// appendBuf holds a batch of events as the append script takes them.
+type appendBuf struct {
+	body []byte // their bytes end to end
+	lens []byte // their lengths, "12,7,..."
+}
+
+// appendBufs keeps appendBufs; release drops bytes past 64 KiB.
+var appendBufs = sync.Pool{New: func() any { return new(appendBuf) }}
+
+func (b *appendBuf) release() {
+	if cap(b.body) > 64<<10 {
+		b.body = nil
+	}
+	appendBufs.Put(b)
+}
+
+func (b *appendBuf) encode(events []Event) {
+	b.body, b.lens = b.body[:0], b.lens[:0]
+	for i, e := range events {
+		if i > 0 {
+			b.lens = append(b.lens, ',')
+		}
+		b.lens = strconv.AppendInt(b.lens, int64(len(e.Data)), 10)
+		b.body = append(b.body, e.Data...)
+	}
+}
+
+// Read returns the events after after: a batch of at most 512 events (and
+// 1 MiB past the first), and whether the stream ended with the last of
+// them. When there is none yet, it waits in XREAD BLOCK until there is, the
+// stream ends, or ctx ends. Every call records a visit (Info.Seen) and
+// renews the stream's TTL.
+func (s *RedisStore) Read(ctx context.Context, stream string, after uint64) ([]Event, bool, error) {
+	if !validRedisName(stream) {
+		return nil, false, ErrNotFound
+	}
+	for {
+		evs, ended, err := s.readOnce(ctx, stream, after)
+		if err != nil || len(evs) > 0 || ended {
+			return evs, ended, err
+		}
+		if err := s.wait(ctx, stream, after); err != nil {
+			return nil, false, err
+		}
+	}
+}
+
+// readOnce runs the read script once.
+func (s *RedisStore) readOnce(ctx context.Context, stream string, after uint64) ([]Event, bool, error) {
+	first := "0-" + strconv.FormatUint(after+1, 10) // used only when after < last
+	v, err := readScript.run(ctx, s.rdb, s.keys(stream), s.ttl, s.gone, time.Now().UnixMilli(),
+		after, first, redisReadBatch, redisReadBytes)
+	if err != nil {
+		return nil, false, err
+	}
+	s.touch(ctx, stream)
+	r, _ := v.([]any)
+	if len(r) != 4 {
+		return nil, false, errRedisReply("read", v)
+	}
+	last, err := parseRedisUint(r[0])
+	ended, _ := r[1].(string)
+	hdr, _ := r[2].(string)
+	body, _ := r[3].(string)
+	if err != nil {
+		return nil, false, fmt.Errorf("resume: redis read of %q: %w", stream, err)
+	}
+	evs, err := decodeEvents(hdr, body)
+	if err != nil {
+		return nil, false, fmt.Errorf("resume: redis read of %q: %w", stream, err)
+	}
+	done := ended == "1"
+	if len(evs) > 0 {
+		done = done && evs[len(evs)-1].Seq == last
+	}
+	return evs, done, nil
+}
+
+// decodeEvents splits body into events by hdr, "seq:len,...". The events
+// share one array; each one's capacity ends with its bytes.
+func decodeEvents(hdr, body string) ([]Event, error) {
+	if hdr == "" {
+		return nil, nil
+	}
+	data := []byte(body)
+	evs := make([]Event, 0, strings.Count(hdr, ",")+1)
+	pos := 0
+	for hdr != "" {
+		var item string
+		item, hdr, _ = strings.Cut(hdr, ",")
+		seqStr, lenStr, _ := strings.Cut(item, ":")
+		seq, err1 := strconv.ParseUint(seqStr, 10, 64)
+		n, err2 := strconv.Atoi(lenStr)
+		if err := errors.Join(err1, err2); err != nil || n < 0 || n > len(data)-pos {
+			return nil, fmt.Errorf("a bad event header %q", item)
+		}
+		evs = append(evs, Event{Seq: seq, Data: data[pos : pos+n : pos+n]})
+		pos += n
+	}
+	return evs, nil
+}
+
+// wait blocks until the stream has an entry past 0-{after} (an event or
+// the end marker), for at most a second, or until ctx ends. When ctx can
+// end, the XREAD runs in a goroutine, so that wait returns as soon as ctx
+// ends (not every client aborts a blocked read on its context); the
+// goroutine finishes within the block time, and Close waits for it.
+func (s *RedisStore) wait(ctx context.Context, stream string, after uint64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	block := redisBlock
+	if dl, ok := ctx.Deadline(); ok {
+		block = min(block, time.Until(dl))
+	}
+	cmd := []any{"XREAD", "COUNT", 1, "BLOCK", max(block, redisMinBlock).Milliseconds(),
+		"STREAMS", s.keys(stream)[1], "0-" + strconv.FormatUint(after, 10)}
+	if ctx.Done() == nil {
+		_, err := s.rdb.Do(ctx, cmd...)
+		return err
+	}
+	done := make(chan error, 1)
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		_, err := s.rdb.Do(context.WithoutCancel(ctx), cmd...)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
