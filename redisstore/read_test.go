@@ -94,4 +94,3 @@ func TestBadNames(t *testing.T) {
 		t.Fatal("Create with a long owner succeeded")
 	}
 }
-
