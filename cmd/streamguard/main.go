@@ -5,6 +5,8 @@
 //
 //	streamguard [demo]            run every platform fault against an embedded gateway
 //	streamguard probe [flags] URL call a real endpoint through the client stack
+//	streamguard relay -listen ADDR -upstream URL [-store memory|redis://HOST:PORT/DB] [-budget D] [-idle D] [-linger D]
+//	                              relay to an upstream with resumable streams
 //
 // The demo starts a fault-injecting gateway on loopback and calls it through
 // the full client stack once per fault of the platform's inference-error
@@ -33,8 +35,11 @@ type atomicHandler = atomic.Pointer[http.Handler]
 const usage = `usage:
   streamguard [demo]             run every platform fault against an embedded gateway
   streamguard probe [flags] URL  call a real endpoint through the client stack
+  streamguard relay -listen ADDR -upstream URL [-store memory|redis://HOST:PORT/DB]
+                    [-budget D] [-idle D] [-linger D]
+                                 relay to an upstream, with resumable streams
 
-Run "streamguard probe -h" for the probe's flags.
+Run "streamguard probe -h" or "streamguard relay -h" for the flags.
 Exit codes: 0 success, 1 classified failure, 2 usage error.
 `
 
@@ -60,6 +65,8 @@ func run1(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 	switch args[0] {
 	case "probe":
 		return probe(ctx, args[1:], stdout, stderr, getenv)
+	case "relay":
+		return relay(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/streamguard/streamguard"
+	"github.com/streamguard/streamguard/internal/resp"
+	"github.com/streamguard/streamguard/middleware"
+	"github.com/streamguard/streamguard/resume"
+	"github.com/streamguard/streamguard/sse"
+)
+
+// relayUsage documents the relay's flags.
+const relayUsage = `usage: streamguard relay -listen ADDR -upstream URL [flags]
+
+Relays every request to the upstream through the client stack (budget,
+retry, stream guard, tracing) and serves it through the server stack with
+resumable streams: each event gets an id, the upstream work outlives a
+broken client connection for the linger, and a client that comes back with
+Last-Event-ID (this library's client does so by itself) gets the rest.
+
+Flags:
+`
+
+// relayConfig is the relay's command line.
+type relayConfig struct {
+	listen, upstream, store string
+	budget, idle, linger    time.Duration
+}
+
+func parseRelay(args []string, stderr io.Writer) (relayConfig, bool) {
+	var c relayConfig
+	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, relayUsage); fs.PrintDefaults() }
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:8080", "address to serve on")
+	fs.StringVar(&c.upstream, "upstream", "", "the upstream's base URL (required)")
+	fs.StringVar(&c.store, "store", "memory", `where streams are kept: "memory", or "redis://HOST:PORT/DB" to share them between relays`)
+	fs.DurationVar(&c.budget, "budget", streamguard.SyncBudget, "each request's time budget, upstream and downstream")
+	fs.DurationVar(&c.idle, "idle", sse.DefaultIdleTimeout, "an upstream stream silent this long is stalled (negative: off)")
+	fs.DurationVar(&c.linger, "linger", middleware.DefaultLinger, "how long a stream's upstream work outlives its client, waiting for a resume")
+	if fs.Parse(args) != nil {
+		return c, false
+	}
+	if c.upstream == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return c, false
+	}
+	return c, true
+}
+
+// relay runs the relay until ctx ends; it returns the exit code.
+func relay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	c, ok := parseRelay(args, stderr)
+	if !ok {
+		return 2
+	}
+	up, err := url.Parse(c.upstream)
+	if err != nil || (up.Scheme != "http" && up.Scheme != "https") || up.Host == "" {
+		fmt.Fprintf(stderr, "streamguard relay: -upstream %q is not an http(s) URL\n", c.upstream)
+		return 2
+	}
+	store, closeStore, err := openStore(c.store)
+	if err != nil {
+		fmt.Fprintf(stderr, "streamguard relay: -store: %v\n", err)
+		return 2
+	}
+	defer closeStore()
+	ln, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "streamguard relay: %v\n", err)
+		return 1
+	}
+	srv := relayServer(up, store, c)
+	fmt.Fprintf(stdout, "streamguard relay: http://%s -> %s (store %s, linger %v)\n", ln.Addr(), up.Redacted(), storeName(c.store), c.linger)
+	return serveUntil(ctx, srv, ln, stderr)
+}
+
+// relayServer builds the relay's http.Server.
+func relayServer(up *url.URL, store resume.Store, c relayConfig) *http.Server {
+	client := middleware.NewClient(middleware.Config{Budget: c.budget, Stream: sse.Config{IdleTimeout: c.idle}})
+	h := middleware.NewHandler(middleware.Relay(up, client), middleware.ServerConfig{
+		Budget:    c.budget,
+		Heartbeat: 15 * time.Second,
+		Resume:    &middleware.ResumeConfig{Store: store, Linger: c.linger},
+	})
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second}
+	srv.Protocols = new(http.Protocols)
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
+	return srv
+}
+
+// serveUntil serves on ln until ctx ends, then shuts down gracefully.
+func serveUntil(ctx context.Context, srv *http.Server, ln net.Listener, stderr io.Writer) int {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		fmt.Fprintf(stderr, "streamguard relay: %v\n", err)
+		return 1
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		fmt.Fprintf(stderr, "streamguard relay: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// openStore opens the store a -store flag names.
+func openStore(spec string) (resume.Store, func(), error) {
+	switch {
+	case spec == "memory":
+		return resume.NewMemoryStore(resume.MemoryConfig{}), func() {}, nil
+	case strings.HasPrefix(spec, "redis://"):
+		return openRedis(spec)
+	}
+	return nil, nil, fmt.Errorf("%q is neither memory nor redis://HOST:PORT/DB", spec)
+}
+
+// storeName is a -store flag without the userinfo of its URL.
+func storeName(spec string) string {
+	if u, err := url.Parse(spec); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return spec
+}
+
+// openRedis opens a Redis store for a redis://HOST:PORT/DB URL, with the
+// command's own small Redis client: the library never requires one.
+func openRedis(spec string) (resume.Store, func(), error) {
+	c, err := resp.New(spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := c.Do(ctx, "PING"); err != nil {
+		c.Close()
+		return nil, nil, fmt.Errorf("%s: %v", storeName(spec), err)
+	}
+	s := resume.NewRedisStore(c, resume.RedisConfig{})
+	return s, func() { s.Close(); c.Close() }, nil
+}

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/streamguard/streamguard/gatewaytest"
+	"github.com/streamguard/streamguard/middleware"
+	"github.com/streamguard/streamguard/sse"
+	gosse "github.com/tmaxmax/go-sse"
+)
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+var listening = regexp.MustCompile(`relay: http://(\S+) -> `)
+
+// startRelay runs the relay command until the test ends and returns its
+// address.
+func startRelay(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- relay(ctx, append([]string{"-listen", "127.0.0.1:0"}, args...), &out, &errb) }()
+	t.Cleanup(func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("relay exit %d: %s", code, errb.String())
+		}
+	})
+	for range 500 {
+		if m := listening.FindStringSubmatch(out.String()); m != nil {
+			return m[1]
+		}
+		select {
+		case code := <-done:
+			done <- code
+			t.Fatalf("relay exit %d: %s", code, errb.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	t.Fatal("the relay never said where it listens")
+	return ""
+}
+
+func TestRelayUsage(t *testing.T) {
+	var out, errb bytes.Buffer
+	for _, args := range [][]string{{}, {"-upstream", "ftp://x"}, {"-upstream", "http://x", "-store", "disk"}, {"-upstream", "http://x", "extra"}} {
+		if code := relay(context.Background(), args, &out, &errb); code != 2 {
+			t.Errorf("%q: exit %d", args, code)
+		}
+	}
+}
+
+// balancer is a TCP load balancer that sends connection 1 to first and
+// cuts it after cutAt bytes from the server, and every later connection to
+// rest: a client whose connection to one relay broke reconnects to another.
+type balancer struct {
+	ln          net.Listener
+	first, rest string
+	cutAt       int64
+	conns       atomic.Int64
+	wg          sync.WaitGroup
+}
+
+func newBalancer(t *testing.T, first, rest string, cutAt int64) *balancer {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &balancer{ln: ln, first: first, rest: rest, cutAt: cutAt}
+	b.wg.Go(b.accept)
+	t.Cleanup(func() { ln.Close(); b.wg.Wait() })
+	return b
+}
+
+func (b *balancer) accept() {
+	for {
+		down, err := b.ln.Accept()
+		if err != nil {
+			return
+		}
+		n := b.conns.Add(1)
+		target, limit := b.rest, int64(0)
+		if n == 1 {
+			target, limit = b.first, b.cutAt
+		}
+		up, err := net.Dial("tcp", target)
+		if err != nil {
+			down.Close()
+			continue
+		}
+		b.wg.Go(func() { io.Copy(up, down); up.Close() })
+		b.wg.Go(func() {
+			if limit > 0 {
+				io.CopyN(down, up, limit)
+			} else {
+				io.Copy(down, up)
+			}
+			down.Close()
+			up.Close()
+		})
+	}
+}
+
+// readThrough streams a chat completion through addr with the client stack
+// (resume on) and returns the events' data.
+func readThrough(t *testing.T, addr string) []string {
+	t.Helper()
+	base := middleware.DefaultBase(0)
+	base.DisableKeepAlives = true
+	defer base.CloseIdleConnections()
+	client := middleware.NewClient(middleware.Config{Base: base,
+		Stream: sse.Config{Resume: sse.ResumeConfig{Backoff: func() backoff.BackOff { return backoff.NewConstantBackOff(time.Millisecond) }}}})
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/chat/completions", strings.NewReader(`{"stream":true}`))
+	req.Header.Set("Authorization", "Bearer sk-test-relay")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var data []string
+	for ev, err := range gosse.Read(resp.Body, nil) {
+		if err != nil {
+			t.Fatalf("after %d events: %v", len(data), err)
+		}
+		data = append(data, ev.Data)
+	}
+	return data
+}
+
+func wantChat(t *testing.T, got []string, n int) {
+	t.Helper()
+	if len(got) != n+1 || got[n] != "[DONE]" {
+		t.Fatalf("%d events, want %d and [DONE]", len(got), n+1)
+	}
+	for i := range n {
+		if got[i] != gatewaytest.ChatChunk(i) {
+			t.Fatalf("event %d: %q", i, got[i])
+		}
+	}
+}
+
+// TestRelayMemory relays through one relay with the memory store, its
+// client's connection cut mid-stream.
+func TestRelayMemory(t *testing.T) {
+	const n = 200
+	up := gatewaytest.NewServer(gatewaytest.ChatStream(n))
+	defer up.Close()
+	addr := startRelay(t, "-upstream", up.URL, "-linger", "2s")
+	lb := newBalancer(t, addr, addr, 9000)
+	wantChat(t, readThrough(t, lb.ln.Addr().String()), n)
+	if lb.conns.Load() < 2 {
+		t.Fatalf("%d connections: the cut never happened", lb.conns.Load())
+	}
+}
+
+// TestRelayRedisTwoRelays runs two relays sharing one Redis: the client's
+// connection to relay A is cut mid-stream, and it finishes the stream at
+// relay B.
+func TestRelayRedisTwoRelays(t *testing.T) {
+	addr := os.Getenv("STREAMGUARD_REDIS_ADDR")
+	if addr == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("redis is required in CI: set STREAMGUARD_REDIS_ADDR to a redis-server's host:port")
+		}
+		t.Skip("STREAMGUARD_REDIS_ADDR is unset: no redis-server to test against")
+	}
+	const n = 300
+	up := gatewaytest.NewServer(gatewaytest.ChatStream(n))
+	defer up.Close()
+	a := startRelay(t, "-upstream", up.URL, "-store", "redis://"+addr+"/0", "-linger", "5s")
+	b := startRelay(t, "-upstream", up.URL, "-store", "redis://"+addr+"/0", "-linger", "5s")
+	lb := newBalancer(t, a, b, 12000)
+	wantChat(t, readThrough(t, lb.ln.Addr().String()), n)
+	if lb.conns.Load() < 2 {
+		t.Fatalf("%d connections: the stream never moved to relay B", lb.conns.Load())
+	}
+	if got := up.Gateway.Requests(); got != 1 {
+		t.Fatalf("the upstream saw %d requests: the resume at B must come from Redis, not a new call", got)
+	}
+}
