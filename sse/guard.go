@@ -161,8 +161,9 @@ type body struct {
 	epoch        time.Time
 	idleFirst    time.Duration // the stall limits in force (see startIdleTimer)
 	idleAfter    time.Duration
-	statMu       sync.Mutex // guards resumeLog
+	statMu       sync.Mutex // guards resumeLog and gen.info
 	resumeLog    []streamstat.Resume
+	gen          genState // the GenAI facts of a built-in dialect's stream (genai.go)
 }
 
 // Guard wraps resp.Body in place so that a failure of a 2xx response after
@@ -232,6 +233,7 @@ func guard(resp *http.Response, cfg Config, rt http.RoundTripper) {
 	if IsEventStream(resp.Header.Get("Content-Type")) {
 		b.isSSE = true
 		b.p.owner = b
+		b.gen.on = cfg.Dialects == nil
 	} else if k := framingOf(resp); k != 0 {
 		b.lines = &lineParser{kind: k, owner: b}
 	}
@@ -368,7 +370,11 @@ func (b *body) parse(win []byte, err error) int {
 	if b.lines != nil {
 		return b.lines.parse(win, err)
 	}
-	return b.p.parse(win, err != nil)
+	n := b.p.parse(win, err != nil)
+	if b.gen.on && b.dialect == dialectOpenAI && n > 0 {
+		b.genTail(win[:n]) // once per read, never per event
+	}
+	return n
 }
 
 // reserve makes buf hold at least n bytes, growing by doubling from 1 KiB up
@@ -473,6 +479,7 @@ func (b *body) StreamStats() streamstat.Stats {
 	if len(b.resumeLog) > 0 {
 		s.Resumes = append([]streamstat.Resume(nil), b.resumeLog...)
 	}
+	s.GenAI = b.genStats()
 	b.statMu.Unlock()
 	return s
 }

@@ -51,6 +51,15 @@ func (b *body) joinData(block []byte) []byte {
 // judgeBuiltin applies the built-in dialects with no function calls through
 // values: the common case, on the path of every event.
 func (b *body) judgeBuiltin(typ, data []byte) {
+	t := b.judgeBuiltinType(typ, data)
+	if b.gen.on && b.dialect != 0 {
+		b.genEvent(t, data)
+	}
+}
+
+// judgeBuiltinType is judgeBuiltin's judgement; it returns the event's type,
+// for genEvent.
+func (b *body) judgeBuiltinType(typ, data []byte) []byte {
 	t := typ
 	if len(data) > 0 {
 		switch data[0] {
@@ -58,17 +67,17 @@ func (b *body) judgeBuiltin(typ, data []byte) {
 			if openaiTerminal(nil, data) {
 				b.sawTerminal(dialectOpenAI)
 			}
-			return
+			return nil
 		case '{':
 			key, rest := firstKey(data)
 			switch string(key) {
 			case "error":
 				b.sawError(data)
-				return
+				return nil
 			case "object":
 				if v, _ := stringValue(rest); string(v) == "error" {
 					b.sawError(data)
-					return
+					return nil
 				}
 			case "type":
 				if t == nil {
@@ -100,6 +109,7 @@ func (b *body) judgeBuiltin(typ, data []byte) {
 			b.dialect = dialectResponses
 		}
 	}
+	return t
 }
 
 // judge applies the configured dialects.
@@ -122,6 +132,9 @@ func (b *body) sawTerminal(dialect int) {
 	b.statTerminal.Store(true)
 	if b.dialect == 0 {
 		b.dialect = dialect
+	}
+	if b.gen.on {
+		b.genTerminal()
 	}
 }
 

@@ -136,6 +136,11 @@ func (c *call) end(err error, how endKind) {
 			addResumeEvents(c.span, stats.Resumes, c.req)
 		}
 	}
+	var gen *genaiOutcome
+	if stats.GenAI != nil {
+		gen = &genaiOutcome{g: stats.GenAI, model: requestModel(c.req)}
+		attrs = append(attrs, genaiSpanAttrs(gen.g, gen.model, c.start)...)
+	}
 	c.span.SetAttributes(attrs...)
 
 	// The metrics first: whoever waits for the span sees them recorded.
@@ -153,6 +158,10 @@ func (c *call) end(err error, how endKind) {
 		}
 		if c.rep != nil {
 			o.stats, o.guarded = stats, true
+		}
+		if gen != nil {
+			gen.server = genaiServerAttrs(c.req)
+			o.genai = gen
 		}
 		c.inst.record(c.req.Context(), o)
 	}

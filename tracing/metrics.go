@@ -69,6 +69,7 @@ type instruments struct {
 	failures metric.Int64Counter
 	events   metric.Int64Counter
 	resumes  metric.Int64Counter
+	genai    *genaiInstruments // the client's GenAI metrics (genaimetrics.go); nil on a server
 }
 
 func newInstruments(mp metric.MeterProvider, client bool) *instruments {
@@ -105,6 +106,9 @@ func newInstruments(mp metric.MeterProvider, client bool) *instruments {
 		// A broken MeterProvider: record nothing rather than panic.
 		return nil
 	}
+	if client {
+		in.genai = newGenAIInstruments(mp)
+	}
 	return &in
 }
 
@@ -116,7 +120,8 @@ func (in *instruments) enabled(ctx context.Context) bool {
 		return false
 	}
 	return in.duration.Enabled(ctx) || in.first.Enabled(ctx) || in.failures.Enabled(ctx) ||
-		(in.events != nil && in.events.Enabled(ctx)) || (in.resumes != nil && in.resumes.Enabled(ctx))
+		(in.events != nil && in.events.Enabled(ctx)) || (in.resumes != nil && in.resumes.Enabled(ctx)) ||
+		(in.genai != nil && in.genai.duration.Enabled(ctx))
 }
 
 // outcome is what one request came to, for the metrics.
@@ -130,7 +135,8 @@ type outcome struct {
 	seconds   float64 // to the end of the body
 	first     float64 // to the first event or byte; < 0 when none
 	stats     streamstat.Stats
-	guarded   bool // stats are a stream guard's
+	guarded   bool          // stats are a stream guard's
+	genai     *genaiOutcome // a model call the guard recognised; nil otherwise
 }
 
 func (in *instruments) record(ctx context.Context, o outcome) {
@@ -163,6 +169,11 @@ func (in *instruments) record(ctx context.Context, o outcome) {
 	}
 	if o.guarded && in.events != nil {
 		in.recordStream(ctx, o.base, &o.stats)
+	}
+	if o.genai != nil {
+		g := *o.genai
+		g.errorType, g.seconds, g.first = o.errorType, o.seconds, o.first
+		in.genai.record(ctx, g)
 	}
 }
 

@@ -16,6 +16,35 @@ type Stats struct {
 	// Resumes are the resumes the guard tried on this stream, in order,
 	// successful or not: at most the guard's resume limit. Nil when none.
 	Resumes []Resume
+	// GenAI is what the guard read of a model call: set only for an event
+	// stream of a built-in dialect (OpenAI chat, Responses, Anthropic) with
+	// the guard's default dialects; nil for any other body.
+	GenAI *GenAI
+}
+
+// MaxFinishReasons caps GenAI.FinishReasons, and MaxFieldBytes each string
+// of GenAI: a stream cannot grow what the guard keeps of it.
+const (
+	MaxFinishReasons = 8
+	MaxFieldBytes    = 256
+)
+
+// GenAI is what a guard read of a model call's stream, from the few events
+// that carry it (never from every event): the first OpenAI chunk, the
+// chunks that carry a finish reason or usage, Anthropic's message_start and
+// message_delta, and Responses' response.created and its terminal event.
+type GenAI struct {
+	Dialect       string   // "openai", "responses" or "anthropic"
+	ResponseID    string   // the response's id ("chatcmpl-...", "resp_...", "msg_..."); "" when not seen
+	ResponseModel string   // the model that answered; "" when not seen
+	FinishReasons []string // in the order seen, at most MaxFinishReasons
+	InputTokens   int64    // -1 when the stream reported none
+	OutputTokens  int64    // -1 when the stream reported none
+	// Chunks counts the events delivered up to and including the
+	// terminal event; 0 when no terminal event came.
+	Chunks     int64
+	FirstChunk time.Time // when the first event arrived; zero if none
+	LastChunk  time.Time // when the terminal event arrived; zero if none
 }
 
 // Resume is one attempt of the guard to continue a broken stream.

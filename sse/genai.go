@@ -1,0 +1,314 @@
+package sse
+
+import (
+	"bytes"
+	"encoding/json"
+	"time"
+
+	"github.com/streamguard/streamguard/internal/streamstat"
+)
+
+// The GenAI facts of a model call (streamstat.GenAI: response id and model,
+// finish reasons, token usage, chunk timing) are read from the few events
+// that carry them, never on the path of every event:
+//
+//   - OpenAI chat: the id and model from the first chunk, which the guard
+//     judges anyway (the fast path is off until the dialect is known); the
+//     finish reasons and the usage chunk (stream_options.include_usage) from
+//     the last events of each read. After a read is framed, genTail walks
+//     back from its last whole event over the events that carry a
+//     "finish_reason" string or a "usage" object (and [DONE]), and stops at
+//     the first that does not: one short backward scan per read, none per
+//     event. A finish chunk followed in the same read by a content chunk
+//     (n > 1 choices, interleaved) is not seen.
+//   - Anthropic: message_start (id, model, input tokens) and message_delta
+//     (stop reason, output tokens), typed events judgeBuiltin names anyway.
+//   - Responses: response.created (id, model) and the terminal event
+//     (status, usage).
+//
+// Only those events are decoded, with encoding/json into small structs: a
+// few allocations per stream, none per event.
+
+// genState is what the guard gathers for streamstat.GenAI.
+type genState struct {
+	on    bool             // an event stream judged by the built-in dialects: gather
+	first bool             // the first OpenAI chunk was read
+	info  streamstat.GenAI // written by the reading goroutine under statMu
+}
+
+// maxTailLines bounds genTail's walk back over one read's lines.
+const maxTailLines = 32
+
+// genStats returns a copy of what was gathered, or nil; statMu is held.
+func (b *body) genStats() *streamstat.GenAI {
+	if !b.gen.on || b.gen.info.Dialect == "" {
+		return nil
+	}
+	g := b.gen.info
+	if ns := b.statFirst.Load(); ns != 0 {
+		g.FirstChunk = time.Unix(0, ns)
+	}
+	g.FinishReasons = append([]string(nil), g.FinishReasons...)
+	return &g
+}
+
+// genUpdate runs f on the gathered facts under statMu, naming the dialect.
+func (b *body) genUpdate(f func(g *streamstat.GenAI)) {
+	b.statMu.Lock()
+	defer b.statMu.Unlock()
+	g := &b.gen.info
+	if g.Dialect == "" {
+		g.InputTokens, g.OutputTokens = -1, -1
+	}
+	switch b.dialect {
+	case dialectOpenAI:
+		g.Dialect = OpenAI.Name
+	case dialectResponses:
+		g.Dialect = Responses.Name
+	case dialectAnthropic:
+		g.Dialect = Anthropic.Name
+	}
+	f(g)
+}
+
+// genTerminal records the terminal event's time and the chunks so far.
+func (b *body) genTerminal() {
+	if b.gen.info.LastChunk.IsZero() && b.dialect != 0 {
+		now, n := time.Now(), b.events
+		b.genUpdate(func(g *streamstat.GenAI) { g.LastChunk, g.Chunks = now, n })
+	}
+}
+
+// genEvent reads the GenAI facts of an event judgeBuiltin judged: the first
+// OpenAI chunk, and the Anthropic and Responses events that carry them. t is
+// the event's type.
+func (b *body) genEvent(t, data []byte) {
+	switch {
+	case b.dialect == dialectOpenAI && !b.gen.first && len(data) > 0 && data[0] == '{':
+		b.gen.first = true
+		b.genOpenAI(data, false) // its finish reason or usage, if any, is genTail's
+	case b.dialect == dialectAnthropic && (string(t) == "message_start" || string(t) == "message_delta"):
+		b.genAnthropic(data)
+	case b.dialect == dialectResponses && (string(t) == "response.created" || isResponsesEnd(t)):
+		b.genResponses(data, string(t) != "response.created")
+	}
+}
+
+func isResponsesEnd(t []byte) bool {
+	switch string(t) {
+	case "response.completed", "response.incomplete", "response.failed":
+		return true
+	}
+	return false
+}
+
+// genTail walks back over the last events of win[:n], a read's whole
+// events, and decodes those that carry an OpenAI finish reason or usage.
+func (b *body) genTail(win []byte) {
+	end := len(win)
+	for range maxTailLines {
+		e := end
+		for e > 0 && (win[e-1] == '\n' || win[e-1] == '\r') {
+			e--
+		}
+		if e == 0 {
+			return
+		}
+		s := bytes.LastIndexByte(win[:e], '\n') + 1
+		line := win[s:e]
+		end = s
+		if len(line) < 5 || string(line[:5]) != "data:" {
+			continue // event:, id:, a comment: not the data
+		}
+		v := line[5:]
+		if len(v) > 0 && v[0] == ' ' {
+			v = v[1:]
+		}
+		if bytes.Equal(v, done) {
+			continue
+		}
+		if !hasValue(v, `"finish_reason"`, '"') && !hasValue(v, `"usage"`, '{') {
+			return
+		}
+		b.genOpenAI(v, true)
+	}
+}
+
+// hasValue reports whether data holds key followed by a colon and a value
+// starting with c, as `"usage":{` or `"finish_reason": "`.
+func hasValue(data []byte, key string, c byte) bool {
+	for {
+		i := bytes.Index(data, []byte(key))
+		if i < 0 {
+			return false
+		}
+		data = data[i+len(key):]
+		j := skipSpace(data, 0)
+		if j < len(data) && data[j] == ':' {
+			if j = skipSpace(data, j+1); j < len(data) && data[j] == c {
+				return true
+			}
+		}
+	}
+}
+
+// openaiChunk is what genOpenAI reads of a chat-completion chunk.
+type openaiChunk struct {
+	ID      string `json:"id"`
+	Model   string `json:"model"`
+	Choices []struct {
+		FinishReason *string `json:"finish_reason"`
+	} `json:"choices"`
+	Usage *struct {
+		PromptTokens     *int64 `json:"prompt_tokens"`
+		CompletionTokens *int64 `json:"completion_tokens"`
+	} `json:"usage"`
+}
+
+// genOpenAI reads a chunk's id and model and, when all is set, its finish
+// reasons and usage.
+func (b *body) genOpenAI(data []byte, all bool) {
+	var c openaiChunk
+	var err error
+	if all {
+		err = json.Unmarshal(data, &c)
+	} else {
+		var first struct{ ID, Model string } // fewer allocations than the whole chunk
+		err = json.Unmarshal(data, &first)
+		c.ID, c.Model = first.ID, first.Model
+	}
+	if err != nil {
+		return
+	}
+	b.genUpdate(func(g *streamstat.GenAI) {
+		setOnce(&g.ResponseID, c.ID)
+		setOnce(&g.ResponseModel, c.Model)
+		if !all {
+			return
+		}
+		for _, ch := range c.Choices {
+			if ch.FinishReason != nil && *ch.FinishReason != "" {
+				addReason(g, *ch.FinishReason)
+			}
+		}
+		if c.Usage != nil {
+			setTokens(&g.InputTokens, c.Usage.PromptTokens)
+			setTokens(&g.OutputTokens, c.Usage.CompletionTokens)
+		}
+	})
+}
+
+// anthropicEvent is what genAnthropic reads of message_start and
+// message_delta.
+type anthropicEvent struct {
+	Message *struct {
+		ID    string          `json:"id"`
+		Model string          `json:"model"`
+		Usage *anthropicUsage `json:"usage"`
+	} `json:"message"`
+	Delta *struct {
+		StopReason *string `json:"stop_reason"`
+	} `json:"delta"`
+	Usage *anthropicUsage `json:"usage"`
+}
+
+type anthropicUsage struct {
+	InputTokens  *int64 `json:"input_tokens"`
+	OutputTokens *int64 `json:"output_tokens"`
+}
+
+func (b *body) genAnthropic(data []byte) {
+	var e anthropicEvent
+	if json.Unmarshal(data, &e) != nil {
+		return
+	}
+	b.genUpdate(func(g *streamstat.GenAI) {
+		if m := e.Message; m != nil {
+			setOnce(&g.ResponseID, m.ID)
+			setOnce(&g.ResponseModel, m.Model)
+			if m.Usage != nil {
+				setTokens(&g.InputTokens, m.Usage.InputTokens)
+				setTokens(&g.OutputTokens, m.Usage.OutputTokens)
+			}
+		}
+		if e.Delta != nil && e.Delta.StopReason != nil && *e.Delta.StopReason != "" {
+			addReason(g, *e.Delta.StopReason)
+		}
+		if u := e.Usage; u != nil {
+			// message_delta's counts are cumulative: they replace
+			// message_start's.
+			setTokens(&g.InputTokens, u.InputTokens)
+			setTokens(&g.OutputTokens, u.OutputTokens)
+		}
+	})
+}
+
+// responsesEvent is what genResponses reads of response.created and the
+// terminal events.
+type responsesEvent struct {
+	Response *struct {
+		ID                string `json:"id"`
+		Model             string `json:"model"`
+		Status            string `json:"status"`
+		IncompleteDetails *struct {
+			Reason string `json:"reason"`
+		} `json:"incomplete_details"`
+		Usage *struct {
+			InputTokens  *int64 `json:"input_tokens"`
+			OutputTokens *int64 `json:"output_tokens"`
+		} `json:"usage"`
+	} `json:"response"`
+}
+
+// genResponses reads a Responses event; end says it is the terminal one,
+// whose status (or, when incomplete, the reason) is the finish reason.
+func (b *body) genResponses(data []byte, end bool) {
+	var e responsesEvent
+	if json.Unmarshal(data, &e) != nil || e.Response == nil {
+		return
+	}
+	r := e.Response
+	b.genUpdate(func(g *streamstat.GenAI) {
+		setOnce(&g.ResponseID, r.ID)
+		setOnce(&g.ResponseModel, r.Model)
+		if !end {
+			return
+		}
+		switch {
+		case r.IncompleteDetails != nil && r.IncompleteDetails.Reason != "":
+			addReason(g, r.IncompleteDetails.Reason)
+		case r.Status != "":
+			addReason(g, r.Status)
+		}
+		if r.Usage != nil {
+			setTokens(&g.InputTokens, r.Usage.InputTokens)
+			setTokens(&g.OutputTokens, r.Usage.OutputTokens)
+		}
+	})
+}
+
+// setOnce sets *dst to v, capped, unless it is set or v is empty.
+func setOnce(dst *string, v string) {
+	if *dst == "" && v != "" {
+		*dst = capField(v)
+	}
+}
+
+func setTokens(dst *int64, v *int64) {
+	if v != nil && *v >= 0 {
+		*dst = *v
+	}
+}
+
+func addReason(g *streamstat.GenAI, r string) {
+	if len(g.FinishReasons) < streamstat.MaxFinishReasons {
+		g.FinishReasons = append(g.FinishReasons, capField(r))
+	}
+}
+
+func capField(s string) string {
+	if len(s) > streamstat.MaxFieldBytes {
+		return s[:streamstat.MaxFieldBytes]
+	}
+	return s
+}
