@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/streamguard/streamguard/middleware"
+	"github.com/streamguard/streamguard/resume"
 )
 
 // BenchmarkRelay relays workload A over loopback HTTP/1.1 through a front
@@ -41,6 +42,11 @@ func BenchmarkRelay(b *testing.B) {
 		{"relay-resume-memory", func() http.Handler {
 			client := middleware.NewClient(middleware.Config{Base: upstream.rawTransport(b)})
 			return middleware.NewHandler(middleware.Relay(upURL, client), middleware.ServerConfig{Resume: &middleware.ResumeConfig{}})
+		}},
+		{"relay-resume-memory32", func() http.Handler {
+			client := middleware.NewClient(middleware.Config{Base: upstream.rawTransport(b)})
+			store := resume.NewMemoryStore(resume.MemoryConfig{MaxBytes: 32 << 20})
+			return middleware.NewHandler(middleware.Relay(upURL, client), middleware.ServerConfig{Resume: &middleware.ResumeConfig{Store: store}})
 		}},
 	}
 	for _, f := range fronts {

@@ -12,8 +12,10 @@ import (
 )
 
 // syncBytes is how many bytes of whole events the resume writer gathers
-// before it stores and sends them without waiting for a Flush.
-const syncBytes = 32 << 10
+// before it stores and sends them without waiting for a Flush: a batch
+// then fits one of the memory store's 16 KiB chunks, with room for one
+// more event.
+const syncBytes = 8 << 10
 
 // resumeWriter is the ResponseWriter of a resumable stream's handler. It
 // frames the handler's bytes into events (CR, LF or CRLF line ends, as the
@@ -90,9 +92,6 @@ func (w *resumeWriter) Write(p []byte) (int, error) {
 	}
 	w.pending = append(w.pending, p...)
 	w.frame(false)
-	if len(w.out) >= syncBytes {
-		w.sync()
-	}
 	return len(p), nil
 }
 
@@ -157,6 +156,9 @@ func (w *resumeWriter) emit(lines, blank []byte) {
 		return
 	}
 	w.hasData = false
+	if len(w.out)+len(lines)+len(blank) > syncBytes {
+		w.sync() // the batch is full: store and send it first
+	}
 	w.seq++
 	at := len(w.out)
 	w.out = append(w.out, lines...)

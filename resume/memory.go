@@ -30,8 +30,10 @@ const (
 // MemoryConfig bounds an in-memory store. The zero value means the
 // defaults.
 type MemoryConfig struct {
-	// MaxBytes bounds the event bytes held, in all streams. Zero means
-	// DefaultMaxBytes.
+	// MaxBytes bounds the memory the events of all streams take: they are
+	// kept in 16 KiB chunks, counted whole (a larger flush of events takes
+	// its own). The chunks of forgotten streams are reused, up to an
+	// eighth of MaxBytes kept aside for that. Zero means DefaultMaxBytes.
 	MaxBytes int64
 	// MaxStreams bounds the streams held. Zero means DefaultMaxStreams.
 	MaxStreams int
@@ -55,6 +57,7 @@ type MemoryStore struct {
 	bytes   int64
 	expired map[string]struct{}
 	gone    []string // expired's names, oldest first
+	free    [][]byte // chunks of forgotten streams, to reuse
 }
 
 type memStream struct {
@@ -64,6 +67,8 @@ type memStream struct {
 	// stream of 100,000 events costs a few thousand allocations.
 	batches []memBatch
 	last    uint64
+	chunks  [][]byte // the memory the batches are in (memchunks.go)
+	tail    []byte   // the unused end of the last chunk
 	bytes   int64
 	ended   bool
 	active  time.Time // last write or read
@@ -120,17 +125,18 @@ func (m *MemoryStore) Append(_ context.Context, stream string, events []Event) e
 	if err != nil {
 		return err
 	}
-	now := m.cfg.Now()
-	if m.bytes+size > m.cfg.MaxBytes && !m.evict(now, size, false) {
-		return ErrFull
-	}
 	for i, e := range events {
 		if e.Seq != s.last+uint64(i)+1 {
 			return ErrSequence
 		}
 	}
+	now := m.cfg.Now()
+	need := s.room(int(size))
+	if m.bytes+need > m.cfg.MaxBytes && !m.evict(now, need, false) {
+		return ErrFull
+	}
 	if len(events) > 0 {
-		b := memBatch{first: s.last + 1, data: make([]byte, 0, size), ends: make([]int32, len(events))}
+		b := memBatch{first: s.last + 1, data: m.place(s, int(size))[:0], ends: make([]int32, len(events))}
 		for i, e := range events {
 			b.data = append(b.data, e.Data...)
 			b.ends[i] = int32(len(b.data))
@@ -138,8 +144,6 @@ func (m *MemoryStore) Append(_ context.Context, stream string, events []Event) e
 		s.batches = append(s.batches, b)
 		s.last += uint64(len(events))
 	}
-	s.bytes += size
-	m.bytes += size
 	s.active = now
 	s.notify()
 	return nil
@@ -219,8 +223,9 @@ type memBatch struct {
 	ends  []int32
 }
 
-// read returns the events after after (< s.last) that fit one Read.
-// Called with the store's mu held; the events' bytes are never modified.
+// read returns the events after after (< s.last) that fit one Read, in
+// memory of their own: a stream's chunks are reused once it is forgotten.
+// Called with the store's mu held.
 func (s *memStream) read(after uint64) []Event {
 	i := sort.Search(len(s.batches), func(i int) bool { return s.batches[i].first > after+1 }) - 1
 	var evs []Event
@@ -234,14 +239,14 @@ func (s *memStream) read(after uint64) []Event {
 			}
 			d := b.data[start:b.ends[j]:b.ends[j]]
 			if len(evs) == readBatchEvents || (len(evs) > 0 && size+len(d) > readBatchBytes) {
-				return evs
+				return detach(evs, size)
 			}
 			size += len(d)
 			after++
 			evs = append(evs, Event{Seq: after, Data: d})
 		}
 	}
-	return evs
+	return detach(evs, size)
 }
 
 func (s *memStream) notify() {
@@ -301,7 +306,7 @@ func (m *MemoryStore) evict(now time.Time, size int64, stream bool) bool {
 // held.
 func (m *MemoryStore) forget(name string, s *memStream) {
 	delete(m.streams, name)
-	m.bytes -= s.bytes
+	m.release(s)
 	s.ended = true
 	s.notify() // a reader waiting on it sees it gone
 	m.expired[name] = struct{}{}
