@@ -90,6 +90,21 @@
 // and error.type. streamguard.error.source and streamguard.error.reason stand
 // beside error.type on every failure.
 //
+// # GenAI semantic conventions
+//
+// A stream the guard recognised as a model call (an event stream of a
+// built-in dialect: OpenAI chat, Responses, Anthropic) also gets the GenAI
+// conventions of semconv v1.41.0 (go.opentelemetry.io/otel/semconv/v1.41.0
+// and its genaiconv; v1.42.0 moved them out of the otel Go module): the
+// span attributes gen_ai.operation.name, gen_ai.provider.name,
+// gen_ai.request.model, gen_ai.response.id, gen_ai.response.model,
+// gen_ai.response.finish_reasons, gen_ai.usage.input_tokens,
+// gen_ai.usage.output_tokens and gen_ai.response.time_to_first_chunk, and
+// the metrics [MetricGenAIDuration], [MetricGenAITokenUsage],
+// [MetricGenAITimeToFirstChunk] and [MetricGenAITimePerOutputChunk] (a
+// meter of schema v1.41.0). The request model is read from a body buffered
+// for replay (Request.GetBody) of at most 64 KiB, from its first 4 KiB.
+//
 // # Metrics
 //
 // Metrics go to the global MeterProvider unless [Config.MeterProvider] says
