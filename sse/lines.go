@@ -3,13 +3,10 @@ package sse
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"strings"
 	"time"
-
-	"github.com/streamguard/streamguard"
 )
 
 // The framings of a JSON stream the guard follows besides SSE.
@@ -290,80 +287,6 @@ func (lp *lineParser) unclosed() bool {
 // failureRecord returns the record that ends a failed JSON stream for a
 // consumer downstream, where the framing allows one: a JSON line (RS first
 // for json-seq), or a last element and the ']' that closes the array. It
-// returns nil after an array's ']' or in a body that was not an array.
-func (lp *lineParser) failureRecord(err error) []byte {
-	var dst []byte
-	switch {
-	case lp.kind != framingArray:
-		if lp.tailNL {
-			dst = append(dst, '\n')
-		}
-		if lp.kind == framingSeq {
-			dst = append(dst, 0x1e)
-		}
-		return append(appendRecord(dst, err), '\n')
-	case lp.st == arrRaw:
-		return nil
-	case lp.st == arrStart:
-		dst = append(dst, '[')
-	case lp.needComma:
-		dst = append(dst, ',')
-	}
-	return append(appendRecord(dst, err), "]\n"...)
-}
-
-// AppendFailureRecord appends to dst the record that ends a failed JSON-lines
-// stream of Content-Type ct (see IsJSONLines), the counterpart of the SSE
-// failure frame:
-//
-//	{"error":"streamguard: 200 network truncated after 3 events: unexpected EOF (hint)","hint":"...","message":"unexpected EOF","reason":"truncated","retryable":true,"source":"network","status":200,"type":"error"}
-//
-// and a line end, with an RS (0x1E) before it for application/json-seq. Its
-// "error" is a string, the error's whole line, because Ollama's client
-// (github.com/ollama/ollama/api) reads each line's "error" as a string and
-// returns it as an error: an object there would fail its decoding. The
-// fields beside it are those of the error's JSON document
-// (streamguard.Error.MarshalJSON), which streamguard.ClassifyEvent reads
-// back into the same source and reason. The record is JSON, which escapes
-// every control character, so no text from upstream can end the line or
-// start another record. err is read as AppendFailureFrame reads it.
-func AppendFailureRecord(dst []byte, ct string, err error) []byte {
-	if linesKind(ct) == framingSeq {
-		dst = append(dst, 0x1e)
-	}
-	return append(appendRecord(dst, err), '\n')
-}
-
-// WriteFailureRecord writes the record AppendFailureRecord builds to w: a
-// relay of a JSON-lines stream writes it once, after the last whole line
-// it relayed, and then ends its response.
-func WriteFailureRecord(w io.Writer, ct string, err error) error {
-	_, werr := w.Write(AppendFailureRecord(nil, ct, err))
-	return werr
-}
-
-// appendRecord appends the failure record's JSON object, without a line
-// end: the error's document with its "error" object replaced by the
-// error's line.
-func appendRecord(dst []byte, err error) []byte {
-	var e *streamguard.Error
-	if !errors.As(err, &e) {
-		e = streamguard.FromError(err)
-	}
-	if e == nil {
-		e = &streamguard.Error{Source: streamguard.SourceUnknown}
-	}
-	doc, _ := e.MarshalJSON()
-	var fields map[string]json.RawMessage
-	if json.Unmarshal(doc, &fields) != nil {
-		fields = map[string]json.RawMessage{}
-	}
-	line, _ := json.Marshal(e.Error())
-	fields["error"] = line
-	out, _ := json.Marshal(fields) // keys sorted: "error" comes first
-	return append(dst, out...)
-}
-
 // onRecord is called by the line parser with each complete record.
 func (b *body) onRecord(rec []byte) {
 	b.events++
@@ -400,84 +323,3 @@ func (b *body) onRecord(rec []byte) {
 }
 
 var notDone = []byte(`"done":false}`)
-
-// openArray is called when a streamed array's '[' arrives.
-func (b *body) openArray() {
-	if b.cfg.Dialects == nil && b.dialect == 0 {
-		b.dialect = dialectJSONArray
-	}
-}
-
-// closeArray is called when a streamed array's ']' arrives: its terminal.
-func (b *body) closeArray() {
-	b.terminal = true
-	b.statTerminal.Store(true)
-}
-
-func ollamaDetect(_, data []byte) bool {
-	key, _ := firstKey(data)
-	return string(key) == "model" && bytes.Contains(data, []byte(`"created_at"`))
-}
-
-func ollamaError(_, data []byte) bool {
-	key, _ := firstKey(data)
-	return string(key) == "error"
-}
-
-// ollamaTerminal reports whether a record has "done": true at its top level
-// (a tool call's arguments may hold a "done" of their own).
-func ollamaTerminal(_, data []byte) bool {
-	for off := 0; off < len(data); {
-		i := bytes.Index(data[off:], []byte(`"done"`))
-		if i < 0 {
-			return false
-		}
-		i += off
-		off = i + len(`"done"`)
-		j := skipSpace(data, off)
-		if j >= len(data) || data[j] != ':' {
-			continue
-		}
-		j = skipSpace(data, j+1)
-		if bytes.HasPrefix(data[j:], []byte("true")) && topLevel(data[:i]) {
-			return true
-		}
-	}
-	return false
-}
-
-// topLevel reports whether the end of b, the start of a JSON object, is
-// directly inside that object: not in a string, not in a nested value.
-func topLevel(b []byte) bool {
-	depth, inStr, esc := 0, false, false
-	for _, c := range b {
-		switch {
-		case esc:
-			esc = false
-		case inStr:
-			if c == '\\' {
-				esc = true
-			} else if c == '"' {
-				inStr = false
-			}
-		case c == '"':
-			inStr = true
-		case c == '{' || c == '[':
-			depth++
-		case c == '}' || c == ']':
-			depth--
-		}
-	}
-	return depth == 1 && !inStr
-}
-
-// unit names what the guard frames a body by, for its messages.
-func (b *body) unit() string {
-	switch {
-	case b.lines == nil:
-		return "event"
-	case b.lines.kind == framingArray:
-		return "array element"
-	}
-	return "JSON line"
-}
