@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -570,5 +571,37 @@ func TestResumeWithoutResponseIsTriedAgain(t *testing.T) {
 	st := resp.Body.(streamstat.Reporter).StreamStats()
 	if len(st.Resumes) != 2 || st.Resumes[0].Err == "" || st.Resumes[1].Err != "" {
 		t.Fatalf("resumes %+v", st.Resumes)
+	}
+}
+
+// TestResumeHeadersBounded: a resume whose server never answers gives up
+// after the stream's idle timeout, and is tried again while resumes remain.
+func TestResumeHeadersBounded(t *testing.T) {
+	var n atomic.Int64
+	hang := make(chan struct{})
+	model := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) > 1 {
+			<-hang // the resumes: never an answer
+			return
+		}
+		gatewaytest.IDStream(10).ServeHTTP(w, r)
+	})
+	srv := gatewaytest.NewServer(model)
+	defer srv.Close()
+	defer close(hang) // before Close, which waits for the handlers
+	cfg := fastResume()
+	cfg.IdleTimeout, cfg.Resume.MaxResumes = 100*time.Millisecond, 2
+	srv.Script(gatewaytest.Cut(3))
+	resp, err := guardedClient(srv, cfg).Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, se := readAll(t, resp)
+	if se == nil || se.Reason != streamguard.ReasonTruncated || se.Resumes != 2 || !strings.Contains(se.Message, "no response to the resume") {
+		t.Fatalf("verdict %v", se)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("the resumes took %v", d)
 	}
 }

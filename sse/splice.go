@@ -29,8 +29,13 @@ type resuming struct {
 	mismatch bool            // it was not the one after the last delivered
 	cutAt    int             // where in buf that event started
 	orig     *streamguard.Error
-	err      error // why the last resume failed, for the final error
+	err      error                   // why the last resume failed, for the final error
+	release  context.CancelCauseFunc // ends the context of the continuation in use
 }
+
+// errResumeHeaders is the failure of a resume whose response headers did
+// not come within the stream's idle timeout.
+var errResumeHeaders = errors.New("sse: no response to the resume within the idle timeout")
 
 // errNoBudget is the resume error of a stream whose deadline comes before
 // the wait before its resume would end.
@@ -125,7 +130,7 @@ func (b *body) resumeOnce(v *streamguard.Error) (*http.Response, bool) {
 	}
 	r.n++
 	rec := streamstat.Resume{At: time.Now(), Protocol: r.name, Cause: string(v.Reason), LastEventID: v.LastEventID}
-	resp, rtErr := r.rt.RoundTrip(req)
+	resp, rtErr := r.roundTrip(req, b.idleAfter)
 	if err = continuation(resp, rtErr); err != nil {
 		r.err = err
 		if resp != nil {
@@ -139,6 +144,42 @@ func (b *body) resumeOnce(v *streamguard.Error) (*http.Response, bool) {
 	rec.StatusCode = resp.StatusCode
 	b.logResume(rec)
 	return resp, false
+}
+
+// roundTrip sends a resume request and gives up on it when its response
+// headers do not come within limit, the stream's idle timeout (0: none): a
+// resume must not hang where the stream itself would have stalled. The
+// continuation's context lives until the next resume or the stream's end.
+func (r *resuming) roundTrip(req *http.Request, limit time.Duration) (*http.Response, error) {
+	r.end()
+	if limit <= 0 {
+		return r.rt.RoundTrip(req)
+	}
+	ctx, cancel := context.WithCancelCause(req.Context())
+	t := time.AfterFunc(limit, func() { cancel(errResumeHeaders) })
+	resp, err := r.rt.RoundTrip(req.WithContext(ctx))
+	late := !t.Stop()
+	switch {
+	case err == nil && late:
+		resp.Body.Close() // the headers came as the timer fired: the body is canceled
+		err = errResumeHeaders
+	case err != nil && context.Cause(ctx) == errResumeHeaders:
+		err = errResumeHeaders
+	}
+	if err != nil {
+		cancel(nil)
+		return nil, err
+	}
+	r.release = cancel
+	return resp, nil
+}
+
+// end releases the context of the continuation in use, if any.
+func (r *resuming) end() {
+	if r.release != nil {
+		r.release(nil)
+		r.release = nil
+	}
 }
 
 // wait returns how long to wait before the next resume, and false when the

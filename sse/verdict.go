@@ -13,6 +13,9 @@ import (
 // finish turns the upstream's last error into the stream's verdict.
 func (b *body) finish() {
 	b.finished.Store(true)
+	if b.rs != nil {
+		b.rs.end()
+	}
 	if b.timer != nil {
 		b.timer.Stop()
 	}
