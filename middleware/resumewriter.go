@@ -11,17 +11,20 @@ import (
 	"github.com/streamguard/streamguard/sse"
 )
 
-// syncBytes is how many bytes of whole events the resume writer gathers
-// before it stores and sends them without waiting for a Flush: a batch
-// then fits one of the memory store's 16 KiB chunks, with room for one
-// more event.
-const syncBytes = 8 << 10
+// storeBytes is how many bytes of events the resume writer gathers before
+// it stores them without waiting for a Flush: a batch then fits one of the
+// memory store's 16 KiB chunks, with room for one more event. sendBytes is
+// how many it gathers before it sends them (stored first).
+const (
+	storeBytes = 8 << 10
+	sendBytes  = 32 << 10
+)
 
 // resumeWriter is the ResponseWriter of a resumable stream's handler. It
 // frames the handler's bytes into events (CR, LF or CRLF line ends, as the
 // SSE spec has them), gives each event with data the id "{name}.{seq}",
 // appends the events to the store and then sends them, at each Flush (or
-// every syncBytes): one store call per flush. Blocks without data
+// every storeBytes and sendBytes): one store call per flush. Blocks without data
 // (comments, retry:) are sent as they are and not stored. Bytes of an
 // event not yet complete wait for its end. When the client has gone, the
 // events are still stored: the handler's writes succeed while a resume may
@@ -35,13 +38,14 @@ type resumeWriter struct {
 	cancel context.CancelCauseFunc
 
 	mu       sync.Mutex
-	resumabl bool   // a 2xx event stream: framed and stored
-	wrote    bool   // the header is out
-	pending  []byte // the start of an event still incomplete
-	scanned  int    // pending[:scanned] holds whole lines of it
-	hasData  bool   // the incomplete event has a data line
-	out      []byte // whole events, ready to store and send
-	batch    []resume.Event
+	resumabl bool           // a 2xx event stream: framed and stored
+	wrote    bool           // the header is out
+	pending  []byte         // the start of an event still incomplete
+	scanned  int            // pending[:scanned] holds whole lines of it
+	hasData  bool           // the incomplete event has a data line
+	out      []byte         // whole events, ready to send once stored
+	batch    []resume.Event // the events of out not yet stored
+	batchLen int            // their bytes
 	seq      uint64
 	storeErr error // the store refused: the stream goes on unstored
 	sendErr  error // the client is gone
@@ -156,8 +160,11 @@ func (w *resumeWriter) emit(lines, blank []byte) {
 		return
 	}
 	w.hasData = false
-	if len(w.out)+len(lines)+len(blank) > syncBytes {
-		w.sync() // the batch is full: store and send it first
+	if w.batchLen+len(lines)+len(blank) > storeBytes {
+		w.store() // the batch is full
+	}
+	if len(w.out) >= sendBytes {
+		w.sync()
 	}
 	w.seq++
 	at := len(w.out)
@@ -169,6 +176,7 @@ func (w *resumeWriter) emit(lines, blank []byte) {
 	w.out = append(w.out, '\n')
 	w.out = append(w.out, blank...)
 	w.batch = append(w.batch, resume.Event{Seq: w.seq, Data: w.out[at:len(w.out):len(w.out)]})
+	w.batchLen += len(w.out) - at
 }
 
 // isDataLine reports whether an SSE line is a data field.
@@ -176,21 +184,27 @@ func isDataLine(line []byte) bool {
 	return len(line) >= 4 && string(line[:4]) == "data" && (len(line) == 4 || line[4] == ':')
 }
 
-// sync appends the batch to the store, then sends out to the client.
+// sync stores the events of out not yet stored, then sends out to the
+// client.
 func (w *resumeWriter) sync() {
-	if len(w.batch) > 0 && w.storeErr == nil {
-		if err := w.rc.Store.Append(w.sctx, w.name, w.batch); err != nil {
-			w.storeErr = err
-		}
-	}
-	clear(w.batch)
-	w.batch = w.batch[:0]
+	w.store()
 	if len(w.out) > 0 && w.sendErr == nil {
 		if _, err := w.w.Write(w.out); err != nil {
 			w.lost(err)
 		}
 	}
 	w.out = w.out[:0]
+}
+
+// store appends the batch to the store: one call.
+func (w *resumeWriter) store() {
+	if len(w.batch) > 0 && w.storeErr == nil {
+		if err := w.rc.Store.Append(w.sctx, w.name, w.batch); err != nil {
+			w.storeErr = err
+		}
+	}
+	clear(w.batch)
+	w.batch, w.batchLen = w.batch[:0], 0
 }
 
 // lost records that the client is gone. Called with mu held.
