@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"strconv"
@@ -125,13 +126,22 @@ func (w *resumeWriter) FlushError() error {
 // of the response (final), a CR at the end of pending ends its line.
 func (w *resumeWriter) frame(final bool) {
 	buf, start, line := w.pending, 0, w.scanned
-	for i := w.scanned; i < len(buf); i++ {
-		c := buf[i]
-		if c != '\n' && c != '\r' {
-			continue
+	// Line ends are found by a vectorised search for LF while the bytes
+	// hold no CR, as they mostly do.
+	crFree := bytes.IndexByte(buf[line:], '\r') < 0
+	for i := line; i < len(buf); {
+		var k int
+		if crFree {
+			k = bytes.IndexByte(buf[i:], '\n')
+		} else {
+			k = bytes.IndexAny(buf[i:], "\r\n")
 		}
+		if k < 0 {
+			break
+		}
+		i += k
 		next := i + 1
-		if c == '\r' {
+		if buf[i] == '\r' {
 			if next == len(buf) && !final {
 				break // perhaps the first half of a CRLF
 			}
@@ -145,7 +155,7 @@ func (w *resumeWriter) frame(final bool) {
 		} else if isDataLine(buf[line:i]) {
 			w.hasData = true
 		}
-		line, i = next, next-1
+		line, i = next, next
 	}
 	w.scanned = line - start
 	w.pending = append(w.pending[:0], buf[start:]...)
