@@ -104,6 +104,43 @@ func (c *call) end(err error, how endKind) {
 		errType = applyFailure(c.span, se, c.req, false)
 	}
 
+	attrs, first := c.attrs(stats, verdict, how)
+	var gen *genaiOutcome
+	if stats.GenAI != nil {
+		gen = &genaiOutcome{g: stats.GenAI, model: requestModel(c.req)}
+		attrs = append(attrs, genaiSpanAttrs(gen.g, gen.model, c.start)...)
+	}
+	c.span.SetAttributes(attrs...)
+
+	// The metrics first: whoever waits for the span sees them recorded.
+	if c.inst != nil {
+		o := outcome{
+			base:      c.metricBase,
+			status:    c.status,
+			proto:     c.proto,
+			errorType: errType,
+			seconds:   time.Since(c.start).Seconds(),
+			first:     first,
+		}
+		if se != nil {
+			o.source, o.reason = string(source(se)), string(se.Reason)
+		}
+		if c.rep != nil {
+			o.stats, o.guarded = stats, true
+		}
+		if gen != nil {
+			gen.server = genaiServerAttrs(c.req)
+			o.genai = gen
+		}
+		c.inst.record(c.req.Context(), o)
+	}
+	c.span.End()
+}
+
+// attrs returns the span's attributes of the response and the stream, and
+// the time to the first event in seconds (-1: none). It puts the resumes
+// on the span as events.
+func (c *call) attrs(stats streamstat.Stats, verdict string, how endKind) ([]attribute.KeyValue, float64) {
 	attrs := make([]attribute.KeyValue, 0, 11)
 	if c.status > 0 {
 		attrs = append(attrs, semconv.HTTPResponseStatusCode(c.status))
@@ -136,36 +173,7 @@ func (c *call) end(err error, how endKind) {
 			addResumeEvents(c.span, stats.Resumes, c.req)
 		}
 	}
-	var gen *genaiOutcome
-	if stats.GenAI != nil {
-		gen = &genaiOutcome{g: stats.GenAI, model: requestModel(c.req)}
-		attrs = append(attrs, genaiSpanAttrs(gen.g, gen.model, c.start)...)
-	}
-	c.span.SetAttributes(attrs...)
-
-	// The metrics first: whoever waits for the span sees them recorded.
-	if c.inst != nil {
-		o := outcome{
-			base:      c.metricBase,
-			status:    c.status,
-			proto:     c.proto,
-			errorType: errType,
-			seconds:   time.Since(c.start).Seconds(),
-			first:     first,
-		}
-		if se != nil {
-			o.source, o.reason = string(source(se)), string(se.Reason)
-		}
-		if c.rep != nil {
-			o.stats, o.guarded = stats, true
-		}
-		if gen != nil {
-			gen.server = genaiServerAttrs(c.req)
-			o.genai = gen
-		}
-		c.inst.record(c.req.Context(), o)
-	}
-	c.span.End()
+	return attrs, first
 }
 
 // addResumeEvents puts one EventResume on span for each resume the guard
