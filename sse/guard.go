@@ -158,7 +158,7 @@ func emptyEventStream(resp *http.Response) bool {
 	if resp.Request != nil && resp.Request.Method == http.MethodHead {
 		return false
 	}
-	return IsEventStream(resp.Header.Get("Content-Type"))
+	return IsEventStream(resp.Header.Get("Content-Type")) || framingOf(resp) != 0
 }
 
 // IsEventStream reports whether a Content-Type is text/event-stream, with or

@@ -352,3 +352,19 @@ func scanRecords(data []byte) (records int, whole int) {
 	}
 	return records, len(data)
 }
+
+// TestLinesNoRecords: a 2xx JSON-lines body that ends cleanly without a
+// record, empty or announced without a body, is no_events, as an event
+// stream without an event is.
+func TestLinesNoRecords(t *testing.T) {
+	for _, body := range []io.ReadCloser{io.NopCloser(strings.NewReader("")), io.NopCloser(strings.NewReader("\n\n")), http.NoBody} {
+		req, _ := http.NewRequest(http.MethodPost, "http://x/api/chat", nil)
+		resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/x-ndjson"}}, Body: body, Request: req}
+		sse.Guard(resp, sse.Config{})
+		_, err := io.ReadAll(resp.Body)
+		var se *streamguard.Error
+		if !errors.As(err, &se) || se.Reason != streamguard.ReasonNoEvents || !strings.Contains(se.Message, "JSON stream ended without any JSON line") {
+			t.Fatalf("%v", err)
+		}
+	}
+}

@@ -70,7 +70,7 @@ func (b *body) verdict() *streamguard.Error {
 		e := b.fail(streamguard.SourceNetwork, streamguard.ReasonTruncated, up, streamguard.Sanitize(up.Error(), streamguard.MaxMessage))
 		e.Retryable = true
 		return e
-	case b.isSSE && b.events == 0:
+	case (b.isSSE || b.lines != nil && b.lines.kind != framingArray) && b.events == 0:
 		return b.noEvents()
 	case b.w > b.ready:
 		e := b.fail(streamguard.SourcePlatform, streamguard.ReasonTruncated, ErrPartialEvent, "stream ended in the middle of an "+b.unit())
@@ -132,8 +132,8 @@ func (b *body) keepHead(p []byte) {
 	}
 }
 
-// noEvents is the verdict on a 2xx event stream that ended cleanly without
-// a single event. Its Code names what it carried, from its first bytes:
+// noEvents is the verdict on a 2xx event stream (or JSON stream) that
+// ended cleanly without a single event (or record). Its Code names what it carried, from its first bytes:
 // "html", "json", "text", "comments" or "empty". The quoted start is
 // sanitized and scrubbed of key shapes.
 func (b *body) noEvents() *streamguard.Error {
@@ -151,6 +151,12 @@ func (b *body) noEvents() *streamguard.Error {
 		code, what = "text", "text that is not an event stream"
 	}
 	msg := "the 200 event stream ended without any event; it carried " + what
+	if b.lines != nil {
+		if code == "text" {
+			what = "text that is not JSON"
+		}
+		msg = "the 200 JSON stream ended without any " + b.unit() + "; it carried " + what
+	}
 	if code == "html" || code == "json" || code == "text" {
 		msg += ": " + strconv.Quote(streamguard.Sanitize(redact.Shapes(string(head)), headBytes))
 	}
