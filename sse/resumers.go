@@ -129,8 +129,10 @@ type idState struct {
 func (s *idState) Event(_, id, _ []byte) bool {
 	s.events++
 	if id == nil {
+		// A stream whose first event has no id is not resumed by id:
+		// stop following it, so that its events cost nothing more.
 		s.last = s.last[:0:0]
-		return true
+		return s.ids > 0
 	}
 	n, isNum := parseSeq(id)
 	s.counting = s.counting && isNum && (s.ids == 0 || n == s.num+1)
