@@ -112,8 +112,8 @@ type ResumeState interface {
 //   - "resumable-stream": a response with the Resumable-Stream header,
 //     whose events carry ids "{stream}.{seq}", as this library's server
 //     side sends them: the same request (method, URL, headers, and the body
-//     again through Request.GetBody) with Last-Event-ID. The continuation
-//     must start at seq+1.
+//     again through Request.GetBody) with Last-Event-ID ("{stream}.0"
+//     before the first event). The continuation must start at seq+1.
 //   - "responses": an OpenAI Responses stream of a background response
 //     (POST .../responses whose response.created says "background": true):
 //     GET .../responses/{id}?stream=true&starting_after={n} with the

@@ -509,11 +509,13 @@ func TestResumeDifferential(t *testing.T) {
 				srv.Gateway.Choose = func(_ int64, r *http.Request) gatewaytest.Fault {
 					kind, k := rng.IntN(5), rng.IntN(n/2)
 					first := r.Header.Get("Last-Event-ID") == "" && r.URL.Query().Get("starting_after") == ""
-					if k == 0 && first && (p.name != "sse-id" || kind == 2) {
-						// A stream that broke before its first event has
-						// no id to resume from (a GET is sent again, as
-						// an EventSource does), and one that ended
-						// cleanly without an event is no_events.
+					if k == 0 && first && (p.name == "responses" || kind == 2) {
+						// A Responses stream that broke before its
+						// first event has no response id to resume by
+						// (a GET with ids is sent again, as an
+						// EventSource does; a Resumable-Stream from
+						// {stream}.0), and one that ended cleanly
+						// without an event is no_events.
 						k = 1
 					}
 					switch kind {
@@ -603,5 +605,25 @@ func TestResumeHeadersBounded(t *testing.T) {
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Fatalf("the resumes took %v", d)
+	}
+}
+
+// TestResumeBeforeFirstEvent: a Resumable-Stream stream cut before its
+// first event resumes from "{stream}.0", without a new call of the work.
+func TestResumeBeforeFirstEvent(t *testing.T) {
+	srv := gatewaytest.NewServer(gatewaytest.ResumableStream(5))
+	defer srv.Close()
+	srv.Script(gatewaytest.Cut(0), gatewaytest.Pass())
+	resp, err := guardedClient(srv, fastResume()).Post(srv.URL, "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := resp.Header.Get(sse.ResumableStreamHeader)
+	got, se := readAll(t, resp)
+	if se != nil || string(got) != resumableStream(name, 5) {
+		t.Fatalf("error %v; got %q", se, got)
+	}
+	if recs := srv.Gateway.Records(); len(recs) != 2 || recs[1].Header.Get("Last-Event-ID") != name+".0" {
+		t.Fatalf("%d requests; the resume's Last-Event-ID %q", len(recs), recs[len(recs)-1].Header.Get("Last-Event-ID"))
 	}
 }

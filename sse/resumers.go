@@ -34,7 +34,9 @@ func (ResumableStreamResumer) Begin(resp *http.Response) ResumeState {
 	if !ValidStreamName(name) || !replayable(resp.Request) {
 		return nil
 	}
-	return &streamState{req: resp.Request, name: name}
+	// Before its first event the stream resumes from "{stream}.0": the
+	// server has begun the work, and sends the stream from its start.
+	return &streamState{req: resp.Request, name: name, ok: true}
 }
 
 // ValidStreamName reports whether s is a valid Resumable-Stream name: 16 to
@@ -52,14 +54,16 @@ func ValidStreamName(s string) bool {
 	return true
 }
 
-// ParseEventID splits an event id "{stream}.{seq}" of a resumable stream.
+// ParseEventID splits an event id "{stream}.{seq}" of a resumable stream,
+// as a Last-Event-ID names it: seq 0 asks for the stream from its first
+// event.
 func ParseEventID(id string) (stream string, seq uint64, ok bool) {
 	dot := strings.LastIndexByte(id, '.')
 	if dot < 0 || !ValidStreamName(id[:dot]) {
 		return "", 0, false
 	}
 	seq, ok = parseSeq([]byte(id[dot+1:]))
-	return id[:dot], seq, ok && seq > 0
+	return id[:dot], seq, ok
 }
 
 // streamState follows a Resumable-Stream stream.
