@@ -171,7 +171,7 @@ func TestRelayResumesThroughCuts(t *testing.T) {
 				if rng.IntN(4) == 0 {
 					return 0 // this connection is not cut
 				}
-				return 2000 + rng.Int64N(20000)
+				return 5000 + rng.Int64N(18000) // past the TLS handshake and the first headers
 			}
 			url, tr, cut := relayServer(t, h2, gatewaytest.ChatStream(n), &middleware.ResumeConfig{Linger: 5 * time.Second}, cutAt)
 			base := tr()
