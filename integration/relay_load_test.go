@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -24,54 +23,6 @@ import (
 	gosse "github.com/tmaxmax/go-sse"
 	"go.uber.org/goleak"
 )
-
-// loadCutter is a TCP proxy that cuts some connections after a random
-// number of bytes from the server.
-type loadCutter struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	rng    *rand.Rand
-	max    int64
-	cuts   atomic.Int64
-	wg     sync.WaitGroup
-}
-
-func (c *loadCutter) limit() int64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.rng.IntN(2) == 0 {
-		return 0
-	}
-	return 1000 + c.rng.Int64N(c.max)
-}
-
-func (c *loadCutter) accept() {
-	for {
-		down, err := c.ln.Accept()
-		if err != nil {
-			return
-		}
-		up, err := net.Dial("tcp", c.target)
-		if err != nil {
-			down.Close()
-			continue
-		}
-		limit := c.limit()
-		c.wg.Go(func() { io.Copy(up, down); up.Close() })
-		c.wg.Go(func() {
-			if limit > 0 {
-				if n, _ := io.CopyN(down, up, limit); n == limit {
-					c.cuts.Add(1)
-				}
-			} else {
-				io.Copy(down, up)
-			}
-			down.Close()
-			up.Close()
-		})
-	}
-}
 
 // TestRelayLoad runs 200 concurrent streams of 1,000 events (40 of 200
 // under -short) through a relay with resumable streams, a TCP cutter
@@ -122,13 +73,21 @@ func relayLoad(t *testing.T, store resume.Store, streams, events int) {
 	front := httptest.NewServer(middleware.NewHandler(middleware.Relay(upURL, relayClient),
 		middleware.ServerConfig{Resume: &middleware.ResumeConfig{Store: store, Linger: 10 * time.Second}}))
 	defer front.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	var mu sync.Mutex
+	rng := rand.New(rand.NewPCG(loadSeed, 3))
+	target := front.Listener.Addr().String()
+	cut, err := gatewaytest.NewCutter(func(int) string { return target }, func(int) int64 {
+		mu.Lock()
+		defer mu.Unlock()
+		if rng.IntN(2) == 0 {
+			return 0 // this connection is not cut
+		}
+		return 1000 + rng.Int64N(int64(events)*190)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cut := &loadCutter{ln: ln, target: front.Listener.Addr().String(), rng: rand.New(rand.NewPCG(loadSeed, 3)), max: int64(events) * 190}
-	cut.wg.Go(cut.accept)
-	defer func() { ln.Close(); cut.wg.Wait() }()
+	defer cut.Close()
 
 	base := middleware.DefaultBase(0)
 	base.DisableKeepAlives = true // a connection, and a chance of a cut, per request
@@ -142,7 +101,7 @@ func relayLoad(t *testing.T, store resume.Store, streams, events int) {
 	var lost, dup, reordered, failed atomic.Int64
 	for i := range streams {
 		wg.Go(func() {
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+ln.Addr().String()+"/v1/chat/completions", strings.NewReader(`{"stream":true}`))
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+cut.Addr()+"/v1/chat/completions", strings.NewReader(`{"stream":true}`))
 			req.Header.Set("Authorization", fmt.Sprintf("Bearer sk-tenant-%d", i))
 			resp, err := client.Do(req)
 			if err != nil {
@@ -164,9 +123,9 @@ func relayLoad(t *testing.T, store resume.Store, streams, events int) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	t.Logf("relay load: %d streams x %d events in %v through %d cut connections: %d failed; %d lost, %d duplicated, %d reordered",
-		streams, events, elapsed.Round(time.Millisecond), cut.cuts.Load(), failed.Load(), lost.Load(), dup.Load(), reordered.Load())
-	if lost.Load()+dup.Load()+reordered.Load() != 0 || cut.cuts.Load() == 0 {
-		t.Errorf("%d lost, %d duplicated, %d reordered, %d cuts", lost.Load(), dup.Load(), reordered.Load(), cut.cuts.Load())
+		streams, events, elapsed.Round(time.Millisecond), cut.Cuts(), failed.Load(), lost.Load(), dup.Load(), reordered.Load())
+	if lost.Load()+dup.Load()+reordered.Load() != 0 || cut.Cuts() == 0 {
+		t.Errorf("%d lost, %d duplicated, %d reordered, %d cuts", lost.Load(), dup.Load(), reordered.Load(), cut.Cuts())
 	}
 }
 

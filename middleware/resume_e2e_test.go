@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -24,93 +23,9 @@ import (
 	gosse "github.com/tmaxmax/go-sse"
 )
 
-// cutter is a TCP proxy in front of a server that cuts each connection
-// after a number of bytes from the server, as a test decides: a broken
-// network between a client and the relay.
-type cutter struct {
-	ln      net.Listener
-	target  string
-	cutAt   func(conn int) int64 // server bytes before the cut; <= 0: never
-	conns   atomic.Int64
-	cuts    atomic.Int64
-	wg      sync.WaitGroup
-	mu      sync.Mutex
-	open    map[net.Conn]struct{}
-	closing atomic.Bool
-}
-
-func newCutter(t *testing.T, target string, cutAt func(int) int64) *cutter {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &cutter{ln: ln, target: target, cutAt: cutAt, open: map[net.Conn]struct{}{}}
-	c.wg.Go(c.accept)
-	t.Cleanup(c.close)
-	return c
-}
-
-func (c *cutter) addr() string { return c.ln.Addr().String() }
-
-func (c *cutter) accept() {
-	for {
-		down, err := c.ln.Accept()
-		if err != nil {
-			return
-		}
-		up, err := net.Dial("tcp", c.target)
-		if err != nil {
-			down.Close()
-			continue
-		}
-		if !c.track(down, up) {
-			return
-		}
-		limit := c.cutAt(int(c.conns.Add(1)))
-		c.wg.Go(func() { io.Copy(up, down); up.Close() })
-		c.wg.Go(func() {
-			if limit > 0 {
-				if n, _ := io.CopyN(down, up, limit); n == limit {
-					c.cuts.Add(1)
-				}
-			} else {
-				io.Copy(down, up)
-			}
-			down.Close()
-			up.Close()
-		})
-	}
-}
-
-func (c *cutter) track(conns ...net.Conn) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closing.Load() {
-		for _, x := range conns {
-			x.Close()
-		}
-		return false
-	}
-	for _, x := range conns {
-		c.open[x] = struct{}{}
-	}
-	return true
-}
-
-func (c *cutter) close() {
-	c.closing.Store(true)
-	c.ln.Close()
-	c.mu.Lock()
-	for x := range c.open {
-		x.Close()
-	}
-	c.mu.Unlock()
-	c.wg.Wait()
-}
-
 // relayServer starts model inside NewHandler with resume on, over HTTP/1.1
 // or HTTP/2 (TLS), behind a cutter.
-func relayServer(t *testing.T, h2 bool, model http.Handler, rc *middleware.ResumeConfig, cutAt func(int) int64) (url string, client func() *http.Transport, cut *cutter) {
+func relayServer(t *testing.T, h2 bool, model http.Handler, rc *middleware.ResumeConfig, cutAt func(int) int64) (url string, client func() *http.Transport, cut *gatewaytest.Cutter) {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(middleware.NewHandler(model, middleware.ServerConfig{Resume: rc}))
 	scheme := "http"
@@ -122,13 +37,18 @@ func relayServer(t *testing.T, h2 bool, model http.Handler, rc *middleware.Resum
 		srv.Start()
 	}
 	t.Cleanup(srv.Close)
-	cut = newCutter(t, srv.Listener.Addr().String(), cutAt)
+	target := srv.Listener.Addr().String()
+	cut, err := gatewaytest.NewCutter(func(int) string { return target }, cutAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cut.Close)
 	client = func() *http.Transport {
 		tr := srv.Client().Transport.(*http.Transport).Clone()
 		t.Cleanup(tr.CloseIdleConnections)
 		return tr
 	}
-	return scheme + "://" + cut.addr(), client, cut
+	return scheme + "://" + cut.Addr(), client, cut
 }
 
 // chatData returns the data of the events of ChatStream(n), in order.
@@ -191,16 +111,16 @@ func TestRelayResumesThroughCuts(t *testing.T) {
 				got, err := io.ReadAll(resp.Body)
 				resp.Body.Close()
 				if err != nil {
-					t.Fatalf("round %d: %v after %d bytes (%d cuts so far)", i, err, len(got), cut.cuts.Load())
+					t.Fatalf("round %d: %v after %d bytes (%d cuts so far)", i, err, len(got), cut.Cuts())
 				}
 				if d := dataOf(t, got); strings.Join(d, "\n") != strings.Join(chatData(n), "\n") {
 					t.Fatalf("round %d: %d events, not the upstream's %d once each in order", i, len(d), n+1)
 				}
 			}
-			if cut.cuts.Load() < rounds/2 {
-				t.Fatalf("the cutter cut %d times in %d rounds: the test proves little", cut.cuts.Load(), rounds)
+			if cut.Cuts() < rounds/2 {
+				t.Fatalf("the cutter cut %d times in %d rounds: the test proves little", cut.Cuts(), rounds)
 			}
-			t.Logf("%d connections, %d cut", cut.conns.Load(), cut.cuts.Load())
+			t.Logf("%d connections, %d cut", cut.Conns(), cut.Cuts())
 		})
 	}
 }
@@ -234,8 +154,8 @@ func TestRelayGoSSEReconnects(t *testing.T) {
 			if err := conn.Connect(); !errors.Is(err, context.Canceled) {
 				t.Fatalf("Connect: %v after %d events", err, len(got))
 			}
-			if strings.Join(got, "\n") != strings.Join(chatData(n), "\n") || cut.cuts.Load() == 0 {
-				t.Fatalf("%d events after %d cuts, want the upstream's %d once each in order", len(got), cut.cuts.Load(), n+1)
+			if strings.Join(got, "\n") != strings.Join(chatData(n), "\n") || cut.Cuts() == 0 {
+				t.Fatalf("%d events after %d cuts, want the upstream's %d once each in order", len(got), cut.Cuts(), n+1)
 			}
 		})
 	}

@@ -3,14 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"regexp"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -74,55 +71,28 @@ func TestRelayUsage(t *testing.T) {
 	}
 }
 
-// balancer is a TCP load balancer that sends connection 1 to first and
-// cuts it after cutAt bytes from the server, and every later connection to
-// rest: a client whose connection to one relay broke reconnects to another.
-type balancer struct {
-	ln          net.Listener
-	first, rest string
-	cutAt       int64
-	conns       atomic.Int64
-	wg          sync.WaitGroup
-}
-
-func newBalancer(t *testing.T, first, rest string, cutAt int64) *balancer {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// balancer sends connection 1 to first, cut after cutAt bytes from the
+// server, and every later connection to rest: a client whose connection to
+// one relay broke reconnects to another.
+func balancer(t *testing.T, first, rest string, cutAt int64) *gatewaytest.Cutter {
+	c, err := gatewaytest.NewCutter(
+		func(n int) string {
+			if n == 1 {
+				return first
+			}
+			return rest
+		},
+		func(n int) int64 {
+			if n == 1 {
+				return cutAt
+			}
+			return 0
+		})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &balancer{ln: ln, first: first, rest: rest, cutAt: cutAt}
-	b.wg.Go(b.accept)
-	t.Cleanup(func() { ln.Close(); b.wg.Wait() })
-	return b
-}
-
-func (b *balancer) accept() {
-	for {
-		down, err := b.ln.Accept()
-		if err != nil {
-			return
-		}
-		n := b.conns.Add(1)
-		target, limit := b.rest, int64(0)
-		if n == 1 {
-			target, limit = b.first, b.cutAt
-		}
-		up, err := net.Dial("tcp", target)
-		if err != nil {
-			down.Close()
-			continue
-		}
-		b.wg.Go(func() { io.Copy(up, down); up.Close() })
-		b.wg.Go(func() {
-			if limit > 0 {
-				io.CopyN(down, up, limit)
-			} else {
-				io.Copy(down, up)
-			}
-			down.Close()
-			up.Close()
-		})
-	}
+	t.Cleanup(c.Close)
+	return c
 }
 
 // readThrough streams a chat completion through addr with the client stack
@@ -170,10 +140,10 @@ func TestRelayMemory(t *testing.T) {
 	up := gatewaytest.NewServer(gatewaytest.ChatStream(n))
 	defer up.Close()
 	addr := startRelay(t, "-upstream", up.URL, "-linger", "2s")
-	lb := newBalancer(t, addr, addr, 9000)
-	wantChat(t, readThrough(t, lb.ln.Addr().String()), n)
-	if lb.conns.Load() < 2 {
-		t.Fatalf("%d connections: the cut never happened", lb.conns.Load())
+	lb := balancer(t, addr, addr, 9000)
+	wantChat(t, readThrough(t, lb.Addr()), n)
+	if lb.Conns() < 2 {
+		t.Fatalf("%d connections: the cut never happened", lb.Conns())
 	}
 }
 
@@ -193,10 +163,10 @@ func TestRelayRedisTwoRelays(t *testing.T) {
 	defer up.Close()
 	a := startRelay(t, "-upstream", up.URL, "-store", "redis://"+addr+"/0", "-linger", "5s")
 	b := startRelay(t, "-upstream", up.URL, "-store", "redis://"+addr+"/0", "-linger", "5s")
-	lb := newBalancer(t, a, b, 12000)
-	wantChat(t, readThrough(t, lb.ln.Addr().String()), n)
-	if lb.conns.Load() < 2 {
-		t.Fatalf("%d connections: the stream never moved to relay B", lb.conns.Load())
+	lb := balancer(t, a, b, 12000)
+	wantChat(t, readThrough(t, lb.Addr()), n)
+	if lb.Conns() < 2 {
+		t.Fatalf("%d connections: the stream never moved to relay B", lb.Conns())
 	}
 	if got := up.Gateway.Requests(); got != 1 {
 		t.Fatalf("the upstream saw %d requests: the resume at B must come from Redis, not a new call", got)
