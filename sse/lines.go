@@ -2,6 +2,7 @@ package sse
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -148,7 +149,7 @@ func (lp *lineParser) parse(win []byte, err error) int {
 		// key is not "error", is counted here when nothing is left to
 		// judge in it (see fast).
 		if line := win[n:end]; lp.fast != 0 && len(line) > 2 && line[0] == '{' && line[1] == '"' && line[2] != 'e' &&
-			line[len(line)-1] == '}' && (lp.fast == fastAll || bytes.HasSuffix(line, notDone)) {
+			line[len(line)-1] == '}' && (lp.fast == fastAll || endsNotDone(line)) {
 			plain++
 		} else {
 			lp.owner.events += plain
@@ -317,9 +318,24 @@ func (b *body) onRecord(rec []byte) {
 	}
 	// Ollama ends every record but the last with "done":false: one
 	// comparison of the record's end spares the search.
-	if !bytes.HasSuffix(rec, notDone) && ollamaTerminal(nil, rec) {
+	if !endsNotDone(rec) && ollamaTerminal(nil, rec) {
 		b.sawTerminal(dialectOllama)
 	}
 }
 
 var notDone = []byte(`"done":false}`)
+
+// The last 13 bytes of every Ollama record but the last, `"done":false}`,
+// as two little-endian words that overlap by three bytes.
+var (
+	notDoneHead = binary.LittleEndian.Uint64(notDone[:8])
+	notDoneTail = binary.LittleEndian.Uint64(notDone[5:])
+)
+
+// endsNotDone reports whether line ends with `"done":false}`: two loads
+// and two comparisons, once per line on the fast path.
+func endsNotDone(line []byte) bool {
+	n := len(line)
+	return n >= 13 && binary.LittleEndian.Uint64(line[n-13:]) == notDoneHead &&
+		binary.LittleEndian.Uint64(line[n-8:]) == notDoneTail
+}
