@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +18,7 @@ import (
 	"github.com/streamguard/streamguard/internal/resp"
 	"github.com/streamguard/streamguard/middleware"
 	"github.com/streamguard/streamguard/resume"
+	"github.com/streamguard/streamguard/resume/resumetest"
 	"github.com/streamguard/streamguard/sse"
 	gosse "github.com/tmaxmax/go-sse"
 	"go.uber.org/goleak"
@@ -48,13 +48,7 @@ func TestRelayLoad(t *testing.T) {
 }
 
 func redisLoadStore(t *testing.T) resume.Store {
-	addr := os.Getenv("STREAMGUARD_REDIS_ADDR")
-	if addr == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("redis is required in CI: set STREAMGUARD_REDIS_ADDR to a redis-server's host:port")
-		}
-		t.Skip("STREAMGUARD_REDIS_ADDR is unset: no redis-server to test against")
-	}
+	addr := resumetest.RedisAddr(t)
 	c, err := resp.New("redis://" + addr + "/0")
 	if err != nil {
 		t.Fatal(err)

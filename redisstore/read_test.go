@@ -65,7 +65,7 @@ func TestBatches(t *testing.T) {
 	if err := s.End(tctx(t), name); err != nil {
 		t.Fatal(err)
 	}
-	all := readAll(t, s, name, 0)
+	all := resumetest.ReadAll(t, s, name, 0)
 	for i, e := range all[:1300] {
 		if want := resumetest.Event(name, uint64(i)+1); e.Seq != want.Seq || !bytes.Equal(e.Data, want.Data) {
 			t.Fatalf("event %d is %d %q", i, e.Seq, e.Data)

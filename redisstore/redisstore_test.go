@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"os"
 	"testing"
 	"time"
 
@@ -23,13 +22,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // test skips when that is unset, and fails when $CI is set too.
 func newClient(tb testing.TB) *redis.Client {
 	tb.Helper()
-	addr := os.Getenv("STREAMGUARD_REDIS_ADDR")
-	if addr == "" {
-		if os.Getenv("CI") != "" {
-			tb.Fatal("redis is required in CI: set STREAMGUARD_REDIS_ADDR to a redis-server's host:port")
-		}
-		tb.Skip("STREAMGUARD_REDIS_ADDR is unset: no redis-server to test against")
-	}
+	addr := resumetest.RedisAddr(tb)
 	c := redis.NewClient(&redis.Options{Addr: addr})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -93,27 +86,6 @@ func events(name string, from, to uint64) []resume.Event {
 	return evs
 }
 
-// readAll reads a stream from after to its end.
-func readAll(tb testing.TB, s resume.Store, name string, after uint64) []resume.Event {
-	tb.Helper()
-	var all []resume.Event
-	for range 10_000 {
-		evs, ended, err := s.Read(tctx(tb), name, after)
-		if err != nil {
-			tb.Fatalf("Read after %d: %v", after, err)
-		}
-		all = append(all, evs...)
-		if len(evs) > 0 {
-			after = evs[len(evs)-1].Seq
-		}
-		if ended {
-			return all
-		}
-	}
-	tb.Fatal("Read never reported the end")
-	return nil
-}
-
 func TestConformance(t *testing.T) {
 	c := newClient(t)
 	resumetest.Run(t, func(t *testing.T) resume.Store { return newStore(t, c, Config{}) })
@@ -151,7 +123,7 @@ func TestMaxLen(t *testing.T) {
 	if err := s.End(tctx(t), name); err != nil {
 		t.Fatal(err)
 	}
-	if evs := readAll(t, s, name, 0); len(evs) != 10 || evs[0].Seq != 1 {
+	if evs := resumetest.ReadAll(t, s, name, 0); len(evs) != 10 || evs[0].Seq != 1 {
 		t.Fatalf("read %d events, want all 10", len(evs))
 	}
 }
@@ -283,7 +255,7 @@ func TestReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := make(chan []resume.Event, 1)
-	go func() { got <- readAll(t, b, name, 2) }()
+	go func() { got <- resumetest.ReadAll(t, b, name, 2) }()
 	for seq := uint64(6); seq <= 40; seq += 5 {
 		time.Sleep(2 * time.Millisecond)
 		if err := a.Append(tctx(t), name, events(name, seq, seq+4)); err != nil {

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"os"
 	"testing"
 	"time"
 
@@ -19,13 +18,7 @@ import (
 // when $CI is set too: CI starts a redis-server.
 func redisClient(t *testing.T) *resp.Client {
 	t.Helper()
-	addr := os.Getenv("STREAMGUARD_REDIS_ADDR")
-	if addr == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("redis is required in CI: set STREAMGUARD_REDIS_ADDR to a redis-server's host:port")
-		}
-		t.Skip("STREAMGUARD_REDIS_ADDR is unset: no redis-server to test against")
-	}
+	addr := resumetest.RedisAddr(t)
 	c, err := resp.New("redis://" + addr + "/0")
 	if err != nil {
 		t.Fatal(err)

@@ -42,16 +42,7 @@ func readAllGuarded(t *testing.T, c *http.Client, url string) ([]byte, *streamgu
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	got, err := io.ReadAll(resp.Body)
-	if err == nil {
-		return got, nil
-	}
-	var se *streamguard.Error
-	if !errors.As(err, &se) {
-		t.Fatalf("Read error %v (%T) is not a *streamguard.Error", err, err)
-	}
-	return got, se
+	return readAll(t, resp)
 }
 
 func TestLoopbackVerdicts(t *testing.T) {

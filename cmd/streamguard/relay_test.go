@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"net/http"
-	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/streamguard/streamguard/gatewaytest"
 	"github.com/streamguard/streamguard/middleware"
+	"github.com/streamguard/streamguard/resume/resumetest"
 	"github.com/streamguard/streamguard/sse"
 	gosse "github.com/tmaxmax/go-sse"
 )
@@ -151,13 +151,7 @@ func TestRelayMemory(t *testing.T) {
 // connection to relay A is cut mid-stream, and it finishes the stream at
 // relay B.
 func TestRelayRedisTwoRelays(t *testing.T) {
-	addr := os.Getenv("STREAMGUARD_REDIS_ADDR")
-	if addr == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("redis is required in CI: set STREAMGUARD_REDIS_ADDR to a redis-server's host:port")
-		}
-		t.Skip("STREAMGUARD_REDIS_ADDR is unset: no redis-server to test against")
-	}
+	addr := resumetest.RedisAddr(t)
 	const n = 300
 	up := gatewaytest.NewServer(gatewaytest.ChatStream(n))
 	defer up.Close()

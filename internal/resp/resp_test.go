@@ -6,11 +6,12 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/streamguard/streamguard/resume/resumetest"
 )
 
 // fakeServer answers each command with the next canned reply.
@@ -92,13 +93,7 @@ func TestBadURL(t *testing.T) {
 
 // TestRealRedis runs against the server STREAMGUARD_REDIS_ADDR names.
 func TestRealRedis(t *testing.T) {
-	addr := os.Getenv("STREAMGUARD_REDIS_ADDR")
-	if addr == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("STREAMGUARD_REDIS_ADDR is not set: CI must start redis-server")
-		}
-		t.Skip("STREAMGUARD_REDIS_ADDR is not set")
-	}
+	addr := resumetest.RedisAddr(t)
 	c, err := New("redis://" + addr + "/0")
 	if err != nil {
 		t.Fatal(err)

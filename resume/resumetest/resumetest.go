@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -39,7 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) resume.Store) {
 	t.Run("out of sequence", func(t *testing.T) { testSequence(t, newStore(t)) })
 }
 
-func ctx(t *testing.T) context.Context {
+func ctx(t testing.TB) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
 	return c
@@ -56,8 +57,23 @@ func testKey(t *testing.T, s resume.Store) {
 	}
 }
 
-// readAll reads a stream from after to its end.
-func readAll(t *testing.T, s resume.Store, name string, after uint64) []resume.Event {
+// RedisAddr returns the host:port of the redis-server that
+// $STREAMGUARD_REDIS_ADDR names, for tests of a Redis store. When it is
+// unset the test skips, and fails when $CI is set too: CI starts one.
+func RedisAddr(tb testing.TB) string {
+	tb.Helper()
+	addr := os.Getenv("STREAMGUARD_REDIS_ADDR")
+	if addr == "" {
+		if os.Getenv("CI") != "" {
+			tb.Fatal("redis is required in CI: set STREAMGUARD_REDIS_ADDR to a redis-server's host:port")
+		}
+		tb.Skip("STREAMGUARD_REDIS_ADDR is unset: no redis-server to test against")
+	}
+	return addr
+}
+
+// ReadAll reads a stream from after to its end.
+func ReadAll(t testing.TB, s resume.Store, name string, after uint64) []resume.Event {
 	t.Helper()
 	var all []resume.Event
 	for i := 0; i < 10_000; i++ {
@@ -99,7 +115,7 @@ func testLifecycle(t *testing.T, s resume.Store) {
 		t.Fatal(err)
 	}
 	for _, after := range []uint64{0, 1, 599, n - 1, n} {
-		evs := readAll(t, s, name, after)
+		evs := ReadAll(t, s, name, after)
 		if len(evs) != int(n-after) {
 			t.Fatalf("after %d: %d events, want %d", after, len(evs), n-after)
 		}
@@ -139,7 +155,7 @@ func testTail(t *testing.T, s resume.Store) {
 		t.Fatalf("Read of an empty live stream: %d events, %v", len(evs), err)
 	}
 	got := make(chan []resume.Event, 1)
-	go func() { got <- readAll(t, s, name, 0) }()
+	go func() { got <- ReadAll(t, s, name, 0) }()
 	for seq := uint64(1); seq <= 20; seq++ {
 		time.Sleep(time.Millisecond)
 		if err := s.Append(ctx(t), name, []resume.Event{Event(name, seq)}); err != nil {
@@ -169,7 +185,7 @@ func testReaders(t *testing.T, s resume.Store) {
 	var wg sync.WaitGroup
 	counts := make([]int, readers)
 	for i := range readers {
-		wg.Go(func() { counts[i] = len(readAll(t, s, name, uint64(i))) })
+		wg.Go(func() { counts[i] = len(ReadAll(t, s, name, uint64(i))) })
 	}
 	for seq := uint64(1); seq <= n; seq++ {
 		if err := s.Append(ctx(t), name, []resume.Event{Event(name, seq)}); err != nil {
