@@ -3,7 +3,7 @@ package middleware
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
+	"encoding/base32"
 	"errors"
 	"net/http"
 	"strconv"
@@ -99,7 +99,7 @@ func serveResumable(w http.ResponseWriter, r *http.Request, next http.Handler, r
 	}
 	var b [16]byte
 	rand.Read(b[:])
-	name := hex.EncodeToString(b[:])
+	name := b32.EncodeToString(b[:])
 	if err := rc.Store.Create(r.Context(), name, resume.OwnerHash(key, r, rc.CredentialHeaders)); err != nil {
 		refuse(w, r, err)
 		return
@@ -159,6 +159,7 @@ func serveResume(w http.ResponseWriter, r *http.Request, rc ResumeConfig, id str
 func tail(ctx context.Context, w http.ResponseWriter, rc ResumeConfig, name string, after uint64) error {
 	rctl := http.NewResponseController(w)
 	touch := min(max(rc.linger()/4, 10*time.Millisecond), 5*time.Second)
+	var buf []byte
 	for ctx.Err() == nil {
 		rctx, cancel := context.WithTimeout(ctx, touch)
 		evs, ended, err := rc.Store.Read(rctx, name, after)
@@ -169,20 +170,32 @@ func tail(ctx context.Context, w http.ResponseWriter, rc ResumeConfig, name stri
 			}
 			return err
 		}
-		for _, e := range evs {
-			if _, err := w.Write(e.Data); err != nil {
+		if len(evs) > 0 {
+			buf = buf[:0]
+			for _, e := range evs {
+				buf = appendStored(buf, name, e)
+			}
+			if _, err := w.Write(buf); err != nil || rctl.Flush() != nil {
 				return nil
 			}
-			after = e.Seq
-		}
-		if len(evs) > 0 && rctl.Flush() != nil {
-			return nil
+			after = evs[len(evs)-1].Seq
 		}
 		if ended {
 			return nil
 		}
 	}
 	return nil
+}
+
+// appendStored appends a stored event as it was sent: its bytes, then its
+// id line and the blank line the store leaves out.
+func appendStored(buf []byte, name string, e resume.Event) []byte {
+	buf = append(buf, e.Data...)
+	buf = append(buf, "id: "...)
+	buf = append(buf, name...)
+	buf = append(buf, '.')
+	buf = strconv.AppendUint(buf, e.Seq, 10)
+	return append(buf, "\n\n"...)
 }
 
 // refuse answers a request the store failed, before its header: a 503 asks
@@ -218,3 +231,5 @@ func storeError(err error) error {
 	}
 	return e
 }
+
+var b32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)

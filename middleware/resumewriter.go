@@ -1,10 +1,8 @@
 package middleware
 
 import (
-	"bytes"
 	"context"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -18,7 +16,7 @@ import (
 // how many it gathers before it sends them (stored first).
 const (
 	storeBytes = 8 << 10
-	sendBytes  = 32 << 10
+	sendBytes  = 64 << 10
 )
 
 // resumeWriter is the ResponseWriter of a resumable stream's handler. It
@@ -39,17 +37,13 @@ type resumeWriter struct {
 	cancel context.CancelCauseFunc
 
 	mu       sync.Mutex
-	resumabl bool           // a 2xx event stream: framed and stored
-	wrote    bool           // the header is out
-	pending  []byte         // the start of an event still incomplete
-	scanned  int            // pending[:scanned] holds whole lines of it
-	hasData  bool           // the incomplete event has a data line
-	out      []byte         // whole events, ready to send once stored
-	batch    []resume.Event // the events of out not yet stored
+	resumabl bool // a 2xx event stream: framed and stored
+	wrote    bool // the header is out
+	f        framing
+	batch    []resume.Event // the events of f.out not yet stored
 	batchLen int            // their bytes
-	seq      uint64
-	storeErr error // the store refused: the stream goes on unstored
-	sendErr  error // the client is gone
+	storeErr error          // the store refused: the stream goes on unstored
+	sendErr  error          // the client is gone
 
 	goneOnce sync.Once
 	goneAt   time.Time
@@ -57,7 +51,9 @@ type resumeWriter struct {
 }
 
 func newResumeWriter(w http.ResponseWriter, rc ResumeConfig, name string, ctx context.Context, cancel context.CancelCauseFunc) *resumeWriter {
-	return &resumeWriter{w: w, rc: rc, name: name, ctx: ctx, sctx: context.WithoutCancel(ctx), cancel: cancel, done: make(chan struct{})}
+	rw := &resumeWriter{w: w, rc: rc, name: name, ctx: ctx, sctx: context.WithoutCancel(ctx), cancel: cancel, done: make(chan struct{})}
+	rw.f.prefix = []byte("id: " + name + ".")
+	return rw
 }
 
 func (w *resumeWriter) Header() http.Header { return w.w.Header() }
@@ -95,8 +91,7 @@ func (w *resumeWriter) Write(p []byte) (int, error) {
 	if w.sendErr != nil && w.storeErr != nil {
 		return 0, w.sendErr // nobody can get these bytes any more
 	}
-	w.pending = append(w.pending, p...)
-	w.frame(false)
+	w.frame(p, false)
 	return len(p), nil
 }
 
@@ -122,88 +117,19 @@ func (w *resumeWriter) FlushError() error {
 	return nil
 }
 
-// frame moves the whole events at the start of pending to out. At the end
-// of the response (final), a CR at the end of pending ends its line.
-func (w *resumeWriter) frame(final bool) {
-	buf, start, line := w.pending, 0, w.scanned
-	// Line ends are found by a vectorised search for LF while the bytes
-	// hold no CR, as they mostly do.
-	crFree := bytes.IndexByte(buf[line:], '\r') < 0
-	for i := line; i < len(buf); {
-		var k int
-		if crFree {
-			k = bytes.IndexByte(buf[i:], '\n')
-		} else {
-			k = bytes.IndexAny(buf[i:], "\r\n")
-		}
-		if k < 0 {
-			break
-		}
-		i += k
-		next := i + 1
-		if buf[i] == '\r' {
-			if next == len(buf) && !final {
-				break // perhaps the first half of a CRLF
-			}
-			if next < len(buf) && buf[next] == '\n' {
-				next++
-			}
-		}
-		if i == line { // a blank line: the event is complete
-			w.emit(buf[start:line], buf[line:next])
-			start = next
-		} else if isDataLine(buf[line:i]) {
-			w.hasData = true
-		}
-		line, i = next, next
-	}
-	w.scanned = line - start
-	w.pending = append(w.pending[:0], buf[start:]...)
-}
-
-// emit adds one whole event to out: its lines, its id when it has data, and
-// the blank line that ends it.
-func (w *resumeWriter) emit(lines, blank []byte) {
-	if !w.hasData {
-		w.out = append(append(w.out, lines...), blank...)
-		w.hasData = false
-		return
-	}
-	w.hasData = false
-	if w.batchLen+len(lines)+len(blank) > storeBytes {
-		w.store() // the batch is full
-	}
-	if len(w.out) >= sendBytes {
-		w.sync()
-	}
-	w.seq++
-	at := len(w.out)
-	w.out = append(w.out, lines...)
-	w.out = append(w.out, "id: "...)
-	w.out = append(w.out, w.name...)
-	w.out = append(w.out, '.')
-	w.out = strconv.AppendUint(w.out, w.seq, 10)
-	w.out = append(w.out, '\n')
-	w.out = append(w.out, blank...)
-	w.batch = append(w.batch, resume.Event{Seq: w.seq, Data: w.out[at:len(w.out):len(w.out)]})
-	w.batchLen += len(w.out) - at
-}
-
-// isDataLine reports whether an SSE line is a data field.
-func isDataLine(line []byte) bool {
-	return len(line) >= 4 && string(line[:4]) == "data" && (len(line) == 4 || line[4] == ':')
-}
-
-// sync stores the events of out not yet stored, then sends out to the
-// client.
+// sync stores the events of out not yet stored, then sends the whole
+// events to the client and keeps the start of the next.
 func (w *resumeWriter) sync() {
 	w.store()
-	if len(w.out) > 0 && w.sendErr == nil {
-		if _, err := w.w.Write(w.out); err != nil {
+	f := &w.f
+	if f.evAt > 0 && w.sendErr == nil {
+		if _, err := w.w.Write(f.out[:f.evAt]); err != nil {
 			w.lost(err)
 		}
 	}
-	w.out = w.out[:0]
+	f.out = f.out[:copy(f.out, f.out[f.evAt:])]
+	f.idAt -= f.evAt
+	f.evAt = 0
 }
 
 // store appends the batch to the store: one call.
@@ -267,10 +193,10 @@ func (w *resumeWriter) linger() {
 func (w *resumeWriter) finish() {
 	w.mu.Lock()
 	if w.resumabl {
-		w.frame(true)
+		w.frame(nil, true)
 		w.sync()
-		if len(w.pending) > 0 && w.sendErr == nil {
-			w.w.Write(w.pending) // an event the handler never ended: the client sees it cut
+		if len(w.f.out) > 0 && w.sendErr == nil {
+			w.w.Write(w.f.out) // an event the handler never ended: the client sees it cut
 		}
 	}
 	w.mu.Unlock()

@@ -40,8 +40,10 @@ var (
 )
 
 // Event is one event of a stream: its sequence number (from 1, each one
-// more than the one before) and its bytes as sent, from its first line to
-// the blank line that ends it, its id line included.
+// more than the one before) and its bytes as sent, from its first line up
+// to its id line: the id line and the blank line that end every event are
+// left out, as the server that reads it writes them again (id:
+// {stream}.{seq}, LF line ends).
 type Event struct {
 	Seq  uint64
 	Data []byte

@@ -24,9 +24,10 @@ func Name() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Event returns event seq of a stream named name, as a server sends it.
+// Event returns event seq of a stream named name, as a server stores it
+// (without its id line and blank line), its data naming both.
 func Event(name string, seq uint64) resume.Event {
-	return resume.Event{Seq: seq, Data: fmt.Appendf(nil, "data: {\"n\":%d}\nid: %s.%d\n\n", seq, name, seq)}
+	return resume.Event{Seq: seq, Data: fmt.Appendf(nil, "data: {\"stream\":%q,\"n\":%d}\n", name, seq)}
 }
 
 // Run checks the store newStore returns; each subtest gets a store of its

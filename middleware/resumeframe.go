@@ -1,0 +1,149 @@
+package middleware
+
+import (
+	"bytes"
+
+	"github.com/streamguard/streamguard/resume"
+)
+
+// The framing of the resume writer: the handler's bytes are copied once,
+// from its write into out, in runs between event ends; the id line goes in
+// before the blank line of each event with data. Line ends are LF, CRLF or
+// CR, as the SSE spec has them.
+//
+// State kept between writes (all in out's terms):
+//   - out[evAt:] is the start of the event not yet complete;
+//   - carry is how many bytes of its current line, not yet ended, are at the
+//     end of out;
+//   - cr: out ends with a CR that ended a line, perhaps the first half of a
+//     CRLF; ending says that line was the blank line of an event with data,
+//     the event to be recorded once the next byte shows whether an LF
+//     belongs to it.
+type framing struct {
+	out     []byte
+	evAt    int
+	carry   int
+	hasData bool
+	cr      bool
+	ending  bool
+	idAt    int // where the id line of the event ending begins
+	seq     uint64
+	digits  []byte // seq in decimal
+	prefix  []byte // "id: {name}."
+}
+
+// frame copies p into out, recording each complete event with data. At
+// the end of the response (final), a CR at the end of out ends its line.
+func (w *resumeWriter) frame(p []byte, final bool) {
+	f := &w.f
+	from, ls := 0, 0 // p[:from] is in out; the current line begins at p[ls]
+	if f.cr {
+		if len(p) == 0 && !final {
+			return
+		}
+		f.cr = false
+		if len(p) > 0 && p[0] == '\n' { // the second half of a CRLF
+			f.out = append(f.out, '\n')
+			from, ls = 1, 1
+			if f.evAt == len(f.out)-1 {
+				f.evAt++ // it ended a comment's blank line
+			}
+		}
+		if f.ending {
+			w.record()
+		}
+	}
+	crFree := bytes.IndexByte(p[ls:], '\r') < 0
+	for i := ls; i < len(p); {
+		var k int
+		if crFree {
+			k = bytes.IndexByte(p[i:], '\n')
+		} else {
+			k = bytes.IndexAny(p[i:], "\r\n")
+		}
+		if k < 0 {
+			break
+		}
+		j := i + k // the line ends at p[j]
+		end := j + 1
+		held := false
+		if p[j] == '\r' {
+			switch {
+			case end < len(p) && p[end] == '\n':
+				end++
+			case end == len(p) && !final:
+				held = true // perhaps half a CRLF
+			}
+		}
+		switch {
+		case f.carry == 0 && j == ls: // a blank line: the event is complete
+			if f.hasData {
+				f.out = append(f.out, p[from:ls]...)
+				f.idAt = len(f.out)
+				f.appendID()
+				f.out = append(f.out, p[ls:end]...)
+				from, f.ending = end, true
+				if !held {
+					w.record()
+				}
+			} else {
+				f.out = append(f.out, p[from:end]...)
+				from, f.evAt = end, len(f.out) // a comment or retry: sent, not stored
+			}
+			f.hasData = false
+		case f.isDataLine(p[ls:j]):
+			f.hasData = true
+		}
+		f.carry, f.cr = 0, held
+		ls, i = end, end
+	}
+	f.out = append(f.out, p[from:]...)
+	f.carry += len(p) - ls
+}
+
+// isDataLine reports whether a line, whose first f.carry bytes are at the
+// end of out and the rest are rest, is a data field.
+func (f *framing) isDataLine(rest []byte) bool {
+	var head [5]byte
+	n := copy(head[:], f.out[len(f.out)-f.carry:])
+	n += copy(head[n:], rest)
+	return n >= 4 && string(head[:4]) == "data" && (n == 4 || head[4] == ':')
+}
+
+// appendID appends the id line of the next event.
+func (f *framing) appendID() {
+	f.seq++
+	f.digits = incDecimal(f.digits)
+	f.out = append(f.out, f.prefix...)
+	f.out = append(f.out, f.digits...)
+	f.out = append(f.out, '\n')
+}
+
+// incDecimal adds one to the decimal number d (empty is zero).
+func incDecimal(d []byte) []byte {
+	for i := len(d) - 1; i >= 0; i-- {
+		if d[i] < '9' {
+			d[i]++
+			return d
+		}
+		d[i] = '0'
+	}
+	return append([]byte{'1'}, d...)
+}
+
+// record adds the event ending at the end of out to the batch to store:
+// its bytes up to its id line (the store keeps them without it; see
+// resume.Event).
+func (w *resumeWriter) record() {
+	f := &w.f
+	data := f.out[f.evAt:f.idAt:f.idAt]
+	if w.batchLen+len(data) > storeBytes {
+		w.store() // the batch is full
+	}
+	w.batch = append(w.batch, resume.Event{Seq: f.seq, Data: data})
+	w.batchLen += len(data)
+	f.evAt, f.ending = len(f.out), false
+	if f.evAt >= sendBytes {
+		w.sync()
+	}
+}
