@@ -25,43 +25,41 @@ func BenchmarkRelay(b *testing.B) {
 	w := streamWorkloads()[0] // A
 	upstream := startLoopback(b, "h1", streamHandler([]workload{w}))
 	upURL, _ := url.Parse(upstream.srv.URL)
+	relay := func(store *resume.MemoryStore) http.Handler {
+		client := middleware.NewClient(middleware.Config{Base: upstream.rawTransport(b)})
+		var cfg middleware.ServerConfig
+		if store != nil {
+			cfg.Resume = &middleware.ResumeConfig{Store: store}
+		}
+		return middleware.NewHandler(middleware.Relay(upURL, client), cfg)
+	}
 	fronts := []struct {
-		name string
-		h    func() http.Handler
+		name  string
+		store *resume.MemoryStore // filled before timing
+		max   int64                // its MaxBytes
+		h     func(*resume.MemoryStore) http.Handler
 	}{
-		{"reverseproxy", func() http.Handler {
+		{"reverseproxy", nil, 0, func(*resume.MemoryStore) http.Handler {
 			rp := httputil.NewSingleHostReverseProxy(upURL)
 			rp.FlushInterval = -1
 			rp.Transport = upstream.rawTransport(b)
 			return rp
 		}},
-		{"relay", func() http.Handler {
-			client := middleware.NewClient(middleware.Config{Base: upstream.rawTransport(b)})
-			return middleware.NewHandler(middleware.Relay(upURL, client), middleware.ServerConfig{})
-		}},
-		{"relay-resume-memory", func() http.Handler {
-			client := middleware.NewClient(middleware.Config{Base: upstream.rawTransport(b)})
-			return middleware.NewHandler(middleware.Relay(upURL, client), middleware.ServerConfig{Resume: &middleware.ResumeConfig{}})
-		}},
-		{"relay-resume-memory32", func() http.Handler {
-			client := middleware.NewClient(middleware.Config{Base: upstream.rawTransport(b)})
-			store := resume.NewMemoryStore(resume.MemoryConfig{MaxBytes: 32 << 20})
-			return middleware.NewHandler(middleware.Relay(upURL, client), middleware.ServerConfig{Resume: &middleware.ResumeConfig{Store: store}})
-		}},
+		{"relay", nil, 0, relay},
+		{"relay-resume-memory", resume.NewMemoryStore(resume.MemoryConfig{}), resume.DefaultMaxBytes, relay},
+		{"relay-resume-memory32", resume.NewMemoryStore(resume.MemoryConfig{MaxBytes: 32 << 20}), 32 << 20, relay},
 	}
 	for _, f := range fronts {
 		b.Run("via="+f.name, func(b *testing.B) {
-			front := startLoopback(b, "h1", f.h())
+			front := startLoopback(b, "h1", f.h(f.store))
 			client := &http.Client{Transport: front.rawTransport(b)}
 			buf := make([]byte, 32<<10)
 			b.SetBytes(int64(len(w.data)))
 			b.ReportAllocs()
-			var before, after runtime.MemStats
-			runtime.ReadMemStats(&before)
-			// Steady state first: 20 streams (240 MB) fill the default
-			// store, which from then on forgets the oldest and reuses
-			// their memory, as a long-running relay's store does.
-			for range 20 {
+			// Steady state first, as in a long-running relay: the store
+			// full (it then forgets the oldest streams and reuses their
+			// memory), the heap grown; 20 streams at least, 400 at most.
+			for i := 0; i < 400 && (i < 20 || f.store != nil && !full(f.store, f.max)); i++ {
 				resp, err := client.Get(front.srv.URL + "/" + w.name)
 				if err != nil {
 					b.Fatal(err)
@@ -69,6 +67,7 @@ func BenchmarkRelay(b *testing.B) {
 				io.CopyBuffer(io.Discard, resp.Body, buf)
 				resp.Body.Close()
 			}
+			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
 			ops := 0
 			for b.Loop() {
@@ -87,4 +86,10 @@ func BenchmarkRelay(b *testing.B) {
 			b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(ops)/float64(w.events), "allocs/event")
 		})
 	}
+}
+
+// full reports whether a store holds 90 % of max bytes or more.
+func full(s *resume.MemoryStore, max int64) bool {
+	_, n := s.Len()
+	return n >= max/10*9
 }

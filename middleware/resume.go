@@ -56,7 +56,7 @@ func (c ResumeConfig) linger() time.Duration {
 
 // Resumable makes the text/event-stream responses of the handler it wraps
 // resumable, when cfg.Resume is set (otherwise it returns the handler as it
-// is). Each stream gets a name (128 random bits, hex), sent in the
+// is). Each stream gets a name (128 random bits, lower-case base32), sent in the
 // Resumable-Stream header; each of its events gets the id
 // "{name}.{seq}", seq from 1, and is appended to the store before it is
 // sent. When the client goes away, the handler's work goes on (its context

@@ -35,8 +35,12 @@ func TestResumableFraming(t *testing.T) {
 		{"data:f\r\n", "\n"},
 		{"", "\n"}, // a blank line of its own: an empty block
 		{"data\r\n", "\r\n"},
+		{": c2\n", "\n"}, // LF only from here: whole events in a write
+		{": c3\n: c4\n", "\n"},
+		{"id: z\ndata: g\n", "\n"},
+		{"data: h\n", "\n"},
 	}
-	wantData := []string{"a", "b\nc", "d", "e", "f", ""}
+	wantData := []string{"a", "b\nc", "d", "e", "f", "", "g", "h"}
 	var stream strings.Builder
 	for _, e := range events {
 		stream.WriteString(e.lines + e.blank)
@@ -66,12 +70,16 @@ func TestResumableFraming(t *testing.T) {
 	}
 	for seed := range uint64(40) {
 		rng := rand.New(rand.NewPCG(seed, 9))
+		maxWrite := 7 // lines split everywhere
+		if seed%2 == 1 {
+			maxWrite = 80 // whole events in one write too
+		}
 		store := resume.NewMemoryStore(resume.MemoryConfig{})
 		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/event-stream")
 			rc := http.NewResponseController(w)
 			for rest := stream.String(); rest != ""; {
-				n := 1 + rng.IntN(min(len(rest), 7))
+				n := 1 + rng.IntN(min(len(rest), maxWrite))
 				io.WriteString(w, rest[:n])
 				rest = rest[n:]
 				if rng.IntN(2) == 0 {

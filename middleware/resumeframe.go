@@ -55,6 +55,13 @@ func (w *resumeWriter) frame(p []byte, final bool) {
 	}
 	crFree := bytes.IndexByte(p[ls:], '\r') < 0
 	for i := ls; i < len(p); {
+		if crFree && f.carry == 0 && i == ls && p[i] != '\n' {
+			// At a line start, with LF line ends: skip to the blank line.
+			if k := bytes.Index(p[i:], []byte("\n\n")); k >= 0 {
+				f.hasData = f.hasData || hasDataLine(p[i:i+k+1])
+				ls, i = i+k+1, i+k+1
+			}
+		}
 		var k int
 		if crFree {
 			k = bytes.IndexByte(p[i:], '\n')
@@ -104,10 +111,31 @@ func (w *resumeWriter) frame(p []byte, final bool) {
 // isDataLine reports whether a line, whose first f.carry bytes are at the
 // end of out and the rest are rest, is a data field.
 func (f *framing) isDataLine(rest []byte) bool {
+	if f.carry == 0 {
+		return isDataField(rest)
+	}
 	var head [5]byte
 	n := copy(head[:], f.out[len(f.out)-f.carry:])
 	n += copy(head[n:], rest)
-	return n >= 4 && string(head[:4]) == "data" && (n == 4 || head[4] == ':')
+	return isDataField(head[:n])
+}
+
+// isDataField reports whether an SSE line (without its line end, or its
+// first five bytes) is a data field.
+func isDataField(line []byte) bool {
+	return len(line) >= 4 && string(line[:4]) == "data" && (len(line) == 4 || line[4] == ':')
+}
+
+// hasDataLine reports whether LF-ended lines hold a data field.
+func hasDataLine(lines []byte) bool {
+	for len(lines) > 0 {
+		k := bytes.IndexByte(lines, '\n')
+		if isDataField(lines[:k]) {
+			return true
+		}
+		lines = lines[k+1:]
+	}
+	return false
 }
 
 // appendID appends the id line of the next event.

@@ -3,7 +3,7 @@
 // (NewMemoryStore), and the credential check a resume must pass.
 //
 // The protocol: a server with resume on names each SSE stream with 128
-// random bits ("{stream}", lower-case hex), sends it in the
+// random bits ("{stream}", lower-case base32), sends it in the
 // Resumable-Stream response header, gives event seq (from 1) the id
 // "{stream}.{seq}", and appends every event to a Store. A request that
 // carries Last-Event-ID "{stream}.{seq}" and the credentials of the request
