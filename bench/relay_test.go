@@ -36,7 +36,7 @@ func BenchmarkRelay(b *testing.B) {
 	fronts := []struct {
 		name  string
 		store *resume.MemoryStore // filled before timing
-		max   int64                // its MaxBytes
+		max   int64               // its MaxBytes
 		h     func(*resume.MemoryStore) http.Handler
 	}{
 		{"reverseproxy", nil, 0, func(*resume.MemoryStore) http.Handler {
