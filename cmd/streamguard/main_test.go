@@ -15,7 +15,21 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain runs the tests, or, with STREAMGUARD_TEST_MAIN=1 in its
+// environment, the command itself on the arguments after "--": the tests
+// start relays as processes of their own that way (startRelayProcess).
+func TestMain(m *testing.M) {
+	if os.Getenv("STREAMGUARD_TEST_MAIN") == "1" {
+		for i, a := range os.Args {
+			if a == "--" {
+				os.Args = append([]string{"streamguard"}, os.Args[i+1:]...)
+				main()
+			}
+		}
+		os.Exit(2)
+	}
+	goleak.VerifyTestMain(m)
+}
 
 func TestDemoClassifiesEveryScenario(t *testing.T) {
 	var out bytes.Buffer

@@ -13,7 +13,6 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/streamguard/streamguard/gatewaytest"
 	"github.com/streamguard/streamguard/middleware"
-	"github.com/streamguard/streamguard/resume/resumetest"
 	"github.com/streamguard/streamguard/sse"
 	gosse "github.com/tmaxmax/go-sse"
 )
@@ -144,25 +143,5 @@ func TestRelayMemory(t *testing.T) {
 	wantChat(t, readThrough(t, lb.Addr()), n)
 	if lb.Conns() < 2 {
 		t.Fatalf("%d connections: the cut never happened", lb.Conns())
-	}
-}
-
-// TestRelayRedisTwoRelays runs two relays sharing one Redis: the client's
-// connection to relay A is cut mid-stream, and it finishes the stream at
-// relay B.
-func TestRelayRedisTwoRelays(t *testing.T) {
-	addr := resumetest.RedisAddr(t)
-	const n = 300
-	up := gatewaytest.NewServer(gatewaytest.ChatStream(n))
-	defer up.Close()
-	a := startRelay(t, "-upstream", up.URL, "-store", "redis://"+addr+"/0", "-linger", "5s")
-	b := startRelay(t, "-upstream", up.URL, "-store", "redis://"+addr+"/0", "-linger", "5s")
-	lb := balancer(t, a, b, 12000)
-	wantChat(t, readThrough(t, lb.Addr()), n)
-	if lb.Conns() < 2 {
-		t.Fatalf("%d connections: the stream never moved to relay B", lb.Conns())
-	}
-	if got := up.Gateway.Requests(); got != 1 {
-		t.Fatalf("the upstream saw %d requests: the resume at B must come from Redis, not a new call", got)
 	}
 }
