@@ -27,8 +27,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"syscall"
 	"sync/atomic"
+	"syscall"
 )
 
 type atomicHandler = atomic.Pointer[http.Handler]
