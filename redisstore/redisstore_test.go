@@ -91,6 +91,13 @@ func TestConformance(t *testing.T) {
 	resumetest.Run(t, func(t *testing.T) resume.Store { return newStore(t, c, Config{}) })
 }
 
+// TestScriptsFlushed: through go-redis too, the store reloads its scripts
+// when Redis has lost them (go-redis's own NOSCRIPT error).
+func TestScriptsFlushed(t *testing.T) {
+	c := newClient(t)
+	resumetest.ScriptsFlushed(t, newStore(t, c, Config{}), func(ctx context.Context) error { return c.ScriptFlush(ctx).Err() })
+}
+
 func TestDefaults(t *testing.T) {
 	cfg := New(nil, Config{MaxLen: 1 << 62}).Config()
 	want := Config{Prefix: DefaultPrefix, MaxLen: MaxMaxLen, TTL: resume.DefaultMaxAge, MaxStreams: resume.DefaultMaxStreams}

@@ -87,3 +87,13 @@ func TestRedisStoreReplicas(t *testing.T) {
 		t.Fatalf("a Read past its deadline: %v after %v", err, time.Since(start))
 	}
 }
+
+// TestRedisStoreScriptsFlushed: the store reloads its scripts when Redis
+// has lost them.
+func TestRedisStoreScriptsFlushed(t *testing.T) {
+	c := redisClient(t)
+	resumetest.ScriptsFlushed(t, redisStore(t, c, resume.RedisConfig{}), func(ctx context.Context) error {
+		_, err := c.Do(ctx, "SCRIPT", "FLUSH")
+		return err
+	})
+}

@@ -216,3 +216,31 @@ func testSequence(t *testing.T, s resume.Store) {
 		t.Fatalf("after a refused Append: %+v %v", info, err)
 	}
 }
+
+// ScriptsFlushed checks that a store running server-side scripts (Redis)
+// survives the loss of the server's script cache (flush: SCRIPT FLUSH, as
+// after a restart or a failover) at any point of a stream: every call
+// still works, and the stream reads back whole.
+func ScriptsFlushed(t *testing.T, s resume.Store, flush func(context.Context) error) {
+	name := Name()
+	step := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s after the script cache was flushed: %v", what, err)
+		}
+		if err := flush(ctx(t)); err != nil {
+			t.Fatalf("flushing the script cache: %v", err)
+		}
+	}
+	step("Key", func() error { _, err := s.Key(ctx(t)); return err }())
+	step("Create", s.Create(ctx(t), name, []byte("owner")))
+	step("Append", s.Append(ctx(t), name, []resume.Event{Event(name, 1), Event(name, 2)}))
+	step("Read", func() error { _, _, err := s.Read(ctx(t), name, 0); return err }())
+	step("Append", s.Append(ctx(t), name, []resume.Event{Event(name, 3)}))
+	step("Info", func() error { _, err := s.Info(ctx(t), name); return err }())
+	step("End", s.End(ctx(t), name))
+	evs := ReadAll(t, s, name, 0)
+	if len(evs) != 3 || evs[2].Seq != 3 || !bytes.Equal(evs[2].Data, Event(name, 3).Data) {
+		t.Fatalf("read back %d events", len(evs))
+	}
+}
