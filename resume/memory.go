@@ -3,6 +3,7 @@ package resume
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"sort"
 	"sync"
 	"time"
@@ -32,7 +33,7 @@ const (
 type MemoryConfig struct {
 	// MaxBytes bounds the memory the events of all streams take: they are
 	// kept in 16 KiB chunks, counted whole (a larger flush of events takes
-	// its own). The chunks of forgotten streams are reused, up to an
+	// its own), with 4 bytes per event saying where it ends. The chunks of forgotten streams are reused, up to an
 	// eighth of MaxBytes kept aside for that. Zero means DefaultMaxBytes.
 	MaxBytes int64
 	// MaxStreams bounds the streams held. Zero means DefaultMaxStreams.
@@ -71,9 +72,10 @@ type memStream struct {
 	tail    []byte   // the unused end of the last chunk
 	bytes   int64
 	ended   bool
-	active  time.Time // last write or read
-	seen    time.Time // last read, or creation
-	wake    chan struct{}
+	active  time.Time     // last write or read
+	seen    time.Time     // last read, or creation
+	wake    chan struct{} // closed and replaced when a write comes, if readers wait
+	waiters int           // readers waiting on wake
 }
 
 // NewMemoryStore returns an empty in-memory store with its own random key.
@@ -131,15 +133,19 @@ func (m *MemoryStore) Append(_ context.Context, stream string, events []Event) e
 		}
 	}
 	now := m.cfg.Now()
+	// The events' bytes, then where each ends (4 bytes each).
+	size += int64(4 * len(events))
 	need := s.room(int(size))
 	if m.bytes+need > m.cfg.MaxBytes && !m.evict(now, need, false) {
 		return ErrFull
 	}
 	if len(events) > 0 {
-		b := memBatch{first: s.last + 1, data: m.place(s, int(size))[:0], ends: make([]int32, len(events))}
+		mem := m.place(s, int(size))
+		ends := mem[len(mem)-4*len(events):]
+		b := memBatch{first: s.last + 1, data: mem[: 0 : len(mem)-len(ends)], ends: ends}
 		for i, e := range events {
 			b.data = append(b.data, e.Data...)
-			b.ends[i] = int32(len(b.data))
+			binary.LittleEndian.PutUint32(ends[4*i:], uint32(len(b.data)))
 		}
 		s.batches = append(s.batches, b)
 		s.last += uint64(len(events))
@@ -197,11 +203,19 @@ func (m *MemoryStore) Read(ctx context.Context, stream string, after uint64) ([]
 			return nil, true, nil
 		}
 		wake := s.wake
+		s.waiters++
 		m.mu.Unlock()
+		var canceled error
 		select {
 		case <-wake:
 		case <-ctx.Done():
-			return nil, false, ctx.Err()
+			canceled = ctx.Err()
+		}
+		m.mu.Lock()
+		s.waiters--
+		m.mu.Unlock()
+		if canceled != nil {
+			return nil, false, canceled
 		}
 	}
 }
@@ -216,11 +230,21 @@ func (m *MemoryStore) Len() (streams int, bytes int64) {
 }
 
 // memBatch is the events of one Append: event first+i is
-// data[ends[i-1]:ends[i]].
+// data[end(i-1):end(i)]. Both slices are in the stream's chunks.
 type memBatch struct {
 	first uint64
 	data  []byte
-	ends  []int32
+	ends  []byte // little-endian uint32s
+}
+
+func (b *memBatch) len() int { return len(b.ends) / 4 }
+
+// end returns where event first+i ends in data; end(-1) is 0.
+func (b *memBatch) end(i int) int {
+	if i < 0 {
+		return 0
+	}
+	return int(binary.LittleEndian.Uint32(b.ends[4*i:]))
 }
 
 // read returns the events after after (< s.last) that fit one Read, in
@@ -232,12 +256,9 @@ func (s *memStream) read(after uint64) []Event {
 	size := 0
 	for ; i < len(s.batches); i++ {
 		b := &s.batches[i]
-		for j := int(after + 1 - b.first); j < len(b.ends); j++ {
-			start := int32(0)
-			if j > 0 {
-				start = b.ends[j-1]
-			}
-			d := b.data[start:b.ends[j]:b.ends[j]]
+		for j := int(after + 1 - b.first); j < b.len(); j++ {
+			start, end := b.end(j-1), b.end(j)
+			d := b.data[start:end:end]
 			if len(evs) == readBatchEvents || (len(evs) > 0 && size+len(d) > readBatchBytes) {
 				return detach(evs, size)
 			}
@@ -249,9 +270,12 @@ func (s *memStream) read(after uint64) []Event {
 	return detach(evs, size)
 }
 
+// notify wakes the readers waiting for a write. Called with mu held.
 func (s *memStream) notify() {
-	close(s.wake)
-	s.wake = make(chan struct{})
+	if s.waiters > 0 {
+		close(s.wake)
+		s.wake = make(chan struct{})
+	}
 }
 
 // live returns a stream the store holds and has not let expire. Called
