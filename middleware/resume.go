@@ -85,13 +85,13 @@ func Resumable(cfg ServerConfig) func(http.Handler) http.Handler {
 				serveResume(w, r, rc, id)
 				return
 			}
-			serveResumable(w, r, next, rc)
+			serveResumable(w, r, next, cfg, rc)
 		})
 	}
 }
 
 // serveResumable runs next for a new stream, through a resumeWriter.
-func serveResumable(w http.ResponseWriter, r *http.Request, next http.Handler, rc ResumeConfig) {
+func serveResumable(w http.ResponseWriter, r *http.Request, next http.Handler, cfg ServerConfig, rc ResumeConfig) {
 	key, err := rc.Store.Key(r.Context())
 	if err != nil {
 		refuse(w, r, err)
@@ -117,6 +117,12 @@ func serveResumable(w http.ResponseWriter, r *http.Request, next http.Handler, r
 	stop := context.AfterFunc(r.Context(), rw.gone)
 	defer stop()
 	next.ServeHTTP(rw, r.WithContext(ctx))
+	if ow := findWriter(w); ow != nil && errors.Is(context.Cause(ctx), streamguard.ErrBudgetExceeded) {
+		// The budget's failure event ends the stream, stored with it, if
+		// the Timeout layer has not written it yet: the handler may see
+		// the deadline before that layer does.
+		endBudget(cfg, ow, r, cfg.budget(r))
+	}
 }
 
 // serveResume answers a resume from the store.

@@ -44,6 +44,8 @@ type resumeWriter struct {
 	batchLen int            // their bytes
 	storeErr error          // the store refused: the stream goes on unstored
 	sendErr  error          // the client is gone
+	failed   bool           // the failure event is written: nothing follows
+	finished bool           // the handler returned
 
 	goneOnce sync.Once
 	goneAt   time.Time
@@ -75,6 +77,9 @@ func (w *resumeWriter) writeHeaderLocked(code int) {
 	if code >= 200 && code <= 299 && sse.IsEventStream(w.w.Header().Get("Content-Type")) {
 		w.resumabl = true
 		w.w.Header().Set(sse.ResumableStreamHeader, w.name)
+		if ow := findWriter(w.w); ow != nil {
+			ow.onFailure(w.fail)
+		}
 	}
 	w.w.WriteHeader(code)
 }
@@ -90,6 +95,9 @@ func (w *resumeWriter) Write(p []byte) (int, error) {
 	}
 	if w.sendErr != nil && w.storeErr != nil {
 		return 0, w.sendErr // nobody can get these bytes any more
+	}
+	if w.failed {
+		return 0, errEnded
 	}
 	w.frame(p, false)
 	return len(p), nil
@@ -143,6 +151,34 @@ func (w *resumeWriter) store() {
 	w.batch, w.batchLen = w.batch[:0], 0
 }
 
+// fail ends the stream with the failure event of err (NewHandler's writer
+// calls it for WriteError and the budget): the bytes of an event not yet
+// complete are dropped (neither sent nor stored), and the failure event
+// gets the next id and is stored, then sent, like any other; the
+// handler's writes fail from then on. It reports whether the event was
+// stored or sent.
+func (w *resumeWriter) fail(err error) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.resumabl || w.failed || w.finished {
+		return false
+	}
+	w.failed = true
+	f := &w.f
+	if f.ending { // a complete event, waiting to see if an LF follows its CR
+		w.record()
+	}
+	f.out, f.carry, f.hasData, f.cr = f.out[:f.evAt], 0, false, false
+	w.frame(sse.AppendFailureFrame(nil, err), true)
+	w.sync()
+	if w.sendErr == nil {
+		if err := http.NewResponseController(w.w).Flush(); err != nil {
+			w.lost(err)
+		}
+	}
+	return w.sendErr == nil || w.storeErr == nil
+}
+
 // lost records that the client is gone. Called with mu held.
 func (w *resumeWriter) lost(err error) {
 	w.sendErr = err
@@ -192,7 +228,8 @@ func (w *resumeWriter) linger() {
 // the stream in the store.
 func (w *resumeWriter) finish() {
 	w.mu.Lock()
-	if w.resumabl {
+	w.finished = true
+	if w.resumabl && !w.failed {
 		w.frame(nil, true)
 		w.sync()
 		if len(w.f.out) > 0 && w.sendErr == nil {

@@ -99,19 +99,13 @@ func Timeout(cfg ServerConfig) func(http.Handler) http.Handler {
 			// out first, and then fails a write stuck on a client that
 			// stopped reading.
 			_ = http.NewResponseController(rw).SetWriteDeadline(deadline.Add(5 * time.Second))
-			span := trace.SpanFromContext(r.Context())
 			// The budget ends the response when it expires, while the
 			// handler runs, and again (to no effect if done) when the
 			// handler returns: the handler may see its context end and
 			// return before the callback runs.
 			expire := func() {
 				if errors.Is(context.Cause(ctx), streamguard.ErrBudgetExceeded) {
-					err := &streamguard.Error{Source: streamguard.SourcePlatform, Reason: streamguard.ReasonTimeout,
-						Message: "request budget of " + budget.String() + " exceeded", Err: streamguard.ErrBudgetExceeded}
-					if w.end(http.StatusGatewayTimeout, err, false) {
-						tracing.Annotate(span, err)
-						cfg.log(r, "request budget exceeded", err)
-					}
+					endBudget(cfg, w, r, budget)
 				}
 			}
 			stop := context.AfterFunc(ctx, expire)
@@ -121,6 +115,17 @@ func Timeout(cfg ServerConfig) func(http.Handler) http.Handler {
 			defer keepPattern(r, r2)
 			next.ServeHTTP(w, r2)
 		})
+	}
+}
+
+// endBudget ends the response to r because its budget expired: the 504,
+// or the failure event after the header.
+func endBudget(cfg ServerConfig, w *writer, r *http.Request, budget time.Duration) {
+	err := &streamguard.Error{Source: streamguard.SourcePlatform, Reason: streamguard.ReasonTimeout,
+		Message: "request budget of " + budget.String() + " exceeded", Err: streamguard.ErrBudgetExceeded}
+	if w.end(http.StatusGatewayTimeout, err, false) {
+		tracing.Annotate(trace.SpanFromContext(r.Context()), err)
+		cfg.log(r, "request budget exceeded", err)
 	}
 }
 

@@ -47,10 +47,15 @@ type writer struct {
 	// not reach the client as a line end of its own.
 	dropLF   bool
 	ended    bool // the response was ended for the handler: further writes fail
+	ending   bool // end is writing the failure event through failWith
 	done     bool // ServeHTTP is returning: nothing may write any more
 	abort    bool // the response must be aborted once the handler returns
 	hijacked bool
 	err      error // the first write or flush error
+	// failWith writes the failure event of a resumable stream through its
+	// resume writer (set by Resumable), which gives it an id and stores
+	// it: a client that resumes the stream gets it too.
+	failWith func(error) bool
 
 	heartbeat time.Duration
 	hbTimer   *time.Timer
@@ -281,8 +286,22 @@ func (w *writer) stopHeartbeat() {
 func (w *writer) end(status int, err error, beforeHeader bool) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.ended || w.done || w.hijacked || (beforeHeader && w.wrote) {
+	if w.ended || w.ending || w.done || w.hijacked || (beforeHeader && w.wrote) {
 		return false
+	}
+	if fail := w.failWith; fail != nil && w.wrote && w.isSSE {
+		// Not under mu: the resume writer writes through w (and holds
+		// its own lock when it does).
+		w.ending = true
+		w.mu.Unlock()
+		ok := fail(err)
+		w.mu.Lock()
+		w.ending = false
+		if ok || w.done {
+			w.ended = true
+			w.stopHeartbeat()
+			return ok
+		}
 	}
 	w.ended = true
 	w.stopHeartbeat()
@@ -302,6 +321,14 @@ func (w *writer) end(status int, err error, beforeHeader bool) bool {
 		w.abort = true
 	}
 	return true
+}
+
+// onFailure sets how end writes a failure event after the header (see
+// failWith).
+func (w *writer) onFailure(fail func(error) bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.failWith = fail
 }
 
 // close is called as ServeHTTP returns: from then on nothing writes (a

@@ -1,0 +1,99 @@
+package middleware_test
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/streamguard/streamguard"
+	"github.com/streamguard/streamguard/middleware"
+	"github.com/streamguard/streamguard/resume"
+	"github.com/streamguard/streamguard/sse"
+)
+
+// TestResumableFailureStored: a resumable stream that fails after its
+// header (the handler's WriteError, or the budget) ends with a failure
+// event that has the next id and is stored: a client that resumes from
+// before it gets the events it missed and the same failure, which the
+// client stack reports with its source and reason, not as a truncation.
+func TestResumableFailureStored(t *testing.T) {
+	upstream := &streamguard.Error{Source: streamguard.SourceModel, Reason: streamguard.ReasonModelError, StatusCode: 500, Message: "the model crashed"}
+	cases := []struct {
+		name   string
+		budget time.Duration
+		end    func(w http.ResponseWriter, r *http.Request) // after three events
+		reason streamguard.Reason
+	}{
+		{"WriteError", 0, func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "data: partial, never ended") // dropped: neither sent nor stored
+			middleware.WriteError(w, r, upstream)
+		}, streamguard.ReasonModelError},
+		{"budget", 300 * time.Millisecond, func(w http.ResponseWriter, r *http.Request) {
+			<-r.Context().Done() // and return: the budget's event may not be out yet
+		}, streamguard.ReasonTimeout},
+		{"budget, then a write", 300 * time.Millisecond, func(w http.ResponseWriter, r *http.Request) {
+			<-r.Context().Done()
+			for range 100 { // refused once the budget's event is out
+				if _, err := io.WriteString(w, "data: too late\n\n"); err != nil {
+					return
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			t.Error("writes after the budget's failure event never failed")
+		}, streamguard.ReasonTimeout},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			store := resume.NewMemoryStore(resume.MemoryConfig{})
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/event-stream")
+				for _, d := range []string{"a", "b", "c"} {
+					io.WriteString(w, "data: "+d+"\n\n")
+				}
+				http.NewResponseController(w).Flush()
+				c.end(w, r)
+			})
+			srv := httptest.NewServer(middleware.NewHandler(h, middleware.ServerConfig{
+				Budget: c.budget, Resume: &middleware.ResumeConfig{Store: store}}))
+			defer srv.Close()
+			resp, err := http.Get(srv.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			live, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			name := resp.Header.Get(sse.ResumableStreamHeader)
+			data, ids := readEvents(t, live)
+			n := len(data) // the failure's seq: the last
+			last := name + "." + strconv.Itoa(n)
+			if n < 4 || strings.Join(data[:3], "") != "abc" || ids[n-1] != last ||
+				!strings.HasSuffix(string(live), "event: error\nid: "+last+"\n\n") || strings.Contains(string(live), "partial") {
+				t.Fatalf("live: %q", live)
+			}
+
+			// Resumed from event 2, through the client stack: event 3, then
+			// the stored failure.
+			client := middleware.NewClient(middleware.Config{})
+			req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+			req.Header.Set(sse.LastEventIDHeader, name+".2")
+			resp, err = client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resumed, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var se *streamguard.Error
+			if !errors.As(err, &se) || se.Reason != c.reason {
+				t.Fatalf("the resumed stream ended with %v, want the failure of reason %s\n%q", err, c.reason, resumed)
+			}
+			if data, ids := readEvents(t, resumed); len(data) != n-2 || data[0] != "c" || ids[0] != name+".3" || ids[n-3] != last {
+				t.Fatalf("resumed: %q", resumed)
+			}
+		})
+	}
+}
