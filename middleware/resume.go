@@ -90,6 +90,10 @@ func Resumable(cfg ServerConfig) func(http.Handler) http.Handler {
 	}
 }
 
+// b32 encodes stream names: lower-case base32 without padding, 26
+// characters for 128 bits.
+var b32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
 // serveResumable runs next for a new stream, through a resumeWriter.
 func serveResumable(w http.ResponseWriter, r *http.Request, next http.Handler, cfg ServerConfig, rc ResumeConfig) {
 	key, err := rc.Store.Key(r.Context())
@@ -166,6 +170,7 @@ func tail(ctx context.Context, w http.ResponseWriter, rc ResumeConfig, name stri
 	rctl := http.NewResponseController(w)
 	touch := min(max(rc.linger()/4, 10*time.Millisecond), 5*time.Second)
 	var buf []byte
+	prefix := idPrefix(name)
 	for ctx.Err() == nil {
 		rctx, cancel := context.WithTimeout(ctx, touch)
 		evs, ended, err := rc.Store.Read(rctx, name, after)
@@ -179,7 +184,7 @@ func tail(ctx context.Context, w http.ResponseWriter, rc ResumeConfig, name stri
 		if len(evs) > 0 {
 			buf = buf[:0]
 			for _, e := range evs {
-				buf = appendStored(buf, name, e)
+				buf = appendStored(buf, prefix, e)
 			}
 			if _, err := w.Write(buf); err != nil || rctl.Flush() != nil {
 				return nil
@@ -193,13 +198,15 @@ func tail(ctx context.Context, w http.ResponseWriter, rc ResumeConfig, name stri
 	return nil
 }
 
+// idPrefix is the start of the id line of stream name's events: "id:
+// {name}." (the seq and an LF follow).
+func idPrefix(name string) []byte { return []byte("id: " + name + ".") }
+
 // appendStored appends a stored event as it was sent: its bytes, then its
-// id line and the blank line the store leaves out.
-func appendStored(buf []byte, name string, e resume.Event) []byte {
+// id line (prefix: idPrefix) and the blank line the store leaves out.
+func appendStored(buf, prefix []byte, e resume.Event) []byte {
 	buf = append(buf, e.Data...)
-	buf = append(buf, "id: "...)
-	buf = append(buf, name...)
-	buf = append(buf, '.')
+	buf = append(buf, prefix...)
 	buf = strconv.AppendUint(buf, e.Seq, 10)
 	return append(buf, "\n\n"...)
 }
@@ -237,5 +244,3 @@ func storeError(err error) error {
 	}
 	return e
 }
-
-var b32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)

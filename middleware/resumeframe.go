@@ -29,7 +29,7 @@ type framing struct {
 	idAt    int // where the id line of the event ending begins
 	seq     uint64
 	digits  []byte // seq in decimal
-	prefix  []byte // "id: {name}."
+	prefix  []byte // idPrefix
 }
 
 // frame copies p into out, recording each complete event with data. At

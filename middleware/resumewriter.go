@@ -54,7 +54,7 @@ type resumeWriter struct {
 
 func newResumeWriter(w http.ResponseWriter, rc ResumeConfig, name string, ctx context.Context, cancel context.CancelCauseFunc) *resumeWriter {
 	rw := &resumeWriter{w: w, rc: rc, name: name, ctx: ctx, sctx: context.WithoutCancel(ctx), cancel: cancel, done: make(chan struct{})}
-	rw.f.prefix = []byte("id: " + name + ".")
+	rw.f.prefix = idPrefix(name)
 	return rw
 }
 

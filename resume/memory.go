@@ -33,8 +33,9 @@ const (
 type MemoryConfig struct {
 	// MaxBytes bounds the memory the events of all streams take: they are
 	// kept in 16 KiB chunks, counted whole (a larger flush of events takes
-	// its own), with 4 bytes per event saying where it ends. The chunks of forgotten streams are reused, up to an
-	// eighth of MaxBytes kept aside for that. Zero means DefaultMaxBytes.
+	// its own), with 4 bytes per event saying where it ends. The chunks of
+	// forgotten streams are reused, up to an eighth of MaxBytes kept aside
+	// for that. Zero means DefaultMaxBytes.
 	MaxBytes int64
 	// MaxStreams bounds the streams held. Zero means DefaultMaxStreams.
 	MaxStreams int
