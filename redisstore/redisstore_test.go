@@ -35,34 +35,50 @@ func newClient(tb testing.TB) *redis.Client {
 }
 
 // freshPrefix returns a key prefix no other test uses, and deletes its
-// keys when tb ends.
-func freshPrefix(tb testing.TB, c *redis.Client) string {
+// keys when tb ends (on every master of a cluster).
+func freshPrefix(tb testing.TB, c redis.UniversalClient) string {
 	var b [8]byte
 	rand.Read(b[:])
 	prefix := "sgtest-" + hex.EncodeToString(b[:]) + ":"
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		var cursor uint64
-		for range 10_000 {
-			keys, next, err := c.Scan(ctx, cursor, prefix+"*", 1000).Result()
-			if err != nil {
-				tb.Logf("cleaning %s: %v", prefix, err)
-				return
+		clean := func(ctx context.Context, n *redis.Client) error {
+			var cursor uint64
+			for range 10_000 {
+				keys, next, err := n.Scan(ctx, cursor, prefix+"*", 1000).Result()
+				if err != nil {
+					return err
+				}
+				pipe := n.Pipeline() // a key at a time: a cluster's keys are in many slots
+				for _, k := range keys {
+					pipe.Unlink(ctx, k)
+				}
+				if _, err := pipe.Exec(ctx); err != nil && len(keys) > 0 {
+					return err
+				}
+				if cursor = next; cursor == 0 {
+					return nil
+				}
 			}
-			if len(keys) > 0 {
-				c.Unlink(ctx, keys...)
-			}
-			if cursor = next; cursor == 0 {
-				return
-			}
+			return nil
+		}
+		var err error
+		switch c := c.(type) {
+		case *redis.ClusterClient:
+			err = c.ForEachMaster(ctx, clean)
+		case *redis.Client:
+			err = clean(ctx, c)
+		}
+		if err != nil {
+			tb.Logf("cleaning %s: %v", prefix, err)
 		}
 	})
 	return prefix
 }
 
 // newStore returns a store on a fresh prefix; cfg.Prefix is set.
-func newStore(tb testing.TB, c *redis.Client, cfg Config) *Store {
+func newStore(tb testing.TB, c redis.UniversalClient, cfg Config) *Store {
 	tb.Helper()
 	if cfg.Prefix == "" {
 		cfg.Prefix = freshPrefix(tb, c)
