@@ -120,7 +120,22 @@ func serveResumable(w http.ResponseWriter, r *http.Request, next http.Handler, c
 	defer rw.finish()
 	stop := context.AfterFunc(r.Context(), rw.gone)
 	defer stop()
+	returned := false
+	defer func() {
+		if returned {
+			return
+		}
+		// The handler panicked: its failure event is stored before the
+		// deferred finish ends the stream (Recoverer, further out, comes
+		// too late for that). The panic goes on, its stack intact.
+		p := recover()
+		if ow := findWriter(w); ow != nil && p != http.ErrAbortHandler {
+			endPanic(ow, r)
+		}
+		panic(p)
+	}()
 	next.ServeHTTP(rw, r.WithContext(ctx))
+	returned = true
 	if ow := findWriter(w); ow != nil && errors.Is(context.Cause(ctx), streamguard.ErrBudgetExceeded) {
 		// The budget's failure event ends the stream, stored with it, if
 		// the Timeout layer has not written it yet: the handler may see

@@ -1,12 +1,15 @@
 package middleware_test
 
 import (
+	"bytes"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,7 +20,7 @@ import (
 )
 
 // TestResumableFailureStored: a resumable stream that fails after its
-// header (the handler's WriteError, or the budget) ends with a failure
+// header (the handler's WriteError, the budget, a panic) ends with a failure
 // event that has the next id and is stored: a client that resumes from
 // before it gets the events it missed and the same failure, which the
 // client stack reports with its source and reason, not as a truncation.
@@ -36,6 +39,7 @@ func TestResumableFailureStored(t *testing.T) {
 		{"budget", 300 * time.Millisecond, func(w http.ResponseWriter, r *http.Request) {
 			<-r.Context().Done() // and return: the budget's event may not be out yet
 		}, streamguard.ReasonTimeout},
+		{"panic", 0, panicky, streamguard.ReasonModelError},
 		{"budget, then a write", 300 * time.Millisecond, func(w http.ResponseWriter, r *http.Request) {
 			<-r.Context().Done()
 			for range 100 { // refused once the budget's event is out
@@ -58,8 +62,9 @@ func TestResumableFailureStored(t *testing.T) {
 				http.NewResponseController(w).Flush()
 				c.end(w, r)
 			})
+			var logs syncBuffer // the panic's log: its stack must still show where it began
 			srv := httptest.NewServer(middleware.NewHandler(h, middleware.ServerConfig{
-				Budget: c.budget, Resume: &middleware.ResumeConfig{Store: store}}))
+				Budget: c.budget, Resume: &middleware.ResumeConfig{Store: store}, Logger: slog.New(slog.NewTextHandler(&logs, nil))}))
 			defer srv.Close()
 			resp, err := http.Get(srv.URL)
 			if err != nil {
@@ -74,6 +79,10 @@ func TestResumableFailureStored(t *testing.T) {
 			if n < 4 || strings.Join(data[:3], "") != "abc" || ids[n-1] != last ||
 				!strings.HasSuffix(string(live), "event: error\nid: "+last+"\n\n") || strings.Contains(string(live), "partial") {
 				t.Fatalf("live: %q", live)
+			}
+
+			if c.name == "panic" && !strings.Contains(logs.String(), "middleware_test.panicky") {
+				t.Fatalf("the panic's log lost the stack where it began:\n%s", logs.String())
 			}
 
 			// Resumed from event 2, through the client stack: event 3, then
@@ -96,4 +105,26 @@ func TestResumableFailureStored(t *testing.T) {
 			}
 		})
 	}
+}
+
+// panicky is a handler's bug, named so that its frame can be found in the
+// panic's logged stack.
+func panicky(http.ResponseWriter, *http.Request) { panic("the handler's bug") }
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

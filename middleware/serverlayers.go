@@ -146,18 +146,24 @@ func Recoverer(cfg ServerConfig) func(http.Handler) http.Handler {
 					w.close()
 					panic(p) // the handler's own abort
 				}
-				err := &streamguard.Error{Source: streamguard.SourceModel, Reason: streamguard.ReasonModelError,
-					Message: "internal server error"}
 				if cfg.Logger != nil {
 					cfg.Logger.Error("streamguard: handler panic", "method", r.Method, "path", r.URL.Path,
 						"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 				}
-				if w.end(http.StatusInternalServerError, err, false) {
-					tracing.Annotate(trace.SpanFromContext(r.Context()), err)
-				}
+				endPanic(w, r)
 			}()
 			next.ServeHTTP(w, r)
 		})
+	}
+}
+
+// endPanic ends the response to r because its handler panicked: the
+// model's internal error, as a 500 or a failure event.
+func endPanic(w *writer, r *http.Request) {
+	err := &streamguard.Error{Source: streamguard.SourceModel, Reason: streamguard.ReasonModelError,
+		Message: "internal server error"}
+	if w.end(http.StatusInternalServerError, err, false) {
+		tracing.Annotate(trace.SpanFromContext(r.Context()), err)
 	}
 }
 
