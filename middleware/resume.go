@@ -129,6 +129,9 @@ func serveResumable(w http.ResponseWriter, r *http.Request, next http.Handler, c
 		// deferred finish ends the stream (Recoverer, further out, comes
 		// too late for that). The panic goes on, its stack intact.
 		p := recover()
+		if p == nil {
+			return // runtime.Goexit: no panic to go on with (panic(nil) recovers non-nil)
+		}
 		if ow := findWriter(w); ow != nil && p != http.ErrAbortHandler {
 			endPanic(ow, r)
 		}
