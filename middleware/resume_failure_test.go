@@ -1,7 +1,6 @@
 package middleware_test
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"log/slog"
@@ -9,11 +8,11 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/streamguard/streamguard"
+	"github.com/streamguard/streamguard/gatewaytest"
 	"github.com/streamguard/streamguard/middleware"
 	"github.com/streamguard/streamguard/resume"
 	"github.com/streamguard/streamguard/sse"
@@ -62,7 +61,7 @@ func TestResumableFailureStored(t *testing.T) {
 				http.NewResponseController(w).Flush()
 				c.end(w, r)
 			})
-			var logs syncBuffer // the panic's log: its stack must still show where it began
+			var logs gatewaytest.SyncBuffer // the panic's log: its stack must still show where it began
 			srv := httptest.NewServer(middleware.NewHandler(h, middleware.ServerConfig{
 				Budget: c.budget, Resume: &middleware.ResumeConfig{Store: store}, Logger: slog.New(slog.NewTextHandler(&logs, nil))}))
 			defer srv.Close()
@@ -110,21 +109,3 @@ func TestResumableFailureStored(t *testing.T) {
 // panicky is a handler's bug, named so that its frame can be found in the
 // panic's logged stack.
 func panicky(http.ResponseWriter, *http.Request) { panic("the handler's bug") }
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}

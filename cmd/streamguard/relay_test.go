@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,19 +16,6 @@ import (
 	gosse "github.com/tmaxmax/go-sse"
 )
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 var listening = regexp.MustCompile(`relay: http://(\S+) -> `)
 
 // startRelay runs the relay command until the test ends and returns its
@@ -37,7 +23,7 @@ var listening = regexp.MustCompile(`relay: http://(\S+) -> `)
 func startRelay(t *testing.T, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errb syncBuffer
+	var out, errb gatewaytest.SyncBuffer
 	done := make(chan int, 1)
 	go func() { done <- relay(ctx, append([]string{"-listen", "127.0.0.1:0"}, args...), &out, &errb) }()
 	t.Cleanup(func() {

@@ -21,7 +21,7 @@ func startRelayProcess(t *testing.T, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^$", "--", "relay", "-listen", "127.0.0.1:0"}, args...)...)
 	cmd.Env = append(os.Environ(), "STREAMGUARD_TEST_MAIN=1")
-	var errb syncBuffer
+	var errb gatewaytest.SyncBuffer
 	cmd.Stderr = &errb
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
