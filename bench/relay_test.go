@@ -7,9 +7,12 @@ import (
 	"net/url"
 	"runtime"
 	"testing"
+	"time"
 
+	"github.com/streamguard/streamguard/internal/resp"
 	"github.com/streamguard/streamguard/middleware"
 	"github.com/streamguard/streamguard/resume"
+	"github.com/streamguard/streamguard/resume/resumetest"
 )
 
 // BenchmarkRelay relays workload A over loopback HTTP/1.1 through a front
@@ -17,8 +20,10 @@ import (
 // same inside NewHandler with resumable streams on (the in-memory store:
 // every event gets an id and is stored before it is sent), the cost of
 // resume alone; the library's relay, middleware.Relay through the client
-// stack inside NewHandler, without resume and with it (the default store
-// and a small one). It reports allocs/event for the whole process (the
+// stack inside NewHandler, without resume and with it (the default memory
+// store, a small one, and the Redis store the relay command opens for
+// redis://, which stores each flush with one XADD script call before it
+// sends it). It reports allocs/event for the whole process (the
 // upstream, the front and the reader), the same for all rows apart from
 // the front's own.
 //
@@ -27,7 +32,7 @@ func BenchmarkRelay(b *testing.B) {
 	w := streamWorkloads()[0] // A
 	upstream := startLoopback(b, "h1", streamHandler([]workload{w}))
 	upURL, _ := url.Parse(upstream.srv.URL)
-	relay := func(store *resume.MemoryStore) http.Handler {
+	relay := func(store resume.Store) http.Handler {
 		client := middleware.NewClient(middleware.Config{Base: upstream.rawTransport(b)})
 		var cfg middleware.ServerConfig
 		if store != nil {
@@ -35,39 +40,53 @@ func BenchmarkRelay(b *testing.B) {
 		}
 		return middleware.NewHandler(middleware.Relay(upURL, client), cfg)
 	}
+	proxy := func() *httputil.ReverseProxy {
+		rp := httputil.NewSingleHostReverseProxy(upURL)
+		rp.FlushInterval = -1
+		rp.Transport = upstream.rawTransport(b)
+		return rp
+	}
+	mem := func(max int64) func(*testing.B) (resume.Store, func() bool) {
+		return func(*testing.B) (resume.Store, func() bool) {
+			s := resume.NewMemoryStore(resume.MemoryConfig{MaxBytes: max})
+			return s, func() bool { _, n := s.Len(); return n >= max/10*9 }
+		}
+	}
 	fronts := []struct {
 		name  string
-		store *resume.MemoryStore // filled before timing
-		max   int64               // its MaxBytes
-		h     func(*resume.MemoryStore) http.Handler
+		store func(*testing.B) (resume.Store, func() bool) // and whether it is full
+		h     func(resume.Store) http.Handler
 	}{
-		{"reverseproxy", nil, 0, func(*resume.MemoryStore) http.Handler {
-			rp := httputil.NewSingleHostReverseProxy(upURL)
-			rp.FlushInterval = -1
-			rp.Transport = upstream.rawTransport(b)
-			return rp
+		{"reverseproxy", nil, func(resume.Store) http.Handler { return proxy() }},
+		{"reverseproxy-resume-memory", mem(resume.DefaultMaxBytes), func(store resume.Store) http.Handler {
+			return middleware.NewHandler(proxy(), middleware.ServerConfig{Resume: &middleware.ResumeConfig{Store: store}})
 		}},
-		{"reverseproxy-resume-memory", resume.NewMemoryStore(resume.MemoryConfig{}), resume.DefaultMaxBytes, func(store *resume.MemoryStore) http.Handler {
-			rp := httputil.NewSingleHostReverseProxy(upURL)
-			rp.FlushInterval = -1
-			rp.Transport = upstream.rawTransport(b)
-			return middleware.NewHandler(rp, middleware.ServerConfig{Resume: &middleware.ResumeConfig{Store: store}})
-		}},
-		{"relay", nil, 0, relay},
-		{"relay-resume-memory", resume.NewMemoryStore(resume.MemoryConfig{}), resume.DefaultMaxBytes, relay},
-		{"relay-resume-memory32", resume.NewMemoryStore(resume.MemoryConfig{MaxBytes: 32 << 20}), 32 << 20, relay},
+		{"relay", nil, relay},
+		{"relay-resume-memory", mem(resume.DefaultMaxBytes), relay},
+		{"relay-resume-memory32", mem(32 << 20), relay},
+		{"relay-resume-redis", redisStore, relay},
 	}
 	for _, f := range fronts {
 		b.Run("via="+f.name, func(b *testing.B) {
-			front := startLoopback(b, "h1", f.h(f.store))
+			var store resume.Store
+			full := func() bool { return true }
+			if f.store != nil {
+				store, full = f.store(b)
+			}
+			front := startLoopback(b, "h1", f.h(store))
 			client := &http.Client{Transport: front.rawTransport(b)}
 			buf := make([]byte, 32<<10)
 			b.SetBytes(int64(len(w.data)))
 			b.ReportAllocs()
-			// Steady state first, as in a long-running relay: the store
-			// full (it then forgets the oldest streams and reuses their
-			// memory), the heap grown; 20 streams at least, 400 at most.
-			for i := 0; i < 400 && (i < 20 || f.store != nil && !full(f.store, f.max)); i++ {
+			// Steady state first, as in a long-running relay: a memory
+			// store full (it then forgets the oldest streams and reuses
+			// their memory), the heap grown; 20 streams at least (3 for
+			// Redis, whose streams stay in its memory), 400 at most.
+			warm := 20
+			if _, ok := store.(*resume.RedisStore); ok {
+				warm = 3
+			}
+			for i := 0; i < 400 && (i < warm || !full()); i++ {
 				resp, err := client.Get(front.srv.URL + "/" + w.name)
 				if err != nil {
 					b.Fatal(err)
@@ -96,8 +115,21 @@ func BenchmarkRelay(b *testing.B) {
 	}
 }
 
-// full reports whether a store holds 90 % of max bytes or more.
-func full(s *resume.MemoryStore, max int64) bool {
-	_, n := s.Len()
-	return n >= max/10*9
+// redisStore is the relay command's Redis store (its own client, the
+// resp package) on the redis-server $STREAMGUARD_REDIS_ADDR names: the
+// benchmark skips without one (and fails under CI). Each stream's events
+// all fit (MaxLen) and its keys live a minute, under a prefix of the
+// run's own.
+func redisStore(b *testing.B) (resume.Store, func() bool) {
+	c, err := resp.New("redis://" + resumetest.RedisAddr(b) + "/0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := resume.NewRedisStore(c, resume.RedisConfig{
+		Prefix: "streamguard-bench:" + resumetest.Name() + ":",
+		MaxLen: 2 * int64(streamWorkloads()[0].events),
+		TTL:    time.Minute,
+	})
+	b.Cleanup(func() { s.Close(); c.Close() })
+	return s, func() bool { return true }
 }
