@@ -49,8 +49,8 @@ const (
 
 const (
 	redisKeyLen      = 32               // bytes of the HMAC key
-	redisReadBatch   = 512              // events one Read returns at most
-	redisReadBytes   = 1 << 20          // and their bytes, past the first
+	redisReadBatch   = 512              // events one Read returns at most, past its first Append
+	redisReadBytes   = 1 << 20          // and their bytes
 	redisAppendBatch = 512              // events one script adds at most
 	redisAppendBytes = 4 << 20          // and their bytes, past the first
 	redisBlock       = time.Second      // one XREAD BLOCK at most
@@ -95,9 +95,11 @@ type RedisConfig struct {
 //	                    which each one expires: they count streams
 //	                    against MaxStreams
 //	Ps:{N}:meta         a hash: owner, last, ended, seen, created
-//	Ps:{N}:events       a stream: event seq is the entry 0-seq, its bytes
-//	                    in the field d; End adds the marker 0-(last+1)
-//	                    with the field e
+//	Ps:{N}:events       a stream: each Append's batch is one entry, its id
+//	                    0-{seq of its last event}, its fields n (its
+//	                    events), l (their lengths, "12,7,...") and d
+//	                    (their bytes end to end); End adds the marker
+//	                    0-(last+1) with the field e
 //	Pgone:{N}           the tombstone, "1"
 //
 // Every write and every Read gives the meta and events keys their TTL

@@ -97,3 +97,43 @@ func TestRedisStoreScriptsFlushed(t *testing.T) {
 		return err
 	})
 }
+
+// TestRedisStoreReadBounds: a Read returns the rest of the Append that
+// holds its first event, then whole Appends while they keep to 512 events
+// and 1 MiB.
+func TestRedisStoreReadBounds(t *testing.T) {
+	c := redisClient(t)
+	s := redisStore(t, c, resume.RedisConfig{})
+	ctx := context.Background()
+	name := resumetest.Name()
+	if err := s.Create(ctx, name, []byte("owner")); err != nil {
+		t.Fatal(err)
+	}
+	// 300 Appends of two small events, then 8 of one event of 300 KiB.
+	big := make([]byte, 300<<10)
+	for seq := uint64(1); seq <= 608; {
+		evs := []resume.Event{resumetest.Event(name, seq), resumetest.Event(name, seq+1)}
+		if seq > 600 {
+			evs = evs[:1]
+			evs[0].Data = append(evs[0].Data, big...)
+		}
+		if err := s.Append(ctx, name, evs); err != nil {
+			t.Fatal(err)
+		}
+		seq += uint64(len(evs))
+	}
+	for after, want := range map[uint64]int{0: 512, 1: 511} {
+		evs, _, err := s.Read(ctx, name, after)
+		if err != nil || len(evs) != want || evs[0].Seq != after+1 {
+			t.Fatalf("a Read of small events after %d: %d events, %v; want %d", after, len(evs), err, want)
+		}
+	}
+	evs, _, err := s.Read(ctx, name, 600)
+	size := 0
+	for _, e := range evs {
+		size += len(e.Data)
+	}
+	if err != nil || len(evs) != 3 || size > 1<<20 {
+		t.Fatalf("a Read of 300 KiB events: %d events, %d bytes, %v; want 3, within 1 MiB", len(evs), size, err)
+	}
+}

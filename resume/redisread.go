@@ -11,7 +11,7 @@ import (
 )
 
 // Append adds events to a stream, in one script per batch of up to 512
-// events (4 MiB): the script checks that the batch follows the stream's
+// events (4 MiB), which adds them as one entry: the script checks that the batch follows the stream's
 // last event, that the stream has not ended (ErrSequence, both) and that it
 // fits MaxLen (ErrFull), and adds it whole or not at all. A longer Append
 // is several batches, each whole; it stops at the first refused.
@@ -70,9 +70,9 @@ func (b *appendBuf) encode(events []Event) {
 	}
 }
 
-// Read returns the events after after: a batch of at most 512 events (and
-// 1 MiB past the first), and whether the stream ended with the last of
-// them. When there is none yet, it waits in XREAD BLOCK until there is, the
+// Read returns the events after after: the rest of the Append that holds
+// the first, then whole Appends while they keep to 512 events and 1 MiB,
+// and whether the stream ended with the last of them. When there is none yet, it waits in XREAD BLOCK until there is, the
 // stream ends, or ctx ends. Every call records a visit (Info.Seen) and
 // renews the stream's TTL.
 func (s *RedisStore) Read(ctx context.Context, stream string, after uint64) ([]Event, bool, error) {
@@ -92,25 +92,26 @@ func (s *RedisStore) Read(ctx context.Context, stream string, after uint64) ([]E
 
 // readOnce runs the read script once.
 func (s *RedisStore) readOnce(ctx context.Context, stream string, after uint64) ([]Event, bool, error) {
-	first := "0-" + strconv.FormatUint(after+1, 10) // used only when after < last
+	from := "0-" + strconv.FormatUint(after+1, 10) // used only when after < last
 	v, err := readScript.run(ctx, s.rdb, s.keys(stream), s.ttl, s.gone, time.Now().UnixMilli(),
-		after, first, redisReadBatch, redisReadBytes)
+		after, from, redisReadBatch, redisReadBytes)
 	if err != nil {
 		return nil, false, err
 	}
 	s.touch(ctx, stream)
 	r, _ := v.([]any)
-	if len(r) != 4 {
+	if len(r) != 5 {
 		return nil, false, errRedisReply("read", v)
 	}
-	last, err := parseRedisUint(r[0])
+	last, err1 := parseRedisUint(r[0])
 	ended, _ := r[1].(string)
-	hdr, _ := r[2].(string)
-	body, _ := r[3].(string)
-	if err != nil {
+	first, err2 := parseRedisUint(r[2])
+	lens, _ := r[3].(string)
+	body, _ := r[4].(string)
+	if err := errors.Join(err1, err2); err != nil {
 		return nil, false, fmt.Errorf("resume: redis read of %q: %w", stream, err)
 	}
-	evs, err := decodeEvents(hdr, body)
+	evs, err := decodeEvents(first, lens, body)
 	if err != nil {
 		return nil, false, fmt.Errorf("resume: redis read of %q: %w", stream, err)
 	}
@@ -121,26 +122,31 @@ func (s *RedisStore) readOnce(ctx context.Context, stream string, after uint64) 
 	return evs, done, nil
 }
 
-// decodeEvents splits body into events by hdr, "seq:len,...". The events
-// share one array; each one's capacity ends with its bytes.
-func decodeEvents(hdr, body string) ([]Event, error) {
-	if hdr == "" {
+// decodeEvents splits body into the events first, first+1, ... by their
+// lengths, "12,7,...", which must add up to body's. The events share one
+// array; each one's capacity ends with its bytes.
+func decodeEvents(first uint64, lens, body string) ([]Event, error) {
+	if lens == "" {
+		if body != "" {
+			return nil, errors.New("event bytes without lengths")
+		}
 		return nil, nil
 	}
 	data := []byte(body)
-	evs := make([]Event, 0, strings.Count(hdr, ",")+1)
+	evs := make([]Event, 0, strings.Count(lens, ",")+1)
 	pos := 0
-	for hdr != "" {
+	for seq := first; lens != ""; seq++ {
 		var item string
-		item, hdr, _ = strings.Cut(hdr, ",")
-		seqStr, lenStr, _ := strings.Cut(item, ":")
-		seq, err1 := strconv.ParseUint(seqStr, 10, 64)
-		n, err2 := strconv.Atoi(lenStr)
-		if err := errors.Join(err1, err2); err != nil || n < 0 || n > len(data)-pos {
-			return nil, fmt.Errorf("a bad event header %q", item)
+		item, lens, _ = strings.Cut(lens, ",")
+		n, err := strconv.Atoi(item)
+		if err != nil || n < 0 || n > len(data)-pos {
+			return nil, fmt.Errorf("a bad event length %q", item)
 		}
 		evs = append(evs, Event{Seq: seq, Data: data[pos : pos+n : pos+n]})
 		pos += n
+	}
+	if pos != len(data) {
+		return nil, fmt.Errorf("%d event bytes past the lengths", len(data)-pos)
 	}
 	return evs, nil
 }

@@ -117,9 +117,10 @@ touch()
 return 1
 `)
 
-// appendScript adds events after the stream's last, as entries 0-{seq}
-// with field d. ARGV: ttl, tombstone ttl, max len, first seq, count, the
-// events' lengths ("12,7,..."), their bytes end to end.
+// appendScript adds a batch of events after the stream's last, as one
+// entry: its id 0-{seq of its last event}, its fields n (how many events),
+// l (their lengths, "12,7,...") and d (their bytes end to end). ARGV: ttl,
+// tombstone ttl, max len, first seq, count, the lengths, the bytes.
 var appendScript = newScript(prelude + `
 local m = redis.call('HMGET', KEYS[1], 'last', 'ended')
 if not m[1] then return missing() end
@@ -130,19 +131,14 @@ local seq = tonumber(m[1])
 if tonumber(ARGV[4]) ~= seq + 1 then
 	return redis.error_reply('SGSEQUENCE event out of sequence')
 end
-if seq + tonumber(ARGV[5]) > tonumber(ARGV[3]) then
+local last = seq + tonumber(ARGV[5])
+if last > tonumber(ARGV[3]) then
 	return redis.error_reply('SGFULL stream full')
 end
-local blob, pos = ARGV[7], 1
-for l in string.gmatch(ARGV[6], '%d+') do
-	l = tonumber(l)
-	seq = seq + 1
-	redis.call('XADD', KEYS[2], '0-' .. seq, 'd', string.sub(blob, pos, pos + l - 1))
-	pos = pos + l
-end
-redis.call('HSET', KEYS[1], 'last', seq)
+redis.call('XADD', KEYS[2], '0-' .. last, 'n', ARGV[5], 'l', ARGV[6], 'd', ARGV[7])
+redis.call('HSET', KEYS[1], 'last', last)
 touch()
-return seq
+return last
 `)
 
 // endScript marks a stream ended and adds the end marker, the entry
@@ -159,29 +155,44 @@ touch()
 return 1
 `)
 
-// readScript returns {last, ended, header, body}: the events after after,
-// at most count of them and, past the first, max bytes, as "seq:len,..."
-// and their bytes end to end. It records the visit. ARGV: ttl, tombstone
-// ttl, now, after, first entry id, count, max bytes.
+// readScript returns {last, ended, first, lengths, body}: the events
+// after after, from first (after+1) on, as their lengths ("12,7,...") and
+// their bytes end to end: the rest of the entry that holds first, then
+// whole entries while they keep to count events and max bytes. It records
+// the visit. ARGV: ttl, tombstone ttl, now, after, first entry id, count,
+// max bytes.
 var readScript = newScript(prelude + `
 local m = redis.call('HMGET', KEYS[1], 'last', 'ended')
 if not m[1] then return missing() end
 redis.call('HSET', KEYS[1], 'seen', ARGV[3])
 touch()
-local hdr, body, size, max = {}, {}, 0, tonumber(ARGV[7])
-if tonumber(ARGV[4]) < tonumber(m[1]) then
+local after, count, max = tonumber(ARGV[4]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local lens, body, n, size, first = {}, {}, 0, 0, 0
+if after < tonumber(m[1]) then
 	local r = redis.call('XRANGE', KEYS[2], ARGV[5], '+', 'COUNT', ARGV[6])
 	for _, e in ipairs(r) do
 		local f = e[2]
-		if f[1] ~= 'd' then break end
-		local d = f[2]
-		if #body > 0 and size + #d > max then break end
-		size = size + #d
-		hdr[#hdr + 1] = string.sub(e[1], 3) .. ':' .. #d
+		if f[1] ~= 'n' then break end
+		local k, l, d = tonumber(f[2]), f[4], f[6]
+		local from = tonumber(string.sub(e[1], 3)) - k + 1
+		if n == 0 then
+			-- the entry that holds after+1: skip the events up to after
+			local pos, off = 1, 0
+			while from <= after do
+				local comma = string.find(l, ',', pos, true)
+				off = off + tonumber(string.sub(l, pos, comma - 1))
+				pos, from, k = comma + 1, from + 1, k - 1
+			end
+			l, d, first = string.sub(l, pos), string.sub(d, off + 1), from
+		elseif n + k > count or size + #d > max then
+			break
+		end
+		n, size = n + k, size + #d
+		lens[#lens + 1] = l
 		body[#body + 1] = d
 	end
 end
-return {m[1], m[2], table.concat(hdr, ','), table.concat(body)}
+return {m[1], m[2], tostring(first), table.concat(lens, ','), table.concat(body)}
 `)
 
 // infoScript returns {owner, last, ended, seen}.

@@ -35,6 +35,7 @@ func Event(name string, seq uint64) resume.Event {
 func Run(t *testing.T, newStore func(t *testing.T) resume.Store) {
 	t.Run("key is stable", func(t *testing.T) { testKey(t, newStore(t)) })
 	t.Run("create, append, read, end", func(t *testing.T) { testLifecycle(t, newStore(t)) })
+	t.Run("large appends", func(t *testing.T) { testLargeAppends(t, newStore(t)) })
 	t.Run("unknown streams", func(t *testing.T) { testUnknown(t, newStore(t)) })
 	t.Run("read waits for the tail", func(t *testing.T) { testTail(t, newStore(t)) })
 	t.Run("concurrent readers", func(t *testing.T) { testReaders(t, newStore(t)) })
@@ -116,18 +117,61 @@ func testLifecycle(t *testing.T, s resume.Store) {
 		t.Fatal(err)
 	}
 	for _, after := range []uint64{0, 1, 599, n - 1, n} {
-		evs := ReadAll(t, s, name, after)
-		if len(evs) != int(n-after) {
-			t.Fatalf("after %d: %d events, want %d", after, len(evs), n-after)
-		}
-		for i, e := range evs {
-			if want := Event(name, after+uint64(i)+1); e.Seq != want.Seq || !bytes.Equal(e.Data, want.Data) {
-				t.Fatalf("after %d: event %d is %d %q", after, i, e.Seq, e.Data)
-			}
-		}
+		checkRead(t, s, name, after, n, func(seq uint64) resume.Event { return Event(name, seq) })
 	}
 	if info, _ := s.Info(ctx(t), name); !info.Ended || info.Last != n {
 		t.Fatalf("Info after End: %+v", info)
+	}
+}
+
+// testLargeAppends appends batches of 1, 1,000 and 7 events, then 8 of
+// 300 KiB each, and reads the stream back from before, inside and after
+// each batch: a store may split a large Append, or a Read, as it likes.
+func testLargeAppends(t *testing.T, s resume.Store) {
+	name := Name()
+	if err := s.Create(ctx(t), name, []byte("owner")); err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte("x"), 300<<10)
+	event := func(seq uint64) resume.Event {
+		e := Event(name, seq)
+		if seq > 1008 {
+			e.Data = append(append(e.Data[:len(e.Data):len(e.Data)], "data: "...), big...)
+			e.Data = append(e.Data, '\n')
+		}
+		return e
+	}
+	var seq uint64
+	for _, n := range []int{1, 1000, 7, 8} {
+		evs := make([]resume.Event, n)
+		for i := range evs {
+			seq++
+			evs[i] = event(seq)
+		}
+		if err := s.Append(ctx(t), name, evs); err != nil {
+			t.Fatalf("Append of %d: %v", n, err)
+		}
+	}
+	if err := s.End(ctx(t), name); err != nil {
+		t.Fatal(err)
+	}
+	for _, after := range []uint64{0, 1, 2, 511, 512, 513, 700, 1000, 1001, 1004, 1008, 1009, 1015, 1016} {
+		checkRead(t, s, name, after, seq, event)
+	}
+}
+
+// checkRead reads a stream of n events from after to its end, and checks
+// that it holds events after+1 to n, as event makes them.
+func checkRead(t *testing.T, s resume.Store, name string, after, n uint64, event func(uint64) resume.Event) {
+	t.Helper()
+	evs := ReadAll(t, s, name, after)
+	if len(evs) != int(n-after) {
+		t.Fatalf("after %d: %d events, want %d", after, len(evs), n-after)
+	}
+	for i, e := range evs {
+		if want := event(after + uint64(i) + 1); e.Seq != want.Seq || !bytes.Equal(e.Data, want.Data) {
+			t.Fatalf("after %d: event %d is %d %.80q", after, i, e.Seq, e.Data)
+		}
 	}
 }
 
