@@ -123,9 +123,9 @@ type RedisStore struct {
 	cfg    RedisConfig
 	live   string // the live set's key
 	ended  string // the ended set's key
-	ttl    string // ms, as a script's argument
-	gone   string // the tombstone's TTL, ms
-	maxLen string // MaxLen, as a script's argument
+	ttl    any    // ms, a script's argument: a string, boxed once
+	gone   any    // the tombstone's TTL, ms, the same
+	maxLen any    // MaxLen, the same
 
 	keyMu sync.Mutex
 	key   []byte
@@ -162,9 +162,9 @@ func NewRedisStore(client RedisClient, cfg RedisConfig) *RedisStore {
 		cfg:     cfg,
 		live:    cfg.Prefix + "{sets}:live",
 		ended:   cfg.Prefix + "{sets}:ended",
-		ttl:     strconv.FormatInt(ms, 10),
-		gone:    strconv.FormatInt(2*ms, 10),
-		maxLen:  strconv.FormatInt(cfg.MaxLen, 10),
+		ttl:     any(strconv.FormatInt(ms, 10)),
+		gone:    any(strconv.FormatInt(2*ms, 10)),
+		maxLen:  any(strconv.FormatInt(cfg.MaxLen, 10)),
 		touched: map[string]time.Time{},
 	}
 }

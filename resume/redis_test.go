@@ -1,6 +1,7 @@
 package resume_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -135,5 +136,28 @@ func TestRedisStoreReadBounds(t *testing.T) {
 	}
 	if err != nil || len(evs) != 3 || size > 1<<20 {
 		t.Fatalf("a Read of 300 KiB events: %d events, %d bytes, %v; want 3, within 1 MiB", len(evs), size, err)
+	}
+	// One Append of 5 events of 300 KiB, one of 1.5 MiB and a small one:
+	// the bounds hold inside it too, and an event past them comes alone.
+	huge := make([]byte, 1536<<10)
+	var batch []resume.Event
+	for seq := uint64(609); seq <= 615; seq++ {
+		e := resumetest.Event(name, seq)
+		switch {
+		case seq <= 613:
+			e.Data = append(e.Data, big...)
+		case seq == 614:
+			e.Data = append(e.Data, huge...)
+		}
+		batch = append(batch, e)
+	}
+	if err := s.Append(ctx, name, batch); err != nil {
+		t.Fatal(err)
+	}
+	for after, want := range map[uint64]int{608: 3, 610: 3, 611: 2, 613: 1, 614: 1} {
+		evs, _, err := s.Read(ctx, name, after)
+		if err != nil || len(evs) != want || evs[0].Seq != after+1 || !bytes.Equal(evs[0].Data, batch[after-608].Data) {
+			t.Fatalf("a Read inside one Append after %d: %d events, %v; want %d", after, len(evs), err, want)
+		}
 	}
 }

@@ -11,10 +11,12 @@ import (
 )
 
 // Append adds events to a stream, in one script per batch of up to 512
-// events (4 MiB), which adds them as one entry: the script checks that the batch follows the stream's
-// last event, that the stream has not ended (ErrSequence, both) and that it
-// fits MaxLen (ErrFull), and adds it whole or not at all. A longer Append
-// is several batches, each whole; it stops at the first refused.
+// events (4 MiB), which adds them as one entry: the script checks that the
+// batch follows the stream's last event, that the stream has not ended
+// (ErrSequence, both) and that it fits MaxLen (ErrFull), and adds it whole
+// or not at all. A longer Append is several batches, each whole; it stops
+// at the first refused. The command is built in pooled memory, the
+// stream's keys kept from the last Append: a few allocations per call.
 func (s *RedisStore) Append(ctx context.Context, stream string, events []Event) error {
 	if !validRedisName(stream) {
 		return ErrNotFound
@@ -24,9 +26,14 @@ func (s *RedisStore) Append(ctx context.Context, stream string, events []Event) 
 			return ErrSequence
 		}
 	}
-	keys := s.keys(stream)
 	buf := appendBufs.Get().(*appendBuf)
 	defer buf.release()
+	if buf.store != s || buf.stream != stream {
+		buf.store, buf.stream = s, stream
+		for i, k := range s.keys(stream) {
+			buf.keys[i] = k
+		}
+	}
 	for len(events) > 0 {
 		n, size := 0, 0
 		for n < len(events) && n < redisAppendBatch && (n == 0 || size+len(events[n].Data) <= redisAppendBytes) {
@@ -34,7 +41,9 @@ func (s *RedisStore) Append(ctx context.Context, stream string, events []Event) 
 			n++
 		}
 		buf.encode(events[:n])
-		if _, err := appendScript.run(ctx, s.rdb, keys, s.ttl, s.gone, s.maxLen, events[0].Seq, n, buf.lens, buf.body); err != nil {
+		buf.cmd = append(appendScript.evalsha(buf.cmd[:0], buf.keys[:]...),
+			s.ttl, s.gone, s.maxLen, events[0].Seq, n, buf.lens, buf.body)
+		if _, err := appendScript.do(ctx, s.rdb, buf.cmd); err != nil {
 			return err
 		}
 		events = events[n:]
@@ -43,10 +52,15 @@ func (s *RedisStore) Append(ctx context.Context, stream string, events []Event) 
 	return nil
 }
 
-// appendBuf holds a batch of events as the append script takes them.
+// appendBuf holds a batch of events as the append script takes them, and
+// the command.
 type appendBuf struct {
-	body []byte // their bytes end to end
-	lens []byte // their lengths, "12,7,..."
+	body   []byte // their bytes end to end
+	lens   []byte // their lengths, "12,7,..."
+	cmd    []any
+	store  *RedisStore // the stream whose keys are kept
+	stream string
+	keys   [3]any
 }
 
 // appendBufs keeps appendBufs; release drops bytes past 64 KiB.
@@ -56,6 +70,7 @@ func (b *appendBuf) release() {
 	if cap(b.body) > 64<<10 {
 		b.body = nil
 	}
+	clear(b.cmd[:cap(b.cmd)]) // the events' bytes stay the caller's
 	appendBufs.Put(b)
 }
 
@@ -70,8 +85,8 @@ func (b *appendBuf) encode(events []Event) {
 	}
 }
 
-// Read returns the events after after: the rest of the Append that holds
-// the first, then whole Appends while they keep to 512 events and 1 MiB,
+// Read returns the events after after, at most 512 and 1 MiB past the
+// first (those of the Append that holds the first, then whole Appends),
 // and whether the stream ended with the last of them. When there is none yet, it waits in XREAD BLOCK until there is, the
 // stream ends, or ctx ends. Every call records a visit (Info.Seen) and
 // renews the stream's TTL.

@@ -18,21 +18,35 @@ import (
 // have it yet, whole.
 type script struct {
 	src, sha string
+	shaArg   any // sha, boxed once
 }
 
 func newScript(src string) *script {
 	h := sha1.Sum([]byte(src))
-	return &script{src: src, sha: hex.EncodeToString(h[:])}
+	sha := hex.EncodeToString(h[:])
+	return &script{src: src, sha: sha, shaArg: sha}
 }
 
 // run runs the script with keys and args.
 func (sc *script) run(ctx context.Context, c RedisClient, keys []string, args ...any) (any, error) {
 	cmd := make([]any, 0, 3+len(keys)+len(args))
-	cmd = append(cmd, "EVALSHA", sc.sha, len(keys))
+	cmd = append(cmd, "EVALSHA", sc.shaArg, len(keys))
 	for _, k := range keys {
 		cmd = append(cmd, k)
 	}
-	cmd = append(cmd, args...)
+	return sc.do(ctx, c, append(cmd, args...))
+}
+
+// evalsha appends the script's EVALSHA with keys to cmd; its arguments
+// follow.
+func (sc *script) evalsha(cmd []any, keys ...any) []any {
+	cmd = append(cmd, "EVALSHA", sc.shaArg, len(keys))
+	return append(cmd, keys...)
+}
+
+// do sends cmd, an EVALSHA of the script, and the script whole when the
+// server does not have it.
+func (sc *script) do(ctx context.Context, c RedisClient, cmd []any) (any, error) {
 	v, err := c.Do(ctx, cmd...)
 	if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
 		cmd[0], cmd[1] = "EVAL", sc.src
@@ -157,11 +171,39 @@ return 1
 
 // readScript returns {last, ended, first, lengths, body}: the events
 // after after, from first (after+1) on, as their lengths ("12,7,...") and
-// their bytes end to end: the rest of the entry that holds first, then
-// whole entries while they keep to count events and max bytes. It records
-// the visit. ARGV: ttl, tombstone ttl, now, after, first entry id, count,
-// max bytes.
+// their bytes end to end: those of the entry that holds first, then whole
+// entries, while they keep to count events and max bytes past the first
+// event. It records the visit. ARGV: ttl, tombstone ttl, now, after, first
+// entry id, count, max bytes.
 var readScript = newScript(prelude + `
+-- rest returns the events of an entry (k of them, lengths l, bytes d,
+-- the first numbered from) after after, and max bytes of them past the
+-- first at most: their lengths, bytes, first number and count, and
+-- whether some were left out.
+local function rest(l, d, from, k, after, max)
+	local pos, off = 1, 0
+	while from <= after do
+		local comma = string.find(l, ',', pos, true)
+		off = off + tonumber(string.sub(l, pos, comma - 1))
+		pos, from, k = comma + 1, from + 1, k - 1
+	end
+	if #d - off <= max then
+		return string.sub(l, pos), string.sub(d, off + 1), from, k, false
+	end
+	local p, size, n = pos, 0, 0
+	while true do
+		local comma = string.find(l, ',', p, true)
+		local len = tonumber(string.sub(l, p, (comma or 0) - 1))
+		if n > 0 and size + len > max then break end
+		size, n = size + len, n + 1
+		if not comma then
+			p = #l + 2
+			break
+		end
+		p = comma + 1
+	end
+	return string.sub(l, pos, p - 2), string.sub(d, off + 1, off + size), from, n, true
+end
 local m = redis.call('HMGET', KEYS[1], 'last', 'ended')
 if not m[1] then return missing() end
 redis.call('HSET', KEYS[1], 'seen', ARGV[3])
@@ -173,23 +215,16 @@ if after < tonumber(m[1]) then
 	for _, e in ipairs(r) do
 		local f = e[2]
 		if f[1] ~= 'n' then break end
-		local k, l, d = tonumber(f[2]), f[4], f[6]
-		local from = tonumber(string.sub(e[1], 3)) - k + 1
+		local k, l, d, cut = tonumber(f[2]), f[4], f[6], false
 		if n == 0 then
-			-- the entry that holds after+1: skip the events up to after
-			local pos, off = 1, 0
-			while from <= after do
-				local comma = string.find(l, ',', pos, true)
-				off = off + tonumber(string.sub(l, pos, comma - 1))
-				pos, from, k = comma + 1, from + 1, k - 1
-			end
-			l, d, first = string.sub(l, pos), string.sub(d, off + 1), from
+			l, d, first, k, cut = rest(l, d, tonumber(string.sub(e[1], 3)) - k + 1, k, after, max)
 		elseif n + k > count or size + #d > max then
 			break
 		end
 		n, size = n + k, size + #d
 		lens[#lens + 1] = l
 		body[#body + 1] = d
+		if cut then break end
 	end
 end
 return {m[1], m[2], tostring(first), table.concat(lens, ','), table.concat(body)}

@@ -39,9 +39,10 @@ type Client struct {
 }
 
 type conn struct {
-	nc net.Conn
-	r  *bufio.Reader
-	w  *bufio.Writer
+	nc  net.Conn
+	r   *bufio.Reader
+	w   *bufio.Writer
+	num [64]byte // scratch: a header in [:32], a number in [32:]
 }
 
 // New returns a client for a redis://[:password@]host:port[/db] URL. It
@@ -87,8 +88,7 @@ func (c *Client) Do(ctx context.Context, args ...any) (any, error) {
 		return nil, err
 	}
 	v, err := cn.roundTrip(ctx, args)
-	var re Error
-	if err != nil && !errors.As(err, &re) {
+	if err != nil && !isReply(err) {
 		cn.nc.Close() // the connection's state is unknown
 		return nil, err
 	}
@@ -131,17 +131,12 @@ func (c *Client) get(ctx context.Context) (*conn, error) {
 func (cn *conn) roundTrip(ctx context.Context, args []any) (any, error) {
 	dl, _ := ctx.Deadline()
 	cn.nc.SetDeadline(dl)
-	stop := context.AfterFunc(ctx, func() { cn.nc.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	cn.w.WriteString("*" + strconv.Itoa(len(args)) + "\r\n")
-	for _, a := range args {
-		s, err := arg(a)
-		if err != nil {
-			return nil, err
-		}
-		cn.w.WriteString("$" + strconv.Itoa(len(s)) + "\r\n")
-		cn.w.WriteString(s)
-		cn.w.WriteString("\r\n")
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, func() { cn.nc.SetDeadline(time.Unix(1, 0)) })
+		defer stop()
+	}
+	if err := cn.write(args); err != nil {
+		return nil, err
 	}
 	if err := cn.w.Flush(); err != nil {
 		return nil, ctxErr(ctx, err)
@@ -150,12 +145,53 @@ func (cn *conn) roundTrip(ctx context.Context, args []any) (any, error) {
 	return v, ctxErr(ctx, err)
 }
 
+// write writes a command into the buffer, its arguments' bytes as they
+// are: nothing is copied but into the buffer.
+func (cn *conn) write(args []any) error {
+	cn.w.Write(cn.header('*', len(args)))
+	for _, a := range args {
+		var s string
+		var b []byte
+		switch v := a.(type) {
+		case string:
+			s = v
+		case []byte:
+			b = v
+		case int:
+			b = strconv.AppendInt(cn.num[32:32], int64(v), 10)
+		case int64:
+			b = strconv.AppendInt(cn.num[32:32], v, 10)
+		case uint64:
+			b = strconv.AppendUint(cn.num[32:32], v, 10)
+		default:
+			return fmt.Errorf("redis: argument of type %T", a) // Do closes the connection
+		}
+		cn.w.Write(cn.header('$', len(s)+len(b)))
+		cn.w.WriteString(s)
+		cn.w.Write(b)
+		cn.w.WriteString("\r\n")
+	}
+	return nil
+}
+
+// header returns "{kind}{n}\r\n" in the connection's scratch bytes.
+func (cn *conn) header(kind byte, n int) []byte {
+	h := append(cn.num[:0], kind)
+	h = strconv.AppendInt(h, int64(n), 10)
+	return append(h, '\r', '\n')
+}
+
+// isReply reports whether err is the server's error reply.
+func isReply(err error) bool {
+	_, ok := err.(Error)
+	return ok
+}
+
 // ctxErr reports a failure that ctx caused as ctx's error: the
 // connection's deadline is the context's, and may fire a moment before it.
 func ctxErr(ctx context.Context, err error) error {
-	var re Error
 	switch {
-	case err == nil || errors.As(err, &re):
+	case err == nil || isReply(err):
 		return err
 	case ctx.Err() != nil:
 		return ctx.Err()
@@ -164,22 +200,6 @@ func ctxErr(ctx context.Context, err error) error {
 		return context.DeadlineExceeded
 	}
 	return err
-}
-
-func arg(a any) (string, error) {
-	switch v := a.(type) {
-	case string:
-		return v, nil
-	case []byte:
-		return string(v), nil
-	case int:
-		return strconv.Itoa(v), nil
-	case int64:
-		return strconv.FormatInt(v, 10), nil
-	case uint64:
-		return strconv.FormatUint(v, 10), nil
-	}
-	return "", fmt.Errorf("redis: argument of type %T", a)
 }
 
 // reply reads one reply.
@@ -191,16 +211,16 @@ func (cn *conn) reply(depth int) (any, error) {
 	if len(line) < 3 || line[len(line)-2] != '\r' {
 		return nil, errors.New("redis: malformed reply")
 	}
-	kind, body := line[0], string(line[1:len(line)-2])
+	kind, body := line[0], line[1:len(line)-2]
 	switch kind {
 	case '+':
-		return body, nil
+		return string(body), nil
 	case '-':
 		return nil, Error(body)
 	case ':':
-		return strconv.ParseInt(body, 10, 64)
+		return strconv.ParseInt(string(body), 10, 64)
 	case '$':
-		n, err := strconv.Atoi(body)
+		n, err := strconv.Atoi(string(body))
 		if err != nil || n < -1 || n > maxBulk {
 			return nil, errors.New("redis: bad bulk length")
 		}
@@ -213,7 +233,7 @@ func (cn *conn) reply(depth int) (any, error) {
 		}
 		return string(b[:n]), nil
 	case '*':
-		n, err := strconv.Atoi(body)
+		n, err := strconv.Atoi(string(body))
 		if err != nil || n < -1 || n > maxArray || depth >= maxDepth {
 			return nil, errors.New("redis: bad array")
 		}

@@ -107,3 +107,51 @@ func TestRealRedis(t *testing.T) {
 		t.Fatalf("GET: %q %v", v, err)
 	}
 }
+
+// TestCommandBytes: each kind of argument goes out as a bulk string of its
+// bytes, and one of another type fails the call before anything is sent.
+func TestCommandBytes(t *testing.T) {
+	want := "*6\r\n$3\r\nSET\r\n$4\r\nk\r\n\x00\r\n$2\r\n-3\r\n$13\r\n1099511627776\r\n$19\r\n9223372036854775808\r\n$0\r\n\r\n"
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan string, 2)
+	go func() {
+		for range 2 {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			b := make([]byte, len(want))
+			n, _ := io.ReadFull(c, b)
+			got <- string(b[:n])
+			c.Write([]byte("+OK\r\n"))
+			c.Close()
+		}
+	}()
+	c, err := New("redis://" + ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if _, err := c.Do(ctx, "GET", 3.5); err == nil || !strings.Contains(err.Error(), "float64") {
+		t.Fatalf("an argument of type float64: %v", err)
+	}
+	if v, err := c.Do(ctx, "SET", []byte("k\r\n\x00"), -3, int64(1<<40), uint64(1<<63), []byte(nil)); err != nil || v != "OK" {
+		t.Fatalf("SET: %v %v", v, err)
+	}
+	for _, want := range []string{"", want} { // the failed call's connection is closed
+		select {
+		case s := <-got:
+			if s != want {
+				t.Fatalf("the server read %q, want %q", s, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the server read nothing")
+		}
+	}
+}
