@@ -20,16 +20,16 @@ import (
 //     the event to be recorded once the next byte shows whether an LF
 //     belongs to it.
 type framing struct {
-	out     []byte
-	evAt    int
-	carry   int
-	hasData bool
-	cr      bool
-	ending  bool
-	idAt    int // where the id line of the event ending begins
-	seq     uint64
-	digits  []byte // seq in decimal
-	prefix  []byte // idPrefix
+	out       []byte
+	evAt      int
+	carry     int
+	hasData   bool
+	cr        bool
+	ending    bool
+	idAt      int // where the id line of the event ending begins
+	seq       uint64
+	idLine    []byte // seq's: idPrefix, seq in decimal, LF
+	prefixLen int
 }
 
 // frame copies p into out, recording each complete event with data. At
@@ -56,8 +56,12 @@ func (w *resumeWriter) frame(p []byte, final bool) {
 	crFree := bytes.IndexByte(p[ls:], '\r') < 0
 	for i := ls; i < len(p); {
 		if crFree && f.carry == 0 && i == ls && p[i] != '\n' {
-			// At a line start, with LF line ends: skip to the blank line.
-			if k := bytes.Index(p[i:], []byte("\n\n")); k >= 0 {
+			// At a line start, with LF line ends: skip to the blank line,
+			// at once when the line is the event's last.
+			if k := bytes.IndexByte(p[i:], '\n'); k >= 0 && i+k+1 < len(p) && p[i+k+1] == '\n' {
+				f.hasData = f.hasData || isDataField(p[i:i+k])
+				ls, i = i+k+1, i+k+1
+			} else if k := bytes.Index(p[i:], []byte("\n\n")); k >= 0 {
 				f.hasData = f.hasData || hasDataLine(p[i:i+k+1])
 				ls, i = i+k+1, i+k+1
 			}
@@ -141,22 +145,27 @@ func hasDataLine(lines []byte) bool {
 // appendID appends the id line of the next event.
 func (f *framing) appendID() {
 	f.seq++
-	f.digits = incDecimal(f.digits)
-	f.out = append(f.out, f.prefix...)
-	f.out = append(f.out, f.digits...)
-	f.out = append(f.out, '\n')
+	f.idLine = nextID(f.idLine, f.prefixLen)
+	f.out = append(f.out, f.idLine...)
 }
 
-// incDecimal adds one to the decimal number d (empty is zero).
-func incDecimal(d []byte) []byte {
-	for i := len(d) - 1; i >= 0; i-- {
-		if d[i] < '9' {
-			d[i]++
-			return d
+// nextID turns an id line (a prefix of n bytes, a decimal number, empty for
+// zero, and an LF) into the next one's.
+func nextID(line []byte, n int) []byte {
+	for i := len(line) - 2; i >= n; i-- {
+		if line[i] < '9' {
+			line[i]++
+			return line
 		}
-		d[i] = '0'
+		line[i] = '0'
 	}
-	return append([]byte{'1'}, d...)
+	// All nines, or no number yet: one digit more.
+	zeros := len(line) - 1 - n
+	line = append(line[:n], '1')
+	for range zeros {
+		line = append(line, '0')
+	}
+	return append(line, '\n')
 }
 
 // record adds the event ending at the end of out to the batch to store:

@@ -54,7 +54,8 @@ type resumeWriter struct {
 
 func newResumeWriter(w http.ResponseWriter, rc ResumeConfig, name string, ctx context.Context, cancel context.CancelCauseFunc) *resumeWriter {
 	rw := &resumeWriter{w: w, rc: rc, name: name, ctx: ctx, sctx: context.WithoutCancel(ctx), cancel: cancel, done: make(chan struct{})}
-	rw.f.prefix = idPrefix(name)
+	rw.f.idLine = append(idPrefix(name), '\n')
+	rw.f.prefixLen = len(rw.f.idLine) - 1
 	return rw
 }
 
