@@ -26,7 +26,8 @@ import (
 //
 // which the module github.com/streamguard/streamguard/redisstore ships, so
 // that this module never requires go-redis. The relay command uses a small
-// client of its own.
+// client of its own. Do must not keep args, or their bytes, once it has
+// returned: the store reuses them.
 type RedisClient interface {
 	Do(ctx context.Context, args ...any) (any, error)
 }
@@ -49,8 +50,8 @@ const (
 
 const (
 	redisKeyLen      = 32               // bytes of the HMAC key
-	redisReadBatch   = 512              // events one Read returns at most, past its first Append
-	redisReadBytes   = 1 << 20          // and their bytes
+	redisReadBatch   = 512              // events one Read returns at most
+	redisReadBytes   = 1 << 20          // and their bytes, but for an event larger
 	redisAppendBatch = 512              // events one script adds at most
 	redisAppendBytes = 4 << 20          // and their bytes, past the first
 	redisBlock       = time.Second      // one XREAD BLOCK at most

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,65 +100,80 @@ func TestRedisStoreScriptsFlushed(t *testing.T) {
 	})
 }
 
-// TestRedisStoreReadBounds: a Read returns the rest of the Append that
-// holds its first event, then whole Appends while they keep to 512 events
-// and 1 MiB.
+// TestRedisStoreReadBounds: a Read returns the events of the entry that
+// holds its first, then whole entries while they keep to 512 events and
+// 1 MiB; an event larger comes alone.
 func TestRedisStoreReadBounds(t *testing.T) {
 	c := redisClient(t)
 	s := redisStore(t, c, resume.RedisConfig{})
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	name := resumetest.Name()
 	if err := s.Create(ctx, name, []byte("owner")); err != nil {
 		t.Fatal(err)
 	}
-	// 300 Appends of two small events, then 8 of one event of 300 KiB.
-	big := make([]byte, 300<<10)
-	for seq := uint64(1); seq <= 608; {
-		evs := []resume.Event{resumetest.Event(name, seq), resumetest.Event(name, seq+1)}
-		if seq > 600 {
-			evs = evs[:1]
-			evs[0].Data = append(evs[0].Data, big...)
-		}
-		if err := s.Append(ctx, name, evs); err != nil {
-			t.Fatal(err)
-		}
-		seq += uint64(len(evs))
-	}
-	for after, want := range map[uint64]int{0: 512, 1: 511} {
-		evs, _, err := s.Read(ctx, name, after)
-		if err != nil || len(evs) != want || evs[0].Seq != after+1 {
-			t.Fatalf("a Read of small events after %d: %d events, %v; want %d", after, len(evs), err, want)
-		}
-	}
-	evs, _, err := s.Read(ctx, name, 600)
-	size := 0
-	for _, e := range evs {
-		size += len(e.Data)
-	}
-	if err != nil || len(evs) != 3 || size > 1<<20 {
-		t.Fatalf("a Read of 300 KiB events: %d events, %d bytes, %v; want 3, within 1 MiB", len(evs), size, err)
-	}
-	// One Append of 5 events of 300 KiB, one of 1.5 MiB and a small one:
-	// the bounds hold inside it too, and an event past them comes alone.
-	huge := make([]byte, 1536<<10)
-	var batch []resume.Event
-	for seq := uint64(609); seq <= 615; seq++ {
+	// 300 Appends of two small events; 8 of one event of 300 KiB; one of
+	// 5 events of 300 KiB, one of 1.5 MiB and a small one.
+	big, huge := make([]byte, 300<<10), make([]byte, 1536<<10)
+	all := []resume.Event{{}} // all[seq]
+	for seq := uint64(1); seq <= 615; seq++ {
 		e := resumetest.Event(name, seq)
 		switch {
-		case seq <= 613:
+		case seq > 600 && seq <= 613:
 			e.Data = append(e.Data, big...)
 		case seq == 614:
 			e.Data = append(e.Data, huge...)
 		}
-		batch = append(batch, e)
+		all = append(all, e)
 	}
-	if err := s.Append(ctx, name, batch); err != nil {
+	for _, batch := range [][2]int{{1, 600}, {601, 608}, {609, 615}} {
+		per := map[int]int{1: 2, 601: 1, 609: 7}[batch[0]]
+		for seq := batch[0]; seq <= batch[1]; seq += per {
+			if err := s.Append(ctx, name, all[seq:seq+per]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for after, want := range map[uint64]int{0: 512, 1: 511, 599: 4, 600: 3, 606: 2, 608: 3, 610: 3, 611: 2, 613: 1, 614: 1} {
+		evs, _, err := s.Read(ctx, name, after)
+		if err != nil || len(evs) != want {
+			t.Fatalf("a Read after %d: %d events, %v; want %d", after, len(evs), err, want)
+		}
+		for i, e := range evs {
+			if w := all[after+uint64(i)+1]; e.Seq != w.Seq || !bytes.Equal(e.Data, w.Data) {
+				t.Fatalf("a Read after %d: event %d is %d (%d bytes), want %d (%d bytes)", after, i, e.Seq, len(e.Data), w.Seq, len(w.Data))
+			}
+		}
+	}
+}
+
+// TestRedisStoreForeignEntry: an entry the store cannot read (here one in
+// another layout) fails the Read at once, instead of a wait that would
+// return at once, again and again.
+func TestRedisStoreForeignEntry(t *testing.T) {
+	c := redisClient(t)
+	s := redisStore(t, c, resume.RedisConfig{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	name := resumetest.Name()
+	if err := s.Create(ctx, name, []byte("owner")); err != nil {
 		t.Fatal(err)
 	}
-	for after, want := range map[uint64]int{608: 3, 610: 3, 611: 2, 613: 1, 614: 1} {
-		evs, _, err := s.Read(ctx, name, after)
-		if err != nil || len(evs) != want || evs[0].Seq != after+1 || !bytes.Equal(evs[0].Data, batch[after-608].Data) {
-			t.Fatalf("a Read inside one Append after %d: %d events, %v; want %d", after, len(evs), err, want)
-		}
+	if err := s.Append(ctx, name, []resume.Event{resumetest.Event(name, 1), resumetest.Event(name, 2)}); err != nil {
+		t.Fatal(err)
+	}
+	prefix := s.Config().Prefix + "s:{" + name + "}:"
+	if _, err := c.Do(ctx, "XADD", prefix+"events", "0-3", "d", "data: x\n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Do(ctx, "HSET", prefix+"meta", "last", 3); err != nil {
+		t.Fatal(err)
+	}
+	if evs, _, err := s.Read(ctx, name, 1); err != nil || len(evs) != 1 {
+		t.Fatalf("a Read before the foreign entry: %d events, %v", len(evs), err)
+	}
+	_, _, err := s.Read(ctx, name, 2)
+	if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "none after 2") {
+		t.Fatalf("a Read at the foreign entry: %v (context: %v)", err, ctx.Err())
 	}
 }

@@ -85,9 +85,10 @@ func (b *appendBuf) encode(events []Event) {
 	}
 }
 
-// Read returns the events after after, at most 512 and 1 MiB past the
-// first (those of the Append that holds the first, then whole Appends),
-// and whether the stream ended with the last of them. When there is none yet, it waits in XREAD BLOCK until there is, the
+// Read returns the events after after, at most 512 of them and 1 MiB
+// (an event larger comes alone): those of the entry that holds the first,
+// then whole entries (one per Append of up to 512 events and 4 MiB), and
+// whether the stream ended with the last of them. When there is none yet, it waits in XREAD BLOCK until there is, the
 // stream ends, or ctx ends. Every call records a visit (Info.Seen) and
 // renews the stream's TTL.
 func (s *RedisStore) Read(ctx context.Context, stream string, after uint64) ([]Event, bool, error) {
@@ -129,6 +130,10 @@ func (s *RedisStore) readOnce(ctx context.Context, stream string, after uint64) 
 	evs, err := decodeEvents(first, lens, body)
 	if err != nil {
 		return nil, false, fmt.Errorf("resume: redis read of %q: %w", stream, err)
+	}
+	if len(evs) == 0 && after < last {
+		// Waiting would not help: the entry after is there, unread.
+		return nil, false, fmt.Errorf("resume: redis stream %q holds %d events, but none after %d in a form this store reads", stream, last, after)
 	}
 	done := ended == "1"
 	if len(evs) > 0 {

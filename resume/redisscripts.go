@@ -173,8 +173,8 @@ return 1
 // after after, from first (after+1) on, as their lengths ("12,7,...") and
 // their bytes end to end: those of the entry that holds first, then whole
 // entries, while they keep to count events and max bytes past the first
-// event. It records the visit. ARGV: ttl, tombstone ttl, now, after, first
-// entry id, count, max bytes.
+// event (an event larger than max comes alone). It records the visit.
+// ARGV: ttl, tombstone ttl, now, after, first entry id, count, max bytes.
 var readScript = newScript(prelude + `
 -- rest returns the events of an entry (k of them, lengths l, bytes d,
 -- the first numbered from) after after, and max bytes of them past the
@@ -210,22 +210,35 @@ redis.call('HSET', KEYS[1], 'seen', ARGV[3])
 touch()
 local after, count, max = tonumber(ARGV[4]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local lens, body, n, size, first = {}, {}, 0, 0, 0
-if after < tonumber(m[1]) then
-	local r = redis.call('XRANGE', KEYS[2], ARGV[5], '+', 'COUNT', ARGV[6])
+-- The entries are fetched 1, 2, 4, ... 16 at a time, so that a Read
+-- loads little more than it returns, whatever the entries hold.
+local from, fetch, done = ARGV[5], 1, after >= tonumber(m[1])
+while not done do
+	local r = redis.call('XRANGE', KEYS[2], from, '+', 'COUNT', fetch)
+	done = #r < fetch
 	for _, e in ipairs(r) do
-		local f = e[2]
-		if f[1] ~= 'n' then break end
+		local f, id = e[2], tonumber(string.sub(e[1], 3))
+		if f[1] ~= 'n' then
+			done = true
+			break
+		end
 		local k, l, d, cut = tonumber(f[2]), f[4], f[6], false
 		if n == 0 then
-			l, d, first, k, cut = rest(l, d, tonumber(string.sub(e[1], 3)) - k + 1, k, after, max)
+			l, d, first, k, cut = rest(l, d, id - k + 1, k, after, max)
 		elseif n + k > count or size + #d > max then
+			done = true
 			break
 		end
 		n, size = n + k, size + #d
 		lens[#lens + 1] = l
 		body[#body + 1] = d
-		if cut then break end
+		from = '0-' .. (id + 1)
+		if cut then
+			done = true
+			break
+		end
 	end
+	fetch = math.min(2 * fetch, 16)
 end
 return {m[1], m[2], tostring(first), table.concat(lens, ','), table.concat(body)}
 `)
