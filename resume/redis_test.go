@@ -104,14 +104,7 @@ func TestRedisStoreScriptsFlushed(t *testing.T) {
 // holds its first, then whole entries while they keep to 512 events and
 // 1 MiB; an event larger comes alone.
 func TestRedisStoreReadBounds(t *testing.T) {
-	c := redisClient(t)
-	s := redisStore(t, c, resume.RedisConfig{})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	name := resumetest.Name()
-	if err := s.Create(ctx, name, []byte("owner")); err != nil {
-		t.Fatal(err)
-	}
+	_, s, ctx, name := newRedisStream(t)
 	// 300 Appends of two small events; 8 of one event of 300 KiB; one of
 	// 5 events of 300 KiB, one of 1.5 MiB and a small one.
 	big, huge := make([]byte, 300<<10), make([]byte, 1536<<10)
@@ -151,14 +144,7 @@ func TestRedisStoreReadBounds(t *testing.T) {
 // another layout) fails the Read at once, instead of a wait that would
 // return at once, again and again.
 func TestRedisStoreForeignEntry(t *testing.T) {
-	c := redisClient(t)
-	s := redisStore(t, c, resume.RedisConfig{})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	name := resumetest.Name()
-	if err := s.Create(ctx, name, []byte("owner")); err != nil {
-		t.Fatal(err)
-	}
+	c, s, ctx, name := newRedisStream(t)
 	if err := s.Append(ctx, name, []resume.Event{resumetest.Event(name, 1), resumetest.Event(name, 2)}); err != nil {
 		t.Fatal(err)
 	}
@@ -176,4 +162,20 @@ func TestRedisStoreForeignEntry(t *testing.T) {
 	if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "none after 2") {
 		t.Fatalf("a Read at the foreign entry: %v (context: %v)", err, ctx.Err())
 	}
+}
+
+// newRedisStream returns the relay's client of the test Redis, a store on
+// a prefix of its own, a stream created in it, and a context that ends
+// with the test or within 30 seconds.
+func newRedisStream(t *testing.T) (*resp.Client, *resume.RedisStore, context.Context, string) {
+	t.Helper()
+	c := redisClient(t)
+	s := redisStore(t, c, resume.RedisConfig{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	name := resumetest.Name()
+	if err := s.Create(ctx, name, []byte("owner")); err != nil {
+		t.Fatal(err)
+	}
+	return c, s, ctx, name
 }
