@@ -73,46 +73,50 @@ func BenchmarkRelay(b *testing.B) {
 			if f.store != nil {
 				store, full = f.store(b)
 			}
-			front := startLoopback(b, "h1", f.h(store))
-			client := &http.Client{Transport: front.rawTransport(b)}
-			buf := make([]byte, 32<<10)
-			b.SetBytes(int64(len(w.data)))
-			b.ReportAllocs()
-			// Steady state first, as in a long-running relay: a memory
-			// store full (it then forgets the oldest streams and reuses
-			// their memory), the heap grown; 20 streams at least (3 for
-			// Redis, whose streams stay in its memory), 400 at most.
-			warm := 20
-			if _, ok := store.(*resume.RedisStore); ok {
-				warm = 3
-			}
-			for i := 0; i < 400 && (i < warm || !full()); i++ {
-				resp, err := client.Get(front.srv.URL + "/" + w.name)
-				if err != nil {
-					b.Fatal(err)
-				}
-				io.CopyBuffer(io.Discard, resp.Body, buf)
-				resp.Body.Close()
-			}
-			var before, after runtime.MemStats
-			runtime.ReadMemStats(&before)
-			ops := 0
-			for b.Loop() {
-				resp, err := client.Get(front.srv.URL + "/" + w.name)
-				if err != nil {
-					b.Fatal(err)
-				}
-				n, err := io.CopyBuffer(io.Discard, resp.Body, buf)
-				resp.Body.Close()
-				if err != nil || n < int64(len(w.data)) {
-					b.Fatalf("read %d of %d bytes: %v", n, len(w.data), err)
-				}
-				ops++
-			}
-			runtime.ReadMemStats(&after)
-			b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(ops)/float64(w.events), "allocs/event")
+			relayRow(b, w, f.h(store), store, full)
 		})
 	}
+}
+
+// relayRow times workload w through front, read raw over loopback.
+// Steady state first, as in a long-running relay: a memory store full (it
+// then forgets the oldest streams and reuses their memory), the heap
+// grown; 20 streams at least (3 for Redis, whose streams stay in its
+// memory), 400 at most.
+func relayRow(b *testing.B, w workload, h http.Handler, store resume.Store, full func() bool) {
+	front := startLoopback(b, "h1", h)
+	client := &http.Client{Transport: front.rawTransport(b)}
+	buf := make([]byte, 32<<10)
+	get := func() int64 {
+		resp, err := client.Get(front.srv.URL + "/" + w.name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer resp.Body.Close()
+		n, err := io.CopyBuffer(io.Discard, resp.Body, buf)
+		if err != nil || n < int64(len(w.data)) {
+			b.Fatalf("read %d of %d bytes: %v", n, len(w.data), err)
+		}
+		return n
+	}
+	warm := 20
+	if _, ok := store.(*resume.RedisStore); ok {
+		warm = 3
+	}
+	for i := 0; i < 400 && (i < warm || !full()); i++ {
+		get()
+	}
+	b.SetBytes(int64(len(w.data)))
+	b.ReportAllocs()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	ops := 0
+	for b.Loop() {
+		get()
+		ops++
+	}
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(ops)/float64(w.events), "allocs/event")
 }
 
 // redisStore is the relay command's Redis store (its own client, the
