@@ -166,10 +166,7 @@ func consume(b *testing.B, get func() (*http.Response, error), c consumer, w wor
 	buf := make([]byte, 32<<10)
 	b.SetBytes(int64(len(w.data)))
 	b.ReportAllocs()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	ops := 0
-	for b.Loop() {
+	loopPerEvent(b, w.events, func() {
 		resp, err := get()
 		if err != nil {
 			b.Fatal(err)
@@ -182,8 +179,19 @@ func consume(b *testing.B, get func() (*http.Response, error), c consumer, w wor
 		if err != nil || n != want {
 			b.Fatalf("%s: read %d %s of %d, err %v", c.name, n, c.counts, want, err)
 		}
+	})
+}
+
+// loopPerEvent runs the benchmark loop of one over a workload of events
+// each, and reports the process's allocations per event.
+func loopPerEvent(b *testing.B, events int, one func()) {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	ops := 0
+	for b.Loop() {
+		one()
 		ops++
 	}
 	runtime.ReadMemStats(&after)
-	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(ops)/float64(w.events), "allocs/event")
+	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(ops)/float64(events), "allocs/event")
 }

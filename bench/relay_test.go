@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"runtime"
 	"testing"
 	"time"
 
@@ -108,15 +107,7 @@ func relayRow(b *testing.B, w workload, h http.Handler, store resume.Store, full
 	}
 	b.SetBytes(int64(len(w.data)))
 	b.ReportAllocs()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	ops := 0
-	for b.Loop() {
-		get()
-		ops++
-	}
-	runtime.ReadMemStats(&after)
-	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(ops)/float64(w.events), "allocs/event")
+	loopPerEvent(b, w.events, func() { get() })
 }
 
 // redisStore is the relay command's Redis store (its own client, the
