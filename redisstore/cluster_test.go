@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -20,13 +19,7 @@ import (
 // cluster of three masters.
 func clusterClient(t *testing.T) *redis.ClusterClient {
 	t.Helper()
-	addrs := os.Getenv("STREAMGUARD_REDIS_CLUSTER")
-	if addrs == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("a redis cluster is required in CI: set STREAMGUARD_REDIS_CLUSTER to its nodes' host:port, comma-separated")
-		}
-		t.Skip("STREAMGUARD_REDIS_CLUSTER is unset: no redis cluster to test against")
-	}
+	addrs := resumetest.Server(t, "STREAMGUARD_REDIS_CLUSTER", "a redis cluster's nodes' host:port, comma-separated")
 	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(addrs, ",")})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

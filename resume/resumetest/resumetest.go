@@ -64,14 +64,22 @@ func testKey(t *testing.T, s resume.Store) {
 // unset the test skips, and fails when $CI is set too: CI starts one.
 func RedisAddr(tb testing.TB) string {
 	tb.Helper()
-	addr := os.Getenv("STREAMGUARD_REDIS_ADDR")
-	if addr == "" {
+	return Server(tb, "STREAMGUARD_REDIS_ADDR", "a redis-server's host:port")
+}
+
+// Server returns the value of the environment variable name, which says
+// where a server the test needs listens (what). When it is unset the test
+// skips, and fails when $CI is set too: CI starts the server.
+func Server(tb testing.TB, name, what string) string {
+	tb.Helper()
+	v := os.Getenv(name)
+	if v == "" {
 		if os.Getenv("CI") != "" {
-			tb.Fatal("redis is required in CI: set STREAMGUARD_REDIS_ADDR to a redis-server's host:port")
+			tb.Fatalf("%s is required in CI: set it to %s", name, what)
 		}
-		tb.Skip("STREAMGUARD_REDIS_ADDR is unset: no redis-server to test against")
+		tb.Skipf("%s is unset: no server to test against", name)
 	}
-	return addr
+	return v
 }
 
 // ReadAll reads a stream from after to its end.
