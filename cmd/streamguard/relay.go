@@ -9,10 +9,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/streamguard/streamguard"
+	"github.com/streamguard/streamguard/internal/redact"
 	"github.com/streamguard/streamguard/internal/resp"
 	"github.com/streamguard/streamguard/middleware"
 	"github.com/streamguard/streamguard/resume"
@@ -44,18 +46,32 @@ func parseRelay(args []string, stderr io.Writer) (relayConfig, bool) {
 	fs.Usage = func() { fmt.Fprint(stderr, relayUsage); fs.PrintDefaults() }
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:8080", "address to serve on")
 	fs.StringVar(&c.upstream, "upstream", "", "the upstream's base URL (required)")
-	fs.StringVar(&c.store, "store", "memory", `where streams are kept: "memory", or "redis://HOST:PORT/DB" to share them between relays`)
+	fs.StringVar(&c.store, "store", "memory", `where streams are kept: "memory", or Redis to share them between relays: redis://[[USER]:PASSWORD@]HOST:PORT/DB, rediss://... over TLS (default $`+storeEnv+`, which keeps a password out of the process list)`)
 	fs.DurationVar(&c.budget, "budget", streamguard.SyncBudget, "each request's time budget, upstream and downstream")
 	fs.DurationVar(&c.idle, "idle", sse.DefaultIdleTimeout, "an upstream stream silent this long is stalled (negative: off)")
 	fs.DurationVar(&c.linger, "linger", middleware.DefaultLinger, "how long a stream's upstream work outlives its client, waiting for a resume")
 	if fs.Parse(args) != nil {
 		return c, false
 	}
+	if env := os.Getenv(storeEnv); env != "" && !isSet(fs, "store") {
+		c.store = env
+	}
 	if c.upstream == "" || fs.NArg() > 0 {
 		fs.Usage()
 		return c, false
 	}
 	return c, true
+}
+
+// storeEnv names the environment variable that gives -store when the
+// command line does not.
+const storeEnv = "STREAMGUARD_RELAY_STORE"
+
+// isSet reports whether the command line set the flag name.
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // relay runs the relay until ctx ends; it returns the exit code.
@@ -66,7 +82,7 @@ func relay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	up, err := url.Parse(c.upstream)
 	if err != nil || (up.Scheme != "http" && up.Scheme != "https") || up.Host == "" {
-		fmt.Fprintf(stderr, "streamguard relay: -upstream %q is not an http(s) URL\n", c.upstream)
+		fmt.Fprintf(stderr, "streamguard relay: -upstream %q is not an http(s) URL\n", redact.RawURL(c.upstream))
 		return 2
 	}
 	store, closeStore, err := openStore(c.store)
@@ -81,7 +97,7 @@ func relay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	srv := relayServer(up, store, c)
-	fmt.Fprintf(stdout, "streamguard relay: http://%s -> %s (store %s, linger %v)\n", ln.Addr(), up.Redacted(), storeName(c.store), c.linger)
+	fmt.Fprintf(stdout, "streamguard relay: http://%s -> %s (store %s, linger %v)\n", ln.Addr(), up.Redacted(), redact.RawURL(c.store), c.linger)
 	return serveUntil(ctx, srv, ln, stderr)
 }
 
@@ -127,22 +143,15 @@ func openStore(spec string) (resume.Store, func(), error) {
 	switch {
 	case spec == "memory":
 		return resume.NewMemoryStore(resume.MemoryConfig{}), func() {}, nil
-	case strings.HasPrefix(spec, "redis://"):
+	case strings.HasPrefix(spec, "redis://"), strings.HasPrefix(spec, "rediss://"):
 		return openRedis(spec)
 	}
-	return nil, nil, fmt.Errorf("%q is neither memory nor redis://HOST:PORT/DB", spec)
+	return nil, nil, fmt.Errorf("%q is neither memory nor redis://HOST:PORT/DB nor rediss://HOST:PORT/DB", redact.RawURL(spec))
 }
 
-// storeName is a -store flag without the userinfo of its URL.
-func storeName(spec string) string {
-	if u, err := url.Parse(spec); err == nil && u.User != nil {
-		return u.Redacted()
-	}
-	return spec
-}
-
-// openRedis opens a Redis store for a redis://HOST:PORT/DB URL, with the
-// command's own small Redis client: the library never requires one.
+// openRedis opens a Redis store for a redis:// or rediss:// URL (see
+// resp.New), with the command's own small Redis client: the library never
+// requires one.
 func openRedis(spec string) (resume.Store, func(), error) {
 	c, err := resp.New(spec)
 	if err != nil {
@@ -152,7 +161,7 @@ func openRedis(spec string) (resume.Store, func(), error) {
 	defer cancel()
 	if _, err := c.Do(ctx, "PING"); err != nil {
 		c.Close()
-		return nil, nil, fmt.Errorf("%s: %v", storeName(spec), err)
+		return nil, nil, fmt.Errorf("%s: %v", redact.RawURL(spec), err)
 	}
 	s := resume.NewRedisStore(c, resume.RedisConfig{})
 	return s, func() { s.Close(); c.Close() }, nil

@@ -56,6 +56,20 @@ func TestRelayUsage(t *testing.T) {
 	}
 }
 
+// TestRelayStoreErrors: a store the relay cannot use stops it at once
+// with exit 2, and what it says never holds the store's password.
+func TestRelayStoreErrors(t *testing.T) {
+	for _, store := range []string{"disk://u:hunter2@x", "redis://u:hunter2@h\x7f", "rediss://u:hunter2@127.0.0.1:1/0", "redis://u:hunter2@127.0.0.1:1/x"} {
+		var out, errb bytes.Buffer
+		if code := relay(context.Background(), []string{"-upstream", "http://x", "-store", store}, &out, &errb); code != 2 {
+			t.Errorf("%q: exit %d", store, code)
+		}
+		if all := out.String() + errb.String(); strings.Contains(all, "hunter2") || !strings.Contains(all, "-store") {
+			t.Errorf("%q: %s", store, all)
+		}
+	}
+}
+
 // balancer sends connection 1 to first, cut after cutAt bytes from the
 // server, and every later connection to rest: a client whose connection to
 // one relay broke reconnects to another.

@@ -5,22 +5,25 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/streamguard/streamguard/gatewaytest"
+	"github.com/streamguard/streamguard/internal/redistest"
 	"github.com/streamguard/streamguard/resume/resumetest"
 )
 
 // startRelayProcess runs "streamguard relay args..." as a process of its
-// own (this test binary, through TestMain), and returns its address. When
-// the test ends, it is sent SIGTERM and must exit 0 within ten seconds
-// (a race found in it fails it with another code).
-func startRelayProcess(t *testing.T, args ...string) string {
+// own (this test binary, through TestMain), with env added to its
+// environment, and returns its address. When the test ends, it is sent
+// SIGTERM and must exit 0 within ten seconds (a race found in it fails it
+// with another code), and what it wrote must not hold secret (unless "").
+func startRelayProcess(t *testing.T, env []string, secret string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^$", "--", "relay", "-listen", "127.0.0.1:0"}, args...)...)
-	cmd.Env = append(os.Environ(), "STREAMGUARD_TEST_MAIN=1")
+	cmd.Env = append(append(os.Environ(), env...), "STREAMGUARD_TEST_MAIN=1")
 	var errb gatewaytest.SyncBuffer
 	cmd.Stderr = &errb
 	stdout, err := cmd.StdoutPipe()
@@ -32,15 +35,17 @@ func startRelayProcess(t *testing.T, args ...string) string {
 	}
 	exited := make(chan error, 1)
 	addr := make(chan string, 1)
+	var out gatewaytest.SyncBuffer
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
+			out.Write([]byte(sc.Text() + "\n"))
 			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
 				addr <- m[1]
 				break
 			}
 		}
-		io.Copy(io.Discard, stdout)
+		io.Copy(&out, stdout)
 		exited <- cmd.Wait()
 	}()
 	t.Cleanup(func() {
@@ -49,6 +54,9 @@ func startRelayProcess(t *testing.T, args ...string) string {
 		case err := <-exited:
 			if err != nil {
 				t.Errorf("relay process %d: %v\n%s", cmd.Process.Pid, err, errb.String())
+			}
+			if all := out.String() + errb.String(); secret != "" && strings.Contains(all, secret) {
+				t.Errorf("relay process %d wrote the secret:\n%s", cmd.Process.Pid, all)
 			}
 		case <-time.After(10 * time.Second):
 			cmd.Process.Kill()
@@ -73,18 +81,43 @@ func startRelayProcess(t *testing.T, args ...string) string {
 // the stream at relay B, which has nothing of it but what A wrote to
 // Redis. The upstream is called once.
 func TestRelayRedisTwoProcesses(t *testing.T) {
-	addr := resumetest.RedisAddr(t)
+	store := "redis://" + resumetest.RedisAddr(t) + "/0"
+	twoRelays(t, func(up string) (a, b string) {
+		return startRelayProcess(t, nil, "", "-upstream", up, "-store", store, "-linger", "5s"),
+			startRelayProcess(t, nil, "", "-upstream", up, "-store", store, "-linger", "5s")
+	})
+}
+
+// TestRelayRedisTLS is TestRelayRedisTwoProcesses on a Redis of the test's
+// own that takes only TLS and one ACL user, the way managed Redis services
+// run: the relays trust its CA through $SSL_CERT_FILE, relay A is given
+// the store's URL with -store and relay B through $STREAMGUARD_RELAY_STORE,
+// and neither ever writes the password.
+func TestRelayRedisTLS(t *testing.T) {
+	srv := redistest.StartTLS(t)
+	store := "rediss://" + srv.User + ":" + srv.Password + "@" + srv.Addr + "/0"
+	env := []string{"SSL_CERT_FILE=" + srv.CAFile}
+	twoRelays(t, func(up string) (a, b string) {
+		return startRelayProcess(t, env, srv.Password, "-upstream", up, "-store", store, "-linger", "5s"),
+			startRelayProcess(t, append(env, storeEnv+"="+store), srv.Password, "-upstream", up, "-linger", "5s")
+	})
+}
+
+// twoRelays streams a chat completion of 300 events from an upstream of its
+// own through two relays (start starts them on it): the client's
+// connection to A is cut mid-stream, and it must finish the stream at B
+// from the shared store, with the upstream called once.
+func twoRelays(t *testing.T, start func(upstream string) (a, b string)) {
 	const n = 300
 	up := gatewaytest.NewServer(gatewaytest.ChatStream(n))
 	defer up.Close()
-	a := startRelayProcess(t, "-upstream", up.URL, "-store", "redis://"+addr+"/0", "-linger", "5s")
-	b := startRelayProcess(t, "-upstream", up.URL, "-store", "redis://"+addr+"/0", "-linger", "5s")
+	a, b := start(up.URL)
 	lb := balancer(t, a, b, 12000)
 	wantChat(t, readThrough(t, lb.Addr()), n)
 	if lb.Conns() < 2 {
 		t.Fatalf("%d connections: the stream never moved to relay B", lb.Conns())
 	}
 	if got := up.Gateway.Requests(); got != 1 {
-		t.Fatalf("the upstream saw %d requests: the resume at B must come from Redis, not a new call", got)
+		t.Fatalf("the upstream saw %d requests: the resume at B must come from the store, not a new call", got)
 	}
 }

@@ -73,3 +73,20 @@ func TestIsCredentialHeader(t *testing.T) {
 		t.Error("a user-added name is a credential header")
 	}
 }
+
+// TestRawURL: a URL given as text loses its password, whole or not, and
+// keeps the rest.
+func TestRawURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"redis://h:6379/0":                "redis://h:6379/0",
+		"rediss://alice:hunter2@h:6380/1": "rediss://alice:xxxxx@h:6380/1",
+		"redis://:hunter2@h":              "redis://:xxxxx@h",
+		"redis://u:hunter2@h\x7f":         "redis://...",
+		"memory":                          "memory",
+		"%zz":                             "%zz",
+	} {
+		if got := RawURL(in); got != want {
+			t.Errorf("RawURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

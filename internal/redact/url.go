@@ -2,8 +2,25 @@ package redact
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 )
+
+// RawURL returns a URL given as text (a flag, a setting) for a message:
+// with its password replaced (url.URL.Redacted), or only its scheme when it
+// does not parse but may hold userinfo (the password could be anywhere in
+// it).
+func RawURL(s string) string {
+	u, err := url.Parse(s)
+	switch {
+	case err == nil:
+		return u.Redacted()
+	case strings.Contains(s, "@"):
+		scheme, _, _ := strings.Cut(s, ":")
+		return scheme + "://..."
+	}
+	return s
+}
 
 // URL returns r's URL for a record (a span's url.full, a log line) with its
 // userinfo replaced by REDACTED:REDACTED and every query value by REDACTED.

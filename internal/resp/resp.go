@@ -1,12 +1,13 @@
-// Package resp is a small Redis client (RESP2 over TCP), enough for the
-// resume package's Redis store in the relay command without a dependency:
-// a command in, its reply out, over a bounded pool of connections, with
-// the context's deadline and cancellation on every call.
+// Package resp is a small Redis client (RESP2 over TCP, or over TLS), enough
+// for the resume package's Redis store in the relay command without a
+// dependency: a command in, its reply out, over a bounded pool of
+// connections, with the context's deadline and cancellation on every call.
 package resp
 
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/streamguard/streamguard/internal/redact"
 )
 
 // Bounds on what a reply may hold.
@@ -33,6 +36,8 @@ func (e Error) Error() string { return string(e) }
 // Client sends commands to one Redis server. It is safe for concurrent use.
 type Client struct {
 	addr     string
+	tls      *tls.Config // nil: plain TCP
+	user     string      // an ACL user (Redis 6); empty: the default user
 	password string
 	db       int
 	idle     chan *conn
@@ -45,19 +50,28 @@ type conn struct {
 	num [64]byte // scratch: a header in [:32], a number in [32:]
 }
 
-// New returns a client for a redis://[:password@]host:port[/db] URL. It
-// dials on the first command.
+// New returns a client for a redis://[[user]:password@]host[:port][/db]
+// URL, or a rediss:// one for Redis over TLS (1.2 at least; the server's
+// certificate checked against the system's roots, which $SSL_CERT_FILE and
+// $SSL_CERT_DIR can name, for its host name). With a user (an ACL user,
+// Redis 6 on) it authenticates as "AUTH user password", else with a
+// password as "AUTH password". The port is 6379 unless given. It dials on
+// the first command.
 func New(rawURL string) (*Client, error) {
 	u, err := url.Parse(rawURL)
-	if err != nil || u.Scheme != "redis" || u.Host == "" {
-		return nil, fmt.Errorf("%q is not a redis://HOST:PORT/DB URL", rawURL)
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" || u.Hostname() == "" {
+		return nil, fmt.Errorf("%q is not a redis://HOST:PORT/DB or rediss://HOST:PORT/DB URL", redact.RawURL(rawURL))
 	}
 	c := &Client{addr: u.Host, idle: make(chan *conn, maxIdle)}
-	if _, _, err := net.SplitHostPort(u.Host); err != nil {
-		c.addr = net.JoinHostPort(u.Host, "6379")
+	if u.Port() == "" {
+		c.addr = net.JoinHostPort(u.Hostname(), "6379")
 	}
-	if p, ok := u.User.Password(); ok {
-		c.password = p
+	if u.Scheme == "rediss" {
+		c.tls = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
+	}
+	if u.User != nil {
+		c.user = u.User.Username()
+		c.password, _ = u.User.Password()
 	}
 	if db := strings.Trim(u.Path, "/"); db != "" {
 		if c.db, err = strconv.Atoi(db); err != nil || c.db < 0 {
@@ -107,15 +121,25 @@ func (c *Client) get(ctx context.Context) (*conn, error) {
 	default:
 	}
 	d := net.Dialer{Timeout: 10 * time.Second}
-	nc, err := d.DialContext(ctx, "tcp", c.addr)
+	var nc net.Conn
+	var err error
+	if c.tls != nil {
+		td := tls.Dialer{NetDialer: &d, Config: c.tls}
+		nc, err = td.DialContext(ctx, "tcp", c.addr)
+	} else {
+		nc, err = d.DialContext(ctx, "tcp", c.addr)
+	}
 	if err != nil {
 		return nil, err
 	}
 	cn := &conn{nc: nc, r: bufio.NewReader(nc), w: bufio.NewWriter(nc)}
-	if c.password != "" {
-		if _, err := cn.roundTrip(ctx, []any{"AUTH", c.password}); err != nil {
+	if auth := c.auth(); auth != nil {
+		if _, err := cn.roundTrip(ctx, auth); err != nil {
 			nc.Close()
-			return nil, errors.New("redis: AUTH failed")
+			if isReply(err) {
+				err = errors.New("redis: AUTH failed") // not the server's words: they could echo the credential
+			}
+			return nil, err
 		}
 	}
 	if c.db != 0 {
@@ -125,6 +149,17 @@ func (c *Client) get(ctx context.Context) (*conn, error) {
 		}
 	}
 	return cn, nil
+}
+
+// auth is the AUTH command of the client's credentials, if it has any.
+func (c *Client) auth() []any {
+	switch {
+	case c.user != "":
+		return []any{"AUTH", c.user, c.password}
+	case c.password != "":
+		return []any{"AUTH", c.password}
+	}
+	return nil
 }
 
 // roundTrip writes a command and reads its reply, within ctx.
