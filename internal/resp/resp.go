@@ -1,7 +1,9 @@
 // Package resp is a small Redis client (RESP2 over TCP, or over TLS), enough
 // for the resume package's Redis store in the relay command without a
 // dependency: a command in, its reply out, over a bounded pool of
-// connections, with the context's deadline and cancellation on every call.
+// connections (one its peer has closed is not used again), with the
+// context's deadline and cancellation on every call, and at most
+// commandTimeout.
 package resp
 
 import (
@@ -12,6 +14,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -27,6 +30,12 @@ const (
 	maxIdle  = 16
 )
 
+// commandTimeout bounds a command whose context has no earlier deadline:
+// a Redis that stops answering (or a connection dropped on the way, which
+// no FIN reports) fails the call instead of blocking it for ever. A
+// blocking command (BLOCK, BLPOP) must ask to block for less.
+const commandTimeout = 10 * time.Second
+
 // Error is an error reply of the server; its text is the server's, as
 // other Go clients give it ("NOSCRIPT ...", "ERR ...").
 type Error string
@@ -40,14 +49,16 @@ type Client struct {
 	user     string      // an ACL user (Redis 6); empty: the default user
 	password string
 	db       int
+	timeout  time.Duration // commandTimeout; shorter in tests
 	idle     chan *conn
 }
 
 type conn struct {
-	nc  net.Conn
-	r   *bufio.Reader
-	w   *bufio.Writer
-	num [64]byte // scratch: a header in [:32], a number in [32:]
+	timeout time.Duration
+	nc      net.Conn
+	r       *bufio.Reader
+	w       *bufio.Writer
+	num     [64]byte // scratch: a header in [:32], a number in [32:]
 }
 
 // New returns a client for a redis://[[user]:password@]host[:port][/db]
@@ -62,7 +73,7 @@ func New(rawURL string) (*Client, error) {
 	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" || u.Hostname() == "" {
 		return nil, fmt.Errorf("%q is not a redis://HOST:PORT/DB or rediss://HOST:PORT/DB URL", redact.RawURL(rawURL))
 	}
-	c := &Client{addr: u.Host, idle: make(chan *conn, maxIdle)}
+	c := &Client{addr: u.Host, timeout: commandTimeout, idle: make(chan *conn, maxIdle)}
 	if u.Port() == "" {
 		c.addr = net.JoinHostPort(u.Hostname(), "6379")
 	}
@@ -114,11 +125,22 @@ func (c *Client) Do(ctx context.Context, args ...any) (any, error) {
 	return v, err
 }
 
+// get returns an idle connection still alive (its peer has not closed
+// it: Redis's timeout, a restart, a proxy), or dials a new one.
 func (c *Client) get(ctx context.Context) (*conn, error) {
-	select {
-	case cn := <-c.idle:
-		return cn, nil
-	default:
+	for range maxIdle {
+		var cn *conn
+		select {
+		case cn = <-c.idle:
+		default:
+		}
+		if cn == nil {
+			break
+		}
+		if cn.r.Buffered() == 0 && alive(cn.nc) {
+			return cn, nil
+		}
+		cn.nc.Close()
 	}
 	d := net.Dialer{Timeout: 10 * time.Second}
 	var nc net.Conn
@@ -132,7 +154,7 @@ func (c *Client) get(ctx context.Context) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	cn := &conn{nc: nc, r: bufio.NewReader(nc), w: bufio.NewWriter(nc)}
+	cn := &conn{timeout: c.timeout, nc: nc, r: bufio.NewReader(nc), w: bufio.NewWriter(nc)}
 	if auth := c.auth(); auth != nil {
 		if _, err := cn.roundTrip(ctx, auth); err != nil {
 			nc.Close()
@@ -162,9 +184,14 @@ func (c *Client) auth() []any {
 	return nil
 }
 
-// roundTrip writes a command and reads its reply, within ctx.
+// roundTrip writes a command and reads its reply, within ctx and the
+// connection's timeout.
 func (cn *conn) roundTrip(ctx context.Context, args []any) (any, error) {
-	dl, _ := ctx.Deadline()
+	dl, ok := ctx.Deadline()
+	own := !ok || time.Until(dl) > cn.timeout
+	if own {
+		dl = time.Now().Add(cn.timeout)
+	}
 	cn.nc.SetDeadline(dl)
 	if ctx.Done() != nil {
 		stop := context.AfterFunc(ctx, func() { cn.nc.SetDeadline(time.Unix(1, 0)) })
@@ -173,10 +200,14 @@ func (cn *conn) roundTrip(ctx context.Context, args []any) (any, error) {
 	if err := cn.write(args); err != nil {
 		return nil, err
 	}
-	if err := cn.w.Flush(); err != nil {
-		return nil, ctxErr(ctx, err)
+	err := cn.w.Flush()
+	var v any
+	if err == nil {
+		v, err = cn.reply(0)
 	}
-	v, err := cn.reply(0)
+	if own && ctx.Err() == nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil, fmt.Errorf("redis: no reply within %v", cn.timeout)
+	}
 	return v, ctxErr(ctx, err)
 }
 

@@ -14,14 +14,21 @@ import (
 	"github.com/streamguard/streamguard/resume/resumetest"
 )
 
-// fakeServer answers each command with the next canned reply.
-func fakeServer(t *testing.T, replies ...string) string {
+// listen returns a loopback listener, closed when the test ends.
+func listen(t *testing.T) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// fakeServer answers each command with the next canned reply.
+func fakeServer(t *testing.T, replies ...string) string {
+	t.Helper()
+	ln := listen(t)
 	go func() {
 		c, err := ln.Accept()
 		if err != nil {
@@ -112,11 +119,7 @@ func TestRealRedis(t *testing.T) {
 // bytes, and one of another type fails the call before anything is sent.
 func TestCommandBytes(t *testing.T) {
 	want := "*6\r\n$3\r\nSET\r\n$4\r\nk\r\n\x00\r\n$2\r\n-3\r\n$13\r\n1099511627776\r\n$19\r\n9223372036854775808\r\n$0\r\n\r\n"
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listen(t)
 	got := make(chan string, 2)
 	go func() {
 		for range 2 {
