@@ -508,14 +508,18 @@ func TestResumeDifferential(t *testing.T) {
 				client := guardedClient(srv, cfg)
 				srv.Gateway.Choose = func(_ int64, r *http.Request) gatewaytest.Fault {
 					kind, k := rng.IntN(5), rng.IntN(n/2)
-					first := r.Header.Get("Last-Event-ID") == "" && r.URL.Query().Get("starting_after") == ""
+					// No event delivered yet: the first request, or a
+					// resume of a Resumable-Stream from {stream}.0.
+					lei := r.Header.Get("Last-Event-ID")
+					first := (lei == "" || strings.HasSuffix(lei, ".0")) && r.URL.Query().Get("starting_after") == ""
 					if k == 0 && first && (p.name == "responses" || kind == 2) {
 						// A Responses stream that broke before its
 						// first event has no response id to resume by
 						// (a GET with ids is sent again, as an
 						// EventSource does; a Resumable-Stream from
 						// {stream}.0), and one that ended cleanly
-						// without an event is no_events.
+						// without any event, first response or resume,
+						// is no_events.
 						k = 1
 					}
 					switch kind {
