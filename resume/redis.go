@@ -27,7 +27,13 @@ import (
 // which the module github.com/streamguard/streamguard/redisstore ships, so
 // that this module never requires go-redis. The relay command uses a small
 // client of its own. Do must not keep args, or their bytes, once it has
-// returned: the store reuses them.
+// returned: the store reuses them. Do must bound each call in time when
+// ctx has no deadline, as both those clients do (go-redis's ReadTimeout and
+// WriteTimeout, 3 s by default; the relay's, 10 s): a resumable stream's
+// writes wait for its Appends, whose context never ends (the events of a
+// stream whose client has gone are still stored), so a Do that never
+// returns would hold the stream. The store's blocking reads ask Redis to
+// block for a second at most.
 type RedisClient interface {
 	Do(ctx context.Context, args ...any) (any, error)
 }

@@ -71,7 +71,9 @@ type Store interface {
 	Create(ctx context.Context, stream string, owner []byte) error
 	// Append adds events to a stream, in order; the first one's Seq is one
 	// more than the stream's last. A store may batch them; they are
-	// readable when Append returns.
+	// readable when Append returns. Its ctx never ends (a stream whose
+	// client has gone is still stored), and the stream's writes wait for
+	// it: a store that does I/O bounds each Append in time itself.
 	Append(ctx context.Context, stream string, events []Event) error
 	// End marks the stream complete: readers get every event and then
 	// ended.
