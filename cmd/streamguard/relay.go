@@ -163,6 +163,12 @@ func openRedis(spec string) (resume.Store, func(), error) {
 		c.Close()
 		return nil, nil, fmt.Errorf("%s: %v", redact.RawURL(spec), err)
 	}
+	// The client talks to one node: on a Cluster, most of the store's calls
+	// would get MOVED. (A server that refuses INFO is taken as one node.)
+	if info, err := c.Do(ctx, "INFO", "cluster"); err == nil && strings.Contains(fmt.Sprint(info), "cluster_enabled:1") {
+		c.Close()
+		return nil, nil, fmt.Errorf("%s is a node of a Redis Cluster, and the relay's Redis client talks to one node: give it one Redis (or a proxy that hides the cluster); in Go, the redisstore module takes go-redis's cluster client", redact.RawURL(spec))
+	}
 	s := resume.NewRedisStore(c, resume.RedisConfig{})
 	return s, func() { s.Close(); c.Close() }, nil
 }

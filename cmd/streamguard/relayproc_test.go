@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"os"
 	"os/exec"
@@ -119,5 +120,18 @@ func twoRelays(t *testing.T, start func(upstream string) (a, b string)) {
 	}
 	if got := up.Gateway.Requests(); got != 1 {
 		t.Fatalf("the upstream saw %d requests: the resume at B must come from the store, not a new call", got)
+	}
+}
+
+// TestRelayRefusesCluster: the relay's Redis client talks to one node, so
+// the relay refuses a Redis Cluster's node at once, saying why, instead of
+// failing most of its streams' store calls with MOVED.
+func TestRelayRefusesCluster(t *testing.T) {
+	nodes := resumetest.Server(t, "STREAMGUARD_REDIS_CLUSTER", "a redis cluster's nodes' host:port, comma-separated")
+	node, _, _ := strings.Cut(nodes, ",")
+	var out, errb gatewaytest.SyncBuffer
+	code := relay(context.Background(), []string{"-listen", "127.0.0.1:0", "-upstream", "http://127.0.0.1:1", "-store", "redis://" + node}, &out, &errb)
+	if code != 2 || !strings.Contains(errb.String(), "Redis Cluster") {
+		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 }
