@@ -1,7 +1,8 @@
-// Package redistest starts a redis-server of a test's own: Redis over TLS,
-// with a certificate from a CA made for the test and an ACL user, on a
-// loopback port. It needs the redis-server binary (Debian's is built with
-// TLS): without one the test skips, and fails when $CI is set.
+// Package redistest starts redis-servers of a test's own, on loopback
+// ports: Redis over TLS, with a certificate from a CA made for the test and
+// an ACL user; and a master, its replica and a Sentinel watching them. It
+// needs the redis-server binary (Debian's is built with TLS and runs
+// Sentinel): without one the test skips, and fails when $CI is set.
 package redistest
 
 import (
@@ -14,6 +15,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -35,6 +37,66 @@ type TLSServer struct {
 // StartTLS starts a TLS redis-server that lives until the test ends.
 func StartTLS(tb testing.TB) *TLSServer {
 	tb.Helper()
+	bin := binary(tb)
+	dir := tb.TempDir()
+	roots := writeCerts(tb, dir)
+	secret := make([]byte, 16)
+	rand.Read(secret)
+	s := &TLSServer{CAFile: filepath.Join(dir, "ca.pem"), Roots: roots, User: "streamguard-test", Password: hex.EncodeToString(secret)}
+	cfg := &tls.Config{RootCAs: s.Roots, ServerName: "127.0.0.1"}
+	s.Addr = serve(tb, bin, dir, func(port string) []string {
+		return []string{"--port", "0", "--tls-port", port, "--bind", "127.0.0.1",
+			"--tls-cert-file", filepath.Join(dir, "cert.pem"), "--tls-key-file", filepath.Join(dir, "key.pem"),
+			"--tls-ca-cert-file", filepath.Join(dir, "ca.pem"), "--tls-auth-clients", "no",
+			"--save", "", "--appendonly", "no", "--dir", dir,
+			"--user", "default", "off",
+			"--user", s.User, "on", ">" + s.Password, "~*", "&*", "+@all"}
+	}, func(addr string) (net.Conn, error) {
+		d := tls.Dialer{NetDialer: &net.Dialer{Timeout: time.Second}, Config: cfg}
+		return d.Dial("tcp", addr)
+	})
+	return s
+}
+
+// Sentinel is a master, its replica, and a Sentinel that watches them
+// (quorum 1) under MasterName.
+type Sentinel struct {
+	MasterName                    string
+	Master, Replica, SentinelAddr string
+}
+
+// StartSentinel starts a master, a replica of it and a Sentinel, which
+// live until the test ends. The Sentinel may not know the replica yet when
+// it returns.
+func StartSentinel(tb testing.TB) *Sentinel {
+	tb.Helper()
+	bin := binary(tb)
+	dir := tb.TempDir()
+	s := &Sentinel{MasterName: "streamguard-test"}
+	plain := func(extra ...string) func(port string) []string {
+		return func(port string) []string {
+			return append([]string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+				"--dir", dir, "--dbfilename", "dump-" + port + ".rdb"}, extra...)
+		}
+	}
+	s.Master = serve(tb, bin, dir, plain(), dialTCP)
+	host, port, _ := net.SplitHostPort(s.Master)
+	s.Replica = serve(tb, bin, dir, plain("--replicaof", host, port), dialTCP)
+	s.SentinelAddr = serve(tb, bin, dir, func(sport string) []string {
+		conf := filepath.Join(dir, "sentinel-"+sport+".conf") // Sentinel rewrites it
+		err := os.WriteFile(conf, fmt.Appendf(nil, "sentinel monitor %s %s %s 1\n"+
+			"sentinel down-after-milliseconds %[1]s 1000\nsentinel failover-timeout %[1]s 10000\n", s.MasterName, host, port), 0o600)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return []string{conf, "--sentinel", "--port", sport, "--bind", "127.0.0.1", "--dir", dir}
+	}, dialTCP)
+	return s
+}
+
+// binary returns redis-server's path.
+func binary(tb testing.TB) string {
+	tb.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		if os.Getenv("CI") != "" {
@@ -42,23 +104,28 @@ func StartTLS(tb testing.TB) *TLSServer {
 		}
 		tb.Skip("no redis-server on $PATH")
 	}
-	dir := tb.TempDir()
-	roots := writeCerts(tb, dir)
-	secret := make([]byte, 16)
-	rand.Read(secret)
-	s := &TLSServer{CAFile: filepath.Join(dir, "ca.pem"), Roots: roots, User: "streamguard-test", Password: hex.EncodeToString(secret)}
-	for range 3 { // a port picked free may be taken before the server binds it
-		if s.Addr = start(tb, bin, dir, s); s.Addr != "" {
-			return s
-		}
-	}
-	tb.Fatal("redis-server with TLS did not start")
-	return nil
+	return bin
 }
 
-// start runs the server on a free port and returns its address once it
-// answers, or "" when it exited first.
-func start(tb testing.TB, bin, dir string, s *TLSServer) string {
+func dialTCP(addr string) (net.Conn, error) { return net.DialTimeout("tcp", addr, time.Second) }
+
+// serve runs redis-server with args (for a port) on a free loopback port
+// until the test ends, and returns its address once it answers a PING on
+// a connection from dial. It tries three ports: one picked free may be
+// taken before the server binds it.
+func serve(tb testing.TB, bin, dir string, args func(port string) []string, dial func(string) (net.Conn, error)) string {
+	tb.Helper()
+	for range 3 {
+		if addr := serveOn(tb, bin, dir, args, dial); addr != "" {
+			return addr
+		}
+	}
+	tb.Fatalf("redis-server %q did not start", args("PORT"))
+	return ""
+}
+
+// serveOn is one try of serve: "" when the server exited first.
+func serveOn(tb testing.TB, bin, dir string, args func(port string) []string, dial func(string) (net.Conn, error)) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -66,12 +133,8 @@ func start(tb testing.TB, bin, dir string, s *TLSServer) string {
 	addr := ln.Addr().String()
 	_, port, _ := net.SplitHostPort(addr)
 	ln.Close()
-	cmd := exec.Command(bin, "--port", "0", "--tls-port", port, "--bind", "127.0.0.1",
-		"--tls-cert-file", filepath.Join(dir, "cert.pem"), "--tls-key-file", filepath.Join(dir, "key.pem"),
-		"--tls-ca-cert-file", filepath.Join(dir, "ca.pem"), "--tls-auth-clients", "no",
-		"--save", "", "--appendonly", "no", "--dir", dir, "--logfile", filepath.Join(dir, "redis-"+port+".log"),
-		"--user", "default", "off",
-		"--user", s.User, "on", ">"+s.Password, "~*", "&*", "+@all")
+	logf := filepath.Join(dir, "redis-"+port+".log")
+	cmd := exec.Command(bin, append(args(port), "--logfile", logf)...)
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
@@ -81,27 +144,25 @@ func start(tb testing.TB, bin, dir string, s *TLSServer) string {
 		cmd.Process.Kill()
 		<-exited
 	})
-	cfg := &tls.Config{RootCAs: s.Roots, ServerName: "127.0.0.1"}
 	for range 100 {
 		select {
 		case <-exited:
 			return ""
 		case <-time.After(50 * time.Millisecond):
 		}
-		if answers(addr, cfg) {
+		if answers(addr, dial) {
 			return addr
 		}
 	}
-	log, _ := os.ReadFile(filepath.Join(dir, "redis-"+port+".log"))
-	tb.Fatalf("redis-server with TLS never answered on %s:\n%s", addr, log)
+	log, _ := os.ReadFile(logf)
+	tb.Fatalf("redis-server never answered on %s:\n%s", addr, log)
 	return ""
 }
 
-// answers reports whether a TLS server at addr replies to a PING (with
+// answers reports whether a server at addr replies to a PING (with
 // anything: an unauthenticated client gets an error reply).
-func answers(addr string, cfg *tls.Config) bool {
-	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: time.Second}, Config: cfg}
-	c, err := d.Dial("tcp", addr)
+func answers(addr string, dial func(string) (net.Conn, error)) bool {
+	c, err := dial(addr)
 	if err != nil {
 		return false
 	}
