@@ -355,8 +355,8 @@ func TestServerClientGoesAway(t *testing.T) {
 		if c := <-causes; c == nil || errors.Is(c, streamguard.ErrBudgetExceeded) {
 			t.Fatalf("handler's context cause %v", c)
 		}
-		// The span ends when the handler returns, which may come after
-		// srv.Close: that does not wait for HTTP/2's handlers.
+		// The span ends once the handler has returned, a moment after it
+		// sent its cause (srv.Close would not wait for it on HTTP/2).
 		spans := endedSpans(t, rec, 1)
 		attrs := map[string]string{}
 		for _, kv := range spans[0].Attributes() {

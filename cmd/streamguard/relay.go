@@ -97,7 +97,7 @@ func relay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	srv := relayServer(up, store, c)
-	fmt.Fprintf(stdout, "streamguard relay: http://%s -> %s (store %s, linger %v)\n", ln.Addr(), up.Redacted(), redact.RawURL(c.store), c.linger)
+	fmt.Fprintf(stdout, "streamguard relay: http://%s -> %s (store %s, linger %v)\n", ln.Addr(), redact.RawURL(c.upstream), redact.RawURL(c.store), c.linger)
 	return serveUntil(ctx, srv, ln, stderr)
 }
 

@@ -59,9 +59,12 @@ func TestRelayUsage(t *testing.T) {
 // TestRelayStoreErrors: a store the relay cannot use stops it at once
 // with exit 2, and what it says never holds the store's password.
 func TestRelayStoreErrors(t *testing.T) {
-	for _, store := range []string{"disk://u:hunter2@x", "redis://u:hunter2@h\x7f", "rediss://u:hunter2@127.0.0.1:1/0", "redis://u:hunter2@127.0.0.1:1/x"} {
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel() // a relay that took the store would stop at once, exit 0
+	for _, store := range []string{"disk://u:hunter2@x", "redis://u:hunter2@h\x7f", "rediss://u:hunter2@127.0.0.1:1/0", "redis://u:hunter2@127.0.0.1:1/x",
+		"redis://default:/hunter2@127.0.0.1:1/0", "redis://default:12#hunter2@127.0.0.1:1/0", "redis:/default:hunter2@h"} {
 		var out, errb bytes.Buffer
-		if code := relay(context.Background(), []string{"-upstream", "http://x", "-store", store}, &out, &errb); code != 2 {
+		if code := relay(canceled, []string{"-listen", "127.0.0.1:0", "-upstream", "http://x", "-store", store}, &out, &errb); code != 2 {
 			t.Errorf("%q: exit %d", store, code)
 		}
 		if all := out.String() + errb.String(); strings.Contains(all, "hunter2") || !strings.Contains(all, "-store") {

@@ -78,12 +78,18 @@ func TestIsCredentialHeader(t *testing.T) {
 // keeps the rest.
 func TestRawURL(t *testing.T) {
 	for in, want := range map[string]string{
-		"redis://h:6379/0":                "redis://h:6379/0",
-		"rediss://alice:hunter2@h:6380/1": "rediss://alice:xxxxx@h:6380/1",
-		"redis://:hunter2@h":              "redis://:xxxxx@h",
-		"redis://u:hunter2@h\x7f":         "redis://...",
-		"memory":                          "memory",
-		"%zz":                             "%zz",
+		"redis://h:6379/0":                  "redis://h:6379/0",
+		"rediss://alice:hunter2@h:6380/1":   "rediss://alice:xxxxx@h:6380/1",
+		"redis://:hunter2@h":                "redis://:xxxxx@h",
+		"redis://u:hunter2@h\x7f":           "redis://...",
+		"redis://default:/hunter2@h:6379/0": "redis://...",
+		"redis://default:12#hunter2@h/0":    "redis://...",
+		"redis://default:12?hunter2@h/0":    "redis://...",
+		"redis:/default:hunter2@h":          "redis://...",
+		"redis:default:hunter2@h":           "redis://...",
+		"redis://h/0?x=1":                   "redis://h/0?x=1",
+		"memory":                            "memory",
+		"%zz":                               "%zz",
 	} {
 		if got := RawURL(in); got != want {
 			t.Errorf("RawURL(%q) = %q, want %q", in, got, want)

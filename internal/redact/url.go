@@ -7,15 +7,17 @@ import (
 )
 
 // RawURL returns a URL given as text (a flag, a setting) for a message:
-// with its password replaced (url.URL.Redacted), or only its scheme when it
-// does not parse but may hold userinfo (the password could be anywhere in
-// it).
+// with its password replaced (url.URL.Redacted), or only its scheme when
+// it holds an '@' that url.Parse did not take as the end of a userinfo (it
+// does not parse, or a '/', '?' or '#' in the password moved the '@' into
+// the path, the query or the fragment): the password could be anywhere in
+// it.
 func RawURL(s string) string {
 	u, err := url.Parse(s)
-	switch {
-	case err == nil:
+	if err == nil && (u.User != nil || !strings.Contains(s, "@")) {
 		return u.Redacted()
-	case strings.Contains(s, "@"):
+	}
+	if strings.Contains(s, "@") {
 		scheme, _, _ := strings.Cut(s, ":")
 		return scheme + "://..."
 	}

@@ -6,7 +6,7 @@
 package redistest
 
 import (
-	"bufio"
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -54,7 +55,7 @@ func StartTLS(tb testing.TB) *TLSServer {
 	}, func(addr string) (net.Conn, error) {
 		d := tls.Dialer{NetDialer: &net.Dialer{Timeout: time.Second}, Config: cfg}
 		return d.Dial("tcp", addr)
-	})
+	}, "AUTH "+s.User+" "+s.Password+"\r\n")
 	return s
 }
 
@@ -79,9 +80,9 @@ func StartSentinel(tb testing.TB) *Sentinel {
 				"--dir", dir, "--dbfilename", "dump-" + port + ".rdb"}, extra...)
 		}
 	}
-	s.Master = serve(tb, bin, dir, plain(), dialTCP)
+	s.Master = serve(tb, bin, dir, plain(), dialTCP, "")
 	host, port, _ := net.SplitHostPort(s.Master)
-	s.Replica = serve(tb, bin, dir, plain("--replicaof", host, port), dialTCP)
+	s.Replica = serve(tb, bin, dir, plain("--replicaof", host, port), dialTCP, "")
 	s.SentinelAddr = serve(tb, bin, dir, func(sport string) []string {
 		conf := filepath.Join(dir, "sentinel-"+sport+".conf") // Sentinel rewrites it
 		err := os.WriteFile(conf, fmt.Appendf(nil, "sentinel monitor %s %s %s 1\n"+
@@ -90,7 +91,7 @@ func StartSentinel(tb testing.TB) *Sentinel {
 			tb.Fatal(err)
 		}
 		return []string{conf, "--sentinel", "--port", sport, "--bind", "127.0.0.1", "--dir", dir}
-	}, dialTCP)
+	}, dialTCP, "")
 	return s
 }
 
@@ -110,13 +111,13 @@ func binary(tb testing.TB) string {
 func dialTCP(addr string) (net.Conn, error) { return net.DialTimeout("tcp", addr, time.Second) }
 
 // serve runs redis-server with args (for a port) on a free loopback port
-// until the test ends, and returns its address once it answers a PING on
-// a connection from dial. It tries three ports: one picked free may be
-// taken before the server binds it.
-func serve(tb testing.TB, bin, dir string, args func(port string) []string, dial func(string) (net.Conn, error)) string {
+// until the test ends, and returns its address once it answers on a
+// connection from dial, after the commands hello. It tries three ports:
+// one picked free may be taken before the server binds it.
+func serve(tb testing.TB, bin, dir string, args func(port string) []string, dial func(string) (net.Conn, error), hello string) string {
 	tb.Helper()
 	for range 3 {
-		if addr := serveOn(tb, bin, dir, args, dial); addr != "" {
+		if addr := serveOn(tb, bin, dir, args, dial, hello); addr != "" {
 			return addr
 		}
 	}
@@ -125,7 +126,7 @@ func serve(tb testing.TB, bin, dir string, args func(port string) []string, dial
 }
 
 // serveOn is one try of serve: "" when the server exited first.
-func serveOn(tb testing.TB, bin, dir string, args func(port string) []string, dial func(string) (net.Conn, error)) string {
+func serveOn(tb testing.TB, bin, dir string, args func(port string) []string, dial func(string) (net.Conn, error), hello string) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -135,6 +136,7 @@ func serveOn(tb testing.TB, bin, dir string, args func(port string) []string, di
 	ln.Close()
 	logf := filepath.Join(dir, "redis-"+port+".log")
 	cmd := exec.Command(bin, append(args(port), "--logfile", logf)...)
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
@@ -150,7 +152,7 @@ func serveOn(tb testing.TB, bin, dir string, args func(port string) []string, di
 			return ""
 		case <-time.After(50 * time.Millisecond):
 		}
-		if answers(addr, dial) {
+		if answers(addr, dial, hello, cmd.Process.Pid) {
 			return addr
 		}
 	}
@@ -159,20 +161,33 @@ func serveOn(tb testing.TB, bin, dir string, args func(port string) []string, di
 	return ""
 }
 
-// answers reports whether a server at addr replies to a PING (with
-// anything: an unauthenticated client gets an error reply).
-func answers(addr string, dial func(string) (net.Conn, error)) bool {
+// answers reports whether the server at addr is process pid, from its
+// INFO (another server could have taken the port first).
+func answers(addr string, dial func(string) (net.Conn, error), hello string, pid int) bool {
 	c, err := dial(addr)
 	if err != nil {
 		return false
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+	if _, err := c.Write([]byte(hello + "INFO server\r\n")); err != nil {
 		return false
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	return err == nil && len(line) > 0 && (line[0] == '+' || line[0] == '-')
+	var buf []byte
+	b := make([]byte, 4096)
+	for len(buf) < 1<<20 {
+		n, err := c.Read(b)
+		buf = append(buf, b[:n]...)
+		if i := bytes.Index(buf, []byte("process_id:")); i >= 0 {
+			if j := bytes.IndexByte(buf[i:], '\r'); j >= 0 {
+				return string(buf[i:i+j]) == "process_id:"+strconv.Itoa(pid)
+			}
+		}
+		if err != nil {
+			return false
+		}
+	}
+	return false
 }
 
 // writeCerts writes ca.pem, and cert.pem and key.pem for 127.0.0.1 and

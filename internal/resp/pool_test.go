@@ -3,6 +3,8 @@ package resp
 import (
 	"bufio"
 	"context"
+	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -92,20 +94,42 @@ func TestKilledConnection(t *testing.T) {
 	}
 }
 
-// TestCommandTimeout: a command whose context has no deadline is bounded
-// by the client's timeout, and says so.
-func TestCommandTimeout(t *testing.T) {
-	c, _ := New("redis://" + fakeServer(t)) // never answers
-	c.timeout = 50 * time.Millisecond
-	defer c.Close()
-	start := time.Now()
-	_, err := c.Do(context.Background(), "GET", "k")
-	if err == nil || !strings.Contains(err.Error(), "no reply within 50ms") || time.Since(start) > 5*time.Second {
-		t.Fatalf("%v after %v", err, time.Since(start))
+// TestCallTimeout: a call whose context has no earlier deadline is bounded
+// by the client's timeout, and says so; so is a new connection's TLS
+// handshake with a server that never answers.
+func TestCallTimeout(t *testing.T) {
+	for _, scheme := range []string{"redis", "rediss"} {
+		c, _ := New(scheme + "://" + fakeServer(t)) // never answers
+		c.timeout = 50 * time.Millisecond
+		defer c.Close()
+		start := time.Now()
+		_, err := c.Do(context.Background(), "GET", "k")
+		if err == nil || !strings.Contains(err.Error(), "no answer within 50ms") || !errors.Is(err, os.ErrDeadlineExceeded) || time.Since(start) > 5*time.Second {
+			t.Fatalf("%s: %v after %v", scheme, err, time.Since(start))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Hour) // a later deadline: the timeout still bounds it
+		defer cancel()
+		if _, err := c.Do(ctx, "GET", "k"); err == nil || !strings.Contains(err.Error(), "no answer within") {
+			t.Fatalf("%s, with a later deadline: %v", scheme, err)
+		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Hour) // a later deadline: the timeout still bounds it
+}
+
+// TestIdleConnectionKept: a connection idle for longer than the client's
+// timeout, or than the deadline of the call that used it, is used again:
+// the call's deadline does not stay on it.
+func TestIdleConnectionKept(t *testing.T) {
+	c, _ := New("redis://" + resumetest.RedisAddr(t))
+	c.timeout = 100 * time.Millisecond
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if _, err := c.Do(ctx, "GET", "k"); err == nil || !strings.Contains(err.Error(), "no reply within") {
-		t.Fatalf("with a later deadline: %v", err)
+	first, err := c.Do(ctx, "CLIENT", "ID")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(250 * time.Millisecond) // past both
+	if id, err := c.Do(context.Background(), "CLIENT", "ID"); err != nil || id != first {
+		t.Fatalf("CLIENT ID %v (%v) after an idle time, was %v: the connection was not used again", id, err, first)
 	}
 }

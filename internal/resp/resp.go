@@ -3,11 +3,12 @@
 // dependency: a command in, its reply out, over a bounded pool of
 // connections (one its peer has closed is not used again), with the
 // context's deadline and cancellation on every call, and at most
-// commandTimeout.
+// callTimeout.
 package resp
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -30,11 +31,11 @@ const (
 	maxIdle  = 16
 )
 
-// commandTimeout bounds a command whose context has no earlier deadline:
-// a Redis that stops answering (or a connection dropped on the way, which
-// no FIN reports) fails the call instead of blocking it for ever. A
-// blocking command (BLOCK, BLPOP) must ask to block for less.
-const commandTimeout = 10 * time.Second
+// callTimeout bounds a call (Do) whose context has no earlier deadline: a
+// Redis that stops answering (or a connection dropped on the way, which no
+// FIN reports) fails the call instead of blocking it for ever. A blocking
+// command (BLOCK, BLPOP) must ask to block for less.
+const callTimeout = 10 * time.Second
 
 // Error is an error reply of the server; its text is the server's, as
 // other Go clients give it ("NOSCRIPT ...", "ERR ...").
@@ -49,16 +50,16 @@ type Client struct {
 	user     string      // an ACL user (Redis 6); empty: the default user
 	password string
 	db       int
-	timeout  time.Duration // commandTimeout; shorter in tests
+	timeout  time.Duration // callTimeout; shorter in tests
 	idle     chan *conn
 }
 
 type conn struct {
-	timeout time.Duration
-	nc      net.Conn
-	r       *bufio.Reader
-	w       *bufio.Writer
-	num     [64]byte // scratch: a header in [:32], a number in [32:]
+	broken bool // see roundTrip
+	nc     net.Conn
+	r      *bufio.Reader
+	w      *bufio.Writer
+	num    [64]byte // scratch: a header in [:32], a number in [32:]
 }
 
 // New returns a client for a redis://[[user]:password@]host[:port][/db]
@@ -73,7 +74,12 @@ func New(rawURL string) (*Client, error) {
 	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" || u.Hostname() == "" {
 		return nil, fmt.Errorf("%q is not a redis://HOST:PORT/DB or rediss://HOST:PORT/DB URL", redact.RawURL(rawURL))
 	}
-	c := &Client{addr: u.Host, timeout: commandTimeout, idle: make(chan *conn, maxIdle)}
+	if u.Fragment != "" || (u.User == nil && strings.Contains(rawURL, "@")) {
+		// A '/', '?' or '#' in a password ends the host: what follows
+		// would be taken as the path, and the password sent nowhere.
+		return nil, fmt.Errorf("%q: an '@' after the host: escape '/', '?', '#' and '@' in the password (%%2F, %%3F, %%23, %%40)", redact.RawURL(rawURL))
+	}
+	c := &Client{addr: u.Host, timeout: callTimeout, idle: make(chan *conn, maxIdle)}
 	if u.Port() == "" {
 		c.addr = net.JoinHostPort(u.Hostname(), "6379")
 	}
@@ -86,7 +92,7 @@ func New(rawURL string) (*Client, error) {
 	}
 	if db := strings.Trim(u.Path, "/"); db != "" {
 		if c.db, err = strconv.Atoi(db); err != nil || c.db < 0 {
-			return nil, fmt.Errorf("%q: the database is not a number", u.Redacted())
+			return nil, fmt.Errorf("%q: the database is not a number", redact.RawURL(rawURL))
 		}
 	}
 	return c, nil
@@ -106,17 +112,21 @@ func (c *Client) Close() error {
 
 // Do sends one command and returns its reply: a string for a status or a
 // bulk string, an int64 for an integer, []any for an array, nil for a nil
-// reply, and an Error for an error reply.
+// reply, and an Error for an error reply. The whole call (a dial, TLS,
+// AUTH and SELECT if it needs a new connection, then the command) ends by
+// ctx's deadline or the client's timeout, whichever comes first.
 func (c *Client) Do(ctx context.Context, args ...any) (any, error) {
-	cn, err := c.get(ctx)
+	b := c.bound(ctx)
+	cn, err := c.get(ctx, b)
 	if err != nil {
 		return nil, err
 	}
-	v, err := cn.roundTrip(ctx, args)
-	if err != nil && !isReply(err) {
+	v, err := cn.roundTrip(ctx, b, args)
+	if (err != nil && !isReply(err)) || cn.broken {
 		cn.nc.Close() // the connection's state is unknown
-		return nil, err
+		return v, err
 	}
+	cn.nc.SetDeadline(time.Time{}) // idle: alive reads it without one
 	select {
 	case c.idle <- cn:
 	default:
@@ -125,9 +135,43 @@ func (c *Client) Do(ctx context.Context, args ...any) (any, error) {
 	return v, err
 }
 
+// bound is when a call must end: ctx's deadline, or the client's timeout
+// from now when that comes first (own).
+type bound struct {
+	at      time.Time
+	own     bool
+	timeout time.Duration
+}
+
+func (c *Client) bound(ctx context.Context) bound {
+	at := time.Now().Add(c.timeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(at) {
+		return bound{at: dl, timeout: c.timeout}
+	}
+	return bound{at: at, own: true, timeout: c.timeout}
+}
+
+// err reports a failure of a call within b: ctx's error when ctx caused
+// it (the connection's deadline is ctx's, and may fire a moment before
+// it), and one that says so when the client's timeout did.
+func (b bound) err(ctx context.Context, err error) error {
+	timedOut := errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)
+	switch {
+	case err == nil || isReply(err):
+		return err
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case timedOut && b.own:
+		return fmt.Errorf("redis: no answer within %v: %w", b.timeout, os.ErrDeadlineExceeded)
+	case timedOut:
+		return context.DeadlineExceeded
+	}
+	return err
+}
+
 // get returns an idle connection still alive (its peer has not closed
-// it: Redis's timeout, a restart, a proxy), or dials a new one.
-func (c *Client) get(ctx context.Context) (*conn, error) {
+// it: Redis's timeout, a restart, a proxy), or dials a new one within b.
+func (c *Client) get(ctx context.Context, b bound) (*conn, error) {
 	for range maxIdle {
 		var cn *conn
 		select {
@@ -142,7 +186,7 @@ func (c *Client) get(ctx context.Context) (*conn, error) {
 		}
 		cn.nc.Close()
 	}
-	d := net.Dialer{Timeout: 10 * time.Second}
+	d := net.Dialer{Deadline: b.at}
 	var nc net.Conn
 	var err error
 	if c.tls != nil {
@@ -152,22 +196,22 @@ func (c *Client) get(ctx context.Context) (*conn, error) {
 		nc, err = d.DialContext(ctx, "tcp", c.addr)
 	}
 	if err != nil {
-		return nil, err
+		return nil, b.err(ctx, err)
 	}
-	cn := &conn{timeout: c.timeout, nc: nc, r: bufio.NewReader(nc), w: bufio.NewWriter(nc)}
+	cn := &conn{nc: nc, r: bufio.NewReader(nc), w: bufio.NewWriter(nc)}
 	if auth := c.auth(); auth != nil {
-		if _, err := cn.roundTrip(ctx, auth); err != nil {
+		if _, err := cn.roundTrip(ctx, b, auth); err != nil || cn.broken {
 			nc.Close()
 			if isReply(err) {
 				err = errors.New("redis: AUTH failed") // not the server's words: they could echo the credential
 			}
-			return nil, err
+			return nil, cmp.Or(err, ctx.Err())
 		}
 	}
 	if c.db != 0 {
-		if _, err := cn.roundTrip(ctx, []any{"SELECT", c.db}); err != nil {
+		if _, err := cn.roundTrip(ctx, b, []any{"SELECT", c.db}); err != nil || cn.broken {
 			nc.Close()
-			return nil, err
+			return nil, cmp.Or(err, ctx.Err())
 		}
 	}
 	return cn, nil
@@ -184,18 +228,18 @@ func (c *Client) auth() []any {
 	return nil
 }
 
-// roundTrip writes a command and reads its reply, within ctx and the
-// connection's timeout.
-func (cn *conn) roundTrip(ctx context.Context, args []any) (any, error) {
-	dl, ok := ctx.Deadline()
-	own := !ok || time.Until(dl) > cn.timeout
-	if own {
-		dl = time.Now().Add(cn.timeout)
-	}
-	cn.nc.SetDeadline(dl)
+// roundTrip writes a command and reads its reply, within ctx and b. When
+// ctx ends as it returns, the connection is broken: its deadline may have
+// been set to the past after the call.
+func (cn *conn) roundTrip(ctx context.Context, b bound, args []any) (any, error) {
+	cn.nc.SetDeadline(b.at)
 	if ctx.Done() != nil {
 		stop := context.AfterFunc(ctx, func() { cn.nc.SetDeadline(time.Unix(1, 0)) })
-		defer stop()
+		defer func() {
+			if !stop() {
+				cn.broken = true
+			}
+		}()
 	}
 	if err := cn.write(args); err != nil {
 		return nil, err
@@ -205,10 +249,7 @@ func (cn *conn) roundTrip(ctx context.Context, args []any) (any, error) {
 	if err == nil {
 		v, err = cn.reply(0)
 	}
-	if own && ctx.Err() == nil && errors.Is(err, os.ErrDeadlineExceeded) {
-		return nil, fmt.Errorf("redis: no reply within %v", cn.timeout)
-	}
-	return v, ctxErr(ctx, err)
+	return v, b.err(ctx, err)
 }
 
 // write writes a command into the buffer, its arguments' bytes as they
@@ -251,21 +292,6 @@ func (cn *conn) header(kind byte, n int) []byte {
 func isReply(err error) bool {
 	_, ok := err.(Error)
 	return ok
-}
-
-// ctxErr reports a failure that ctx caused as ctx's error: the
-// connection's deadline is the context's, and may fire a moment before it.
-func ctxErr(ctx context.Context, err error) error {
-	switch {
-	case err == nil || isReply(err):
-		return err
-	case ctx.Err() != nil:
-		return ctx.Err()
-	}
-	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
-		return context.DeadlineExceeded
-	}
-	return err
 }
 
 // reply reads one reply.
