@@ -37,14 +37,14 @@ func closingServer(t *testing.T) string {
 }
 
 // waitClosed waits (at most five seconds) until the pooled connection
-// shows its peer's close to alive: a close takes a moment to arrive. If
-// alive never sees it, the test fails on the next command.
+// shows its peer's close to its probe: a close takes a moment to arrive. If
+// the probe never sees it, the test fails on the next command.
 func waitClosed(t *testing.T, c *Client) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		cn := <-c.idle
-		gone := !alive(cn.nc)
+		gone := !cn.probe.alive()
 		c.idle <- cn
 		if gone {
 			return

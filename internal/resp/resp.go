@@ -57,6 +57,7 @@ type Client struct {
 type conn struct {
 	broken bool // see roundTrip
 	nc     net.Conn
+	probe  *probe // is an idle nc alive?
 	r      *bufio.Reader
 	w      *bufio.Writer
 	num    [64]byte // scratch: a header in [:32], a number in [32:]
@@ -126,7 +127,7 @@ func (c *Client) Do(ctx context.Context, args ...any) (any, error) {
 		cn.nc.Close() // the connection's state is unknown
 		return v, err
 	}
-	cn.nc.SetDeadline(time.Time{}) // idle: alive reads it without one
+	cn.nc.SetDeadline(time.Time{}) // idle: its probe reads it without one
 	select {
 	case c.idle <- cn:
 	default:
@@ -181,7 +182,7 @@ func (c *Client) get(ctx context.Context, b bound) (*conn, error) {
 		if cn == nil {
 			break
 		}
-		if cn.r.Buffered() == 0 && alive(cn.nc) {
+		if cn.r.Buffered() == 0 && cn.probe.alive() {
 			return cn, nil
 		}
 		cn.nc.Close()
@@ -198,7 +199,7 @@ func (c *Client) get(ctx context.Context, b bound) (*conn, error) {
 	if err != nil {
 		return nil, b.err(ctx, err)
 	}
-	cn := &conn{nc: nc, r: bufio.NewReader(nc), w: bufio.NewWriter(nc)}
+	cn := &conn{nc: nc, probe: newProbe(nc), r: bufio.NewReader(nc), w: bufio.NewWriter(nc)}
 	if auth := c.auth(); auth != nil {
 		if _, err := cn.roundTrip(ctx, b, auth); err != nil || cn.broken {
 			nc.Close()
