@@ -1,6 +1,7 @@
 package middleware_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -109,3 +110,74 @@ func TestResumableFailureStored(t *testing.T) {
 // panicky is a handler's bug, named so that its frame can be found in the
 // panic's logged stack.
 func panicky(http.ResponseWriter, *http.Request) { panic("the handler's bug") }
+
+// refusingStore is a memory store that refuses every event past the
+// first keep of a stream, as a Redis that stopped answering would.
+type refusingStore struct {
+	*resume.MemoryStore
+	keep uint64
+}
+
+var errRefused = errors.New("redis: no answer within 10s")
+
+func (s refusingStore) Append(ctx context.Context, stream string, events []resume.Event) error {
+	if len(events) > 0 && events[len(events)-1].Seq > s.keep {
+		return errRefused
+	}
+	return s.MemoryStore.Append(ctx, stream, events)
+}
+
+// TestResumableStoreRefuses: when the store refuses a stream's events,
+// the stream goes on to its client whole, the Logger says which stream is
+// stored up to which event, a resume from before that gets the events
+// stored, and one past it 404.
+func TestResumableStoreRefuses(t *testing.T) {
+	const n, keep = 30, 10
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range n {
+			io.WriteString(w, "data: "+strconv.Itoa(i+1)+"\n\n")
+			http.NewResponseController(w).Flush()
+		}
+	})
+	var logs gatewaytest.SyncBuffer
+	srv := httptest.NewServer(middleware.NewHandler(h, middleware.ServerConfig{
+		Resume: &middleware.ResumeConfig{Store: refusingStore{resume.NewMemoryStore(resume.MemoryConfig{}), keep}},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))}))
+	defer srv.Close()
+	get := func(lastID string) (*http.Response, []string, []string) {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+		if lastID != "" {
+			req.Header.Set(sse.LastEventIDHeader, lastID)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, ids := readEvents(t, body)
+		return resp, data, ids
+	}
+	resp, data, ids := get("")
+	name := resp.Header.Get(sse.ResumableStreamHeader)
+	if len(data) != n || data[n-1] != strconv.Itoa(n) || ids[n-1] != name+"."+strconv.Itoa(n) {
+		t.Fatalf("live: %d events, ids %v", len(data), ids)
+	}
+	want := "stream " + name + " is stored up to event " + strconv.Itoa(keep) + " only"
+	for i := 0; i < 500 && !strings.Contains(logs.String(), want); i++ { // logged as the handler returns
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), want) || !strings.Contains(logs.String(), errRefused.Error()) {
+		t.Fatalf("the log does not say %q:\n%s", want, logs.String())
+	}
+	if _, data, _ := get(name + ".3"); len(data) != keep-3 || data[0] != "4" || data[keep-4] != strconv.Itoa(keep) {
+		t.Fatalf("resumed from event 3: %v", data)
+	}
+	if resp, _, _ := get(name + "." + strconv.Itoa(keep+1)); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("resumed past the events stored: %d, want 404", resp.StatusCode)
+	}
+}

@@ -43,6 +43,7 @@ type resumeWriter struct {
 	batch    []resume.Event // the events of f.out not yet stored
 	batchLen int            // their bytes
 	storeErr error          // the store refused: the stream goes on unstored
+	storedTo uint64         // with storeErr: the last event stored
 	sendErr  error          // the client is gone
 	failed   bool           // the failure event is written: nothing follows
 	finished bool           // the handler returned
@@ -145,7 +146,7 @@ func (w *resumeWriter) sync() {
 func (w *resumeWriter) store() {
 	if len(w.batch) > 0 && w.storeErr == nil {
 		if err := w.rc.Store.Append(w.sctx, w.name, w.batch); err != nil {
-			w.storeErr = err
+			w.storeErr, w.storedTo = err, w.batch[0].Seq-1
 		}
 	}
 	clear(w.batch)
@@ -223,6 +224,14 @@ func (w *resumeWriter) linger() {
 			return
 		}
 	}
+}
+
+// storeFailure returns the store's error, if it refused events of the
+// stream, and the last event stored.
+func (w *resumeWriter) storeFailure() (uint64, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.storedTo, w.storeErr
 }
 
 // finish stores and sends what is left when the handler returns, and ends

@@ -47,8 +47,10 @@ type ServerConfig struct {
 	Drain <-chan struct{}
 	// DrainRetryAfter is the Retry-After of a draining 503. Zero means 1 s.
 	DrainRetryAfter time.Duration
-	// Logger, if set, receives panics (with their stack) and failed
-	// responses. Nil means silent. Nothing logged holds a header value.
+	// Logger, if set, receives panics (with their stack), failed
+	// responses, and resumable streams the store refused events of (the
+	// stream goes on to its client, but resumes past the last event stored
+	// get 404). Nil means silent. Nothing logged holds a header value.
 	Logger *slog.Logger
 	// Resume, if set, makes the handler's event streams resumable: each
 	// event is stored and gets an id, the work outlives a broken client

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -29,6 +30,9 @@ retry, stream guard, tracing) and serves it through the server stack with
 resumable streams: each event gets an id, the upstream work outlives a
 broken client connection for the linger, and a client that comes back with
 Last-Event-ID (this library's client does so by itself) gets the rest.
+It logs to stderr (log/slog text): the upstream calls' retries and
+failures, panics, budgets exceeded, and streams the store refused events
+of; never a credential.
 
 Flags:
 `
@@ -96,17 +100,20 @@ func relay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "streamguard relay: %v\n", err)
 		return 1
 	}
-	srv := relayServer(up, store, c)
+	srv := relayServer(up, store, c, slog.New(slog.NewTextHandler(stderr, nil)))
 	fmt.Fprintf(stdout, "streamguard relay: http://%s -> %s (store %s, linger %v)\n", ln.Addr(), redact.RawURL(c.upstream), redact.RawURL(c.store), c.linger)
 	return serveUntil(ctx, srv, ln, stderr)
 }
 
-// relayServer builds the relay's http.Server.
-func relayServer(up *url.URL, store resume.Store, c relayConfig) *http.Server {
-	client := middleware.NewClient(middleware.Config{Budget: c.budget, Stream: sse.Config{IdleTimeout: c.idle}})
+// relayServer builds the relay's http.Server. Its log gets the upstream
+// calls' retries and final failures, and the server's panics, budgets
+// exceeded and streams the store refused.
+func relayServer(up *url.URL, store resume.Store, c relayConfig, log *slog.Logger) *http.Server {
+	client := middleware.NewClient(middleware.Config{Budget: c.budget, Stream: sse.Config{IdleTimeout: c.idle}, Logger: log})
 	h := middleware.NewHandler(middleware.Relay(up, client), middleware.ServerConfig{
 		Budget:    c.budget,
 		Heartbeat: 15 * time.Second,
+		Logger:    log,
 		Resume:    &middleware.ResumeConfig{Store: store, Linger: c.linger},
 	})
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second}

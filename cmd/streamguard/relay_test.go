@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
@@ -22,6 +25,14 @@ var listening = regexp.MustCompile(`relay: http://(\S+) -> `)
 // address.
 func startRelay(t *testing.T, args ...string) string {
 	t.Helper()
+	addr, _ := startRelayLog(t, args...)
+	return addr
+}
+
+// startRelayLog is startRelay, and returns what the relay writes to
+// stderr, its log, too.
+func startRelayLog(t *testing.T, args ...string) (string, *gatewaytest.SyncBuffer) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errb gatewaytest.SyncBuffer
 	done := make(chan int, 1)
@@ -34,7 +45,7 @@ func startRelay(t *testing.T, args ...string) string {
 	})
 	for range 500 {
 		if m := listening.FindStringSubmatch(out.String()); m != nil {
-			return m[1]
+			return m[1], &errb
 		}
 		select {
 		case code := <-done:
@@ -44,7 +55,7 @@ func startRelay(t *testing.T, args ...string) string {
 		}
 	}
 	t.Fatal("the relay never said where it listens")
-	return ""
+	return "", nil
 }
 
 func TestRelayUsage(t *testing.T) {
@@ -146,5 +157,35 @@ func TestRelayMemory(t *testing.T) {
 	wantChat(t, readThrough(t, lb.Addr()), n)
 	if lb.Conns() < 2 {
 		t.Fatalf("%d connections: the cut never happened", lb.Conns())
+	}
+}
+
+// TestRelayLogs: the relay logs an upstream call that failed to stderr,
+// and never the key the upstream echoed back.
+func TestRelayLogs(t *testing.T) {
+	const key = "sk-relaylog-8f3a9c2e"
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprintf(w, `{"error":{"message":"Incorrect API key provided: %s"}}`, strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
+	}))
+	defer up.Close()
+	addr, logs := startRelayLog(t, "-upstream", up.URL)
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/chat/completions", strings.NewReader(`{"stream":true}`))
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("status %d, want the upstream's 401", resp.StatusCode)
+	}
+	for i := 0; i < 500 && !strings.Contains(logs.String(), "request failed"); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if l := logs.String(); !strings.Contains(l, "level=ERROR") || !strings.Contains(l, "request failed") || !strings.Contains(l, "401") || strings.Contains(l, "relaylog") {
+		t.Fatalf("the relay's log:\n%s", l)
 	}
 }
