@@ -40,6 +40,13 @@ type ResumeConfig struct {
 	// Linger is how long the handler's work goes on, bounded by its
 	// budget, after its client went away (and after the last client that
 	// resumed it went away) before it is canceled. Zero means DefaultLinger.
+	//
+	// It bounds the other side too: a resume waiting for the next event of
+	// a stream whose writer has shown no sign of life for Linger (no event
+	// stored, and none of the writer's beats, which it sends every
+	// Linger/4, at most 5 s, while the stream is quiet) ends with a
+	// truncated failure event from the platform: the process writing the
+	// stream went down. Replicas that share a store use the same Linger.
 	Linger time.Duration
 	// CredentialHeaders names request headers that carry credentials, in
 	// addition to those the library knows (see Config.CredentialHeaders):
@@ -52,6 +59,12 @@ func (c ResumeConfig) linger() time.Duration {
 		return c.Linger
 	}
 	return DefaultLinger
+}
+
+// beat is how often a stream's readers and its writer show the store
+// that they are there: a quarter of the linger, from 10 ms to 5 s.
+func (c ResumeConfig) beat() time.Duration {
+	return min(max(c.linger()/4, 10*time.Millisecond), 5*time.Second)
 }
 
 // Resumable makes the text/event-stream responses of the handler it wraps
@@ -188,20 +201,25 @@ func serveResume(w http.ResponseWriter, r *http.Request, rc ResumeConfig, id str
 
 // tail writes the events of stream after seq to w, and the live tail,
 // until the stream ends or the client leaves. Each Read is bounded, so
-// that the store sees the reader at least every linger/4.
+// that the store sees the reader at least every beat, and the reader sees
+// whether the writer is still there.
 func tail(ctx context.Context, w http.ResponseWriter, rc ResumeConfig, name string, after uint64) error {
 	rctl := http.NewResponseController(w)
-	touch := min(max(rc.linger()/4, 10*time.Millisecond), 5*time.Second)
 	var buf []byte
 	prefix := idPrefix(name)
 	for ctx.Err() == nil {
-		rctx, cancel := context.WithTimeout(ctx, touch)
+		rctx, cancel := context.WithTimeout(ctx, rc.beat())
 		evs, ended, err := rc.Store.Read(rctx, name, after)
 		cancel()
-		if err != nil && !(errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil) {
-			if ctx.Err() != nil {
-				return nil // the client left
+		switch {
+		case ctx.Err() != nil:
+			return nil // the client left
+		case errors.Is(err, context.DeadlineExceeded): // a beat with nothing new
+			if err := writerGone(ctx, rc, name); err != nil {
+				return err
 			}
+			continue
+		case err != nil:
 			return err
 		}
 		if len(evs) > 0 {
@@ -219,6 +237,19 @@ func tail(ctx context.Context, w http.ResponseWriter, rc ResumeConfig, name stri
 		}
 	}
 	return nil
+}
+
+// writerGone returns the failure of a stream that has not ended and
+// whose writer has shown no sign of life for a linger: the process
+// writing it went down (or its store refused its events and beats).
+func writerGone(ctx context.Context, rc ResumeConfig, name string) error {
+	info, err := rc.Store.Info(ctx, name)
+	if err != nil || info.Ended || info.Written.IsZero() || time.Since(info.Written) <= rc.linger() {
+		return nil // a store that failed fails the next Read
+	}
+	return &streamguard.Error{StatusCode: http.StatusBadGateway, Source: streamguard.SourcePlatform, Reason: streamguard.ReasonTruncated,
+		Message: "the stream's writer has shown no sign of life for " + rc.linger().String() +
+			" (no event stored, no beat): the server writing it went down before its end"}
 }
 
 // idPrefix is the start of the id line of stream name's events: "id:

@@ -47,6 +47,8 @@ type resumeWriter struct {
 	sendErr  error          // the client is gone
 	failed   bool           // the failure event is written: nothing follows
 	finished bool           // the handler returned
+	beat     *time.Timer    // the writer's beat, once the stream is resumable
+	stored   bool           // events were stored since the last beat
 
 	goneOnce sync.Once
 	goneAt   time.Time
@@ -78,6 +80,7 @@ func (w *resumeWriter) writeHeaderLocked(code int) {
 	w.wrote = true
 	if code >= 200 && code <= 299 && sse.IsEventStream(w.w.Header().Get("Content-Type")) {
 		w.resumabl = true
+		w.beat = time.AfterFunc(w.rc.beat(), w.heartbeat)
 		w.w.Header().Set(sse.ResumableStreamHeader, w.name)
 		if ow := findWriter(w.w); ow != nil {
 			ow.onFailure(w.fail)
@@ -147,6 +150,8 @@ func (w *resumeWriter) store() {
 	if len(w.batch) > 0 && w.storeErr == nil {
 		if err := w.rc.Store.Append(w.sctx, w.name, w.batch); err != nil {
 			w.storeErr, w.storedTo = err, w.batch[0].Seq-1
+		} else {
+			w.stored = true
 		}
 	}
 	clear(w.batch)
@@ -200,7 +205,7 @@ func (w *resumeWriter) gone() {
 
 func (w *resumeWriter) linger() {
 	limit := w.rc.linger()
-	t := time.NewTicker(min(max(limit/4, 10*time.Millisecond), 5*time.Second))
+	t := time.NewTicker(w.rc.beat())
 	defer t.Stop()
 	for {
 		select {
@@ -226,6 +231,23 @@ func (w *resumeWriter) linger() {
 	}
 }
 
+// heartbeat is the writer's beat: when it stored nothing since the last
+// one, it tells the store it is alive (an Append of no events), so that a
+// resume waiting on a quiet stream does not take it for lost (see
+// writerGone).
+func (w *resumeWriter) heartbeat() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.finished || w.storeErr != nil {
+		return
+	}
+	if !w.stored {
+		_ = w.rc.Store.Append(w.sctx, w.name, nil) // a failing store fails the next Append
+	}
+	w.stored = false
+	w.beat.Reset(w.rc.beat())
+}
+
 // storeFailure returns the store's error, if it refused events of the
 // stream, and the last event stored.
 func (w *resumeWriter) storeFailure() (uint64, error) {
@@ -239,6 +261,9 @@ func (w *resumeWriter) storeFailure() (uint64, error) {
 func (w *resumeWriter) finish() {
 	w.mu.Lock()
 	w.finished = true
+	if w.beat != nil {
+		w.beat.Stop()
+	}
 	if w.resumabl && !w.failed {
 		w.frame(nil, true)
 		w.sync()

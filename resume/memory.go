@@ -75,6 +75,7 @@ type memStream struct {
 	ended   bool
 	active  time.Time     // last write or read
 	seen    time.Time     // last read, or creation
+	written time.Time     // last Append, or creation
 	wake    chan struct{} // closed and replaced when a write comes, if readers wait
 	waiters int           // readers waiting on wake
 }
@@ -112,7 +113,7 @@ func (m *MemoryStore) Create(_ context.Context, stream string, owner []byte) err
 	if len(m.streams) >= m.cfg.MaxStreams && !m.evict(now, 0, true) {
 		return ErrFull
 	}
-	m.streams[stream] = &memStream{owner: append([]byte(nil), owner...), active: now, seen: now, wake: make(chan struct{})}
+	m.streams[stream] = &memStream{owner: append([]byte(nil), owner...), active: now, seen: now, written: now, wake: make(chan struct{})}
 	return nil
 }
 
@@ -150,9 +151,9 @@ func (m *MemoryStore) Append(_ context.Context, stream string, events []Event) e
 		}
 		s.batches = append(s.batches, b)
 		s.last += uint64(len(events))
+		s.notify()
 	}
-	s.active = now
-	s.notify()
+	s.active, s.written = now, now
 	return nil
 }
 
@@ -178,7 +179,7 @@ func (m *MemoryStore) Info(_ context.Context, stream string) (Info, error) {
 	if err != nil {
 		return Info{}, err
 	}
-	return Info{Owner: s.owner, Last: s.last, Ended: s.ended, Seen: s.seen}, nil
+	return Info{Owner: s.owner, Last: s.last, Ended: s.ended, Seen: s.seen, Written: s.written}, nil
 }
 
 // Read returns the events after after, waiting for one while the stream

@@ -101,7 +101,8 @@ type RedisConfig struct {
 //	P{sets}:ended       being written and ended, scored by the unix ms at
 //	                    which each one expires: they count streams
 //	                    against MaxStreams
-//	Ps:{N}:meta         a hash: owner, last, ended, seen, created
+//	Ps:{N}:meta         a hash: owner, last, ended, seen, created,
+//	                    written (by Redis's clock: TIME)
 //	Ps:{N}:events       a stream: each Append's batch is one entry, its id
 //	                    0-{seq of its last event}, its fields n (its
 //	                    events), l (their lengths, "12,7,...") and d
@@ -286,17 +287,24 @@ func (s *RedisStore) Info(ctx context.Context, stream string) (Info, error) {
 		return Info{}, err
 	}
 	r, _ := v.([]any)
-	if len(r) != 4 {
+	if len(r) < 4 || len(r) > 5 {
 		return Info{}, errRedisReply("info", v)
 	}
 	owner, _ := r[0].(string)
 	last, err1 := parseRedisUint(r[1])
 	ended, _ := r[2].(string)
 	seen, err2 := parseRedisUint(r[3])
-	if err := errors.Join(err1, err2); err != nil {
+	info := Info{Owner: []byte(owner), Last: last, Ended: ended == "1", Seen: time.UnixMilli(int64(seen))}
+	var err3 error
+	if len(r) == 5 && r[4] != nil { // by the server's clock, told as an age: by this one's
+		var age uint64
+		age, err3 = parseRedisUint(r[4])
+		info.Written = time.Now().Add(-time.Duration(min(age, 1<<40)) * time.Millisecond)
+	}
+	if err := errors.Join(err1, err2, err3); err != nil {
 		return Info{}, fmt.Errorf("resume: redis info of %q: %w", stream, err)
 	}
-	return Info{Owner: []byte(owner), Last: last, Ended: ended == "1", Seen: time.UnixMilli(int64(seen))}, nil
+	return info, nil
 }
 
 // touch renews a live stream's expiry in the sets, at most every TTL/8 for

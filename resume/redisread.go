@@ -16,10 +16,18 @@ import (
 // (ErrSequence, both) and that it fits MaxLen (ErrFull), and adds it whole
 // or not at all. A longer Append is several batches, each whole; it stops
 // at the first refused. The command is built in pooled memory, the
-// stream's keys kept from the last Append: a few allocations per call.
+// stream's keys kept from the last Append: a few allocations per call. An
+// Append of no events records that the writer is alive (Info.Written).
 func (s *RedisStore) Append(ctx context.Context, stream string, events []Event) error {
 	if !validRedisName(stream) {
 		return ErrNotFound
+	}
+	if len(events) == 0 {
+		_, err := aliveScript.run(ctx, s.rdb, s.keys(stream), s.ttl, s.gone)
+		if err == nil {
+			s.touch(ctx, stream)
+		}
+		return err
 	}
 	for i := 1; i < len(events); i++ {
 		if events[i].Seq != events[i-1].Seq+1 {

@@ -58,7 +58,9 @@ func (sc *script) do(ctx context.Context, c RedisClient, cmd []any) (any, error)
 // prelude defines what the scripts of a stream share: missing answers for
 // a stream without meta (expired while the tombstone lasts, else unknown);
 // touch gives the keys their TTL (ARGV[1], ms) and the tombstone its own
-// (ARGV[2], ms).
+// (ARGV[2], ms); now is the server's clock, in unix ms: the meta's
+// written (a writer's last sign of life) is by it, so that a replica whose
+// clock is off does not take a live writer for a dead one.
 const prelude = `
 local function missing()
 	if redis.call('EXISTS', KEYS[3]) == 1 then
@@ -70,6 +72,10 @@ local function touch()
 	redis.call('PEXPIRE', KEYS[1], ARGV[1])
 	redis.call('PEXPIRE', KEYS[2], ARGV[1])
 	redis.call('SET', KEYS[3], '1', 'PX', ARGV[2])
+end
+local function now()
+	local t = redis.call('TIME')
+	return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 `
 
@@ -126,7 +132,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[1], 'owner', ARGV[3], 'last', '0', 'ended', '0',
-	'seen', ARGV[4], 'created', ARGV[4])
+	'seen', ARGV[4], 'created', ARGV[4], 'written', now())
 touch()
 return 1
 `)
@@ -150,9 +156,21 @@ if last > tonumber(ARGV[3]) then
 	return redis.error_reply('SGFULL stream full')
 end
 redis.call('XADD', KEYS[2], '0-' .. last, 'n', ARGV[5], 'l', ARGV[6], 'd', ARGV[7])
-redis.call('HSET', KEYS[1], 'last', last)
+redis.call('HSET', KEYS[1], 'last', last, 'written', now())
 touch()
 return last
+`)
+
+// aliveScript records that a stream's writer is alive: an Append of no
+// events. ARGV: ttl, tombstone ttl.
+var aliveScript = newScript(prelude + `
+local m = redis.call('HMGET', KEYS[1], 'last', 'ended')
+if not m[1] then return missing() end
+if m[2] ~= '1' then
+	redis.call('HSET', KEYS[1], 'written', now())
+	touch()
+end
+return 1
 `)
 
 // endScript marks a stream ended and adds the end marker, the entry
@@ -243,10 +261,13 @@ end
 return {m[1], m[2], tostring(first), table.concat(lens, ','), table.concat(body)}
 `)
 
-// infoScript returns {owner, last, ended, seen}.
+// infoScript returns {owner, last, ended, seen, ms since written}: the
+// last is false (nil) for a stream an older version wrote, with no
+// written.
 var infoScript = newScript(prelude + `
-local m = redis.call('HMGET', KEYS[1], 'owner', 'last', 'ended', 'seen')
+local m = redis.call('HMGET', KEYS[1], 'owner', 'last', 'ended', 'seen', 'written')
 if not m[2] then return missing() end
+if m[5] then m[5] = tostring(math.max(0, now() - tonumber(m[5]))) end
 return m
 `)
 

@@ -55,6 +55,12 @@ type Info struct {
 	Last  uint64    // the sequence number of its last event; 0: none yet
 	Ended bool      // no event will follow Last
 	Seen  time.Time // when a reader last read it (or when it was created)
+	// Written is when its writer last appended to it, or said it is alive
+	// with an Append of no events (or when it was created), by the
+	// caller's clock; zero when the store does not know. A reader waiting
+	// on a stream that is not ended and whose writer has been silent for
+	// long has lost it: the writer's process went down.
+	Written time.Time
 }
 
 // Store keeps the events of resumable streams. Its methods are safe for
@@ -73,7 +79,9 @@ type Store interface {
 	// more than the stream's last. A store may batch them; they are
 	// readable when Append returns. Its ctx never ends (a stream whose
 	// client has gone is still stored), and the stream's writes wait for
-	// it: a store that does I/O bounds each Append in time itself.
+	// it: a store that does I/O bounds each Append in time itself. An
+	// Append of no events only says that the writer is alive
+	// (Info.Written).
 	Append(ctx context.Context, stream string, events []Event) error
 	// End marks the stream complete: readers get every event and then
 	// ended.

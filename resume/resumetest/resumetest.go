@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) resume.Store) {
 	t.Run("read waits for the tail", func(t *testing.T) { testTail(t, newStore(t)) })
 	t.Run("concurrent readers", func(t *testing.T) { testReaders(t, newStore(t)) })
 	t.Run("out of sequence", func(t *testing.T) { testSequence(t, newStore(t)) })
+	t.Run("writer's sign of life", func(t *testing.T) { testWritten(t, newStore(t)) })
 }
 
 func ctx(t testing.TB) context.Context {
@@ -295,4 +296,56 @@ func ScriptsFlushed(t *testing.T, s resume.Store, flush func(context.Context) er
 	if len(evs) != 3 || evs[2].Seq != 3 || !bytes.Equal(evs[2].Data, Event(name, 3).Data) {
 		t.Fatalf("read back %d events", len(evs))
 	}
+}
+
+// testWritten checks Info.Written: set by Create and by every Append,
+// also one of no events (which adds none), and not by a Read.
+func testWritten(t *testing.T, s resume.Store) {
+	name := Name()
+	if err := s.Append(ctx(t), name, nil); !errors.Is(err, resume.ErrNotFound) {
+		t.Fatalf("an empty Append to an unknown stream: %v, want ErrNotFound", err)
+	}
+	if err := s.Create(ctx(t), name, []byte("owner")); err != nil {
+		t.Fatal(err)
+	}
+	written := func() time.Time {
+		t.Helper()
+		info, err := s.Info(ctx(t), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.Written
+	}
+	// The store may keep its own clock (Redis's) to the millisecond.
+	const slack = 25 * time.Millisecond
+	if w := written(); w.IsZero() || time.Since(w) > time.Second || time.Until(w) > slack {
+		t.Fatalf("Written %v after Create, at %v", w, time.Now())
+	}
+	if err := s.Append(ctx(t), name, []resume.Event{Event(name, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	w1 := written()
+	time.Sleep(4 * slack)
+	if evs, _, err := s.Read(ctx(t), name, 0); err != nil || len(evs) != 1 {
+		t.Fatalf("Read: %d events, %v", len(evs), err)
+	}
+	if w := written(); w.Sub(w1).Abs() > slack {
+		t.Fatalf("a Read moved Written from %v to %v", w1, w)
+	}
+	if err := s.Append(ctx(t), name, nil); err != nil {
+		t.Fatalf("an empty Append: %v", err)
+	}
+	if w := written(); w.Sub(w1) < 3*slack {
+		t.Fatalf("an empty Append %v after the last left Written at %v (was %v)", 4*slack, w, w1)
+	}
+	if info, _ := s.Info(ctx(t), name); info.Last != 1 || info.Ended {
+		t.Fatalf("an empty Append changed the stream: %+v", info)
+	}
+	if err := s.End(ctx(t), name); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Append(ctx(t), name, nil); err != nil {
+		t.Fatalf("an empty Append to an ended stream: %v", err)
+	}
+	checkRead(t, s, name, 0, 1, func(seq uint64) resume.Event { return Event(name, seq) })
 }

@@ -1,0 +1,112 @@
+package middleware_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/streamguard/streamguard/middleware"
+	"github.com/streamguard/streamguard/resume"
+	"github.com/streamguard/streamguard/sse"
+)
+
+// TestResumeWriterGone: a resume of a stream that has not ended and whose
+// writer shows no sign of life (its process went down: here, a stream in
+// the store that nobody writes) gets the events stored after its id, then,
+// a linger after the last of them was stored, a truncated failure event
+// from the platform, instead of waiting for an event that never comes.
+func TestResumeWriterGone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const linger = 2 * time.Second
+		store := resume.NewMemoryStore(resume.MemoryConfig{})
+		h := middleware.NewHandler(http.NotFoundHandler(), middleware.ServerConfig{Resume: &middleware.ResumeConfig{Store: store, Linger: linger}})
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.Header.Set("Authorization", "Bearer sk-tenant-0123456789")
+		name := "abcdefghijklmnopqrstuvwxyz"
+		ctx := context.Background()
+		key, _ := store.Key(ctx)
+		if err := store.Create(ctx, name, resume.OwnerHash(key, req, nil)); err != nil {
+			t.Fatal(err)
+		}
+		var evs []resume.Event
+		for seq := uint64(1); seq <= 3; seq++ {
+			evs = append(evs, resume.Event{Seq: seq, Data: fmt.Appendf(nil, "data: %d\n", seq)})
+		}
+		if err := store.Append(ctx, name, evs); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(linger / 2) // the writer went down half a linger ago
+
+		req.Header.Set(sse.LastEventIDHeader, name+".1")
+		rctx, cancel := context.WithTimeout(ctx, 10*linger) // a regression fails, not hangs
+		defer cancel()
+		rec := httptest.NewRecorder()
+		start := time.Now()
+		h.ServeHTTP(rec, req.WithContext(rctx))
+		waited := time.Since(start)
+
+		body := rec.Body.String()
+		want := "data: 2\nid: " + name + ".2\n\ndata: 3\nid: " + name + ".3\n\n"
+		if rec.Code != http.StatusOK || !strings.HasPrefix(body, want) {
+			t.Fatalf("%d %q, want the stored events first", rec.Code, body)
+		}
+		failure := body[len(want):]
+		for _, s := range []string{`"source":"platform"`, `"reason":"truncated"`, "no sign of life", "\nevent: error\n\n"} {
+			if !strings.Contains(failure, s) {
+				t.Fatalf("the end of the resume, %q, has no %q", failure, s)
+			}
+		}
+		// The writer's last sign of life was linger/2 before the resume
+		// came; the reader looks every beat (linger/4).
+		if waited < linger/2 || waited > linger/2+linger/4 {
+			t.Fatalf("the resume ended %v after it came, want %v to %v", waited, linger/2, linger/2+linger/4)
+		}
+	})
+}
+
+// TestResumeQuietWriter: a writer whose stream is quiet for many lingers
+// (a model thinking) beats, so that a resume waiting on it gets its next
+// event and its end, never a failure.
+func TestResumeQuietWriter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const linger, quiet = 2 * time.Second, 10 * time.Second
+		handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.Write([]byte("data: 1\n\n"))
+			w.(http.Flusher).Flush()
+			time.Sleep(quiet)
+			w.Write([]byte("data: [DONE]\n\n"))
+		})
+		h := middleware.NewHandler(handler, middleware.ServerConfig{Resume: &middleware.ResumeConfig{Linger: linger}})
+		first := httptest.NewRecorder()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			h.ServeHTTP(first, httptest.NewRequest(http.MethodGet, "/", nil))
+		}()
+		synctest.Wait() // the handler sleeps after its first event
+		name := first.Header().Get(sse.ResumableStreamHeader)
+		if name == "" {
+			t.Fatal("no Resumable-Stream header")
+		}
+		rctx, cancel := context.WithTimeout(context.Background(), 2*quiet) // a regression fails, not hangs
+		defer cancel()
+		req := httptest.NewRequestWithContext(rctx, http.MethodGet, "/", nil)
+		req.Header.Set(sse.LastEventIDHeader, name+".1")
+		resumed := httptest.NewRecorder()
+		start := time.Now()
+		h.ServeHTTP(resumed, req)
+		if waited := time.Since(start); waited != quiet {
+			t.Errorf("the resume ended after %v, want %v (the writer's end)", waited, quiet)
+		}
+		if want := "data: [DONE]\nid: " + name + ".2\n\n"; resumed.Code != http.StatusOK || resumed.Body.String() != want {
+			t.Fatalf("%d %q, want %q", resumed.Code, resumed.Body.String(), want)
+		}
+		<-done
+	})
+}
