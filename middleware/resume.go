@@ -194,16 +194,30 @@ func serveResume(w http.ResponseWriter, r *http.Request, rc ResumeConfig, id str
 	h.Set("Cache-Control", "no-cache")
 	h.Set(sse.ResumableStreamHeader, name)
 	w.WriteHeader(http.StatusOK)
-	if err := tail(ctx, w, rc, name, seq); err != nil {
-		WriteError(w, r, storeError(err))
+	after, err := tail(ctx, w, rc, name, seq)
+	if err == nil {
+		return
 	}
+	if ow := findWriter(w); ow != nil {
+		// The failure event gets the next id, so that a client sees it
+		// follow the last event it got, even when it is the first of the
+		// resume; it is not stored (nothing follows it).
+		ow.onFailure(func(err error) bool {
+			frame := sse.AppendFailureFrame(nil, err)
+			frame = appendStored(nil, idPrefix(name), resume.Event{Seq: after + 1, Data: frame[:len(frame)-1]})
+			_, werr := w.Write(frame)
+			return werr == nil && http.NewResponseController(w).Flush() == nil
+		})
+	}
+	WriteError(w, r, storeError(err))
 }
 
 // tail writes the events of stream after seq to w, and the live tail,
-// until the stream ends or the client leaves. Each Read is bounded, so
+// until the stream ends or the client leaves, and returns the last event
+// it wrote. Each Read is bounded, so
 // that the store sees the reader at least every beat, and the reader sees
 // whether the writer is still there.
-func tail(ctx context.Context, w http.ResponseWriter, rc ResumeConfig, name string, after uint64) error {
+func tail(ctx context.Context, w http.ResponseWriter, rc ResumeConfig, name string, after uint64) (uint64, error) {
 	rctl := http.NewResponseController(w)
 	var buf []byte
 	prefix := idPrefix(name)
@@ -213,14 +227,14 @@ func tail(ctx context.Context, w http.ResponseWriter, rc ResumeConfig, name stri
 		cancel()
 		switch {
 		case ctx.Err() != nil:
-			return nil // the client left
+			return after, nil // the client left
 		case errors.Is(err, context.DeadlineExceeded): // a beat with nothing new
 			if err := writerGone(ctx, rc, name); err != nil {
-				return err
+				return after, err
 			}
 			continue
 		case err != nil:
-			return err
+			return after, err
 		}
 		if len(evs) > 0 {
 			buf = buf[:0]
@@ -228,15 +242,15 @@ func tail(ctx context.Context, w http.ResponseWriter, rc ResumeConfig, name stri
 				buf = appendStored(buf, prefix, e)
 			}
 			if _, err := w.Write(buf); err != nil || rctl.Flush() != nil {
-				return nil
+				return after, nil
 			}
 			after = evs[len(evs)-1].Seq
 		}
 		if ended {
-			return nil
+			return after, nil
 		}
 	}
-	return nil
+	return after, nil
 }
 
 // writerGone returns the failure of a stream that has not ended and

@@ -56,7 +56,9 @@ func TestResumeWriterGone(t *testing.T) {
 			t.Fatalf("%d %q, want the stored events first", rec.Code, body)
 		}
 		failure := body[len(want):]
-		for _, s := range []string{`"source":"platform"`, `"reason":"truncated"`, "no sign of life", "\nevent: error\n\n"} {
+		// The failure event gets the next id: a client sees it follow the
+		// last event it got.
+		for _, s := range []string{`"source":"platform"`, `"reason":"truncated"`, "no sign of life", "\nevent: error\nid: " + name + ".4\n\n"} {
 			if !strings.Contains(failure, s) {
 				t.Fatalf("the end of the resume, %q, has no %q", failure, s)
 			}

@@ -631,3 +631,33 @@ func TestResumeBeforeFirstEvent(t *testing.T) {
 		t.Fatalf("%d requests; the resume's Last-Event-ID %q", len(recs), recs[len(recs)-1].Header.Get("Last-Event-ID"))
 	}
 }
+
+// TestResumeNotAfterFailureEvent: a stream whose server ended it with a
+// failure event (here a truncated one, with the next id, as a resumable
+// stream's server writes it) is not resumed: the server gave up on it,
+// and the verdict is its failure.
+func TestResumeNotAfterFailureEvent(t *testing.T) {
+	const name = "abcdefghijklmnopqrstuvwxyz"
+	failure := sse.AppendFailureFrame(nil, &streamguard.Error{Source: streamguard.SourcePlatform, Reason: streamguard.ReasonTruncated,
+		StatusCode: http.StatusBadGateway, Message: "the stream's writer went down"})
+	model := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set(sse.ResumableStreamHeader, name)
+		io.WriteString(w, "data: "+gatewaytest.ChatChunk(0)+"\nid: "+name+".1\n\n")
+		w.Write(failure[:len(failure)-1])
+		io.WriteString(w, "id: "+name+".2\n\n")
+	})
+	servers(t, func() http.Handler { return model }, func(t *testing.T, srv *gatewaytest.Server) {
+		resp, err := guardedClient(srv, fastResume()).Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, se := readAll(t, resp)
+		if se == nil || se.Source != streamguard.SourcePlatform || se.Reason != streamguard.ReasonTruncated || se.Resumes != 0 {
+			t.Fatalf("verdict %v, want the failure event's, no resume", se)
+		}
+		if n := srv.Gateway.Requests(); n != 1 {
+			t.Fatalf("%d requests: the stream was resumed after its failure event", n)
+		}
+	})
+}

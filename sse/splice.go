@@ -89,11 +89,12 @@ func (r *resuming) setRetry(v []byte) {
 // true when a continuation now feeds the body, false when the stream ends
 // with its verdict. A resume request that got no response (the network
 // failed again) is tried again while resumes remain; one answered with an
-// error status ends the stream.
+// error status ends the stream. A stream that ended with a failure event
+// is not resumed: its server gave up on it.
 func (b *body) resume() bool {
 	r := b.rs
 	v := b.verdict()
-	if r.st == nil || r.mismatch || v == nil ||
+	if r.st == nil || r.mismatch || b.inband != nil || v == nil ||
 		(v.Reason != streamguard.ReasonTruncated && v.Reason != streamguard.ReasonStalled) {
 		return false
 	}

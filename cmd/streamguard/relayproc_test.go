@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -23,6 +24,16 @@ import (
 // with another code), and what it wrote must not hold secret (unless "").
 func startRelayProcess(t *testing.T, env []string, secret string, args ...string) string {
 	t.Helper()
+	addr, _ := startRelayProcessKill(t, env, secret, args...)
+	return addr
+}
+
+// startRelayProcessKill is startRelayProcess, and returns a func that
+// kills the process (SIGKILL: it dies mid-work, as in a crash, which its
+// cleanup then takes as its end).
+func startRelayProcessKill(t *testing.T, env []string, secret string, args ...string) (string, func()) {
+	t.Helper()
+	var killed atomic.Bool
 	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^$", "--", "relay", "-listen", "127.0.0.1:0"}, args...)...)
 	cmd.Env = append(append(os.Environ(), env...), "STREAMGUARD_TEST_MAIN=1")
 	var errb gatewaytest.SyncBuffer
@@ -53,7 +64,7 @@ func startRelayProcess(t *testing.T, env []string, secret string, args ...string
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case err := <-exited:
-			if err != nil {
+			if err != nil && !killed.Load() {
 				t.Errorf("relay process %d: %v\n%s", cmd.Process.Pid, err, errb.String())
 			}
 			if all := out.String() + errb.String(); secret != "" && strings.Contains(all, secret) {
@@ -65,16 +76,20 @@ func startRelayProcess(t *testing.T, env []string, secret string, args ...string
 			<-exited
 		}
 	})
+	kill := func() {
+		killed.Store(true)
+		cmd.Process.Kill()
+	}
 	select {
 	case a := <-addr:
-		return a
+		return a, kill
 	case err := <-exited:
 		exited <- err
 		t.Fatalf("relay process exited: %v\n%s", err, errb.String())
 	case <-time.After(30 * time.Second):
 		t.Fatalf("the relay process never said where it listens\n%s", errb.String())
 	}
-	return ""
+	return "", nil
 }
 
 // TestRelayRedisTwoProcesses runs two relay processes sharing one Redis:
