@@ -263,7 +263,7 @@ func writerGone(ctx context.Context, rc ResumeConfig, name string) error {
 	}
 	return &streamguard.Error{StatusCode: http.StatusBadGateway, Source: streamguard.SourcePlatform, Reason: streamguard.ReasonTruncated,
 		Message: "the stream's writer has shown no sign of life for " + rc.linger().String() +
-			" (no event stored, no beat): the server writing it went down, or its store refused its events, before its end"}
+			" (no event stored, no beat): the server writing it went down before its end"}
 }
 
 // idPrefix is the start of the id line of stream name's events: "id:

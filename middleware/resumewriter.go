@@ -257,9 +257,7 @@ func (w *resumeWriter) storeFailure() (uint64, error) {
 }
 
 // finish stores and sends what is left when the handler returns, and ends
-// the stream in the store, unless the store refused some of its events:
-// then a resume gets the events stored and, a linger later, the failure of
-// a writer gone (see writerGone), never a clean end that hides the rest.
+// the stream in the store.
 func (w *resumeWriter) finish() {
 	w.mu.Lock()
 	w.finished = true
@@ -273,12 +271,8 @@ func (w *resumeWriter) finish() {
 			w.w.Write(w.f.out) // an event the handler never ended: the client sees it cut
 		}
 	}
-	refused := w.storeErr != nil
 	w.mu.Unlock()
 	close(w.done)
-	if refused {
-		return
-	}
 	ctx, cancel := context.WithTimeout(w.sctx, 5*time.Second)
 	defer cancel()
 	w.rc.Store.End(ctx, w.name)
