@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -111,4 +112,64 @@ func TestResumeQuietWriter(t *testing.T) {
 		}
 		<-done
 	})
+}
+
+// blockRW is a ResponseRecorder whose writes after the first wait for
+// block: a client that stopped reading.
+type blockRW struct {
+	*httptest.ResponseRecorder
+	block  chan struct{}
+	writes atomic.Int32
+}
+
+func (b *blockRW) Write(p []byte) (int, error) {
+	if b.writes.Add(1) > 1 {
+		<-b.block
+	}
+	return b.ResponseRecorder.Write(p)
+}
+
+// TestResumeWriterBlockedOnClient: a writer whose send to its first client
+// is blocked (a client that stopped reading) still beats, so that a resume
+// at the same time is not told the writer is gone. Real time: a goroutine
+// waiting on a mutex is not durably blocked in a synctest bubble.
+func TestResumeWriterBlockedOnClient(t *testing.T) {
+	const linger = 400 * time.Millisecond
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := 1; i <= 6; i++ {
+			fmt.Fprintf(w, "data: %d\n\n", i)
+			w.(http.Flusher).Flush()
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	h := middleware.NewHandler(handler, middleware.ServerConfig{Resume: &middleware.ResumeConfig{Linger: linger}})
+	first := &blockRW{ResponseRecorder: httptest.NewRecorder(), block: make(chan struct{})}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.ServeHTTP(first, httptest.NewRequest(http.MethodGet, "/", nil))
+	}()
+	var name string
+	for i := 0; i < 500 && name == ""; i++ { // the header is out with the first event
+		time.Sleep(10 * time.Millisecond)
+		if first.writes.Load() > 1 {
+			name = first.Header().Get(sse.ResumableStreamHeader)
+		}
+	}
+	if name == "" {
+		t.Fatal("no Resumable-Stream header")
+	}
+	unblock := time.AfterFunc(4*linger, func() { close(first.block) })
+	defer unblock.Stop()
+	rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req := httptest.NewRequestWithContext(rctx, http.MethodGet, "/", nil)
+	req.Header.Set(sse.LastEventIDHeader, name+".1")
+	resumed := httptest.NewRecorder()
+	h.ServeHTTP(resumed, req)
+	<-done
+	if body := resumed.Body.String(); strings.Contains(body, "event: error") || !strings.HasSuffix(body, "data: 6\nid: "+name+".6\n\n") {
+		t.Fatalf("the resume got %q, want events 2 to 6 and the end", body)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/streamguard/streamguard/resume"
@@ -47,8 +48,12 @@ type resumeWriter struct {
 	sendErr  error          // the client is gone
 	failed   bool           // the failure event is written: nothing follows
 	finished bool           // the handler returned
-	beat     *time.Timer    // the writer's beat, once the stream is resumable
-	stored   bool           // events were stored since the last beat
+	// The writer's beat, once the stream is resumable: it takes no lock of
+	// the writer's, so that a write blocked on a slow client never stops
+	// it (the stream is alive, and a resume must not take it for lost).
+	beat    atomic.Pointer[time.Timer]
+	stored  atomic.Bool // events were stored since the last beat
+	noBeats atomic.Bool // the handler returned, or the store refused
 
 	goneOnce sync.Once
 	goneAt   time.Time
@@ -80,7 +85,9 @@ func (w *resumeWriter) writeHeaderLocked(code int) {
 	w.wrote = true
 	if code >= 200 && code <= 299 && sse.IsEventStream(w.w.Header().Get("Content-Type")) {
 		w.resumabl = true
-		w.beat = time.AfterFunc(w.rc.beat(), w.heartbeat)
+		t := time.AfterFunc(time.Hour, w.heartbeat)
+		w.beat.Store(t)
+		t.Reset(w.rc.beat())
 		w.w.Header().Set(sse.ResumableStreamHeader, w.name)
 		if ow := findWriter(w.w); ow != nil {
 			ow.onFailure(w.fail)
@@ -150,8 +157,9 @@ func (w *resumeWriter) store() {
 	if len(w.batch) > 0 && w.storeErr == nil {
 		if err := w.rc.Store.Append(w.sctx, w.name, w.batch); err != nil {
 			w.storeErr, w.storedTo = err, w.batch[0].Seq-1
+			w.noBeats.Store(true)
 		} else {
-			w.stored = true
+			w.stored.Store(true)
 		}
 	}
 	clear(w.batch)
@@ -236,16 +244,15 @@ func (w *resumeWriter) linger() {
 // resume waiting on a quiet stream does not take it for lost (see
 // writerGone).
 func (w *resumeWriter) heartbeat() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.finished || w.storeErr != nil {
+	if w.noBeats.Load() {
 		return
 	}
-	if !w.stored {
+	if !w.stored.Swap(false) {
 		_ = w.rc.Store.Append(w.sctx, w.name, nil) // a failing store fails the next Append
 	}
-	w.stored = false
-	w.beat.Reset(w.rc.beat())
+	if !w.noBeats.Load() {
+		w.beat.Load().Reset(w.rc.beat())
+	}
 }
 
 // storeFailure returns the store's error, if it refused events of the
@@ -261,8 +268,9 @@ func (w *resumeWriter) storeFailure() (uint64, error) {
 func (w *resumeWriter) finish() {
 	w.mu.Lock()
 	w.finished = true
-	if w.beat != nil {
-		w.beat.Stop()
+	w.noBeats.Store(true)
+	if t := w.beat.Load(); t != nil {
+		t.Stop()
 	}
 	if w.resumabl && !w.failed {
 		w.frame(nil, true)

@@ -81,7 +81,7 @@ type Store interface {
 	// client has gone is still stored), and the stream's writes wait for
 	// it: a store that does I/O bounds each Append in time itself. An
 	// Append of no events only says that the writer is alive
-	// (Info.Written).
+	// (Info.Written); it may come concurrently with the writer's others.
 	Append(ctx context.Context, stream string, events []Event) error
 	// End marks the stream complete: readers get every event and then
 	// ended.
