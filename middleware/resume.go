@@ -214,9 +214,8 @@ func serveResume(w http.ResponseWriter, r *http.Request, rc ResumeConfig, id str
 
 // tail writes the events of stream after seq to w, and the live tail,
 // until the stream ends or the client leaves, and returns the last event
-// it wrote. Each Read is bounded, so
-// that the store sees the reader at least every beat, and the reader sees
-// whether the writer is still there.
+// it wrote. Each Read is bounded, so that the store sees the reader at
+// least every beat, and the reader sees whether the writer is still there.
 func tail(ctx context.Context, w http.ResponseWriter, rc ResumeConfig, name string, after uint64) (uint64, error) {
 	rctl := http.NewResponseController(w)
 	var buf []byte
