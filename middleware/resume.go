@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/streamguard/streamguard"
@@ -162,6 +163,7 @@ func serveResumable(w http.ResponseWriter, r *http.Request, next http.Handler, c
 		// the Timeout layer has not written it yet: the handler may see
 		// the deadline before that layer does.
 		endBudget(cfg, ow, r, cfg.budget(r))
+		ow.settle() // the budget's own callback may be writing it: not finished under it
 	}
 }
 
@@ -194,62 +196,104 @@ func serveResume(w http.ResponseWriter, r *http.Request, rc ResumeConfig, id str
 	h.Set("Cache-Control", "no-cache")
 	h.Set(sse.ResumableStreamHeader, name)
 	w.WriteHeader(http.StatusOK)
-	after, err := tail(ctx, w, rc, name, seq)
-	if err == nil {
-		return
-	}
+	t := &tailer{w: w, rc: rc, name: name, prefix: idPrefix(name), after: seq}
 	if ow := findWriter(w); ow != nil {
-		// The failure event gets the next id, so that a client sees it
+		// A failure event (the budget's, which may come while the resume
+		// waits, or the store's) gets the next id, so that a client sees it
 		// follow the last event it got, even when it is the first of the
 		// resume; it is not stored (nothing follows it).
-		ow.onFailure(func(err error) bool {
-			frame := sse.AppendFailureFrame(nil, err)
-			frame = appendStored(nil, idPrefix(name), resume.Event{Seq: after + 1, Data: frame[:len(frame)-1]})
-			_, werr := w.Write(frame)
-			return werr == nil && http.NewResponseController(w).Flush() == nil
-		})
+		ow.onFailure(t.fail)
 	}
-	WriteError(w, r, storeError(err))
+	if err := t.run(ctx); err != nil {
+		WriteError(w, r, storeError(err))
+	}
 }
 
-// tail writes the events of stream after seq to w, and the live tail,
-// until the stream ends or the client leaves, and returns the last event
-// it wrote. Each Read is bounded, so that the store sees the reader at
-// least every beat, and the reader sees whether the writer is still there.
-func tail(ctx context.Context, w http.ResponseWriter, rc ResumeConfig, name string, after uint64) (uint64, error) {
-	rctl := http.NewResponseController(w)
+// tailer writes the events of a stream to a resume's client: the stored
+// ones after its id, then the live tail, then, if the resume fails, the
+// failure event. mu orders its writes: the failure event (written from the
+// budget's goroutine, or after run) comes after the last event written,
+// with the next id, and nothing after it.
+type tailer struct {
+	w      http.ResponseWriter
+	rc     ResumeConfig
+	name   string
+	prefix []byte // idPrefix(name)
+
+	mu     sync.Mutex
+	after  uint64 // the last event written
+	failed bool   // the failure event is written: nothing follows
+}
+
+// run writes the events of the stream after t.after, and the live tail,
+// until the stream ends or the client leaves. Each Read is bounded, so that
+// the store sees the reader at least every beat, and the reader sees
+// whether the writer is still there.
+func (t *tailer) run(ctx context.Context) error {
+	rctl := http.NewResponseController(t.w)
 	var buf []byte
-	prefix := idPrefix(name)
+	after := t.after
 	for ctx.Err() == nil {
-		rctx, cancel := context.WithTimeout(ctx, rc.beat())
-		evs, ended, err := rc.Store.Read(rctx, name, after)
+		rctx, cancel := context.WithTimeout(ctx, t.rc.beat())
+		evs, ended, err := t.rc.Store.Read(rctx, t.name, after)
 		cancel()
 		switch {
 		case ctx.Err() != nil:
-			return after, nil // the client left
+			return nil // the client left, or the budget ended the resume
 		case errors.Is(err, context.DeadlineExceeded): // a beat with nothing new
-			if err := writerGone(ctx, rc, name); err != nil {
-				return after, err
+			if err := writerGone(ctx, t.rc, t.name); err != nil {
+				return err
 			}
 			continue
 		case err != nil:
-			return after, err
+			return err
 		}
 		if len(evs) > 0 {
 			buf = buf[:0]
 			for _, e := range evs {
-				buf = appendStored(buf, prefix, e)
+				buf = appendStored(buf, t.prefix, e)
 			}
-			if _, err := w.Write(buf); err != nil || rctl.Flush() != nil {
-				return after, nil
+			if !t.send(buf, evs[len(evs)-1].Seq, rctl) {
+				return nil
 			}
 			after = evs[len(evs)-1].Seq
 		}
 		if ended {
-			return after, nil
+			return nil
 		}
 	}
-	return after, nil
+	return nil
+}
+
+// send writes and flushes buf, events up to last, unless the failure
+// event is out; it reports whether the resume goes on.
+func (t *tailer) send(buf []byte, last uint64, rctl *http.ResponseController) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.failed {
+		return false
+	}
+	if _, err := t.w.Write(buf); err != nil || rctl.Flush() != nil {
+		return false
+	}
+	t.after = last
+	return true
+}
+
+// fail writes the failure event of err with the id after the last event
+// written (NewHandler's writer calls it, through onFailure); it reports
+// whether the event was sent.
+func (t *tailer) fail(err error) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.failed {
+		return false
+	}
+	t.failed = true
+	frame := sse.AppendFailureFrame(nil, err)
+	frame = appendStored(nil, t.prefix, resume.Event{Seq: t.after + 1, Data: frame[:len(frame)-1]})
+	_, werr := t.w.Write(frame)
+	return werr == nil && http.NewResponseController(t.w).Flush() == nil
 }
 
 // writerGone returns the failure of a stream that has not ended and

@@ -28,19 +28,8 @@ func TestResumeWriterGone(t *testing.T) {
 		h := middleware.NewHandler(http.NotFoundHandler(), middleware.ServerConfig{Resume: &middleware.ResumeConfig{Store: store, Linger: linger}})
 		req := httptest.NewRequest(http.MethodGet, "/", nil)
 		req.Header.Set("Authorization", "Bearer sk-tenant-0123456789")
-		name := "abcdefghijklmnopqrstuvwxyz"
+		name := storedStream(t, store, req)
 		ctx := context.Background()
-		key, _ := store.Key(ctx)
-		if err := store.Create(ctx, name, resume.OwnerHash(key, req, nil)); err != nil {
-			t.Fatal(err)
-		}
-		var evs []resume.Event
-		for seq := uint64(1); seq <= 3; seq++ {
-			evs = append(evs, resume.Event{Seq: seq, Data: fmt.Appendf(nil, "data: %d\n", seq)})
-		}
-		if err := store.Append(ctx, name, evs); err != nil {
-			t.Fatal(err)
-		}
 		time.Sleep(linger / 2) // the writer went down half a linger ago
 
 		req.Header.Set(sse.LastEventIDHeader, name+".1")
@@ -172,4 +161,157 @@ func TestResumeWriterBlockedOnClient(t *testing.T) {
 	if body := resumed.Body.String(); strings.Contains(body, "event: error") || !strings.HasSuffix(body, "data: 6\nid: "+name+".6\n\n") {
 		t.Fatalf("the resume got %q, want events 2 to 6 and the end", body)
 	}
+}
+
+// TestResumeBudgetFailureID: a resume whose budget expires while it waits
+// for the next event of a live stream ends with the budget's failure
+// event, carrying the id after the last event the resume sent, so that a
+// client sees it follow that event (without an id, a client that resumed
+// takes it for another stream's), whether or not the resume sent events
+// before it.
+func TestResumeBudgetFailureID(t *testing.T) {
+	for _, from := range []uint64{1, 3} {
+		t.Run(fmt.Sprint("from ", from), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				const budget = time.Second
+				store := resume.NewMemoryStore(resume.MemoryConfig{})
+				cfg := middleware.ServerConfig{Resume: &middleware.ResumeConfig{Store: store, Linger: time.Minute}}
+				h := middleware.NewHandler(http.NotFoundHandler(), cfg)
+				req := httptest.NewRequest(http.MethodGet, "/", nil)
+				name := storedStream(t, store, req)
+				req.Header.Set(sse.LastEventIDHeader, fmt.Sprint(name, ".", from))
+				req.Header.Set(middleware.TimeoutHeader, fmt.Sprint(budget.Milliseconds()))
+				rec := httptest.NewRecorder()
+				start := time.Now()
+				h.ServeHTTP(rec, req)
+				if waited := time.Since(start); waited != budget {
+					t.Errorf("the resume ended after %v, want its budget, %v", waited, budget)
+				}
+				body := rec.Body.String()
+				var want string
+				for seq := from + 1; seq <= 3; seq++ {
+					want += fmt.Sprintf("data: %d\nid: %s.%d\n\n", seq, name, seq)
+				}
+				if rec.Code != http.StatusOK || !strings.HasPrefix(body, want) {
+					t.Fatalf("%d %q, want the stored events after %d first", rec.Code, body, from)
+				}
+				failure := body[len(want):]
+				for _, s := range []string{"event: error\n", `"reason":"timeout"`, "\nid: " + name + ".4\n\n"} {
+					if !strings.Contains(failure, s) {
+						t.Fatalf("the end of the resume, %q, has no %q", failure, s)
+					}
+				}
+				if !strings.HasSuffix(failure, "\n\n") || strings.Count(failure, "\n\n") != 1 {
+					t.Fatalf("the end of the resume, %q, is not one event", failure)
+				}
+			})
+		})
+	}
+}
+
+// TestResumeBudgetFailureLast: when a resume's budget expires while it
+// sends a live stream's events, its failure event is the last thing it
+// sends, with the id after the last event sent: no event after it, no
+// event with its id. Real time, so that the budget's goroutine and the
+// resume's writes race.
+func TestResumeBudgetFailureLast(t *testing.T) {
+	const events = 5000
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := 1; i <= events && r.Context().Err() == nil; i++ {
+			fmt.Fprintf(w, "data: %d\n\n", i)
+			w.(http.Flusher).Flush()
+			if i%10 == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	})
+	store := resume.NewMemoryStore(resume.MemoryConfig{})
+	h := middleware.NewHandler(handler, middleware.ServerConfig{Resume: &middleware.ResumeConfig{Store: store, Linger: time.Second}})
+	first := &namedRW{ResponseRecorder: httptest.NewRecorder(), name: make(chan string, 1)}
+	fctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.ServeHTTP(first, httptest.NewRequestWithContext(fctx, http.MethodGet, "/", nil))
+	}()
+	defer func() { stop(); <-done }()
+	var name string
+	select {
+	case name = <-first.name:
+	case <-time.After(5 * time.Second):
+	}
+	if name == "" {
+		t.Fatal("no Resumable-Stream header")
+	}
+	if !waitUntil(5*time.Second, func() bool { info, err := store.Info(context.Background(), name); return err == nil && info.Last > 0 }) {
+		t.Fatal("no event stored")
+	}
+	for round := range 5 {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.Header.Set(sse.LastEventIDHeader, name+".1")
+		req.Header.Set(middleware.TimeoutHeader, fmt.Sprint(20+10*round))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		failureLast(t, rec.Body.String(), name, 1)
+	}
+	// The same for a new stream whose budget expires while its handler
+	// writes.
+	for round := range 5 {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.Header.Set(middleware.TimeoutHeader, fmt.Sprint(20+10*round))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		failureLast(t, rec.Body.String(), rec.Header().Get(sse.ResumableStreamHeader), 0)
+	}
+}
+
+// failureLast checks that body holds the events of stream name after
+// from, each with its id, then the failure event with the next id, and
+// nothing after it.
+func failureLast(t *testing.T, body, name string, from int) {
+	t.Helper()
+	blocks := strings.Split(strings.TrimSuffix(body, "\n\n"), "\n\n")
+	last := blocks[len(blocks)-1]
+	for i, b := range blocks[:len(blocks)-1] {
+		if want := fmt.Sprintf("data: %d\nid: %s.%d", from+i+1, name, from+i+1); b != want {
+			t.Fatalf("event %d of the response is %q, want %q", i+1, b, want)
+		}
+	}
+	if want := fmt.Sprintf("\nid: %s.%d", name, from+len(blocks)); !strings.Contains(last, "event: error\n") || !strings.HasSuffix(last, want) {
+		t.Fatalf("the response ends with %q after %d events, want the failure event with id %s.%d", last, len(blocks)-1, name, from+len(blocks))
+	}
+}
+
+// namedRW is a ResponseRecorder that hands over the Resumable-Stream
+// header as the header is written.
+type namedRW struct {
+	*httptest.ResponseRecorder
+	name chan string
+}
+
+func (n *namedRW) WriteHeader(code int) {
+	n.ResponseRecorder.WriteHeader(code)
+	n.name <- n.Header().Get(sse.ResumableStreamHeader)
+}
+
+// storedStream puts into store a stream of req's owner with events 1 to 3
+// ("data: {seq}") that nobody writes, and returns its name.
+func storedStream(t *testing.T, store resume.Store, req *http.Request) string {
+	t.Helper()
+	name := "abcdefghijklmnopqrstuvwxyz"
+	ctx := context.Background()
+	key, _ := store.Key(ctx)
+	if err := store.Create(ctx, name, resume.OwnerHash(key, req, nil)); err != nil {
+		t.Fatal(err)
+	}
+	var evs []resume.Event
+	for seq := uint64(1); seq <= 3; seq++ {
+		evs = append(evs, resume.Event{Seq: seq, Data: fmt.Appendf(nil, "data: %d\n", seq)})
+	}
+	if err := store.Append(ctx, name, evs); err != nil {
+		t.Fatal(err)
+	}
+	return name
 }

@@ -102,14 +102,22 @@ func Timeout(cfg ServerConfig) func(http.Handler) http.Handler {
 			// The budget ends the response when it expires, while the
 			// handler runs, and again (to no effect if done) when the
 			// handler returns: the handler may see its context end and
-			// return before the callback runs.
+			// return before the callback runs. A callback under way is
+			// waited for: the failure event it writes (through a resume's
+			// hook, outside the writer's lock) is out before the layer
+			// returns.
 			expire := func() {
 				if errors.Is(context.Cause(ctx), streamguard.ErrBudgetExceeded) {
 					endBudget(cfg, w, r, budget)
 				}
 			}
-			stop := context.AfterFunc(ctx, expire)
-			defer stop()
+			expired := make(chan struct{})
+			stop := context.AfterFunc(ctx, func() { defer close(expired); expire() })
+			defer func() {
+				if !stop() {
+					<-expired
+				}
+			}()
 			defer expire()
 			r2 := r.WithContext(ctx)
 			defer keepPattern(r, r2)

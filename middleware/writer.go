@@ -56,6 +56,7 @@ type writer struct {
 	// resume writer (set by Resumable), which gives it an id and stores
 	// it: a client that resumes the stream gets it too.
 	failWith func(error) bool
+	settled  chan struct{} // closed when end's failWith returns
 
 	heartbeat time.Duration
 	hbTimer   *time.Timer
@@ -293,10 +294,13 @@ func (w *writer) end(status int, err error, beforeHeader bool) bool {
 		// Not under mu: the resume writer writes through w (and holds
 		// its own lock when it does).
 		w.ending = true
+		settled := make(chan struct{})
+		w.settled = settled
 		w.mu.Unlock()
 		ok := fail(err)
 		w.mu.Lock()
 		w.ending = false
+		close(settled)
 		if ok || w.done {
 			w.ended = true
 			w.stopHeartbeat()
@@ -329,6 +333,19 @@ func (w *writer) onFailure(fail func(error) bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.failWith = fail
+}
+
+// settle waits for a failure event end is writing through failWith, from
+// another goroutine (the budget's), to be out.
+func (w *writer) settle() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for w.ending {
+		settled := w.settled
+		w.mu.Unlock()
+		<-settled
+		w.mu.Lock()
+	}
 }
 
 // close is called as ServeHTTP returns: from then on nothing writes (a
