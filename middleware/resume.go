@@ -22,6 +22,12 @@ import (
 // 30 s, time for a client to notice the cut, back off and reconnect.
 const DefaultLinger = 30 * time.Second
 
+// MinLinger is the shortest linger a resumable stream gets: a
+// ResumeConfig.Linger below it is raised to it, so that the writer's beats
+// (every Linger/4) come often enough, through a store's latency, for a
+// resume never to take a live writer for gone.
+const MinLinger = 100 * time.Millisecond
+
 // maxLastEventID bounds the Last-Event-ID a resume may present.
 const maxLastEventID = 256
 
@@ -40,7 +46,8 @@ type ResumeConfig struct {
 	Store resume.Store
 	// Linger is how long the handler's work goes on, bounded by its
 	// budget, after its client went away (and after the last client that
-	// resumed it went away) before it is canceled. Zero means DefaultLinger.
+	// resumed it went away) before it is canceled. Zero means
+	// DefaultLinger; below MinLinger means MinLinger.
 	//
 	// It bounds the other side too: a resume waiting for the next event of
 	// a stream whose writer has shown no sign of life for Linger (no event
@@ -57,15 +64,15 @@ type ResumeConfig struct {
 
 func (c ResumeConfig) linger() time.Duration {
 	if c.Linger > 0 {
-		return c.Linger
+		return max(c.Linger, MinLinger)
 	}
 	return DefaultLinger
 }
 
 // beat is how often a stream's readers and its writer show the store
-// that they are there: a quarter of the linger, from 10 ms to 5 s.
+// that they are there: a quarter of the linger, at most 5 s.
 func (c ResumeConfig) beat() time.Duration {
-	return min(max(c.linger()/4, 10*time.Millisecond), 5*time.Second)
+	return min(c.linger()/4, 5*time.Second)
 }
 
 // Resumable makes the text/event-stream responses of the handler it wraps
