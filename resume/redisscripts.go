@@ -60,8 +60,12 @@ func (sc *script) do(ctx context.Context, c RedisClient, cmd []any) (any, error)
 // touch gives the keys their TTL (ARGV[1], ms) and the tombstone its own
 // (ARGV[2], ms); now is the server's clock, in unix ms: the meta's
 // written (a writer's last sign of life) is by it, so that a replica whose
-// clock is off does not take a live writer for a dead one.
+// clock is off does not take a live writer for a dead one. It first asks
+// for effects replication: Redis 5 and 6 set to lua-replicate-commands no
+// (and Redis before 5) refuse a write after TIME without it; Redis 7 always
+// replicates effects and takes the call as a no-op.
 const prelude = `
+if redis.replicate_commands then redis.replicate_commands() end
 local function missing()
 	if redis.call('EXISTS', KEYS[3]) == 1 then
 		return redis.error_reply('SGEXPIRED stream expired')
