@@ -353,6 +353,9 @@ func storeError(err error) error {
 		e.Message = "no such stream"
 	case errors.Is(err, resume.ErrExpired):
 		e.StatusCode, e.Message = http.StatusGone, "the stream has expired"
+	case errors.Is(err, resume.ErrTruncated):
+		e.Source, e.Reason, e.StatusCode = streamguard.SourcePlatform, streamguard.ReasonTruncated, http.StatusBadGateway
+		e.Message = "the server could not store the rest of this stream: a resume gets the events stored only"
 	case errors.Is(err, resume.ErrFull):
 		e.Source, e.Reason, e.StatusCode = streamguard.SourcePlatform, streamguard.ReasonUnavailable, http.StatusServiceUnavailable
 		e.Message = "the store of resumable streams is full"

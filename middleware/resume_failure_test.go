@@ -130,7 +130,7 @@ func (s refusingStore) Append(ctx context.Context, stream string, events []resum
 // TestResumableStoreRefuses: when the store refuses a stream's events,
 // the stream goes on to its client whole, the Logger says which stream is
 // stored up to which event, a resume from before that gets the events
-// stored, and one past it 404.
+// stored and then a truncated failure event, and one past it 404.
 func TestResumableStoreRefuses(t *testing.T) {
 	const n, keep = 30, 10
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -174,10 +174,74 @@ func TestResumableStoreRefuses(t *testing.T) {
 	if !strings.Contains(logs.String(), want) || !strings.Contains(logs.String(), errRefused.Error()) {
 		t.Fatalf("the log does not say %q:\n%s", want, logs.String())
 	}
-	if _, data, _ := get(name + ".3"); len(data) != keep-3 || data[0] != "4" || data[keep-4] != strconv.Itoa(keep) {
-		t.Fatalf("resumed from event 3: %v", data)
+	// A resume gets the events stored, then a failure event with the next
+	// id saying the rest is lost (not a clean end), at once.
+	for _, from := range []int{3, keep} {
+		_, data, ids := get(name + "." + strconv.Itoa(from))
+		if len(data) != keep-from+1 || (from < keep && (data[0] != "4" || data[keep-4] != strconv.Itoa(keep))) {
+			t.Fatalf("resumed from event %d: %q", from, data)
+		}
+		last := data[len(data)-1]
+		if ids[len(ids)-1] != name+"."+strconv.Itoa(keep+1) || !strings.Contains(last, `"reason":"truncated"`) ||
+			!strings.Contains(last, "could not store the rest") {
+			t.Fatalf("resumed from event %d: it ends with %q (id %s), want the truncation with id .%d", from, last, ids[len(ids)-1], keep+1)
+		}
 	}
 	if resp, _, _ := get(name + "." + strconv.Itoa(keep+1)); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("resumed past the events stored: %d, want 404", resp.StatusCode)
+	}
+}
+
+// TestResumableStoreRefusesLive: a resume of a stream whose store refused
+// its events learns of the loss at once, while the handler still runs: the
+// stream ends short in the store at the refusal, not when the handler
+// returns (nor a linger later).
+func TestResumableStoreRefusesLive(t *testing.T) {
+	const n, keep = 30, 10
+	release := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range n {
+			io.WriteString(w, "data: "+strconv.Itoa(i+1)+"\n\n")
+			http.NewResponseController(w).Flush()
+		}
+		select {
+		case <-release:
+		case <-time.After(20 * time.Second):
+		}
+	})
+	srv := httptest.NewServer(middleware.NewHandler(h, middleware.ServerConfig{
+		Resume: &middleware.ResumeConfig{Store: refusingStore{resume.NewMemoryStore(resume.MemoryConfig{}), keep}}}))
+	defer srv.Close()
+	defer close(release)
+	client := &http.Client{Timeout: 10 * time.Second}
+	live, err := client.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Body.Close()
+	buf := make([]byte, 0, 4096)
+	for !strings.Contains(string(buf), "data: "+strconv.Itoa(n)+"\n") { // all n events sent: the refusal is behind
+		k, err := live.Body.Read(buf[len(buf):cap(buf)])
+		if err != nil {
+			t.Fatalf("live stream: %v after %q", err, buf)
+		}
+		buf = buf[:len(buf)+k]
+	}
+	name := live.Header.Get(sse.ResumableStreamHeader)
+	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+	req.Header.Set(sse.LastEventIDHeader, name+".3")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatalf("the resume did not end while the handler runs: %v", err)
+	}
+	data, ids := readEvents(t, body)
+	if len(data) != keep-3+1 || ids[len(ids)-1] != name+"."+strconv.Itoa(keep+1) || !strings.Contains(data[len(data)-1], `"reason":"truncated"`) {
+		t.Fatalf("resume while the handler runs: %q, ids %q", data, ids)
 	}
 }

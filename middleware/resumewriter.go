@@ -152,12 +152,15 @@ func (w *resumeWriter) sync() {
 	f.evAt = 0
 }
 
-// store appends the batch to the store: one call.
+// store appends the batch to the store: one call. When the store refuses
+// it, the stream there ends short: a resume gets the events stored, then
+// a failure event saying that the rest is lost, not a clean end.
 func (w *resumeWriter) store() {
 	if len(w.batch) > 0 && w.storeErr == nil {
 		if err := w.rc.Store.Append(w.sctx, w.name, w.batch); err != nil {
 			w.storeErr, w.storedTo = err, w.batch[0].Seq-1
 			w.noBeats.Store(true)
+			w.endStored(true)
 		} else {
 			w.stored.Store(true)
 		}
@@ -279,9 +282,21 @@ func (w *resumeWriter) finish() {
 			w.w.Write(w.f.out) // an event the handler never ended: the client sees it cut
 		}
 	}
+	cut := w.storeErr != nil
 	w.mu.Unlock()
 	close(w.done)
+	w.endStored(cut)
+}
+
+// endStored ends the stream in the store: complete, or short of its end
+// (cut) when the store refused some of its events, then also at the
+// refusal, so that resumes waiting on it learn at once.
+func (w *resumeWriter) endStored(cut bool) {
 	ctx, cancel := context.WithTimeout(w.sctx, 5*time.Second)
 	defer cancel()
+	if cut {
+		w.rc.Store.EndTruncated(ctx, w.name)
+		return
+	}
 	w.rc.Store.End(ctx, w.name)
 }

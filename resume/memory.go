@@ -73,6 +73,7 @@ type memStream struct {
 	tail    []byte   // the unused end of the last chunk
 	bytes   int64
 	ended   bool
+	cut     bool          // ended short: EndTruncated
 	active  time.Time     // last write or read
 	seen    time.Time     // last read, or creation
 	written time.Time     // last Append, or creation
@@ -129,6 +130,9 @@ func (m *MemoryStore) Append(_ context.Context, stream string, events []Event) e
 	if err != nil {
 		return err
 	}
+	if s.ended && len(events) > 0 {
+		return errEnded
+	}
 	for i, e := range events {
 		if e.Seq != s.last+uint64(i)+1 {
 			return ErrSequence
@@ -158,14 +162,23 @@ func (m *MemoryStore) Append(_ context.Context, stream string, events []Event) e
 }
 
 // End marks a stream complete.
-func (m *MemoryStore) End(_ context.Context, stream string) error {
+func (m *MemoryStore) End(_ context.Context, stream string) error { return m.end(stream, false) }
+
+// EndTruncated marks a stream ended short of its end.
+func (m *MemoryStore) EndTruncated(_ context.Context, stream string) error {
+	return m.end(stream, true)
+}
+
+func (m *MemoryStore) end(stream string, cut bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s, err := m.live(stream)
 	if err != nil {
 		return err
 	}
-	s.ended = true
+	if !s.ended {
+		s.ended, s.cut = true, cut
+	}
 	s.active = m.cfg.Now()
 	s.notify()
 	return nil
@@ -196,12 +209,16 @@ func (m *MemoryStore) Read(ctx context.Context, stream string, after uint64) ([]
 		s.seen, s.active = now, now
 		if after < s.last {
 			evs := s.read(after)
-			ended := s.ended && evs[len(evs)-1].Seq == s.last
+			ended := s.ended && !s.cut && evs[len(evs)-1].Seq == s.last
 			m.mu.Unlock()
 			return evs, ended, nil
 		}
 		if s.ended {
+			cut := s.cut
 			m.mu.Unlock()
+			if cut {
+				return nil, false, ErrTruncated
+			}
 			return nil, true, nil
 		}
 		wake := s.wake

@@ -102,7 +102,8 @@ type RedisConfig struct {
 //	                    which each one expires: they count streams
 //	                    against MaxStreams
 //	Ps:{N}:meta         a hash: owner, last, ended, seen, created,
-//	                    written (by Redis's clock: TIME)
+//	                    written (by Redis's clock: TIME), cut (1: it
+//	                    ended short, EndTruncated)
 //	Ps:{N}:events       a stream: each Append's batch is one entry, its id
 //	                    0-{seq of its last event}, its fields n (its
 //	                    events), l (their lengths, "12,7,...") and d
@@ -261,11 +262,19 @@ func (s *RedisStore) Create(ctx context.Context, stream string, owner []byte) er
 func (s *RedisStore) deadline(now time.Time) int64 { return now.Add(s.cfg.TTL).UnixMilli() }
 
 // End marks a stream complete and wakes its readers. It is idempotent.
-func (s *RedisStore) End(ctx context.Context, stream string) error {
+func (s *RedisStore) End(ctx context.Context, stream string) error { return s.end(ctx, stream, 0) }
+
+// EndTruncated marks a stream ended short of its end and wakes its
+// readers. It is idempotent.
+func (s *RedisStore) EndTruncated(ctx context.Context, stream string) error {
+	return s.end(ctx, stream, 1)
+}
+
+func (s *RedisStore) end(ctx context.Context, stream string, cut int) error {
 	if !validRedisName(stream) {
 		return ErrNotFound
 	}
-	if _, err := endScript.run(ctx, s.rdb, s.keys(stream), s.ttl, s.gone); err != nil {
+	if _, err := endScript.run(ctx, s.rdb, s.keys(stream), s.ttl, s.gone, cut); err != nil {
 		return err
 	}
 	s.touchMu.Lock()

@@ -124,7 +124,7 @@ func (s *RedisStore) readOnce(ctx context.Context, stream string, after uint64) 
 	}
 	s.touch(ctx, stream)
 	r, _ := v.([]any)
-	if len(r) != 5 {
+	if len(r) != 6 {
 		return nil, false, errRedisReply("read", v)
 	}
 	last, err1 := parseRedisUint(r[0])
@@ -132,6 +132,7 @@ func (s *RedisStore) readOnce(ctx context.Context, stream string, after uint64) 
 	first, err2 := parseRedisUint(r[2])
 	lens, _ := r[3].(string)
 	body, _ := r[4].(string)
+	cut, _ := r[5].(string)
 	if err := errors.Join(err1, err2); err != nil {
 		return nil, false, fmt.Errorf("resume: redis read of %q: %w", stream, err)
 	}
@@ -146,6 +147,12 @@ func (s *RedisStore) readOnce(ctx context.Context, stream string, after uint64) 
 	done := ended == "1"
 	if len(evs) > 0 {
 		done = done && evs[len(evs)-1].Seq == last
+	}
+	switch {
+	case done && cut == "1" && len(evs) == 0:
+		return nil, false, ErrTruncated
+	case done && cut == "1":
+		return evs, false, nil // ErrTruncated comes with the next Read
 	}
 	return evs, done, nil
 }

@@ -177,21 +177,22 @@ end
 return 1
 `)
 
-// endScript marks a stream ended and adds the end marker, the entry
-// 0-{last+1} with field e, which wakes blocked readers. ARGV: ttl,
-// tombstone ttl.
+// endScript marks a stream ended, short of its end when ARGV[3] is 1
+// (the meta's cut), and adds the end marker, the entry 0-{last+1} with
+// field e, which wakes blocked readers; the first end counts. ARGV: ttl,
+// tombstone ttl, cut (0 or 1).
 var endScript = newScript(prelude + `
 local m = redis.call('HMGET', KEYS[1], 'last', 'ended')
 if not m[1] then return missing() end
 if m[2] ~= '1' then
-	redis.call('HSET', KEYS[1], 'ended', '1')
+	redis.call('HSET', KEYS[1], 'ended', '1', 'cut', ARGV[3])
 	redis.call('XADD', KEYS[2], '0-' .. (tonumber(m[1]) + 1), 'e', '1')
 end
 touch()
 return 1
 `)
 
-// readScript returns {last, ended, first, lengths, body}: the events
+// readScript returns {last, ended, first, lengths, body, cut}: the events
 // after after, from first (after+1) on, as their lengths ("12,7,...") and
 // their bytes end to end: those of the entry that holds first, then whole
 // entries, while they keep to count events and max bytes past the first
@@ -226,7 +227,7 @@ local function rest(l, d, from, k, after, max)
 	end
 	return string.sub(l, pos, p - 2), string.sub(d, off + 1, off + size), from, n, true
 end
-local m = redis.call('HMGET', KEYS[1], 'last', 'ended')
+local m = redis.call('HMGET', KEYS[1], 'last', 'ended', 'cut')
 if not m[1] then return missing() end
 redis.call('HSET', KEYS[1], 'seen', ARGV[3])
 touch()
@@ -262,7 +263,7 @@ while not done do
 	end
 	fetch = math.min(2 * fetch, 16)
 end
-return {m[1], m[2], tostring(first), table.concat(lens, ','), table.concat(body)}
+return {m[1], m[2], tostring(first), table.concat(lens, ','), table.concat(body), m[3] or '0'}
 `)
 
 // infoScript returns {owner, last, ended, seen, ms since written}: the

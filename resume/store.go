@@ -37,6 +37,10 @@ var (
 	// ErrSequence: Append was given an event whose Seq does not follow the
 	// stream's last.
 	ErrSequence = errors.New("resume: event out of sequence")
+	// ErrTruncated: Read was asked for the events after the last of a
+	// stream that ended short (EndTruncated): the store holds no more of
+	// it, and never will.
+	ErrTruncated = errors.New("resume: the store holds the stream only in part")
 )
 
 // Event is one event of a stream: its sequence number (from 1, each one
@@ -86,13 +90,21 @@ type Store interface {
 	// End marks the stream complete: readers get every event and then
 	// ended.
 	End(ctx context.Context, stream string) error
+	// EndTruncated marks the stream ended short of its end (the store
+	// refused some of its events, so the events it holds are not all the
+	// stream had): readers get every event it holds, not reported as
+	// ended, and a Read after the last then returns ErrTruncated. Info
+	// reports it Ended. The first of End and EndTruncated counts; the
+	// other is then a no-op.
+	EndTruncated(ctx context.Context, stream string) error
 	// Info returns what the store knows of a stream, or ErrNotFound or
 	// ErrExpired.
 	Info(ctx context.Context, stream string) (Info, error)
 	// Read returns events of the stream after sequence number after, in
 	// order (a bounded batch), and whether the stream has ended with the
 	// last of them. When there is none yet and the stream has not ended,
-	// it waits for one, or for ctx. Every Read counts as a reader's visit
-	// (Info.Seen).
+	// it waits for one, or for ctx; when the stream ended short
+	// (EndTruncated), it returns ErrTruncated. Every Read counts as a
+	// reader's visit (Info.Seen).
 	Read(ctx context.Context, stream string, after uint64) (events []Event, ended bool, err error)
 }
