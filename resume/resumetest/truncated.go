@@ -105,7 +105,7 @@ func readTruncated(t *testing.T, s resume.Store, name string, after uint64) ([]r
 			after = evs[len(evs)-1].Seq
 		}
 		if ended {
-			return all, errors.New("Read reported the end of a truncated stream")
+			return all, errors.New("a read reported the end of a truncated stream")
 		}
 	}
 	t.Fatal("Read of a truncated stream never failed")
