@@ -205,10 +205,9 @@ func serveResume(w http.ResponseWriter, r *http.Request, rc ResumeConfig, id str
 	w.WriteHeader(http.StatusOK)
 	t := &tailer{w: w, rc: rc, name: name, prefix: idPrefix(name), after: seq}
 	if ow := findWriter(w); ow != nil {
-		// A failure event (the budget's, which may come while the resume
-		// waits, or the store's) gets the next id, so that a client sees it
-		// follow the last event it got, even when it is the first of the
-		// resume; it is not stored (nothing follows it).
+		// A failure event of the resume (its budget's, which may come while
+		// it waits, or the store's) comes after the last event written, and
+		// nothing after it.
 		ow.onFailure(t.fail)
 	}
 	if err := t.run(ctx); err != nil {
@@ -220,16 +219,19 @@ func serveResume(w http.ResponseWriter, r *http.Request, rc ResumeConfig, id str
 // ones after its id, then the live tail, then, if the resume fails, the
 // failure event. mu orders its writes: the failure event (written from the
 // budget's goroutine, or after run) comes after the last event written,
-// with the next id, and nothing after it.
+// and nothing after it. It has no id: it is the resume's, not one of the
+// stream's events (the stream may go on, and its next event will have the
+// next id), so that a client's last event id stays that of the last event
+// it got, and a reconnect from it misses nothing.
 type tailer struct {
 	w      http.ResponseWriter
 	rc     ResumeConfig
 	name   string
 	prefix []byte // idPrefix(name)
+	after  uint64 // the resume's Last-Event-ID seq
 
 	mu     sync.Mutex
-	after  uint64 // the last event written
-	failed bool   // the failure event is written: nothing follows
+	failed bool // the failure event is written: nothing follows
 }
 
 // run writes the events of the stream after t.after, and the live tail,
@@ -260,7 +262,7 @@ func (t *tailer) run(ctx context.Context) error {
 			for _, e := range evs {
 				buf = appendStored(buf, t.prefix, e)
 			}
-			if !t.send(buf, evs[len(evs)-1].Seq, rctl) {
+			if !t.send(buf, rctl) {
 				return nil
 			}
 			after = evs[len(evs)-1].Seq
@@ -272,24 +274,21 @@ func (t *tailer) run(ctx context.Context) error {
 	return nil
 }
 
-// send writes and flushes buf, events up to last, unless the failure
-// event is out; it reports whether the resume goes on.
-func (t *tailer) send(buf []byte, last uint64, rctl *http.ResponseController) bool {
+// send writes and flushes buf, unless the failure event is out; it
+// reports whether the resume goes on.
+func (t *tailer) send(buf []byte, rctl *http.ResponseController) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.failed {
 		return false
 	}
-	if _, err := t.w.Write(buf); err != nil || rctl.Flush() != nil {
-		return false
-	}
-	t.after = last
-	return true
+	_, err := t.w.Write(buf)
+	return err == nil && rctl.Flush() == nil
 }
 
-// fail writes the failure event of err with the id after the last event
-// written (NewHandler's writer calls it, through onFailure); it reports
-// whether the event was sent.
+// fail writes the failure event of err, without an id (NewHandler's
+// writer calls it, through onFailure); it reports whether the event was
+// sent.
 func (t *tailer) fail(err error) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -297,9 +296,7 @@ func (t *tailer) fail(err error) bool {
 		return false
 	}
 	t.failed = true
-	frame := sse.AppendFailureFrame(nil, err)
-	frame = appendStored(nil, t.prefix, resume.Event{Seq: t.after + 1, Data: frame[:len(frame)-1]})
-	_, werr := t.w.Write(frame)
+	_, werr := t.w.Write(sse.AppendFailureFrame(nil, err))
 	return werr == nil && http.NewResponseController(t.w).Flush() == nil
 }
 

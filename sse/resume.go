@@ -113,7 +113,9 @@ type ResumeState interface {
 //     whose events carry ids "{stream}.{seq}", as this library's server
 //     side sends them: the same request (method, URL, headers, and the body
 //     again through Request.GetBody) with Last-Event-ID ("{stream}.0"
-//     before the first event). The continuation must start at seq+1.
+//     before the first event). The continuation must start at seq+1, or
+//     with an error event without an id (the server's failure of the
+//     resume, such as its budget), which then ends the stream.
 //   - "responses": an OpenAI Responses stream of a background response
 //     (POST .../responses whose response.created says "background": true):
 //     GET .../responses/{id}?stream=true&starting_after={n} with the

@@ -661,3 +661,41 @@ func TestResumeNotAfterFailureEvent(t *testing.T) {
 		}
 	})
 }
+
+// TestResumeEndsWithItsFailure: a resume that the server fails before its
+// first event (its budget, say) answers with an error event without an id,
+// as the server side writes it: the stream ends with that failure, not
+// with resume_mismatch, and its last event id stays the last event's.
+func TestResumeEndsWithItsFailure(t *testing.T) {
+	const name = "abcdefghijklmnopqrstuvwxyz"
+	failure := sse.AppendFailureFrame(nil, &streamguard.Error{Source: streamguard.SourcePlatform, Reason: streamguard.ReasonTimeout,
+		StatusCode: http.StatusGatewayTimeout, Message: "the resume's budget of 1s ran out"})
+	model := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set(sse.ResumableStreamHeader, name)
+		if r.Header.Get(sse.LastEventIDHeader) != "" {
+			w.Write(failure)
+			return
+		}
+		for i := 1; i <= 5; i++ {
+			io.WriteString(w, "data: "+gatewaytest.ChatChunk(i-1)+"\nid: "+name+"."+strconv.Itoa(i)+"\n\n")
+		}
+	})
+	servers(t, func() http.Handler { return model }, func(t *testing.T, srv *gatewaytest.Server) {
+		srv.Script(gatewaytest.Cut(3), gatewaytest.Pass())
+		resp, err := guardedClient(srv, fastResume()).Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, se := readAll(t, resp)
+		if se == nil || se.Source != streamguard.SourcePlatform || se.Reason != streamguard.ReasonTimeout || se.Resumes != 1 || se.LastEventID != name+".3" {
+			t.Fatalf("verdict %v (%+v), want the resume's timeout after event 3", se, se)
+		}
+		if n := strings.Count(string(got), "\nid: "+name+"."); n != 3 || !bytes.HasSuffix(got, failure) {
+			t.Fatalf("delivered %d events with ids, ending %q; want 3, then the failure event", n, got[max(0, len(got)-80):])
+		}
+		if recs := srv.Gateway.Records(); len(recs) != 2 || recs[1].Header.Get(sse.LastEventIDHeader) != name+".3" {
+			t.Fatalf("%d requests", len(recs))
+		}
+	})
+}

@@ -86,7 +86,14 @@ func (s *streamState) Event(_, id, _ []byte) bool {
 	return true
 }
 
-func (s *streamState) Continues(_, id, _ []byte) bool {
+// Continues takes the event after the last one delivered, or an error
+// event without an id: the server's failure of the resume itself (its
+// budget), which is not one of the stream's events, as the server side
+// sends it.
+func (s *streamState) Continues(typ, id, _ []byte) bool {
+	if len(id) == 0 && string(typ) == "error" {
+		return true
+	}
 	seq, ok := s.seqOf(id)
 	return ok && seq == s.seq+1
 }
