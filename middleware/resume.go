@@ -154,6 +154,7 @@ func serveResumable(w http.ResponseWriter, r *http.Request, next http.Handler, c
 		// The handler panicked: its failure event is stored before the
 		// deferred finish ends the stream (Recoverer, further out, comes
 		// too late for that). The panic goes on, its stack intact.
+		rw.endShort() // unless a failure event is stored below
 		p := recover()
 		if p == nil {
 			return // runtime.Goexit: no panic to go on with (panic(nil) recovers non-nil)
@@ -165,6 +166,9 @@ func serveResumable(w http.ResponseWriter, r *http.Request, next http.Handler, c
 	}()
 	next.ServeHTTP(rw, r.WithContext(ctx))
 	returned = true
+	if errors.Is(context.Cause(ctx), errLinger) {
+		rw.endShort() // its work canceled: whatever it sent last is not the end
+	}
 	if ow := findWriter(w); ow != nil && errors.Is(context.Cause(ctx), streamguard.ErrBudgetExceeded) {
 		// The budget's failure event ends the stream, stored with it, if
 		// the Timeout layer has not written it yet: the handler may see
@@ -203,14 +207,20 @@ func serveResume(w http.ResponseWriter, r *http.Request, rc ResumeConfig, id str
 	h.Set("Cache-Control", "no-cache")
 	h.Set(sse.ResumableStreamHeader, name)
 	w.WriteHeader(http.StatusOK)
+	http.NewResponseController(w).Flush() // the header, even when the next event is far off
 	t := &tailer{w: w, rc: rc, name: name, prefix: idPrefix(name), after: seq}
-	if ow := findWriter(w); ow != nil {
+	ow := findWriter(w)
+	if ow != nil {
 		// A failure event of the resume (its budget's, which may come while
 		// it waits, or the store's) comes after the last event written, and
 		// nothing after it.
 		ow.onFailure(t.fail)
 	}
 	if err := t.run(ctx); err != nil {
+		if ow == nil { // Resumable without NewHandler: WriteError would write JSON
+			t.fail(storeError(err))
+			return
+		}
 		WriteError(w, r, storeError(err))
 	}
 }
@@ -352,7 +362,7 @@ func storeError(err error) error {
 		e.StatusCode, e.Message = http.StatusGone, "the stream has expired"
 	case errors.Is(err, resume.ErrTruncated):
 		e.Source, e.Reason, e.StatusCode = streamguard.SourcePlatform, streamguard.ReasonTruncated, http.StatusBadGateway
-		e.Message = "the server could not store the rest of this stream: a resume gets the events stored only"
+		e.Message = "the stream broke off on the server before its end (its store refused events, or its handler aborted or was canceled): a resume gets the events stored only"
 	case errors.Is(err, resume.ErrFull):
 		e.Source, e.Reason, e.StatusCode = streamguard.SourcePlatform, streamguard.ReasonUnavailable, http.StatusServiceUnavailable
 		e.Message = "the store of resumable streams is full"

@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -48,6 +49,7 @@ type resumeWriter struct {
 	sendErr  error          // the client is gone
 	failed   bool           // the failure event is written: nothing follows
 	finished bool           // the handler returned
+	short    bool           // the handler did not finish its stream: endShort
 	// The writer's beat, once the stream is resumable: it takes no lock of
 	// the writer's, so that a write blocked on a slow client never stops
 	// it (the stream is alive, and a resume must not take it for lost).
@@ -235,7 +237,11 @@ func (w *resumeWriter) linger() {
 		if err == nil && info.Seen.After(since) {
 			since = info.Seen
 		}
-		if err != nil || time.Since(since) > limit {
+		// A store that failed once says nothing of readers (with Redis,
+		// one may be reading at another replica); one that lost the stream
+		// says no resume can come.
+		lost := errors.Is(err, resume.ErrNotFound) || errors.Is(err, resume.ErrExpired)
+		if lost || time.Since(since) > limit {
 			w.cancel(errLinger)
 			return
 		}
@@ -282,15 +288,25 @@ func (w *resumeWriter) finish() {
 			w.w.Write(w.f.out) // an event the handler never ended: the client sees it cut
 		}
 	}
-	cut := w.storeErr != nil
+	cut := w.storeErr != nil || (w.short && !w.failed)
 	w.mu.Unlock()
 	close(w.done)
 	w.endStored(cut)
 }
 
+// endShort records that the handler did not finish its stream (it
+// panicked, aborted, or its work was canceled by the linger): unless its
+// failure event is stored, the stream ends short in the store.
+func (w *resumeWriter) endShort() {
+	w.mu.Lock()
+	w.short = true
+	w.mu.Unlock()
+}
+
 // endStored ends the stream in the store: complete, or short of its end
-// (cut) when the store refused some of its events, then also at the
-// refusal, so that resumes waiting on it learn at once.
+// (cut) when the store refused some of its events (then also at the
+// refusal, so that resumes waiting on it learn at once) or the handler did
+// not finish it.
 func (w *resumeWriter) endStored(cut bool) {
 	ctx, cancel := context.WithTimeout(w.sctx, 5*time.Second)
 	defer cancel()

@@ -1,0 +1,181 @@
+package middleware_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/streamguard/streamguard/middleware"
+	"github.com/streamguard/streamguard/resume"
+	"github.com/streamguard/streamguard/sse"
+)
+
+// shortEnd checks that a resume's body is the events after from up to
+// last ("data: {seq}", each with its id), then a truncated failure event
+// without an id: the stream broke off, and the store says so.
+func shortEnd(t *testing.T, body, name string, from, last int) {
+	t.Helper()
+	var want string
+	for seq := from + 1; seq <= last; seq++ {
+		want += fmt.Sprintf("data: %d\nid: %s.%d\n\n", seq, name, seq)
+	}
+	rest, ok := strings.CutPrefix(body, want)
+	if !ok || !strings.Contains(rest, `"reason":"truncated"`) || !strings.HasSuffix(rest, "\nevent: error\n\n") || strings.Contains(rest, "id:") {
+		t.Fatalf("the resume got %q, want %q and then a truncated failure event without an id", body, want)
+	}
+}
+
+// TestResumableAbortEndsShort: a handler that aborts its stream
+// (panic(http.ErrAbortHandler), as httputil.ReverseProxy does when its
+// upstream breaks), or panics under Resumable alone, leaves a stream that
+// ended short: a resume gets the events stored, then a truncated failure
+// event, not a clean end.
+func TestResumableAbortEndsShort(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		panic any
+		stack func(http.Handler, middleware.ServerConfig) http.Handler
+	}{
+		{"abort in NewHandler", http.ErrAbortHandler, middleware.NewHandler},
+		{"panic under Resumable alone", "boom", func(h http.Handler, cfg middleware.ServerConfig) http.Handler { return middleware.Resumable(cfg)(h) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/event-stream")
+				for i := 1; i <= 3; i++ {
+					fmt.Fprintf(w, "data: %d\n\n", i)
+					w.(http.Flusher).Flush()
+				}
+				panic(tc.panic)
+			})
+			cfg := middleware.ServerConfig{Resume: &middleware.ResumeConfig{Store: resume.NewMemoryStore(resume.MemoryConfig{})}}
+			srv := httptest.NewUnstartedServer(tc.stack(h, cfg))
+			srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+			srv.Start()
+			defer srv.Close()
+			resp, err := http.Get(srv.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body) // cut after event 3
+			resp.Body.Close()
+			name := resp.Header.Get(sse.ResumableStreamHeader)
+			req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+			req.Header.Set(sse.LastEventIDHeader, name+".1")
+			resumed, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(resumed.Body)
+			resumed.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			shortEnd(t, string(body), name, 1, 3)
+		})
+	}
+}
+
+// TestResumableLingerEndsShort: a handler whose work the linger cancels
+// (no client came back), and which then returns without writing a
+// failure of its own, leaves a stream that ended short; and a store that
+// fails once while the linger runs does not cut the linger short.
+func TestResumableLingerEndsShort(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const linger = 2 * time.Second
+		store := &flakyInfo{Store: resume.NewMemoryStore(resume.MemoryConfig{})}
+		var canceledAt time.Time
+		h := middleware.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			for i := 1; i <= 2; i++ {
+				fmt.Fprintf(w, "data: %d\n\n", i)
+				w.(http.Flusher).Flush()
+			}
+			<-r.Context().Done()
+			canceledAt = time.Now()
+		}), middleware.ServerConfig{Resume: &middleware.ResumeConfig{Store: store, Linger: linger}})
+		ctx, leave := context.WithCancel(context.Background())
+		rec := httptest.NewRecorder()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			h.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, http.MethodGet, "/", nil))
+		}()
+		synctest.Wait()
+		left := time.Now()
+		store.fail.Store(true) // the next Info fails: no news, not the end
+		leave()
+		<-done
+		if waited := canceledAt.Sub(left); waited < linger {
+			t.Fatalf("the work was canceled %v after the client left, before its linger, %v", waited, linger)
+		}
+		name := rec.Header().Get(sse.ResumableStreamHeader)
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.Header.Set(sse.LastEventIDHeader, name+".1")
+		resumed := httptest.NewRecorder()
+		h.ServeHTTP(resumed, req)
+		shortEnd(t, resumed.Body.String(), name, 1, 2)
+	})
+}
+
+// flakyInfo is a store whose Info fails once when fail is set.
+type flakyInfo struct {
+	resume.Store
+	fail atomic.Bool
+}
+
+func (s *flakyInfo) Info(ctx context.Context, stream string) (resume.Info, error) {
+	if s.fail.Swap(false) {
+		return resume.Info{}, errors.New("redis: i/o timeout")
+	}
+	return s.Store.Info(ctx, stream)
+}
+
+// TestResumeHeaderAtOnce: a resume at the live edge of a quiet stream gets
+// its response header at once, not with the next event.
+func TestResumeHeaderAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := resume.NewMemoryStore(resume.MemoryConfig{})
+		h := middleware.NewHandler(http.NotFoundHandler(), middleware.ServerConfig{Resume: &middleware.ResumeConfig{Store: store, Linger: time.Minute}})
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		name := storedStream(t, store, req)
+		req.Header.Set(sse.LastEventIDHeader, name+".3")
+		req.Header.Set(middleware.TimeoutHeader, "10000")
+		rec := &flushRW{ResponseRecorder: httptest.NewRecorder(), flushed: make(chan struct{}, 1)}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			h.ServeHTTP(rec, req)
+		}()
+		synctest.Wait()
+		select {
+		case <-rec.flushed:
+		default:
+			t.Error("the resume waits for the next event without its header out")
+		}
+		<-done
+	})
+}
+
+// flushRW is a ResponseRecorder that says when it is first flushed.
+type flushRW struct {
+	*httptest.ResponseRecorder
+	flushed chan struct{}
+}
+
+func (f *flushRW) Flush() {
+	f.ResponseRecorder.Flush()
+	select {
+	case f.flushed <- struct{}{}:
+	default:
+	}
+}
