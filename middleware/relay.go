@@ -23,7 +23,8 @@ var hopHeaders = []string{
 // the headers but the hop-by-hop ones, and the body. The request's path is
 // joined to upstream's path and its query added to upstream's; its headers
 // go along, credentials included, so an upstream's 401 is the caller's own
-// and is relayed as it is. A stream that fails after its header is ended
+// and is relayed as it is; but Accept-Encoding, as client's transport
+// negotiates compression itself and decompresses. A stream that fails after its header is ended
 // with WriteError: a failure event on an event stream. The upstream's
 // Resumable-Stream header is not relayed: inside NewHandler with Resume
 // set, the relay's streams are its own to resume.
@@ -40,6 +41,9 @@ func Relay(upstream *url.URL, client *http.Client) http.Handler {
 		}
 		copyHeader(out.Header, r.Header)
 		out.Header.Del(sse.LastEventIDHeader)
+		// The client's transport asks for gzip itself and decompresses:
+		// the guard and resume frame events, which they cannot in gzip.
+		out.Header.Del("Accept-Encoding")
 		resp, err := client.Do(out)
 		if err != nil {
 			WriteError(w, r, err)

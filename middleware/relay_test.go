@@ -1,15 +1,22 @@
 package middleware_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/streamguard/streamguard"
 	"github.com/streamguard/streamguard/gatewaytest"
 	"github.com/streamguard/streamguard/middleware"
 	"github.com/streamguard/streamguard/retry"
+	"github.com/streamguard/streamguard/sse"
 	gosse "github.com/tmaxmax/go-sse"
 )
 
@@ -109,4 +116,65 @@ func TestRelayCarriesUpstreamFailures(t *testing.T) {
 			}
 		})
 	})
+}
+
+// TestRelayGzipUpstream: an upstream that gzips its event stream for a
+// client that accepts it (Go's default client asks by itself) is relayed
+// decompressed, its events framed and resumable, not as gzip bytes cut
+// into garbage events.
+func TestRelayGzipUpstream(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		var out io.Writer = w
+		if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			w.Header().Set("Content-Encoding", "gzip")
+			gz := gzip.NewWriter(w)
+			defer gz.Close()
+			out = gz
+		}
+		for i := 1; i <= 5; i++ {
+			fmt.Fprintf(out, "data: %d\n\n", i)
+		}
+	}))
+	defer up.Close()
+	upURL, _ := url.Parse(up.URL)
+	front := httptest.NewServer(middleware.NewHandler(middleware.Relay(upURL, middleware.NewClient(middleware.Config{})),
+		middleware.ServerConfig{Resume: &middleware.ResumeConfig{}}))
+	defer front.Close()
+	resp, err := http.Get(front.URL) // asks for gzip
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := resp.Header.Get(sse.ResumableStreamHeader)
+	var want string
+	for i := 1; i <= 5; i++ {
+		want += fmt.Sprintf("data: %d\nid: %s.%d\n\n", i, name, i)
+	}
+	if name == "" || string(body) != want {
+		t.Fatalf("relayed %q (Resumable-Stream %q), want %q", body, name, want)
+	}
+}
+
+// TestResumableNotEncoded: a handler's event stream with a
+// Content-Encoding is passed on as it is, not framed into events.
+func TestResumableNotEncoded(t *testing.T) {
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	io.WriteString(zw, "data: 1\n\n")
+	zw.Close()
+	h := middleware.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Write(gz.Bytes())
+	}), middleware.ServerConfig{Resume: &middleware.ResumeConfig{}})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	if !bytes.Equal(rec.Body.Bytes(), gz.Bytes()) || rec.Header().Get(sse.ResumableStreamHeader) != "" {
+		t.Fatalf("a gzipped stream came out as %q (Resumable-Stream %q)", rec.Body.Bytes(), rec.Header().Get(sse.ResumableStreamHeader))
+	}
 }

@@ -368,7 +368,7 @@ func storeError(err error) error {
 		e.Message = "the store of resumable streams is full"
 	default:
 		e.Source, e.Reason, e.StatusCode = streamguard.SourcePlatform, streamguard.ReasonUnavailable, http.StatusServiceUnavailable
-		e.Message = "the store of resumable streams failed: " + streamguard.Sanitize(err.Error(), 200)
+		e.Message = "the store of resumable streams failed" // its error (Err) names internal hosts: kept for spans, not sent
 	}
 	return e
 }

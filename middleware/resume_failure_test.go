@@ -248,3 +248,33 @@ func TestResumableStoreRefusesLive(t *testing.T) {
 		t.Fatalf("resume while the handler runs: %q, ids %q", data, ids)
 	}
 }
+
+// TestResumableStoreDownSaysLittle: a store that fails answers new streams
+// and resumes 503 with Retry-After, and its error, which names internal
+// hosts, is not sent to the client.
+func TestResumableStoreDownSaysLittle(t *testing.T) {
+	h := middleware.NewHandler(http.NotFoundHandler(), middleware.ServerConfig{
+		Resume: &middleware.ResumeConfig{Store: downStore{resume.NewMemoryStore(resume.MemoryConfig{})}}})
+	for _, lastID := range []string{"", "abcdefghijklmnopqrstuvwxyz.1"} {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		if lastID != "" {
+			req.Header.Set(sse.LastEventIDHeader, lastID)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" ||
+			!strings.Contains(rec.Body.String(), "store of resumable streams failed") || strings.Contains(rec.Body.String(), "10.1.2.3") {
+			t.Fatalf("Last-Event-ID %q: %d (Retry-After %q) %q", lastID, rec.Code, rec.Header().Get("Retry-After"), rec.Body.String())
+		}
+	}
+}
+
+// downStore is a store whose Redis cannot be reached.
+type downStore struct{ resume.Store }
+
+var errDown = errors.New("dial tcp 10.1.2.3:6379: connect: connection refused")
+
+func (downStore) Key(context.Context) ([]byte, error) { return nil, errDown }
+func (downStore) Info(context.Context, string) (resume.Info, error) {
+	return resume.Info{}, errDown
+}

@@ -39,7 +39,7 @@ type resumeWriter struct {
 	cancel context.CancelCauseFunc
 
 	mu       sync.Mutex
-	resumabl bool // a 2xx event stream: framed and stored
+	resumabl bool // a 2xx event stream, not content-encoded: framed and stored
 	wrote    bool // the header is out
 	f        framing
 	batch    []resume.Event // the events of f.out not yet stored
@@ -85,7 +85,8 @@ func (w *resumeWriter) writeHeaderLocked(code int) {
 		return
 	}
 	w.wrote = true
-	if code >= 200 && code <= 299 && sse.IsEventStream(w.w.Header().Get("Content-Type")) {
+	h := w.w.Header()
+	if code >= 200 && code <= 299 && sse.IsEventStream(h.Get("Content-Type")) && h.Get("Content-Encoding") == "" {
 		w.resumabl = true
 		t := time.AfterFunc(time.Hour, w.heartbeat)
 		w.beat.Store(t)

@@ -114,6 +114,12 @@ func (m *MemoryStore) Create(_ context.Context, stream string, owner []byte) err
 	if len(m.streams) >= m.cfg.MaxStreams && !m.evict(now, 0, true) {
 		return ErrFull
 	}
+	// Room for its first chunk, so that a store whose bytes are all taken
+	// by live streams refuses new ones (503) instead of taking them and
+	// refusing their events.
+	if need := min(memChunk, m.cfg.MaxBytes); m.bytes+need > m.cfg.MaxBytes && !m.evict(now, need, false) {
+		return ErrFull
+	}
 	m.streams[stream] = &memStream{owner: append([]byte(nil), owner...), active: now, seen: now, written: now, wake: make(chan struct{})}
 	return nil
 }

@@ -73,6 +73,29 @@ func TestMemoryStoreLimits(t *testing.T) {
 			t.Fatalf("%d bytes held over 1000", n)
 		}
 	})
+	t.Run("bytes taken by live streams", func(t *testing.T) {
+		s := resume.NewMemoryStore(resume.MemoryConfig{MaxBytes: 1 << 20})
+		a, b := resumetest.Name(), resumetest.Name()
+		s.Create(ctx, a, []byte("o"))
+		big := resume.Event{Data: make([]byte, 8<<10)}
+		var err error
+		for seq := uint64(1); err == nil && seq < 1000; seq++ {
+			big.Seq = seq
+			err = s.Append(ctx, a, []resume.Event{big})
+		}
+		if !errors.Is(err, resume.ErrFull) {
+			t.Fatalf("filling the store: %v", err)
+		}
+		if err := s.Create(ctx, b, []byte("o")); !errors.Is(err, resume.ErrFull) {
+			t.Fatalf("a new stream with every byte taken by a live one: %v, want ErrFull", err)
+		}
+		if err := s.End(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Create(ctx, b, []byte("o")); err != nil {
+			t.Fatalf("a new stream once the full one ended (it may be evicted): %v", err)
+		}
+	})
 	t.Run("age", func(t *testing.T) {
 		c := &clock{now: time.Unix(1e9, 0)}
 		s := resume.NewMemoryStore(resume.MemoryConfig{MaxAge: time.Minute, Now: c.Now})
