@@ -21,24 +21,28 @@ import (
 // comments, in writes split at random points (a CRLF split between two
 // writes too, and flushes in between): the client gets exactly the
 // handler's bytes with an id line before the blank line of each event with
-// data (comments pass without one), every such event is stored, and a
-// resume from the start gives the same events with the same ids.
+// data (comments pass without one, and without their id fields, which
+// would set the client's last event id to another stream's), every such
+// event is stored, and a resume from the start gives the same events with
+// the same ids.
 func TestResumableFraming(t *testing.T) {
-	type event struct{ lines, blank string }
+	type event struct{ lines, blank, live string } // live: what is sent of lines, when not all
 	events := []event{
-		{"data: a\n", "\n"},
-		{"event: x\r\ndata: b\r\ndata: c\r\n", "\r\n"},
-		{": comment\n", "\n"},
-		{"data: d\r", "\r"},
-		{"id: theirs\ndata: e\n", "\n"},
-		{"retry: 10\r", "\r\n"},
-		{"data:f\r\n", "\n"},
-		{"", "\n"}, // a blank line of its own: an empty block
-		{"data\r\n", "\r\n"},
-		{": c2\n", "\n"}, // LF only from here: whole events in a write
-		{": c3\n: c4\n", "\n"},
-		{"id: z\ndata: g\n", "\n"},
-		{"data: h\n", "\n"},
+		{"data: a\n", "\n", ""},
+		{"event: x\r\ndata: b\r\ndata: c\r\n", "\r\n", ""},
+		{": comment\n", "\n", ""},
+		{"data: d\r", "\r", ""},
+		{"id: theirs\ndata: e\n", "\n", ""},
+		{"retry: 10\r", "\r\n", ""},
+		{"id: upstream-7\r\n: keep\r\n", "\r\n", ": keep\r\n"},
+		{"retry: 5\nid\r", "\r", "retry: 5\n"},
+		{"data:f\r\n", "\n", ""},
+		{"", "\n", ""}, // a blank line of its own: an empty block
+		{"data\r\n", "\r\n", ""},
+		{": c2\n", "\n", ""}, // LF only from here: whole events in a write
+		{": c3\n: c4\n", "\n", ""},
+		{"id: z\ndata: g\n", "\n", ""},
+		{"data: h\n", "\n", ""},
 	}
 	wantData := []string{"a", "b\nc", "d", "e", "f", "", "g", "h"}
 	var stream strings.Builder
@@ -55,7 +59,11 @@ func TestResumableFraming(t *testing.T) {
 			if resumed && !data {
 				continue
 			}
-			b.WriteString(e.lines)
+			if e.live != "" && !resumed {
+				b.WriteString(e.live)
+			} else {
+				b.WriteString(e.lines)
+			}
 			if data {
 				n++
 				fmt.Fprintf(&b, "id: %s.%d\n", name, n)

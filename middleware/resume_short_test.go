@@ -179,3 +179,38 @@ func (f *flushRW) Flush() {
 	default:
 	}
 }
+
+// TestResumableEventTooLarge: a handler that writes an event past 8 MiB
+// without its end gets a write error, and the stream ends with an
+// event_too_large failure event, stored, instead of the writer holding
+// the bytes without bound.
+func TestResumableEventTooLarge(t *testing.T) {
+	var werr atomic.Value
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: 1\n\ndata: ")
+		chunk := strings.Repeat("x", 64<<10)
+		for range 200 { // 12.5 MiB at most
+			if _, err := io.WriteString(w, chunk); err != nil {
+				werr.Store(err)
+				return
+			}
+		}
+	})
+	store := resume.NewMemoryStore(resume.MemoryConfig{})
+	rec := httptest.NewRecorder()
+	middleware.NewHandler(h, middleware.ServerConfig{Resume: &middleware.ResumeConfig{Store: store}}).
+		ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	if werr.Load() == nil {
+		t.Fatal("the handler's writes past 8 MiB did not fail")
+	}
+	name := rec.Header().Get(sse.ResumableStreamHeader)
+	body := rec.Body.String()
+	if want := "data: 1\nid: " + name + ".1\n\n"; !strings.HasPrefix(body, want) || len(body) > 4096 ||
+		!strings.Contains(body, `"reason":"event_too_large"`) || !strings.HasSuffix(body, "id: "+name+".2\n\n") {
+		t.Fatalf("the stream is %d bytes: %.300q", len(body), body)
+	}
+	if info, err := store.Info(context.Background(), name); err != nil || info.Last != 2 || !info.Ended {
+		t.Fatalf("stored %+v, %v; want event 1 and the failure", info, err)
+	}
+}

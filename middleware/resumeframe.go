@@ -97,9 +97,10 @@ func (w *resumeWriter) frame(p []byte, final bool) {
 				if !held {
 					w.record()
 				}
-			} else {
+			} else { // a comment or retry: sent, not stored
 				f.out = append(f.out, p[from:end]...)
-				from, f.evAt = end, len(f.out) // a comment or retry: sent, not stored
+				f.out = append(f.out[:f.evAt], dropIDLines(f.out[f.evAt:])...)
+				from, f.evAt = end, len(f.out)
 			}
 			f.hasData = false
 		case f.isDataLine(p[ls:j]):
@@ -128,6 +129,28 @@ func (f *framing) isDataLine(rest []byte) bool {
 // first five bytes) is a data field.
 func isDataField(line []byte) bool {
 	return len(line) >= 4 && string(line[:4]) == "data" && (len(line) == 4 || line[4] == ':')
+}
+
+// dropIDLines removes the id fields from a block without data, in place:
+// they would set the client's last event id to one that is not this
+// stream's, and a resume from it would fail. Lines end with CR, LF or
+// CRLF.
+func dropIDLines(b []byte) []byte {
+	out := b[:0]
+	for len(b) > 0 {
+		end := len(b)
+		if k := bytes.IndexAny(b, "\r\n"); k >= 0 {
+			end = k + 1
+			if b[k] == '\r' && end < len(b) && b[end] == '\n' {
+				end++
+			}
+		}
+		if line := bytes.TrimRight(b[:end], "\r\n"); !(string(line) == "id" || bytes.HasPrefix(line, []byte("id:"))) {
+			out = append(out, b[:end]...)
+		}
+		b = b[end:]
+	}
+	return out
 }
 
 // hasDataLine reports whether LF-ended lines hold a data field.

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/streamguard/streamguard"
 	"github.com/streamguard/streamguard/resume"
 	"github.com/streamguard/streamguard/sse"
 )
@@ -115,8 +116,19 @@ func (w *resumeWriter) Write(p []byte) (int, error) {
 		return 0, errEnded
 	}
 	w.frame(p, false)
+	if len(w.f.out)-w.f.evAt > sse.DefaultMaxEventBytes {
+		// An event that never ends would hold the writer's memory without
+		// bound: the stream ends with its failure.
+		w.failLocked(errEventTooLarge)
+		return 0, errEventTooLarge
+	}
 	return len(p), nil
 }
+
+// errEventTooLarge ends a resumable stream whose handler wrote an event
+// past sse.DefaultMaxEventBytes without its end.
+var errEventTooLarge = &streamguard.Error{Source: streamguard.SourceModel, Reason: streamguard.ReasonEventTooLarge,
+	StatusCode: http.StatusBadGateway, Message: "an event of the stream grew past 8 MiB without its end"}
 
 func (w *resumeWriter) Flush() { _ = w.FlushError() }
 
@@ -181,6 +193,10 @@ func (w *resumeWriter) store() {
 func (w *resumeWriter) fail(err error) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	return w.failLocked(err)
+}
+
+func (w *resumeWriter) failLocked(err error) bool {
 	if !w.resumabl || w.failed || w.finished {
 		return false
 	}
