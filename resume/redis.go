@@ -102,8 +102,8 @@ type RedisConfig struct {
 //	                    which each one expires: they count streams
 //	                    against MaxStreams
 //	Ps:{N}:meta         a hash: owner, last, ended, seen, created,
-//	                    written (by Redis's clock: TIME), cut (1: it
-//	                    ended short, EndTruncated)
+//	                    written (seen and written by Redis's clock:
+//	                    TIME), cut (1: it ended short, EndTruncated)
 //	Ps:{N}:events       a stream: each Append's batch is one entry, its id
 //	                    0-{seq of its last event}, its fields n (its
 //	                    events), l (their lengths, "12,7,...") and d
@@ -135,6 +135,9 @@ type RedisStore struct {
 	ttl    any    // ms, a script's argument: a string, boxed once
 	gone   any    // the tombstone's TTL, ms, the same
 	maxLen any    // MaxLen, the same
+	// now is this replica's clock (tests set it): a stream's seen and
+	// written are by Redis's clock, whatever it says.
+	now func() time.Time
 
 	keyMu sync.Mutex
 	key   []byte
@@ -175,6 +178,7 @@ func NewRedisStore(client RedisClient, cfg RedisConfig) *RedisStore {
 		gone:    any(strconv.FormatInt(2*ms, 10)),
 		maxLen:  any(strconv.FormatInt(cfg.MaxLen, 10)),
 		touched: map[string]time.Time{},
+		now:     time.Now,
 	}
 }
 
@@ -235,7 +239,7 @@ func (s *RedisStore) Create(ctx context.Context, stream string, owner []byte) er
 	if len(owner) > MaxRedisOwnerLen {
 		return fmt.Errorf("resume: an owner hash of %d bytes (at most %d)", len(owner), MaxRedisOwnerLen)
 	}
-	now := time.Now()
+	now := s.now()
 	v, err := reserveScript.run(ctx, s.rdb, []string{s.live, s.ended},
 		now.UnixMilli(), s.deadline(now), s.cfg.MaxStreams, stream)
 	if err != nil {
@@ -281,7 +285,7 @@ func (s *RedisStore) end(ctx context.Context, stream string, cut int) error {
 	delete(s.touched, stream)
 	s.touchMu.Unlock()
 	// Now Create may evict it.
-	_, err := endedScript.run(ctx, s.rdb, []string{s.live, s.ended}, stream, s.deadline(time.Now()))
+	_, err := endedScript.run(ctx, s.rdb, []string{s.live, s.ended}, stream, s.deadline(s.now()))
 	return err
 }
 
@@ -302,13 +306,17 @@ func (s *RedisStore) Info(ctx context.Context, stream string) (Info, error) {
 	owner, _ := r[0].(string)
 	last, err1 := parseRedisUint(r[1])
 	ended, _ := r[2].(string)
+	// Seen and written are by the server's clock, told as ages: by this
+	// one's.
+	now := s.now()
+	ago := func(ms uint64) time.Time { return now.Add(-time.Duration(min(ms, 1<<40)) * time.Millisecond) }
 	seen, err2 := parseRedisUint(r[3])
-	info := Info{Owner: []byte(owner), Last: last, Ended: ended == "1", Seen: time.UnixMilli(int64(seen))}
+	info := Info{Owner: []byte(owner), Last: last, Ended: ended == "1", Seen: ago(seen)}
 	var err3 error
-	if len(r) == 5 && r[4] != nil { // by the server's clock, told as an age: by this one's
+	if len(r) == 5 && r[4] != nil {
 		var age uint64
 		age, err3 = parseRedisUint(r[4])
-		info.Written = time.Now().Add(-time.Duration(min(age, 1<<40)) * time.Millisecond)
+		info.Written = ago(age)
 	}
 	if err := errors.Join(err1, err2, err3); err != nil {
 		return Info{}, fmt.Errorf("resume: redis info of %q: %w", stream, err)
@@ -319,7 +327,7 @@ func (s *RedisStore) Info(ctx context.Context, stream string) (Info, error) {
 // touch renews a live stream's expiry in the sets, at most every TTL/8 for
 // each stream from this store: the scores only need to outlast the keys.
 func (s *RedisStore) touch(ctx context.Context, stream string) {
-	now := time.Now()
+	now := s.now()
 	s.touchMu.Lock()
 	last, ok := s.touched[stream]
 	fresh := ok && now.Sub(last) < s.cfg.TTL/redisTouchEvery

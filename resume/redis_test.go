@@ -179,3 +179,41 @@ func newRedisStream(t *testing.T) (*resp.Client, *resume.RedisStore, context.Con
 	}
 	return c, s, ctx, name
 }
+
+// TestRedisStoreClocks: a replica whose clock is an hour behind reads a
+// stream another replica writes; the writer's Info still says the stream
+// was just seen (a linger compares it with the writer's clock), and the
+// late replica's says so by its own clock: seen and written are by Redis's.
+func TestRedisStoreClocks(t *testing.T) {
+	c := redisClient(t)
+	a := redisStore(t, c, resume.RedisConfig{})
+	late := func() time.Time { return time.Now().Add(-time.Hour) }
+	b := redisStore(t, c, resume.RedisConfig{Prefix: a.Config().Prefix})
+	resume.SetRedisClock(b, late)
+	ctx := context.Background()
+	name := resumetest.Name()
+	if err := a.Create(ctx, name, []byte("owner")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Append(ctx, name, []resume.Event{resumetest.Event(name, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if evs, _, err := b.Read(ctx, name, 0); err != nil || len(evs) != 1 {
+		t.Fatalf("the late replica's read: %d events, %v", len(evs), err)
+	}
+	for _, r := range []struct {
+		who   string
+		store *resume.RedisStore
+		now   func() time.Time
+	}{{"the writer", a, time.Now}, {"the late replica", b, late}} {
+		info, err := r.store.Info(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for what, at := range map[string]time.Time{"seen": info.Seen, "written": info.Written} {
+			if d := r.now().Sub(at); d < -5*time.Second || d > 5*time.Second {
+				t.Errorf("%s: %s %v ago by its clock, want just now", r.who, what, d)
+			}
+		}
+	}
+}

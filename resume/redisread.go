@@ -117,7 +117,7 @@ func (s *RedisStore) Read(ctx context.Context, stream string, after uint64) ([]E
 // readOnce runs the read script once.
 func (s *RedisStore) readOnce(ctx context.Context, stream string, after uint64) ([]Event, bool, error) {
 	from := "0-" + strconv.FormatUint(after+1, 10) // used only when after < last
-	v, err := readScript.run(ctx, s.rdb, s.keys(stream), s.ttl, s.gone, time.Now().UnixMilli(),
+	v, err := readScript.run(ctx, s.rdb, s.keys(stream), s.ttl, s.gone, s.now().UnixMilli(),
 		after, from, redisReadBatch, redisReadBytes)
 	if err != nil {
 		return nil, false, err

@@ -136,7 +136,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[1], 'owner', ARGV[3], 'last', '0', 'ended', '0',
-	'seen', ARGV[4], 'created', ARGV[4], 'written', now())
+	'seen', now(), 'created', ARGV[4], 'written', now())
 touch()
 return 1
 `)
@@ -196,8 +196,9 @@ return 1
 // after after, from first (after+1) on, as their lengths ("12,7,...") and
 // their bytes end to end: those of the entry that holds first, then whole
 // entries, while they keep to count events and max bytes past the first
-// event (an event larger than max comes alone). It records the visit.
-// ARGV: ttl, tombstone ttl, now, after, first entry id, count, max bytes.
+// event (an event larger than max comes alone). It records the visit, by
+// the server's clock. ARGV: ttl, tombstone ttl, now (unused), after, first
+// entry id, count, max bytes.
 var readScript = newScript(prelude + `
 -- rest returns the events of an entry (k of them, lengths l, bytes d,
 -- the first numbered from) after after, and max bytes of them past the
@@ -229,7 +230,7 @@ local function rest(l, d, from, k, after, max)
 end
 local m = redis.call('HMGET', KEYS[1], 'last', 'ended', 'cut')
 if not m[1] then return missing() end
-redis.call('HSET', KEYS[1], 'seen', ARGV[3])
+redis.call('HSET', KEYS[1], 'seen', now())
 touch()
 local after, count, max = tonumber(ARGV[4]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local lens, body, n, size, first = {}, {}, 0, 0, 0
@@ -266,12 +267,14 @@ end
 return {m[1], m[2], tostring(first), table.concat(lens, ','), table.concat(body), m[3] or '0'}
 `)
 
-// infoScript returns {owner, last, ended, seen, ms since written}: the
-// last is false (nil) for a stream an older version wrote, with no
-// written.
+// infoScript returns {owner, last, ended, ms since seen, ms since
+// written}, both by the server's clock, so that replicas whose clocks
+// differ agree on them; the last is false (nil) for a stream an older
+// version wrote, with no written.
 var infoScript = newScript(prelude + `
 local m = redis.call('HMGET', KEYS[1], 'owner', 'last', 'ended', 'seen', 'written')
 if not m[2] then return missing() end
+m[4] = tostring(math.max(0, now() - tonumber(m[4])))
 if m[5] then m[5] = tostring(math.max(0, now() - tonumber(m[5]))) end
 return m
 `)
