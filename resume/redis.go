@@ -56,6 +56,7 @@ const (
 
 const (
 	redisKeyLen      = 32               // bytes of the HMAC key
+	redisKeyRecheck  = 10 * time.Second // how long a replica keeps it unread
 	redisReadBatch   = 512              // events one Read returns at most
 	redisReadBytes   = 1 << 20          // and their bytes, but for an event larger
 	redisAppendBatch = 512              // events one script adds at most
@@ -141,6 +142,7 @@ type RedisStore struct {
 
 	keyMu sync.Mutex
 	key   []byte
+	keyAt time.Time // when key was read
 
 	touchMu sync.Mutex
 	touched map[string]time.Time // when each stream's score was last renewed
@@ -203,11 +205,15 @@ func (s *RedisStore) keys(stream string) []string {
 	}
 }
 
-// Key returns the HMAC key every replica shares, making it the first time.
+// Key returns the HMAC key every replica shares, making it when Redis has
+// none. It is read again every redisKeyRecheck, so that replicas agree
+// again soon after Redis lost it (FLUSHDB, a restart without persistence,
+// an eviction) and one of them made another.
 func (s *RedisStore) Key(ctx context.Context) ([]byte, error) {
 	s.keyMu.Lock()
 	defer s.keyMu.Unlock()
-	if s.key != nil {
+	now := s.now()
+	if s.key != nil && now.Sub(s.keyAt) < redisKeyRecheck && now.After(s.keyAt) {
 		return s.key, nil
 	}
 	k := s.cfg.Prefix + "key"
@@ -224,7 +230,10 @@ func (s *RedisStore) Key(ctx context.Context) ([]byte, error) {
 	if len(key) != redisKeyLen {
 		return nil, fmt.Errorf("resume: the key at %q is %d bytes, not %d", k, len(key), redisKeyLen)
 	}
-	s.key = []byte(key)
+	if string(s.key) != key {
+		s.key = []byte(key) // a new slice: callers may hold the old one
+	}
+	s.keyAt = now
 	return s.key, nil
 }
 

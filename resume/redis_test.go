@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -215,5 +216,35 @@ func TestRedisStoreClocks(t *testing.T) {
 				t.Errorf("%s: %s %v ago by its clock, want just now", r.who, what, d)
 			}
 		}
+	}
+}
+
+// TestRedisStoreKeyLost: when Redis loses the shared key and a replica
+// makes another, a replica that read the old one takes the new one within
+// ten seconds, so that resumes across them work again.
+func TestRedisStoreKeyLost(t *testing.T) {
+	c := redisClient(t)
+	a := redisStore(t, c, resume.RedisConfig{})
+	var skew atomic.Int64
+	resume.SetRedisClock(a, func() time.Time { return time.Now().Add(time.Duration(skew.Load())) })
+	ctx := context.Background()
+	old, err := a.Key(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Do(ctx, "DEL", a.Config().Prefix+"key"); err != nil {
+		t.Fatal(err)
+	}
+	b := redisStore(t, c, resume.RedisConfig{Prefix: a.Config().Prefix})
+	made, err := b.Key(ctx)
+	if err != nil || bytes.Equal(made, old) {
+		t.Fatalf("the new replica's key: %v, the same as the lost one: %v", err, bytes.Equal(made, old))
+	}
+	if k, _ := a.Key(ctx); !bytes.Equal(k, old) {
+		t.Fatal("the old replica read the key again at once")
+	}
+	skew.Store(int64(11 * time.Second))
+	if k, err := a.Key(ctx); err != nil || !bytes.Equal(k, made) {
+		t.Fatalf("11 s later, the old replica still has the lost key (%v)", err)
 	}
 }
