@@ -1,11 +1,13 @@
 package middleware_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -17,6 +19,7 @@ import (
 	"github.com/streamguard/streamguard/middleware"
 	"github.com/streamguard/streamguard/resume"
 	"github.com/streamguard/streamguard/sse"
+	gosse "github.com/tmaxmax/go-sse"
 )
 
 // shortEnd checks that a resume's body is the events after from up to
@@ -212,5 +215,56 @@ func TestResumableEventTooLarge(t *testing.T) {
 	}
 	if info, err := store.Info(context.Background(), name); err != nil || info.Last != 2 || !info.Ended {
 		t.Fatalf("stored %+v, %v; want event 1 and the failure", info, err)
+	}
+}
+
+// TestResumableSilentClient: a client that stops reading without closing
+// its connection (half-open: the socket's buffers fill, and writes block)
+// counts as gone a linger later, so the handler goes on and its events
+// are stored: a resume at another connection gets the whole stream, not
+// the events up to the blocked write and then a wait until the budget.
+func TestResumableSilentClient(t *testing.T) {
+	const events, size = 2000, 16 << 10 // 32 MiB: more than loopback's buffers hold
+	payload := strings.Repeat("x", size)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := 1; i <= events; i++ {
+			fmt.Fprintf(w, "data: %d %s\n\n", i, payload)
+			w.(http.Flusher).Flush()
+		}
+	})
+	srv := httptest.NewServer(middleware.NewHandler(h, middleware.ServerConfig{
+		Resume: &middleware.ResumeConfig{Store: resume.NewMemoryStore(resume.MemoryConfig{}), Linger: 200 * time.Millisecond}}))
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := resp.Header.Get(sse.ResumableStreamHeader) // and then the client reads no more
+	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+	req.Header.Set(sse.LastEventIDHeader, name+".0")
+	resumed, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resumed.Body.Close()
+	n := 0
+	for ev, err := range gosse.Read(resumed.Body, &gosse.ReadConfig{MaxEventSize: 2 * size}) {
+		if err != nil {
+			t.Fatalf("the resume, after %d events: %v", n, err)
+		}
+		if n++; !strings.HasPrefix(ev.Data, fmt.Sprint(n, " ")) {
+			t.Fatalf("event %d is %.20q", n, ev.Data)
+		}
+	}
+	if n != events {
+		t.Fatalf("the resume got %d events, want %d", n, events)
 	}
 }

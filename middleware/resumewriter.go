@@ -58,6 +58,7 @@ type resumeWriter struct {
 	stored  atomic.Bool // events were stored since the last beat
 	noBeats atomic.Bool // the handler returned, or the store refused
 
+	wdl      time.Time // the write deadline of sends: sendDeadline
 	goneOnce sync.Once
 	goneAt   time.Time
 	done     chan struct{}
@@ -158,6 +159,7 @@ func (w *resumeWriter) sync() {
 	w.store()
 	f := &w.f
 	if f.evAt > 0 && w.sendErr == nil {
+		w.sendDeadline()
 		if _, err := w.w.Write(f.out[:f.evAt]); err != nil {
 			w.lost(err)
 		}
@@ -165,6 +167,24 @@ func (w *resumeWriter) sync() {
 	f.out = f.out[:copy(f.out, f.out[f.evAt:])]
 	f.idAt -= f.evAt
 	f.evAt = 0
+}
+
+// sendDeadline bounds the sends to the client: one that stopped reading
+// without closing (a half-open connection) blocks a write for a linger at
+// most, and then counts as gone, so that the events go on being stored
+// for a resume elsewhere. It is set again once less than 3/4 of a linger
+// is left (a time read per send), never past the budget's own write
+// deadline. Called with mu held.
+func (w *resumeWriter) sendDeadline() {
+	now, limit := time.Now(), w.rc.linger()
+	if w.wdl.Sub(now) > limit*3/4 {
+		return
+	}
+	w.wdl = now.Add(limit)
+	if dl, ok := w.ctx.Deadline(); ok && dl.Add(writeGrace).Before(w.wdl) {
+		w.wdl = dl.Add(writeGrace)
+	}
+	_ = http.NewResponseController(w.w).SetWriteDeadline(w.wdl)
 }
 
 // store appends the batch to the store: one call. When the store refuses

@@ -82,6 +82,10 @@ func LimitRequestBody(cfg ServerConfig) func(http.Handler) http.Handler {
 	}
 }
 
+// writeGrace is how long past the budget a write may take: the budget's
+// own 504 or failure frame gets out first.
+const writeGrace = 5 * time.Second
+
 // Timeout bounds each request by cfg.Budget (1200 s by default), or by a
 // smaller Request-Timeout-Ms the client sent: the handler's context ends
 // with streamguard.ErrBudgetExceeded, and the response ends as NewHandler
@@ -98,7 +102,7 @@ func Timeout(cfg ServerConfig) func(http.Handler) http.Handler {
 			// The write deadline lets the budget's own 504 or failure frame
 			// out first, and then fails a write stuck on a client that
 			// stopped reading.
-			_ = http.NewResponseController(rw).SetWriteDeadline(deadline.Add(5 * time.Second))
+			_ = http.NewResponseController(rw).SetWriteDeadline(deadline.Add(writeGrace))
 			// The budget ends the response when it expires, while the
 			// handler runs, and again (to no effect if done) when the
 			// handler returns: the handler may see its context end and
