@@ -55,6 +55,10 @@ type ResumeConfig struct {
 	// Linger/4, at most 5 s, while the stream is quiet) ends with a
 	// truncated failure event from the platform: the process writing the
 	// stream went down. Replicas that share a store use the same Linger.
+	//
+	// And a client that reads nothing for a linger (one send blocked that
+	// long: a half-open connection) counts as gone: its connection fails,
+	// and the stream goes on being stored for a resume.
 	Linger time.Duration
 	// CredentialHeaders names request headers that carry credentials, in
 	// addition to those the library knows (see Config.CredentialHeaders):
