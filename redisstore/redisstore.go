@@ -30,11 +30,12 @@ type Store = resume.RedisStore
 
 // The store's defaults and bounds, as resume names them.
 const (
-	DefaultPrefix = resume.DefaultRedisPrefix
-	DefaultMaxLen = resume.DefaultRedisMaxLen
-	MaxMaxLen     = resume.MaxRedisMaxLen
-	MaxNameLen    = resume.MaxRedisNameLen
-	MaxOwnerLen   = resume.MaxRedisOwnerLen
+	DefaultPrefix         = resume.DefaultRedisPrefix
+	DefaultMaxLen         = resume.DefaultRedisMaxLen
+	DefaultMaxStreamBytes = resume.DefaultRedisMaxStreamBytes
+	MaxMaxLen             = resume.MaxRedisMaxLen
+	MaxNameLen            = resume.MaxRedisNameLen
+	MaxOwnerLen           = resume.MaxRedisOwnerLen
 )
 
 // New returns a store in the Redis that client talks to, with cfg's

@@ -116,7 +116,7 @@ func TestScriptsFlushed(t *testing.T) {
 
 func TestDefaults(t *testing.T) {
 	cfg := New(nil, Config{MaxLen: 1 << 62}).Config()
-	want := Config{Prefix: DefaultPrefix, MaxLen: MaxMaxLen, TTL: resume.DefaultMaxAge, MaxStreams: resume.DefaultMaxStreams}
+	want := Config{Prefix: DefaultPrefix, MaxLen: MaxMaxLen, MaxStreamBytes: DefaultMaxStreamBytes, TTL: resume.DefaultMaxAge, MaxStreams: resume.DefaultMaxStreams}
 	if cfg != want {
 		t.Fatalf("Config %+v, want %+v", cfg, want)
 	}

@@ -44,6 +44,9 @@ const (
 	DefaultRedisPrefix = "streamguard:"
 	// DefaultRedisMaxLen bounds the events of one stream: 100,000.
 	DefaultRedisMaxLen = 100_000
+	// DefaultRedisMaxStreamBytes bounds the event bytes of one stream: 64
+	// MiB.
+	DefaultRedisMaxStreamBytes = 64 << 20
 	// MaxRedisMaxLen is the largest MaxLen the store accepts: 2^40.
 	MaxRedisMaxLen = 1 << 40
 	// MaxRedisNameLen bounds a stream name, in bytes: 128. (The
@@ -77,6 +80,11 @@ type RedisConfig struct {
 	// still need. Zero means DefaultRedisMaxLen (100,000); more than
 	// MaxRedisMaxLen means MaxRedisMaxLen.
 	MaxLen int64
+	// MaxStreamBytes bounds the event bytes of one stream, the same way.
+	// Zero means DefaultRedisMaxStreamBytes (64 MiB). The store's total is
+	// Redis's to bound (maxmemory, with noeviction, makes a full Redis
+	// refuse writes, which the store reports, rather than drop keys).
+	MaxStreamBytes int64
 	// TTL is how long a stream's keys live after its last write or read.
 	// Zero means DefaultMaxAge (10 minutes). A stream is then answered
 	// ErrExpired for one more TTL.
@@ -104,7 +112,8 @@ type RedisConfig struct {
 //	                    against MaxStreams
 //	Ps:{N}:meta         a hash: owner, last, ended, seen, created,
 //	                    written (seen and written by Redis's clock:
-//	                    TIME), cut (1: it ended short, EndTruncated)
+//	                    TIME), bytes (its events'), cut (1: it ended
+//	                    short, EndTruncated)
 //	Ps:{N}:events       a stream: each Append's batch is one entry, its id
 //	                    0-{seq of its last event}, its fields n (its
 //	                    events), l (their lengths, "12,7,...") and d
@@ -129,13 +138,14 @@ type RedisConfig struct {
 // replica. A reader's context ends its wait at once: the XREAD then
 // finishes in the background within the second; Close waits for such.
 type RedisStore struct {
-	rdb    RedisClient
-	cfg    RedisConfig
-	live   string // the live set's key
-	ended  string // the ended set's key
-	ttl    any    // ms, a script's argument: a string, boxed once
-	gone   any    // the tombstone's TTL, ms, the same
-	maxLen any    // MaxLen, the same
+	rdb      RedisClient
+	cfg      RedisConfig
+	live     string // the live set's key
+	ended    string // the ended set's key
+	ttl      any    // ms, a script's argument: a string, boxed once
+	gone     any    // the tombstone's TTL, ms, the same
+	maxLen   any    // MaxLen, the same
+	maxBytes any    // MaxStreamBytes, the same
 	// now is this replica's clock (tests set it): a stream's seen and
 	// written are by Redis's clock, whatever it says.
 	now func() time.Time
@@ -163,6 +173,9 @@ func NewRedisStore(client RedisClient, cfg RedisConfig) *RedisStore {
 		cfg.MaxLen = DefaultRedisMaxLen
 	}
 	cfg.MaxLen = min(cfg.MaxLen, MaxRedisMaxLen)
+	if cfg.MaxStreamBytes <= 0 {
+		cfg.MaxStreamBytes = DefaultRedisMaxStreamBytes
+	}
 	if cfg.TTL <= 0 {
 		cfg.TTL = DefaultMaxAge
 	}
@@ -172,15 +185,16 @@ func NewRedisStore(client RedisClient, cfg RedisConfig) *RedisStore {
 	}
 	ms := cfg.TTL.Milliseconds()
 	return &RedisStore{
-		rdb:     client,
-		cfg:     cfg,
-		live:    cfg.Prefix + "{sets}:live",
-		ended:   cfg.Prefix + "{sets}:ended",
-		ttl:     any(strconv.FormatInt(ms, 10)),
-		gone:    any(strconv.FormatInt(2*ms, 10)),
-		maxLen:  any(strconv.FormatInt(cfg.MaxLen, 10)),
-		touched: map[string]time.Time{},
-		now:     time.Now,
+		rdb:      client,
+		cfg:      cfg,
+		live:     cfg.Prefix + "{sets}:live",
+		ended:    cfg.Prefix + "{sets}:ended",
+		ttl:      any(strconv.FormatInt(ms, 10)),
+		gone:     any(strconv.FormatInt(2*ms, 10)),
+		maxLen:   any(strconv.FormatInt(cfg.MaxLen, 10)),
+		maxBytes: any(strconv.FormatInt(cfg.MaxStreamBytes, 10)),
+		touched:  map[string]time.Time{},
+		now:      time.Now,
 	}
 }
 

@@ -248,3 +248,29 @@ func TestRedisStoreKeyLost(t *testing.T) {
 		t.Fatalf("11 s later, the old replica still has the lost key (%v)", err)
 	}
 }
+
+// TestRedisStoreStreamBytes: an Append past MaxStreamBytes is refused
+// whole (ErrFull), and the stream keeps what it had.
+func TestRedisStoreStreamBytes(t *testing.T) {
+	s := redisStore(t, redisClient(t), resume.RedisConfig{MaxStreamBytes: 1000})
+	ctx := context.Background()
+	name := resumetest.Name()
+	if err := s.Create(ctx, name, []byte("owner")); err != nil {
+		t.Fatal(err)
+	}
+	ev := func(seq uint64) resume.Event { return resume.Event{Seq: seq, Data: bytes.Repeat([]byte{'x'}, 100)} }
+	for seq := uint64(1); seq <= 9; seq++ {
+		if err := s.Append(ctx, name, []resume.Event{ev(seq)}); err != nil {
+			t.Fatalf("event %d: %v", seq, err)
+		}
+	}
+	if err := s.Append(ctx, name, []resume.Event{ev(10), ev(11)}); !errors.Is(err, resume.ErrFull) {
+		t.Fatalf("1,100 bytes in a stream of 1,000: %v, want ErrFull", err)
+	}
+	if err := s.Append(ctx, name, []resume.Event{ev(10)}); err != nil {
+		t.Fatalf("1,000 bytes in a stream of 1,000: %v", err)
+	}
+	if info, err := s.Info(ctx, name); err != nil || info.Last != 10 {
+		t.Fatalf("Info %+v, %v; want 10 events", info, err)
+	}
+}

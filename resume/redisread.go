@@ -13,7 +13,8 @@ import (
 // Append adds events to a stream, in one script per batch of up to 512
 // events (4 MiB), which adds them as one entry: the script checks that the
 // batch follows the stream's last event, that the stream has not ended
-// (ErrSequence, both) and that it fits MaxLen (ErrFull), and adds it whole
+// (ErrSequence, both) and that it fits MaxLen and MaxStreamBytes
+// (ErrFull), and adds it whole
 // or not at all. A longer Append is several batches, each whole; it stops
 // at the first refused. The command is built in pooled memory, the
 // stream's keys kept from the last Append: a few allocations per call. An
@@ -50,7 +51,7 @@ func (s *RedisStore) Append(ctx context.Context, stream string, events []Event) 
 		}
 		buf.encode(events[:n])
 		buf.cmd = append(appendScript.evalsha(buf.cmd[:0], buf.keys[:]...),
-			s.ttl, s.gone, s.maxLen, events[0].Seq, n, buf.lens, buf.body)
+			s.ttl, s.gone, s.maxLen, events[0].Seq, n, buf.lens, buf.body, s.maxBytes)
 		if _, err := appendScript.do(ctx, s.rdb, buf.cmd); err != nil {
 			return err
 		}

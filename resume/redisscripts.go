@@ -143,10 +143,11 @@ return 1
 
 // appendScript adds a batch of events after the stream's last, as one
 // entry: its id 0-{seq of its last event}, its fields n (how many events),
-// l (their lengths, "12,7,...") and d (their bytes end to end). ARGV: ttl,
-// tombstone ttl, max len, first seq, count, the lengths, the bytes.
+// l (their lengths, "12,7,...") and d (their bytes end to end); the meta's
+// bytes counts them all. ARGV: ttl, tombstone ttl, max len, first seq,
+// count, the lengths, the bytes, max bytes.
 var appendScript = newScript(prelude + `
-local m = redis.call('HMGET', KEYS[1], 'last', 'ended')
+local m = redis.call('HMGET', KEYS[1], 'last', 'ended', 'bytes')
 if not m[1] then return missing() end
 if m[2] == '1' then
 	return redis.error_reply('SGENDED stream ended')
@@ -155,12 +156,12 @@ local seq = tonumber(m[1])
 if tonumber(ARGV[4]) ~= seq + 1 then
 	return redis.error_reply('SGSEQUENCE event out of sequence')
 end
-local last = seq + tonumber(ARGV[5])
-if last > tonumber(ARGV[3]) then
+local last, size = seq + tonumber(ARGV[5]), (tonumber(m[3]) or 0) + #ARGV[7]
+if last > tonumber(ARGV[3]) or size > tonumber(ARGV[8]) then
 	return redis.error_reply('SGFULL stream full')
 end
 redis.call('XADD', KEYS[2], '0-' .. last, 'n', ARGV[5], 'l', ARGV[6], 'd', ARGV[7])
-redis.call('HSET', KEYS[1], 'last', last, 'written', now())
+redis.call('HSET', KEYS[1], 'last', last, 'bytes', size, 'written', now())
 touch()
 return last
 `)
