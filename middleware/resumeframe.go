@@ -30,12 +30,40 @@ type framing struct {
 	seq       uint64
 	idLine    []byte // seq's: idPrefix, seq in decimal, LF
 	prefixLen int
+	started   bool // past the stream's start, and a byte-order mark there
+	bomN      int  // bytes of a byte-order mark seen at the start
+}
+
+// bom is the UTF-8 byte-order mark an SSE parser drops at a stream's start.
+const bom = "\xEF\xBB\xBF"
+
+// skipBOM drops a byte-order mark at the stream's start, as an SSE parser
+// does (the first event is then a data event like the others, stored and
+// given its id), even split across writes; bytes that only began like one
+// go on as they were.
+func (f *framing) skipBOM(p []byte) []byte {
+	for !f.started && len(p) > 0 {
+		if p[0] != bom[f.bomN] {
+			f.started = true
+			if f.bomN > 0 {
+				p = append([]byte(bom[:f.bomN]), p...)
+			}
+			break
+		}
+		f.bomN++
+		p = p[1:]
+		f.started = f.bomN == len(bom)
+	}
+	return p
 }
 
 // frame copies p into out, recording each complete event with data. At
 // the end of the response (final), a CR at the end of out ends its line.
 func (w *resumeWriter) frame(p []byte, final bool) {
 	f := &w.f
+	if !f.started {
+		p = f.skipBOM(p)
+	}
 	from, ls := 0, 0 // p[:from] is in out; the current line begins at p[ls]
 	if f.cr {
 		if len(p) == 0 && !final {
