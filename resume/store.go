@@ -91,8 +91,9 @@ type Store interface {
 	// ended.
 	End(ctx context.Context, stream string) error
 	// EndTruncated marks the stream ended short of its end (the store
-	// refused some of its events, so the events it holds are not all the
-	// stream had): readers get every event it holds, not reported as
+	// refused some of its events, or its writer did not finish it: the
+	// events it holds are not all the stream was to have): readers get
+	// every event it holds, not reported as
 	// ended, and a Read after the last then returns ErrTruncated. Info
 	// reports it Ended. The first of End and EndTruncated counts; the
 	// other is then a no-op.
