@@ -196,6 +196,7 @@ func TestResumableEventTooLarge(t *testing.T) {
 		for range 200 { // 12.5 MiB at most
 			if _, err := io.WriteString(w, chunk); err != nil {
 				werr.Store(err)
+				middleware.WriteError(w, r, err) // as a handler does: no second failure event
 				return
 			}
 		}
@@ -210,7 +211,8 @@ func TestResumableEventTooLarge(t *testing.T) {
 	name := rec.Header().Get(sse.ResumableStreamHeader)
 	body := rec.Body.String()
 	if want := "data: 1\nid: " + name + ".1\n\n"; !strings.HasPrefix(body, want) || len(body) > 4096 ||
-		!strings.Contains(body, `"reason":"event_too_large"`) || !strings.HasSuffix(body, "id: "+name+".2\n\n") {
+		!strings.Contains(body, `"reason":"event_too_large"`) || !strings.HasSuffix(body, "id: "+name+".2\n\n") ||
+		strings.Count(body, "event: error") != 1 {
 		t.Fatalf("the stream is %d bytes: %.300q", len(body), body)
 	}
 	if info, err := store.Info(context.Background(), name); err != nil || info.Last != 2 || !info.Ended {

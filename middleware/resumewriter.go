@@ -209,7 +209,8 @@ func (w *resumeWriter) store() {
 // complete are dropped (neither sent nor stored), and the failure event
 // gets the next id and is stored, then sent, like any other; the
 // handler's writes fail from then on. It reports whether the event was
-// stored or sent.
+// stored or sent, or is out already (the writer ended the stream itself:
+// event_too_large), so that NewHandler's writer adds no second one.
 func (w *resumeWriter) fail(err error) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -217,8 +218,11 @@ func (w *resumeWriter) fail(err error) bool {
 }
 
 func (w *resumeWriter) failLocked(err error) bool {
-	if !w.resumabl || w.failed || w.finished {
+	if !w.resumabl || w.finished {
 		return false
+	}
+	if w.failed {
+		return true
 	}
 	w.failed = true
 	f := &w.f
