@@ -95,7 +95,11 @@ func (c ResumeConfig) beat() time.Duration {
 // past the stream's last event get 404; an expired stream 410; a
 // Last-Event-ID that is not one of this protocol's (or longer than 256
 // bytes) 400, all as JSON errors. When the store is full a new request gets
-// 503 with Retry-After, and the streams it holds are unharmed.
+// 503 with Retry-After, and the streams it holds are unharmed. When the
+// store fails otherwise (Redis down), a new request is served without resume
+// (no Resumable-Stream header, no ids; logged to ServerConfig.Logger), as a
+// stream goes on unstored when the store fails in its middle; a resume gets
+// 503 with Retry-After.
 func Resumable(cfg ServerConfig) func(http.Handler) http.Handler {
 	if cfg.Resume == nil {
 		return func(h http.Handler) http.Handler { return h }
@@ -119,18 +123,28 @@ func Resumable(cfg ServerConfig) func(http.Handler) http.Handler {
 // characters for 128 bits.
 var b32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
-// serveResumable runs next for a new stream, through a resumeWriter.
+// serveResumable runs next for a new stream, through a resumeWriter. A
+// full store answers 503; one that fails otherwise lets next serve the
+// request without resume.
 func serveResumable(w http.ResponseWriter, r *http.Request, next http.Handler, cfg ServerConfig, rc ResumeConfig) {
-	key, err := rc.Store.Key(r.Context())
-	if err != nil {
-		refuse(w, r, err)
-		return
-	}
 	var b [16]byte
 	rand.Read(b[:])
 	name := b32.EncodeToString(b[:])
-	if err := rc.Store.Create(r.Context(), name, resume.OwnerHash(key, r, rc.CredentialHeaders)); err != nil {
+	key, err := rc.Store.Key(r.Context())
+	if err == nil {
+		err = rc.Store.Create(r.Context(), name, resume.OwnerHash(key, r, rc.CredentialHeaders))
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, resume.ErrFull) || r.Context().Err() != nil:
 		refuse(w, r, err)
+		return
+	default:
+		// A store that fails (Redis down) costs new streams their resume,
+		// not their service, as it does a stream it fails in the middle:
+		// no Resumable-Stream header, no ids.
+		cfg.log(r, "resume store failed: the request is served without resume", err)
+		next.ServeHTTP(w, r)
 		return
 	}
 	// The work outlives its client, not its budget.

@@ -249,25 +249,46 @@ func TestResumableStoreRefusesLive(t *testing.T) {
 	}
 }
 
-// TestResumableStoreDownSaysLittle: a store that fails answers new streams
-// and resumes 503 with Retry-After, and its error, which names internal
-// hosts, is not sent to the client.
+// TestResumableStoreDownSaysLittle: a store that fails (not a full one)
+// costs a new stream its resume, not its service: the handler serves it
+// without the Resumable-Stream header or ids, and the failure is logged. A
+// resume gets 503 with Retry-After, and the store's error, which names
+// internal hosts, is not sent to the client.
 func TestResumableStoreDownSaysLittle(t *testing.T) {
-	h := middleware.NewHandler(http.NotFoundHandler(), middleware.ServerConfig{
-		Resume: &middleware.ResumeConfig{Store: downStore{resume.NewMemoryStore(resume.MemoryConfig{})}}})
-	for _, lastID := range []string{"", "abcdefghijklmnopqrstuvwxyz.1"} {
-		req := httptest.NewRequest(http.MethodGet, "/", nil)
-		if lastID != "" {
-			req.Header.Set(sse.LastEventIDHeader, lastID)
-		}
+	mem := resume.NewMemoryStore(resume.MemoryConfig{})
+	for _, store := range []resume.Store{downStore{mem}, createFails{downStore{mem}}} {
+		var logs strings.Builder
+		h := middleware.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, "data: one\n\ndata: two\n\n")
+		}), middleware.ServerConfig{Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+			Resume: &middleware.ResumeConfig{Store: store}})
 		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+		if rec.Code != http.StatusOK || rec.Header().Get(sse.ResumableStreamHeader) != "" ||
+			rec.Body.String() != "data: one\n\ndata: two\n\n" || !strings.Contains(logs.String(), "served without resume") {
+			t.Fatalf("%T, a new stream: %d %q %q; logged %q", store, rec.Code, rec.Header(), rec.Body.String(), logs.String())
+		}
+		if n, _ := mem.Len(); n != 0 {
+			t.Fatalf("%T: the store holds %d streams", store, n)
+		}
+
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.Header.Set(sse.LastEventIDHeader, "abcdefghijklmnopqrstuvwxyz.1")
+		rec = httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" ||
 			!strings.Contains(rec.Body.String(), "store of resumable streams failed") || strings.Contains(rec.Body.String(), "10.1.2.3") {
-			t.Fatalf("Last-Event-ID %q: %d (Retry-After %q) %q", lastID, rec.Code, rec.Header().Get("Retry-After"), rec.Body.String())
+			t.Fatalf("%T, a resume: %d (Retry-After %q) %q", store, rec.Code, rec.Header().Get("Retry-After"), rec.Body.String())
 		}
 	}
 }
+
+// createFails is a store whose Redis went down after it read the key.
+type createFails struct{ downStore }
+
+func (createFails) Key(context.Context) ([]byte, error)          { return make([]byte, 32), nil }
+func (createFails) Create(context.Context, string, []byte) error { return errDown }
 
 // downStore is a store whose Redis cannot be reached.
 type downStore struct{ resume.Store }

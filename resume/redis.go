@@ -82,8 +82,10 @@ type RedisConfig struct {
 	MaxLen int64
 	// MaxStreamBytes bounds the event bytes of one stream, the same way.
 	// Zero means DefaultRedisMaxStreamBytes (64 MiB). The store's total is
-	// Redis's to bound (maxmemory, with noeviction, makes a full Redis
-	// refuse writes, which the store reports, rather than drop keys).
+	// Redis's to bound: maxmemory, with noeviction, makes a full Redis
+	// refuse writes rather than drop keys. The store reports that as
+	// ErrFull for a Create and for an Append of events; Reads, a writer's
+	// beats and the ends of the streams it holds still work.
 	MaxStreamBytes int64
 	// TTL is how long a stream's keys live after its last write or read.
 	// Zero means DefaultMaxAge (10 minutes). A stream is then answered

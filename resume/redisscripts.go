@@ -85,18 +85,30 @@ end
 
 // reserveScript counts a new stream in the live set. KEYS[1] is the live
 // set, KEYS[2] the ended set: stream names by the unix ms at which each
-// one expires. It first drops the names whose time has passed; when the
-// two sets hold max names, it evicts ended streams, soonest to expire
-// first, to make room. It returns {"ok" or "full", evicted names...}: the
-// caller deletes their keys. ARGV: now, deadline, max, name.
+// one expires. It adds the name, drops the names whose time has passed,
+// and, when the two sets hold more than max names, evicts ended streams,
+// soonest to expire first, to make room, or takes the name out again. It
+// returns {"ok" or "full", evicted names...}: the caller deletes their
+// keys. ARGV: now, deadline, max, name.
+//
+// Its first write adds to memory: Redis past its maxmemory (noeviction)
+// refuses a script's first such write, and no later one, so this one is
+// refused whole, and the scripts that only keep streams going or end them
+// (alive, end, read) begin with writes that free or keep memory (touch),
+// so that a full Redis still serves and ends the streams it holds.
 var reserveScript = newScript(`
+local now = tonumber(ARGV[1])
+for _, k in ipairs(KEYS) do
+	local at = redis.call('ZSCORE', k, ARGV[4])
+	if at and tonumber(at) >= now then
+		return redis.error_reply('SGEXISTS stream exists')
+	end
+end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])
-if redis.call('ZSCORE', KEYS[1], ARGV[4]) or redis.call('ZSCORE', KEYS[2], ARGV[4]) then
-	return redis.error_reply('SGEXISTS stream exists')
-end
 local r, max = {'ok'}, tonumber(ARGV[3])
-local n = redis.call('ZCARD', KEYS[1]) + redis.call('ZCARD', KEYS[2])
+local n = redis.call('ZCARD', KEYS[1]) + redis.call('ZCARD', KEYS[2]) - 1
 while n >= max and #r <= 16 do
 	local p = redis.call('ZPOPMIN', KEYS[2])
 	if #p == 0 then break end
@@ -104,10 +116,9 @@ while n >= max and #r <= 16 do
 	n = n - 1
 end
 if n >= max then
+	redis.call('ZREM', KEYS[1], ARGV[4])
 	r[1] = 'full'
-	return r
 end
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
 return r
 `)
 
@@ -134,9 +145,9 @@ var createScript = newScript(prelude + `
 if redis.call('EXISTS', KEYS[1]) == 1 then
 	return redis.error_reply('SGEXISTS stream exists')
 end
-redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[1], 'owner', ARGV[3], 'last', '0', 'ended', '0',
 	'seen', now(), 'created', ARGV[4], 'written', now())
+redis.call('DEL', KEYS[2])
 touch()
 return 1
 `)
@@ -172,8 +183,8 @@ var aliveScript = newScript(prelude + `
 local m = redis.call('HMGET', KEYS[1], 'last', 'ended')
 if not m[1] then return missing() end
 if m[2] ~= '1' then
-	redis.call('HSET', KEYS[1], 'written', now())
 	touch()
+	redis.call('HSET', KEYS[1], 'written', now())
 end
 return 1
 `)
@@ -185,11 +196,11 @@ return 1
 var endScript = newScript(prelude + `
 local m = redis.call('HMGET', KEYS[1], 'last', 'ended')
 if not m[1] then return missing() end
+touch()
 if m[2] ~= '1' then
 	redis.call('HSET', KEYS[1], 'ended', '1', 'cut', ARGV[3])
 	redis.call('XADD', KEYS[2], '0-' .. (tonumber(m[1]) + 1), 'e', '1')
 end
-touch()
 return 1
 `)
 
@@ -231,8 +242,8 @@ local function rest(l, d, from, k, after, max)
 end
 local m = redis.call('HMGET', KEYS[1], 'last', 'ended', 'cut')
 if not m[1] then return missing() end
-redis.call('HSET', KEYS[1], 'seen', now())
 touch()
+redis.call('HSET', KEYS[1], 'seen', now())
 local after, count, max = tonumber(ARGV[4]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local lens, body, n, size, first = {}, {}, 0, 0, 0
 -- The entries are fetched 1, 2, 4, ... 16 at a time, so that a Read
@@ -284,8 +295,9 @@ return m
 // event, so it is out of sequence.
 var errEnded = errors.Join(ErrSequence, errors.New("resume: stream ended"))
 
-// redisErr maps a script's refusal to this package's errors, and passes
-// any other error on.
+// redisErr maps a script's refusal to this package's errors, Redis's own
+// refusal past its maxmemory to ErrFull (a script refused so wrote
+// nothing: Redis refuses its first write), and passes any other error on.
 func redisErr(err error) error {
 	if err == nil {
 		return nil
@@ -304,6 +316,8 @@ func redisErr(err error) error {
 		return ErrSequence
 	case "SGENDED":
 		return errEnded
+	case "OOM": // Redis at its maxmemory, with noeviction: it writes nothing
+		return errors.Join(ErrFull, err)
 	}
 	return err
 }

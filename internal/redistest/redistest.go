@@ -1,5 +1,5 @@
 // Package redistest starts redis-servers of a test's own, on loopback
-// ports: Redis over TLS, with a certificate from a CA made for the test and
+// ports: a plain one with the test's arguments; Redis over TLS, with a certificate from a CA made for the test and
 // an ACL user; and a master, its replica and a Sentinel watching them. It
 // needs the redis-server binary (Debian's is built with TLS and runs
 // Sentinel): without one the test skips, and fails when $CI is set.
@@ -57,6 +57,18 @@ func StartTLS(tb testing.TB) *TLSServer {
 		return d.Dial("tcp", addr)
 	}, "AUTH "+s.User+" "+s.Password+"\r\n")
 	return s
+}
+
+// Start starts a plain redis-server with the extra arguments (such as
+// "--maxmemory", "4mb") that lives until the test ends, and returns its
+// address.
+func Start(tb testing.TB, extra ...string) string {
+	tb.Helper()
+	bin := binary(tb)
+	dir := tb.TempDir()
+	return serve(tb, bin, dir, func(port string) []string {
+		return append([]string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir}, extra...)
+	}, dialTCP, "")
 }
 
 // Sentinel is a master, its replica, and a Sentinel that watches them
