@@ -131,3 +131,40 @@ type fakeClock struct {
 
 func (c *fakeClock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
 func (c *fakeClock) add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
+
+// TestResumableNotAStreamLeavesNothing: a response that is not a
+// resumable event stream (JSON, an error status, a content-encoded stream,
+// nothing at all) gets no Resumable-Stream header, and the stream reserved
+// for it is deleted from the store when the handler returns, so that such
+// calls neither fill the store nor push out streams a client may resume.
+func TestResumableNotAStreamLeavesNothing(t *testing.T) {
+	store := resume.NewMemoryStore(resume.MemoryConfig{})
+	cases := map[string]http.HandlerFunc{
+		"json": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"ok":true}`)
+		},
+		"an error status": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.WriteHeader(http.StatusTooManyRequests)
+			io.WriteString(w, "data: busy\n\n")
+		},
+		"gzip": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.Header().Set("Content-Encoding", "gzip")
+			w.Write([]byte{0x1f, 0x8b})
+		},
+		"nothing": func(w http.ResponseWriter, r *http.Request) {},
+	}
+	for name, h := range cases {
+		rec := httptest.NewRecorder()
+		middleware.NewHandler(h, middleware.ServerConfig{Resume: &middleware.ResumeConfig{Store: store}}).
+			ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+		if rec.Header().Get(sse.ResumableStreamHeader) != "" {
+			t.Fatalf("%s: Resumable-Stream %q", name, rec.Header().Get(sse.ResumableStreamHeader))
+		}
+		if n, bytes := store.Len(); n != 0 || bytes != 0 {
+			t.Fatalf("%s: the store holds %d streams (%d bytes)", name, n, bytes)
+		}
+	}
+}

@@ -314,7 +314,8 @@ func (w *resumeWriter) storeFailure() (uint64, error) {
 }
 
 // finish stores and sends what is left when the handler returns, and ends
-// the stream in the store.
+// the stream in the store, or deletes it there when the response was not
+// an event stream (its name was never sent).
 func (w *resumeWriter) finish() {
 	w.mu.Lock()
 	w.finished = true
@@ -330,8 +331,15 @@ func (w *resumeWriter) finish() {
 		}
 	}
 	cut := w.storeErr != nil || (w.short && !w.failed)
+	resumable := w.resumabl
 	w.mu.Unlock()
 	close(w.done)
+	if !resumable {
+		ctx, cancel := context.WithTimeout(w.sctx, 5*time.Second)
+		defer cancel()
+		w.rc.Store.Delete(ctx, w.name)
+		return
+	}
 	w.endStored(cut)
 }
 

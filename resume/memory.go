@@ -175,6 +175,19 @@ func (m *MemoryStore) EndTruncated(_ context.Context, stream string) error {
 	return m.end(stream, true)
 }
 
+// Delete forgets a stream, leaving no trace of it.
+func (m *MemoryStore) Delete(_ context.Context, stream string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s, ok := m.streams[stream]; ok {
+		delete(m.streams, stream)
+		m.release(s)
+		s.ended = true
+		s.notify()
+	}
+	return nil
+}
+
 func (m *MemoryStore) end(stream string, cut bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

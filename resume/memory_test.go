@@ -18,6 +18,23 @@ func TestMemoryStoreContract(t *testing.T) {
 	resumetest.Run(t, func(*testing.T) resume.Store { return resume.NewMemoryStore(resume.MemoryConfig{}) })
 }
 
+// TestMemoryStoreDeleteFrees: a deleted stream frees its place and its
+// bytes at once.
+func TestMemoryStoreDeleteFrees(t *testing.T) {
+	s := resume.NewMemoryStore(resume.MemoryConfig{MaxStreams: 1})
+	resumetest.DeleteFrees(t, s)
+	name := resumetest.Name()
+	s = resume.NewMemoryStore(resume.MemoryConfig{})
+	if err := errors.Join(s.Create(context.Background(), name, []byte("o")),
+		s.Append(context.Background(), name, []resume.Event{resumetest.Event(name, 1)}),
+		s.Delete(context.Background(), name)); err != nil {
+		t.Fatal(err)
+	}
+	if n, bytes := s.Len(); n != 0 || bytes != 0 {
+		t.Fatalf("after Delete the store holds %d streams, %d bytes", n, bytes)
+	}
+}
+
 // clock is a settable clock for the store.
 type clock struct {
 	mu  sync.Mutex

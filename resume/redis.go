@@ -290,30 +290,6 @@ func (s *RedisStore) Create(ctx context.Context, stream string, owner []byte) er
 // deadline returns when a stream active at now expires, in unix ms.
 func (s *RedisStore) deadline(now time.Time) int64 { return now.Add(s.cfg.TTL).UnixMilli() }
 
-// End marks a stream complete and wakes its readers. It is idempotent.
-func (s *RedisStore) End(ctx context.Context, stream string) error { return s.end(ctx, stream, 0) }
-
-// EndTruncated marks a stream ended short of its end and wakes its
-// readers. It is idempotent.
-func (s *RedisStore) EndTruncated(ctx context.Context, stream string) error {
-	return s.end(ctx, stream, 1)
-}
-
-func (s *RedisStore) end(ctx context.Context, stream string, cut int) error {
-	if !validRedisName(stream) {
-		return ErrNotFound
-	}
-	if _, err := endScript.run(ctx, s.rdb, s.keys(stream), s.ttl, s.gone, cut); err != nil {
-		return err
-	}
-	s.touchMu.Lock()
-	delete(s.touched, stream)
-	s.touchMu.Unlock()
-	// Now Create may evict it.
-	_, err := endedScript.run(ctx, s.rdb, []string{s.live, s.ended}, stream, s.deadline(s.now()))
-	return err
-}
-
 // Info returns what the store knows of a stream. It is not a visit: it
 // neither sets Seen nor renews the TTL.
 func (s *RedisStore) Info(ctx context.Context, stream string) (Info, error) {

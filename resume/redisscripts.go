@@ -131,6 +131,14 @@ end
 return 1
 `)
 
+// forgetScript takes a deleted stream's name out of the live set
+// (KEYS[1]) and the ended set (KEYS[2]). ARGV: name.
+var forgetScript = newScript(`
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+`)
+
 // evictScript deletes a stream's keys and leaves its tombstone, so that
 // it reads as expired. ARGV: ttl (unused), tombstone ttl.
 var evictScript = newScript(`

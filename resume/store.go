@@ -98,6 +98,12 @@ type Store interface {
 	// reports it Ended. The first of End and EndTruncated counts; the
 	// other is then a no-op.
 	EndTruncated(ctx context.Context, stream string) error
+	// Delete forgets a stream whose name was never sent (its response
+	// turned out not to be an event stream), as if it had never been
+	// created: Info and Read then return ErrNotFound, and it no longer
+	// counts against the store's limits. Deleting a stream the store does
+	// not hold is not an error.
+	Delete(ctx context.Context, stream string) error
 	// Info returns what the store knows of a stream, or ErrNotFound or
 	// ErrExpired.
 	Info(ctx context.Context, stream string) (Info, error)

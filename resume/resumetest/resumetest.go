@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore func(t *testing.T) resume.Store) {
 	t.Run("out of sequence", func(t *testing.T) { testSequence(t, newStore(t)) })
 	t.Run("writer's sign of life", func(t *testing.T) { testWritten(t, newStore(t)) })
 	t.Run("ended short", func(t *testing.T) { testTruncated(t, newStore(t)) })
+	t.Run("delete", func(t *testing.T) { testDelete(t, newStore(t)) })
 }
 
 func ctx(t testing.TB) context.Context {

@@ -11,6 +11,12 @@ import (
 	"github.com/streamguard/streamguard/resume/resumetest"
 )
 
+// TestRedisStoreDeleteFrees: a deleted stream no longer counts against
+// MaxStreams.
+func TestRedisStoreDeleteFrees(t *testing.T) {
+	resumetest.DeleteFrees(t, redisStore(t, redisClient(t), resume.RedisConfig{MaxStreams: 1}))
+}
+
 // TestRedisStoreOutOfMemory: a Redis at its maxmemory (noeviction) refuses
 // writes. The store reports that as ErrFull, for a new stream (which the
 // server answers 503) and for more events of a stream it holds, and the
