@@ -60,9 +60,13 @@ type MemoryStore struct {
 	expired map[string]struct{}
 	gone    []string // expired's names, oldest first
 	free    [][]byte // chunks of forgotten streams, to reuse
+	// The streams by their last activity, oldest first (memlru.go): those
+	// being written, and the ended ones.
+	writing, ended memList
 }
 
 type memStream struct {
+	name  string
 	owner []byte
 	// The events, as appended: one batch per Append, its bytes in one
 	// array without pointers (nothing for the GC to scan), so that a
@@ -79,6 +83,8 @@ type memStream struct {
 	written time.Time     // last Append, or creation
 	wake    chan struct{} // closed and replaced when a write comes, if readers wait
 	waiters int           // readers waiting on wake
+	// Its neighbours in its list (memlru.go), by last activity.
+	prev, next *memStream
 }
 
 // NewMemoryStore returns an empty in-memory store with its own random key.
@@ -120,7 +126,9 @@ func (m *MemoryStore) Create(_ context.Context, stream string, owner []byte) err
 	if need := min(memChunk, m.cfg.MaxBytes); m.bytes+need > m.cfg.MaxBytes && !m.evict(now, need, false) {
 		return ErrFull
 	}
-	m.streams[stream] = &memStream{owner: append([]byte(nil), owner...), active: now, seen: now, written: now, wake: make(chan struct{})}
+	s := &memStream{name: stream, owner: append([]byte(nil), owner...), active: now, seen: now, written: now, wake: make(chan struct{})}
+	m.streams[stream] = s
+	m.writing.push(s)
 	return nil
 }
 
@@ -163,7 +171,8 @@ func (m *MemoryStore) Append(_ context.Context, stream string, events []Event) e
 		s.last += uint64(len(events))
 		s.notify()
 	}
-	s.active, s.written = now, now
+	s.written = now
+	m.touch(s, now)
 	return nil
 }
 
@@ -181,6 +190,7 @@ func (m *MemoryStore) Delete(_ context.Context, stream string) error {
 	defer m.mu.Unlock()
 	if s, ok := m.streams[stream]; ok {
 		delete(m.streams, stream)
+		m.list(s).remove(s)
 		m.release(s)
 		s.ended = true
 		s.notify()
@@ -196,9 +206,11 @@ func (m *MemoryStore) end(stream string, cut bool) error {
 		return err
 	}
 	if !s.ended {
+		m.writing.remove(s)
 		s.ended, s.cut = true, cut
+		m.ended.push(s)
 	}
-	s.active = m.cfg.Now()
+	m.touch(s, m.cfg.Now())
 	s.notify()
 	return nil
 }
@@ -225,7 +237,8 @@ func (m *MemoryStore) Read(ctx context.Context, stream string, after uint64) ([]
 			return nil, false, err
 		}
 		now := m.cfg.Now()
-		s.seen, s.active = now, now
+		s.seen = now
+		m.touch(s, now)
 		if after < s.last {
 			evs := s.read(after)
 			ended := s.ended && !s.cut && evs[len(evs)-1].Seq == s.last
@@ -331,50 +344,4 @@ func (m *MemoryStore) live(stream string) (*memStream, error) {
 		return nil, ErrExpired
 	}
 	return nil, ErrNotFound
-}
-
-// evict forgets expired streams and then ended ones, least recently active
-// first, until a new stream (stream) or size more bytes fit. It reports
-// whether they do. Called with mu held.
-func (m *MemoryStore) evict(now time.Time, size int64, stream bool) bool {
-	fits := func() bool {
-		if stream {
-			return len(m.streams) < m.cfg.MaxStreams
-		}
-		return m.bytes+size <= m.cfg.MaxBytes
-	}
-	for name, s := range m.streams {
-		if now.Sub(s.active) > m.cfg.MaxAge {
-			m.forget(name, s)
-		}
-	}
-	for !fits() {
-		var oldest string
-		var os *memStream
-		for name, s := range m.streams {
-			if s.ended && (os == nil || s.active.Before(os.active)) {
-				oldest, os = name, s
-			}
-		}
-		if os == nil {
-			return false
-		}
-		m.forget(oldest, os)
-	}
-	return true
-}
-
-// forget drops a stream and remembers its name as expired. Called with mu
-// held.
-func (m *MemoryStore) forget(name string, s *memStream) {
-	delete(m.streams, name)
-	m.release(s)
-	s.ended = true
-	s.notify() // a reader waiting on it sees it gone
-	m.expired[name] = struct{}{}
-	m.gone = append(m.gone, name)
-	if len(m.gone) > m.cfg.MaxStreams {
-		delete(m.expired, m.gone[0])
-		m.gone = m.gone[1:]
-	}
 }

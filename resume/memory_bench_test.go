@@ -53,3 +53,29 @@ func BenchmarkMemoryAppend(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkMemoryCreateFull creates streams in a default store that holds
+// its 10,000 streams, all ended: each Create forgets the least recently
+// active one, under the store's lock, which every stream's Append waits
+// for.
+//
+//	cd resume && go test -run '^$' -bench MemoryCreateFull -benchmem
+func BenchmarkMemoryCreateFull(b *testing.B) {
+	ctx := context.Background()
+	store := resume.NewMemoryStore(resume.MemoryConfig{})
+	i := 0
+	stream := func() {
+		name := fmt.Sprintf("%032x", i)
+		i++
+		if err := store.Create(ctx, name, nil); err != nil {
+			b.Fatal(err)
+		}
+		store.End(ctx, name)
+	}
+	for range resume.DefaultMaxStreams {
+		stream()
+	}
+	for b.Loop() {
+		stream()
+	}
+}

@@ -130,6 +130,60 @@ func TestMemoryStoreLimits(t *testing.T) {
 			t.Fatalf("%d streams held", n)
 		}
 	})
+	t.Run("ended streams go least recently active first", func(t *testing.T) {
+		c := &clock{now: time.Unix(1e9, 0)}
+		s := resume.NewMemoryStore(resume.MemoryConfig{MaxStreams: 3, MaxAge: time.Hour, Now: c.Now})
+		a, b, d := resumetest.Name(), resumetest.Name(), resumetest.Name()
+		for _, n := range []string{a, b, d} {
+			if err := errors.Join(s.Create(ctx, n, []byte("o")), s.Append(ctx, n, []resume.Event{resumetest.Event(n, 1)})); err != nil {
+				t.Fatal(err)
+			}
+			c.add(time.Second)
+		}
+		// a ends first, then d; b, written before d, ends last; a is read
+		// after that: b is then the least recently active ended stream.
+		for _, n := range []string{a, d, b} {
+			s.End(ctx, n)
+			c.add(time.Second)
+		}
+		if evs, _, err := s.Read(ctx, a, 0); err != nil || len(evs) != 1 {
+			t.Fatal(len(evs), err)
+		}
+		c.add(time.Second)
+		for i, gone := range []string{d, b, a} {
+			if err := s.Create(ctx, resumetest.Name(), []byte("o")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Info(ctx, gone); !errors.Is(err, resume.ErrExpired) {
+				t.Fatalf("new stream %d: the stream it was to evict: %v, want ErrExpired", i+1, err)
+			}
+			if n, _ := s.Len(); n != 3 {
+				t.Fatalf("new stream %d: %d streams held", i+1, n)
+			}
+		}
+		// Three live streams: nothing to evict.
+		if err := s.Create(ctx, resumetest.Name(), []byte("o")); !errors.Is(err, resume.ErrFull) {
+			t.Fatalf("a fourth live stream: %v, want ErrFull", err)
+		}
+	})
+	t.Run("age: a write keeps a stream", func(t *testing.T) {
+		c := &clock{now: time.Unix(1e9, 0)}
+		s := resume.NewMemoryStore(resume.MemoryConfig{MaxAge: time.Minute, Now: c.Now})
+		a, b := resumetest.Name(), resumetest.Name()
+		s.Create(ctx, a, []byte("o"))
+		s.Create(ctx, b, []byte("o"))
+		c.add(50 * time.Second)
+		if err := s.Append(ctx, a, []resume.Event{resumetest.Event(a, 1)}); err != nil {
+			t.Fatal(err)
+		}
+		c.add(20 * time.Second)
+		if n, _ := s.Len(); n != 1 {
+			t.Fatalf("%d streams held, want a alone", n)
+		}
+		if _, err := s.Info(ctx, a); err != nil {
+			t.Fatalf("the stream written: %v", err)
+		}
+	})
 	t.Run("a reader of a forgotten stream returns", func(t *testing.T) {
 		c := &clock{now: time.Unix(1e9, 0)}
 		s := resume.NewMemoryStore(resume.MemoryConfig{MaxStreams: 1, MaxAge: time.Minute, Now: c.Now})
