@@ -19,7 +19,11 @@ func (l *memList) push(s *memStream) {
 	l.back = s
 }
 
+// remove takes s out of l; a stream in no list stays as it is.
 func (l *memList) remove(s *memStream) {
+	if s.prev == nil && l.front != s {
+		return
+	}
 	if s.prev != nil {
 		s.prev.next = s.next
 	} else {

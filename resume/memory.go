@@ -140,7 +140,8 @@ func (m *MemoryStore) Append(_ context.Context, stream string, events []Event) e
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s, err := m.live(stream)
+	now := m.cfg.Now()
+	s, err := m.live(stream, now)
 	if err != nil {
 		return err
 	}
@@ -152,7 +153,6 @@ func (m *MemoryStore) Append(_ context.Context, stream string, events []Event) e
 			return ErrSequence
 		}
 	}
-	now := m.cfg.Now()
 	// The events' bytes, then where each ends (4 bytes each).
 	size += int64(4 * len(events))
 	need := s.room(int(size))
@@ -201,7 +201,8 @@ func (m *MemoryStore) Delete(_ context.Context, stream string) error {
 func (m *MemoryStore) end(stream string, cut bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s, err := m.live(stream)
+	now := m.cfg.Now()
+	s, err := m.live(stream, now)
 	if err != nil {
 		return err
 	}
@@ -210,7 +211,7 @@ func (m *MemoryStore) end(stream string, cut bool) error {
 		s.ended, s.cut = true, cut
 		m.ended.push(s)
 	}
-	m.touch(s, m.cfg.Now())
+	m.touch(s, now)
 	s.notify()
 	return nil
 }
@@ -219,7 +220,7 @@ func (m *MemoryStore) end(stream string, cut bool) error {
 func (m *MemoryStore) Info(_ context.Context, stream string) (Info, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s, err := m.live(stream)
+	s, err := m.live(stream, m.cfg.Now())
 	if err != nil {
 		return Info{}, err
 	}
@@ -231,12 +232,12 @@ func (m *MemoryStore) Info(_ context.Context, stream string) (Info, error) {
 func (m *MemoryStore) Read(ctx context.Context, stream string, after uint64) ([]Event, bool, error) {
 	for {
 		m.mu.Lock()
-		s, err := m.live(stream)
+		now := m.cfg.Now()
+		s, err := m.live(stream, now)
 		if err != nil {
 			m.mu.Unlock()
 			return nil, false, err
 		}
-		now := m.cfg.Now()
 		s.seen = now
 		m.touch(s, now)
 		if after < s.last {
@@ -329,11 +330,13 @@ func (s *memStream) notify() {
 	}
 }
 
-// live returns a stream the store holds and has not let expire. Called
-// with mu held.
-func (m *MemoryStore) live(stream string) (*memStream, error) {
+// live returns a stream the store holds and has not let expire by now.
+// Called with mu held, now read once under it for all the caller does, so
+// that nothing the caller does after (evict) can take the stream for
+// expired.
+func (m *MemoryStore) live(stream string, now time.Time) (*memStream, error) {
 	s, ok := m.streams[stream]
-	if ok && m.cfg.Now().Sub(s.active) > m.cfg.MaxAge {
+	if ok && now.Sub(s.active) > m.cfg.MaxAge {
 		m.forget(stream, s)
 		ok = false
 	}

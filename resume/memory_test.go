@@ -206,3 +206,59 @@ func TestMemoryStoreLimits(t *testing.T) {
 		}
 	})
 }
+
+// tickClock moves on by step at each reading.
+type tickClock struct {
+	mu   sync.Mutex
+	now  time.Time
+	step time.Duration
+}
+
+func (c *tickClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.now
+	c.now = c.now.Add(c.step)
+	return t
+}
+
+func (c *tickClock) set(now time.Time, step time.Duration) {
+	c.mu.Lock()
+	c.now, c.step = now, step
+	c.mu.Unlock()
+}
+
+// TestMemoryStoreAppendAtItsAge: an Append that comes as its stream
+// reaches MaxAge, and needs room the store makes by forgetting streams,
+// sees the stream at one instant: the store neither forgets the stream it
+// is appending to (it lost the events, said nothing, and an hour later
+// still held that stream and its bytes, out of reach of its limits) nor
+// loses track of the others.
+func TestMemoryStoreAppendAtItsAge(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Unix(1e9, 0)
+	clk := &tickClock{now: t0}
+	s := resume.NewMemoryStore(resume.MemoryConfig{MaxBytes: 32 << 10, MaxAge: time.Minute, Now: clk.Now})
+	event := func(seq uint64, size int) []resume.Event {
+		return []resume.Event{{Seq: seq, Data: make([]byte, size)}}
+	}
+	a, c := resumetest.Name(), resumetest.Name()
+	if err := errors.Join(s.Create(ctx, a, nil), s.Append(ctx, a, event(1, 10))); err != nil {
+		t.Fatal(err)
+	}
+	clk.set(t0.Add(30*time.Second), 0)
+	if err := errors.Join(s.Create(ctx, c, nil), s.Append(ctx, c, event(1, 10)), s.End(ctx, c)); err != nil {
+		t.Fatal(err)
+	}
+	// a turns a minute old between two readings of the clock.
+	clk.set(t0.Add(time.Minute), time.Nanosecond)
+	err := s.Append(ctx, a, event(2, 16<<10-10)) // needs a chunk: the store must forget c
+	info, ierr := s.Info(ctx, a)
+	if err == nil && (ierr != nil || info.Last != 2) {
+		t.Fatalf("Append to a at its age succeeded, but a is %+v, %v", info, ierr)
+	}
+	clk.set(t0.Add(time.Hour), 0)
+	if n, bytes := s.Len(); n != 0 || bytes != 0 {
+		t.Fatalf("an hour later the store holds %d streams, %d bytes", n, bytes)
+	}
+}

@@ -232,17 +232,21 @@ func (s *RedisStore) Key(ctx context.Context) ([]byte, error) {
 	if s.key != nil && now.Sub(s.keyAt) < redisKeyRecheck && now.After(s.keyAt) {
 		return s.key, nil
 	}
+	// Read first, write only when there is none: Redis past its
+	// maxmemory refuses a SET, even one that would not set.
 	k := s.cfg.Prefix + "key"
-	fresh := make([]byte, redisKeyLen)
-	rand.Read(fresh)
-	if _, err := s.rdb.Do(ctx, "SET", k, fresh, "NX"); err != nil {
-		return nil, fmt.Errorf("resume: redis key: %w", err)
-	}
 	v, err := s.rdb.Do(ctx, "GET", k)
-	key, _ := v.(string)
-	if err != nil {
-		return nil, fmt.Errorf("resume: redis key: %w", err)
+	if err == nil && v == nil {
+		fresh := make([]byte, redisKeyLen)
+		rand.Read(fresh)
+		if _, err = s.rdb.Do(ctx, "SET", k, fresh, "NX"); err == nil {
+			v, err = s.rdb.Do(ctx, "GET", k) // another replica's, if it was first
+		}
 	}
+	if err != nil {
+		return nil, fmt.Errorf("resume: redis key: %w", redisErr(err))
+	}
+	key, _ := v.(string)
 	if len(key) != redisKeyLen {
 		return nil, fmt.Errorf("resume: the key at %q is %d bytes, not %d", k, len(key), redisKeyLen)
 	}
@@ -255,8 +259,9 @@ func (s *RedisStore) Key(ctx context.Context) ([]byte, error) {
 
 // Create registers a stream: it counts it in the live set (ErrExists if
 // there; past MaxStreams, it evicts ended streams or returns ErrFull), then
-// makes its meta (ErrExists if there). A Create that fails on the way may
-// leave the name counted until its TTL.
+// makes its meta (ErrExists if there). When that fails, it takes the name
+// out of the count again; if that fails too, the name stays counted until
+// its TTL.
 func (s *RedisStore) Create(ctx context.Context, stream string, owner []byte) error {
 	if !validRedisName(stream) {
 		return fmt.Errorf("resume: a stream name of %d bytes (1 to %d)", len(stream), MaxRedisNameLen)
@@ -283,8 +288,13 @@ func (s *RedisStore) Create(ctx context.Context, stream string, owner []byte) er
 	if r[0] != "ok" {
 		return ErrFull
 	}
-	_, err = createScript.run(ctx, s.rdb, s.keys(stream), s.ttl, s.gone, owner, now.UnixMilli())
-	return err
+	if _, err = createScript.run(ctx, s.rdb, s.keys(stream), s.ttl, s.gone, owner, now.UnixMilli()); err != nil {
+		undo, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		forgetScript.run(undo, s.rdb, []string{s.live, s.ended}, stream)
+		return err
+	}
+	return nil
 }
 
 // deadline returns when a stream active at now expires, in unix ms.

@@ -31,7 +31,7 @@ func redisClient(t *testing.T) *resp.Client {
 }
 
 // redisStore returns a store on a prefix of its own.
-func redisStore(t *testing.T, c *resp.Client, cfg resume.RedisConfig) *resume.RedisStore {
+func redisStore(t *testing.T, c resume.RedisClient, cfg resume.RedisConfig) *resume.RedisStore {
 	t.Helper()
 	var b [8]byte
 	rand.Read(b[:])

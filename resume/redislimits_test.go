@@ -1,8 +1,11 @@
 package resume_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/streamguard/streamguard/internal/redistest"
@@ -37,6 +40,10 @@ func TestRedisStoreOutOfMemory(t *testing.T) {
 	if err := s.Append(ctx, name, []resume.Event{resumetest.Event(name, 1), resumetest.Event(name, 2)}); err != nil {
 		t.Fatal(err)
 	}
+	key, err := s.Key(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	// One script may write past maxmemory (Redis checks it at a script's
 	// start); every write after it is refused.
 	if _, err := c.Do(ctx, "EVAL", "for i = 1, 100000 do redis.call('SET', 'fill:'..i, string.rep('x', 100)) end return 1", 0); err != nil {
@@ -44,6 +51,22 @@ func TestRedisStoreOutOfMemory(t *testing.T) {
 	}
 	if err := s.Create(ctx, resumetest.Name(), []byte("owner")); !errors.Is(err, resume.ErrFull) {
 		t.Fatalf("a new stream in a Redis past its maxmemory: %v, want ErrFull", err)
+	}
+	// Another replica (or this one, 10 s later) reads the key: it does
+	// not try to write it, and resumes the held stream. A store whose
+	// key is not there yet cannot make one: ErrFull.
+	b := redisStore(t, c, resume.RedisConfig{Prefix: s.Config().Prefix})
+	if k, err := b.Key(ctx); err != nil || !bytes.Equal(k, key) {
+		t.Fatalf("another replica's Key: %v (the same key: %v)", err, bytes.Equal(k, key))
+	}
+	if evs, _, err := b.Read(ctx, name, 1); err != nil || len(evs) != 1 {
+		t.Fatalf("another replica reads %d events of the held stream: %v", len(evs), err)
+	}
+	if err := b.Create(ctx, resumetest.Name(), []byte("owner")); !errors.Is(err, resume.ErrFull) {
+		t.Fatalf("a new stream at another replica: %v, want ErrFull", err)
+	}
+	if _, err := redisStore(t, c, resume.RedisConfig{}).Key(ctx); !errors.Is(err, resume.ErrFull) {
+		t.Fatalf("a new key: %v, want ErrFull", err)
 	}
 	if err := s.Append(ctx, name, []resume.Event{resumetest.Event(name, 3)}); !errors.Is(err, resume.ErrFull) {
 		t.Fatalf("an event of a held stream: %v, want ErrFull", err)
@@ -65,4 +88,35 @@ func TestRedisStoreOutOfMemory(t *testing.T) {
 	if info, err := s.Info(ctx, name); err != nil || !info.Ended || info.Last != 2 {
 		t.Fatalf("Info: %+v, %v", info, err)
 	}
+}
+
+// TestRedisStoreCreateUndone: a Create whose second step (the stream's
+// meta) fails takes the name out of the count again: it does not hold a
+// place against MaxStreams until its TTL.
+func TestRedisStoreCreateUndone(t *testing.T) {
+	c := &failMeta{RedisClient: redisClient(t)}
+	s := redisStore(t, c, resume.RedisConfig{MaxStreams: 1})
+	ctx := context.Background()
+	c.fail.Store(true)
+	if err := s.Create(ctx, resumetest.Name(), []byte("o")); err == nil {
+		t.Fatal("Create succeeded with its meta refused")
+	}
+	c.fail.Store(false)
+	if err := s.Create(ctx, resumetest.Name(), []byte("o")); err != nil {
+		t.Fatalf("a Create after one that failed, in a store of one stream: %v", err)
+	}
+}
+
+// failMeta fails the scripts that write a stream's meta with its owner
+// (three keys, four arguments: the create script), while fail is set.
+type failMeta struct {
+	resume.RedisClient
+	fail atomic.Bool
+}
+
+func (c *failMeta) Do(ctx context.Context, args ...any) (any, error) {
+	if k, ok := args[3].(string); c.fail.Load() && len(args) == 10 && ok && strings.HasSuffix(k, ":meta") {
+		return nil, errors.New("i/o timeout")
+	}
+	return c.RedisClient.Do(ctx, args...)
 }

@@ -77,7 +77,9 @@ type Store interface {
 	Key(ctx context.Context) ([]byte, error)
 	// Create registers a new stream and the hash of its owner's
 	// credentials. It returns ErrExists for a name the store holds, and
-	// ErrFull when its limits leave no room.
+	// ErrFull when its limits leave no room. A Create that fails should
+	// leave nothing counted against those limits: the server serves the
+	// request without resume when the store fails, and forgets the name.
 	Create(ctx context.Context, stream string, owner []byte) error
 	// Append adds events to a stream, in order; the first one's Seq is one
 	// more than the stream's last. A store may batch them; they are
