@@ -19,11 +19,7 @@ func (l *memList) push(s *memStream) {
 	l.back = s
 }
 
-// remove takes s out of l; a stream in no list stays as it is.
 func (l *memList) remove(s *memStream) {
-	if s.prev == nil && l.front != s {
-		return
-	}
 	if s.prev != nil {
 		s.prev.next = s.next
 	} else {
@@ -57,38 +53,60 @@ func (m *MemoryStore) touch(s *memStream, now time.Time) {
 	}
 }
 
-// evict forgets expired streams and then ended ones, least recently active
-// first, until a new stream (stream) or size more bytes fit. It reports
-// whether they do. Called with mu held.
-func (m *MemoryStore) evict(now time.Time, size int64, stream bool) bool {
+// unlink takes s out of its list, and its count and bytes out of the
+// ended streams' when it is one; a stream in no list stays as it is.
+// Called with mu held.
+func (m *MemoryStore) unlink(s *memStream) {
+	l := m.list(s)
+	if s.prev == nil && l.front != s {
+		return
+	}
+	l.remove(s)
+	if s.ended {
+		m.endedN--
+		m.endedBytes -= s.bytes
+	}
+}
+
+// evict makes room for streams more streams and size more bytes: it
+// forgets expired streams, then, if forgetting every ended stream would
+// make the room, ended ones, least recently active first, until it is
+// made. It reports whether it is; when it is not, it has forgotten no
+// stream that had not expired. Called with mu held.
+func (m *MemoryStore) evict(now time.Time, streams int, size int64) bool {
 	for _, l := range [...]*memList{&m.writing, &m.ended} {
 		for s := l.front; s != nil && now.Sub(s.active) > m.cfg.MaxAge; s = l.front {
 			m.forget(s.name, s)
 		}
 	}
-	for {
-		if stream && len(m.streams) < m.cfg.MaxStreams || !stream && m.bytes+size <= m.cfg.MaxBytes {
-			return true
-		}
-		if m.ended.front == nil {
-			return false
-		}
+	fits := func(n int, bytes int64) bool {
+		return n+streams <= m.cfg.MaxStreams && bytes+size <= m.cfg.MaxBytes
+	}
+	if !fits(len(m.streams)-m.endedN, m.bytes-m.endedBytes) {
+		return false
+	}
+	for !fits(len(m.streams), m.bytes) && m.ended.front != nil {
 		m.forget(m.ended.front.name, m.ended.front)
 	}
+	return fits(len(m.streams), m.bytes)
 }
 
-// forget drops a stream and remembers its name as expired. Called with mu
-// held.
+// forget drops a stream and remembers its name as expired, for as long as
+// MaxStreams names forgotten after it allow. Called with mu held.
 func (m *MemoryStore) forget(name string, s *memStream) {
-	m.list(s).remove(s)
+	m.unlink(s)
 	delete(m.streams, name)
 	m.release(s)
 	s.ended = true
 	s.notify() // a reader waiting on it sees it gone
-	m.expired[name] = struct{}{}
+	m.expired[name]++
 	m.gone = append(m.gone, name)
 	if len(m.gone) > m.cfg.MaxStreams {
-		delete(m.expired, m.gone[0])
+		if old := m.gone[0]; m.expired[old] > 1 {
+			m.expired[old]--
+		} else {
+			delete(m.expired, old)
+		}
 		m.gone = m.gone[1:]
 	}
 }

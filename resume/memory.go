@@ -35,7 +35,8 @@ type MemoryConfig struct {
 	// kept in 16 KiB chunks, counted whole (a larger flush of events takes
 	// its own), with 4 bytes per event saying where it ends. The chunks of
 	// forgotten streams are reused, up to an eighth of MaxBytes kept aside
-	// for that. Zero means DefaultMaxBytes.
+	// for that. Zero means DefaultMaxBytes; below one chunk (16 KiB)
+	// means one chunk.
 	MaxBytes int64
 	// MaxStreams bounds the streams held. Zero means DefaultMaxStreams.
 	MaxStreams int
@@ -49,7 +50,8 @@ type MemoryConfig struct {
 // MemoryStore is a Store in the memory of one process. When it needs room
 // for a new stream or event, it forgets expired streams, then ended streams,
 // oldest activity first; it never forgets a stream still being written
-// before its MaxAge, and answers ErrFull instead. A forgotten stream's name
+// before its MaxAge, and answers ErrFull instead, having forgotten no ended
+// stream when forgetting them all would not make the room. A forgotten stream's name
 // is remembered, as expired, for as long as MaxStreams other names allow.
 type MemoryStore struct {
 	cfg     MemoryConfig
@@ -57,12 +59,14 @@ type MemoryStore struct {
 	mu      sync.Mutex
 	streams map[string]*memStream
 	bytes   int64
-	expired map[string]struct{}
-	gone    []string // expired's names, oldest first
-	free    [][]byte // chunks of forgotten streams, to reuse
+	expired map[string]int // names forgotten: how many times each is in gone
+	gone    []string       // the names forgotten, oldest first
+	free    [][]byte       // chunks of forgotten streams, to reuse
 	// The streams by their last activity, oldest first (memlru.go): those
-	// being written, and the ended ones.
+	// being written, and the ended ones, with their count and bytes.
 	writing, ended memList
+	endedN         int
+	endedBytes     int64
 }
 
 type memStream struct {
@@ -92,6 +96,7 @@ func NewMemoryStore(cfg MemoryConfig) *MemoryStore {
 	if cfg.MaxBytes <= 0 {
 		cfg.MaxBytes = DefaultMaxBytes
 	}
+	cfg.MaxBytes = max(cfg.MaxBytes, memChunk)
 	if cfg.MaxStreams <= 0 {
 		cfg.MaxStreams = DefaultMaxStreams
 	}
@@ -103,7 +108,7 @@ func NewMemoryStore(cfg MemoryConfig) *MemoryStore {
 	}
 	key := make([]byte, 32)
 	rand.Read(key)
-	return &MemoryStore{cfg: cfg, key: key, streams: map[string]*memStream{}, expired: map[string]struct{}{}}
+	return &MemoryStore{cfg: cfg, key: key, streams: map[string]*memStream{}, expired: map[string]int{}}
 }
 
 // Key returns the store's key.
@@ -116,14 +121,11 @@ func (m *MemoryStore) Create(_ context.Context, stream string, owner []byte) err
 	if _, ok := m.streams[stream]; ok {
 		return ErrExists
 	}
+	// Room for it and its first chunk, so that a store whose bytes are all
+	// taken by live streams refuses new ones (503) instead of taking them
+	// and refusing their events.
 	now := m.cfg.Now()
-	if len(m.streams) >= m.cfg.MaxStreams && !m.evict(now, 0, true) {
-		return ErrFull
-	}
-	// Room for its first chunk, so that a store whose bytes are all taken
-	// by live streams refuses new ones (503) instead of taking them and
-	// refusing their events.
-	if need := min(memChunk, m.cfg.MaxBytes); m.bytes+need > m.cfg.MaxBytes && !m.evict(now, need, false) {
+	if !m.evict(now, 1, memChunk) {
 		return ErrFull
 	}
 	s := &memStream{name: stream, owner: append([]byte(nil), owner...), active: now, seen: now, written: now, wake: make(chan struct{})}
@@ -155,8 +157,7 @@ func (m *MemoryStore) Append(_ context.Context, stream string, events []Event) e
 	}
 	// The events' bytes, then where each ends (4 bytes each).
 	size += int64(4 * len(events))
-	need := s.room(int(size))
-	if m.bytes+need > m.cfg.MaxBytes && !m.evict(now, need, false) {
+	if !m.evict(now, 0, s.room(int(size))) {
 		return ErrFull
 	}
 	if len(events) > 0 {
@@ -190,10 +191,11 @@ func (m *MemoryStore) Delete(_ context.Context, stream string) error {
 	defer m.mu.Unlock()
 	if s, ok := m.streams[stream]; ok {
 		delete(m.streams, stream)
-		m.list(s).remove(s)
+		m.unlink(s)
 		m.release(s)
 		s.ended = true
 		s.notify()
+		delete(m.expired, stream) // a name of the past, held again: now never held
 	}
 	return nil
 }
@@ -207,9 +209,11 @@ func (m *MemoryStore) end(stream string, cut bool) error {
 		return err
 	}
 	if !s.ended {
-		m.writing.remove(s)
+		m.unlink(s)
 		s.ended, s.cut = true, cut
 		m.ended.push(s)
+		m.endedN++
+		m.endedBytes += s.bytes
 	}
 	m.touch(s, now)
 	s.notify()
@@ -277,7 +281,7 @@ func (m *MemoryStore) Read(ctx context.Context, stream string, after uint64) ([]
 func (m *MemoryStore) Len() (streams int, bytes int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.evict(m.cfg.Now(), 0, false)
+	m.evict(m.cfg.Now(), 0, 0)
 	return len(m.streams), m.bytes
 }
 
@@ -343,7 +347,7 @@ func (m *MemoryStore) live(stream string, now time.Time) (*memStream, error) {
 	if ok {
 		return s, nil
 	}
-	if _, ok := m.expired[stream]; ok {
+	if m.expired[stream] > 0 {
 		return nil, ErrExpired
 	}
 	return nil, ErrNotFound

@@ -71,6 +71,8 @@ func TestMemoryStoreLimits(t *testing.T) {
 		}
 	})
 	t.Run("bytes", func(t *testing.T) {
+		// A MaxBytes below one 16 KiB chunk is one chunk: a store that
+		// took streams and stored none of their events would be useless.
 		s := resume.NewMemoryStore(resume.MemoryConfig{MaxBytes: 1000})
 		a := resumetest.Name()
 		s.Create(ctx, a, []byte("o"))
@@ -78,16 +80,60 @@ func TestMemoryStoreLimits(t *testing.T) {
 		var err error
 		for err == nil && seq < 100 {
 			seq++
-			err = s.Append(ctx, a, []resume.Event{resumetest.Event(a, seq)})
+			err = s.Append(ctx, a, []resume.Event{{Seq: seq, Data: make([]byte, 1000)}})
 		}
-		if !errors.Is(err, resume.ErrFull) {
-			t.Fatalf("appending past MaxBytes: %v", err)
+		if !errors.Is(err, resume.ErrFull) || seq-1 != 16 {
+			t.Fatalf("appending past MaxBytes: %v after %d events of 1,000 bytes, want ErrFull after 16", err, seq-1)
 		}
 		if info, _ := s.Info(ctx, a); info.Last != seq-1 {
 			t.Fatalf("the refused event changed the stream: last %d, want %d", info.Last, seq-1)
 		}
-		if _, n := s.Len(); n > 1000 {
-			t.Fatalf("%d bytes held over 1000", n)
+		if _, n := s.Len(); n > 16<<10 {
+			t.Fatalf("%d bytes held over 16 KiB", n)
+		}
+	})
+	t.Run("a refusal forgets nothing", func(t *testing.T) {
+		// Streams that forgetting every ended one would not make room
+		// for are refused before any is forgotten.
+		s := resume.NewMemoryStore(resume.MemoryConfig{MaxBytes: 64 << 10, MaxStreams: 3})
+		done, live := resumetest.Name(), resumetest.Name()
+		for _, n := range []string{done, live} {
+			if err := errors.Join(s.Create(ctx, n, []byte("o")), s.Append(ctx, n, []resume.Event{resumetest.Event(n, 1)})); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.End(ctx, done)
+		if err := s.Append(ctx, live, []resume.Event{{Seq: 2, Data: make([]byte, 64<<10)}}); !errors.Is(err, resume.ErrFull) {
+			t.Fatalf("an event larger than the store: %v, want ErrFull", err)
+		}
+		if _, err := s.Info(ctx, done); err != nil {
+			t.Fatalf("the refused Append forgot the ended stream: %v", err)
+		}
+		for seq := uint64(2); seq <= 3; seq++ { // the live stream takes 3 chunks, done 1
+			if err := s.Append(ctx, live, []resume.Event{{Seq: seq, Data: make([]byte, 16<<10-8)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		x := resumetest.Name()
+		if err := s.Create(ctx, x, []byte("o")); err != nil {
+			t.Fatalf("a stream that forgetting the ended one makes room for: %v", err)
+		}
+		if _, err := s.Info(ctx, done); !errors.Is(err, resume.ErrExpired) {
+			t.Fatalf("the ended stream forgotten for it: %v, want ErrExpired", err)
+		}
+		// An ended stream of no bytes, and every byte taken by live ones: a
+		// new stream would find its place by forgetting the ended one, and
+		// no bytes.
+		other := resumetest.Name()
+		if err := errors.Join(s.Create(ctx, other, []byte("o")), s.End(ctx, other),
+			s.Append(ctx, x, []resume.Event{resumetest.Event(x, 1)})); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Create(ctx, resumetest.Name(), []byte("o")); !errors.Is(err, resume.ErrFull) {
+			t.Fatalf("a stream with every byte taken by live ones: %v, want ErrFull", err)
+		}
+		if _, err := s.Info(ctx, other); err != nil {
+			t.Fatalf("the refused Create forgot the ended stream: %v", err)
 		}
 	})
 	t.Run("bytes taken by live streams", func(t *testing.T) {
@@ -164,6 +210,30 @@ func TestMemoryStoreLimits(t *testing.T) {
 		// Three live streams: nothing to evict.
 		if err := s.Create(ctx, resumetest.Name(), []byte("o")); !errors.Is(err, resume.ErrFull) {
 			t.Fatalf("a fourth live stream: %v, want ErrFull", err)
+		}
+	})
+	t.Run("names forgotten", func(t *testing.T) {
+		// A name is remembered as expired for as long as MaxStreams names
+		// forgotten after it allow, counted from the last time it was
+		// forgotten; held again, it is not expired, and deleted, not found.
+		c := &clock{now: time.Unix(1e9, 0)}
+		s := resume.NewMemoryStore(resume.MemoryConfig{MaxStreams: 2, MaxAge: time.Minute, Now: c.Now})
+		a, b := resumetest.Name(), resumetest.Name()
+		for _, n := range []string{a, a, b} {
+			if err := s.Create(ctx, n, []byte("o")); err != nil {
+				t.Fatal(err)
+			}
+			c.add(2 * time.Minute)
+			s.Len()
+		}
+		if _, err := s.Info(ctx, a); !errors.Is(err, resume.ErrExpired) {
+			t.Fatalf("a, forgotten among the last 2 names: %v, want ErrExpired", err)
+		}
+		if err := errors.Join(s.Create(ctx, a, []byte("o")), s.Delete(ctx, a)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Info(ctx, a); !errors.Is(err, resume.ErrNotFound) {
+			t.Fatalf("a, held again and deleted: %v, want ErrNotFound", err)
 		}
 	})
 	t.Run("age: a write keeps a stream", func(t *testing.T) {
