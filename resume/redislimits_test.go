@@ -90,6 +90,37 @@ func TestRedisStoreOutOfMemory(t *testing.T) {
 	}
 }
 
+// TestRedisStoreFullKeepsEnded: a Create that evicting every ended stream
+// would not make room for (a replica with a smaller MaxStreams than the one
+// that made the streams) is refused without evicting any.
+func TestRedisStoreFullKeepsEnded(t *testing.T) {
+	c := redisClient(t)
+	big := redisStore(t, c, resume.RedisConfig{MaxStreams: 3})
+	small := redisStore(t, c, resume.RedisConfig{MaxStreams: 2, Prefix: big.Config().Prefix})
+	ctx := context.Background()
+	done := resumetest.Name()
+	for _, n := range []string{resumetest.Name(), resumetest.Name(), done} {
+		if err := big.Create(ctx, n, []byte("o")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := big.End(ctx, done); err != nil {
+		t.Fatal(err)
+	}
+	if err := small.Create(ctx, resumetest.Name(), []byte("o")); !errors.Is(err, resume.ErrFull) {
+		t.Fatalf("two live streams in a store of two: %v, want ErrFull", err)
+	}
+	if _, err := big.Info(ctx, done); err != nil {
+		t.Fatalf("the refused Create evicted the ended stream: %v", err)
+	}
+	if err := big.Create(ctx, resumetest.Name(), []byte("o")); err != nil {
+		t.Fatalf("a Create that evicting the ended stream makes room for: %v", err)
+	}
+	if _, err := big.Info(ctx, done); !errors.Is(err, resume.ErrExpired) {
+		t.Fatalf("the ended stream evicted for it: %v, want ErrExpired", err)
+	}
+}
+
 // TestRedisStoreCreateUndone: a Create whose second step (the stream's
 // meta) fails takes the name out of the count again: it does not hold a
 // place against MaxStreams until its TTL.

@@ -87,7 +87,9 @@ end
 // set, KEYS[2] the ended set: stream names by the unix ms at which each
 // one expires. It adds the name, drops the names whose time has passed,
 // and, when the two sets hold more than max names, evicts ended streams,
-// soonest to expire first, to make room, or takes the name out again. It
+// soonest to expire first, to make room (at most 16: the next Create goes
+// on), or takes the name out again, having evicted none when evicting
+// them all would not make the room. It
 // returns {"ok" or "full", evicted names...}: the caller deletes their
 // keys. ARGV: now, deadline, max, name.
 //
@@ -108,12 +110,16 @@ redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])
 local r, max = {'ok'}, tonumber(ARGV[3])
-local n = redis.call('ZCARD', KEYS[1]) + redis.call('ZCARD', KEYS[2]) - 1
-while n >= max and #r <= 16 do
+local ended = redis.call('ZCARD', KEYS[2])
+local n = redis.call('ZCARD', KEYS[1]) - 1 + ended
+if n - ended >= max then
+	ended = 0 -- forgetting every ended stream would not make room: keep them
+end
+while n >= max and ended > 0 and #r <= 16 do
 	local p = redis.call('ZPOPMIN', KEYS[2])
 	if #p == 0 then break end
 	r[#r + 1] = p[1]
-	n = n - 1
+	n, ended = n - 1, ended - 1
 end
 if n >= max then
 	redis.call('ZREM', KEYS[1], ARGV[4])
