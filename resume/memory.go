@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -195,7 +196,10 @@ func (m *MemoryStore) Delete(_ context.Context, stream string) error {
 		m.release(s)
 		s.ended = true
 		s.notify()
-		delete(m.expired, stream) // a name of the past, held again: now never held
+		if m.expired[stream] > 0 { // a name of the past, held again: now never held
+			delete(m.expired, stream)
+			m.gone = slices.DeleteFunc(m.gone, func(n string) bool { return n == stream })
+		}
 	}
 	return nil
 }
