@@ -52,8 +52,9 @@ type MemoryConfig struct {
 // for a new stream or event, it forgets expired streams, then ended streams,
 // oldest activity first; it never forgets a stream still being written
 // before its MaxAge, and answers ErrFull instead, having forgotten no ended
-// stream when forgetting them all would not make the room. A forgotten stream's name
-// is remembered, as expired, for as long as MaxStreams other names allow.
+// stream when forgetting them all would not make the room. A forgotten
+// stream's name is remembered, as expired, for as long as MaxStreams other
+// names allow.
 type MemoryStore struct {
 	cfg     MemoryConfig
 	key     []byte
