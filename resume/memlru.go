@@ -76,7 +76,7 @@ func (m *MemoryStore) unlink(s *memStream) {
 func (m *MemoryStore) evict(now time.Time, streams int, size int64) bool {
 	for _, l := range [...]*memList{&m.writing, &m.ended} {
 		for s := l.front; s != nil && now.Sub(s.active) > m.cfg.MaxAge; s = l.front {
-			m.forget(s.name, s)
+			m.forget(s)
 		}
 	}
 	fits := func(n int, bytes int64) bool {
@@ -86,14 +86,15 @@ func (m *MemoryStore) evict(now time.Time, streams int, size int64) bool {
 		return false
 	}
 	for !fits(len(m.streams), m.bytes) && m.ended.front != nil {
-		m.forget(m.ended.front.name, m.ended.front)
+		m.forget(m.ended.front)
 	}
 	return fits(len(m.streams), m.bytes)
 }
 
 // forget drops a stream and remembers its name as expired, for as long as
 // MaxStreams names forgotten after it allow. Called with mu held.
-func (m *MemoryStore) forget(name string, s *memStream) {
+func (m *MemoryStore) forget(s *memStream) {
+	name := s.name
 	m.unlink(s)
 	delete(m.streams, name)
 	m.release(s)

@@ -346,7 +346,7 @@ func (s *memStream) notify() {
 func (m *MemoryStore) live(stream string, now time.Time) (*memStream, error) {
 	s, ok := m.streams[stream]
 	if ok && now.Sub(s.active) > m.cfg.MaxAge {
-		m.forget(stream, s)
+		m.forget(s)
 		ok = false
 	}
 	if ok {
