@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httputil"
@@ -22,7 +23,11 @@ import (
 // stack inside NewHandler, without resume and with it (the default memory
 // store, a small one, and the Redis store the relay command opens for
 // redis://, which stores each flush with one XADD script call before it
-// sends it). It reports allocs/event for the whole process (the
+// sends it). A last row, relay-resume-discard, runs the relay with resume
+// on and a store that keeps no event: what the protocol costs without its
+// store (the framing, and the ids' bytes through the kernel and the
+// reader), the ceiling any store could reach. It reports allocs/event for
+// the whole process (the
 // upstream, the front and the reader), the same for all rows apart from
 // the front's own.
 //
@@ -64,6 +69,9 @@ func BenchmarkRelay(b *testing.B) {
 		{"relay-resume-memory", mem(resume.DefaultMaxBytes), relay},
 		{"relay-resume-memory32", mem(32 << 20), relay},
 		{"relay-resume-redis", redisStore, relay},
+		{"relay-resume-discard", func(*testing.B) (resume.Store, func() bool) {
+			return discardStore{resume.NewMemoryStore(resume.MemoryConfig{})}, func() bool { return true }
+		}, relay},
 	}
 	for _, f := range fronts {
 		b.Run("via="+f.name, func(b *testing.B) {
@@ -128,3 +136,10 @@ func redisStore(b *testing.B) (resume.Store, func() bool) {
 	b.Cleanup(func() { s.Close(); c.Close() })
 	return s, func() bool { return true }
 }
+
+// discardStore is a memory store that keeps no event: Append accepts and
+// drops them. Only the relay-resume-discard row uses it: a resume of its
+// streams would find nothing.
+type discardStore struct{ *resume.MemoryStore }
+
+func (discardStore) Append(context.Context, string, []resume.Event) error { return nil }
