@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/streamguard/streamguard"
@@ -226,7 +225,8 @@ func serveResume(w http.ResponseWriter, r *http.Request, rc ResumeConfig, id str
 	h.Set(sse.ResumableStreamHeader, name)
 	w.WriteHeader(http.StatusOK)
 	http.NewResponseController(w).Flush() // the header, even when the next event is far off
-	t := &tailer{w: w, rc: rc, name: name, prefix: idPrefix(name), after: seq}
+	t := &tailer{w: w, rc: rc, ctx: ctx, name: name, prefix: idPrefix(name), after: seq}
+	defer t.finish()
 	ow := findWriter(w)
 	if ow != nil {
 		// A failure event of the resume (its budget's, which may come while
@@ -241,104 +241,6 @@ func serveResume(w http.ResponseWriter, r *http.Request, rc ResumeConfig, id str
 		}
 		WriteError(w, r, storeError(err))
 	}
-}
-
-// tailer writes the events of a stream to a resume's client: the stored
-// ones after its id, then the live tail, then, if the resume fails, the
-// failure event. mu orders its writes: the failure event (written from the
-// budget's goroutine, or after run) comes after the last event written,
-// and nothing after it. It has no id: it is the resume's, not one of the
-// stream's events (the stream may go on, and its next event will have the
-// next id), so that a client's last event id stays that of the last event
-// it got, and a reconnect from it misses nothing.
-type tailer struct {
-	w      http.ResponseWriter
-	rc     ResumeConfig
-	name   string
-	prefix []byte // idPrefix(name)
-	after  uint64 // the resume's Last-Event-ID seq
-
-	mu     sync.Mutex
-	failed bool // the failure event is written: nothing follows
-}
-
-// run writes the events of the stream after t.after, and the live tail,
-// until the stream ends or the client leaves. Each Read is bounded, so that
-// the store sees the reader at least every beat, and the reader sees
-// whether the writer is still there.
-func (t *tailer) run(ctx context.Context) error {
-	rctl := http.NewResponseController(t.w)
-	var buf []byte
-	after := t.after
-	for ctx.Err() == nil {
-		rctx, cancel := context.WithTimeout(ctx, t.rc.beat())
-		evs, ended, err := t.rc.Store.Read(rctx, t.name, after)
-		cancel()
-		switch {
-		case ctx.Err() != nil:
-			return nil // the client left, or the budget ended the resume
-		case errors.Is(err, context.DeadlineExceeded): // a beat with nothing new
-			if err := writerGone(ctx, t.rc, t.name); err != nil {
-				return err
-			}
-			continue
-		case err != nil:
-			return err
-		}
-		if len(evs) > 0 {
-			buf = buf[:0]
-			for _, e := range evs {
-				buf = appendStored(buf, t.prefix, e)
-			}
-			if !t.send(buf, rctl) {
-				return nil
-			}
-			after = evs[len(evs)-1].Seq
-		}
-		if ended {
-			return nil
-		}
-	}
-	return nil
-}
-
-// send writes and flushes buf, unless the failure event is out; it
-// reports whether the resume goes on.
-func (t *tailer) send(buf []byte, rctl *http.ResponseController) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.failed {
-		return false
-	}
-	_, err := t.w.Write(buf)
-	return err == nil && rctl.Flush() == nil
-}
-
-// fail writes the failure event of err, without an id (NewHandler's
-// writer calls it, through onFailure); it reports whether the event was
-// sent.
-func (t *tailer) fail(err error) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.failed {
-		return false
-	}
-	t.failed = true
-	_, werr := t.w.Write(sse.AppendFailureFrame(nil, err))
-	return werr == nil && http.NewResponseController(t.w).Flush() == nil
-}
-
-// writerGone returns the failure of a stream that has not ended and
-// whose writer has shown no sign of life for a linger: the process
-// writing it went down (or its store refused its events and beats).
-func writerGone(ctx context.Context, rc ResumeConfig, name string) error {
-	info, err := rc.Store.Info(ctx, name)
-	if err != nil || info.Ended || info.Written.IsZero() || time.Since(info.Written) <= rc.linger() {
-		return nil // a store that failed fails the next Read
-	}
-	return &streamguard.Error{StatusCode: http.StatusBadGateway, Source: streamguard.SourcePlatform, Reason: streamguard.ReasonTruncated,
-		Message: "the stream's writer has shown no sign of life for " + rc.linger().String() +
-			" (no event stored, no beat): the server writing it went down before its end"}
 }
 
 // idPrefix is the start of the id line of stream name's events: "id:

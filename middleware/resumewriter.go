@@ -172,19 +172,25 @@ func (w *resumeWriter) sync() {
 // sendDeadline bounds the sends to the client: one that stopped reading
 // without closing (a half-open connection) blocks a write for a linger at
 // most, and then counts as gone, so that the events go on being stored
-// for a resume elsewhere. It is set again once less than 3/4 of a linger
-// is left (a time read per send), never past the budget's own write
-// deadline. Called with mu held.
+// for a resume elsewhere. Called with mu held.
 func (w *resumeWriter) sendDeadline() {
-	now, limit := time.Now(), w.rc.linger()
-	if w.wdl.Sub(now) > limit*3/4 {
+	setSendDeadline(http.NewResponseController(w.w), w.ctx, &w.wdl, w.rc.linger())
+}
+
+// setSendDeadline sets the write deadline of a send to a stream's client
+// (the writer's, or a resume's) at limit from now, never past the budget's
+// own write deadline (ctx's deadline and writeGrace), once less than 3/4
+// of limit is left of the last one, *wdl: a time read per send.
+func setSendDeadline(rc *http.ResponseController, ctx context.Context, wdl *time.Time, limit time.Duration) {
+	now := time.Now()
+	if wdl.Sub(now) > limit*3/4 {
 		return
 	}
-	w.wdl = now.Add(limit)
-	if dl, ok := w.ctx.Deadline(); ok && dl.Add(writeGrace).Before(w.wdl) {
-		w.wdl = dl.Add(writeGrace)
+	*wdl = now.Add(limit)
+	if dl, ok := ctx.Deadline(); ok && dl.Add(writeGrace).Before(*wdl) {
+		*wdl = dl.Add(writeGrace)
 	}
-	_ = http.NewResponseController(w.w).SetWriteDeadline(w.wdl)
+	_ = rc.SetWriteDeadline(*wdl)
 }
 
 // store appends the batch to the store: one call. When the store refuses
@@ -329,6 +335,12 @@ func (w *resumeWriter) finish() {
 		if len(w.f.out) > 0 && w.sendErr == nil {
 			w.w.Write(w.f.out) // an event the handler never ended: the client sees it cut
 		}
+	}
+	if w.resumabl && w.sendErr == nil {
+		// The end of the response (the server's last write) within a
+		// linger: the deadline of the last send may have passed while the
+		// stream was quiet, and would cut the end off.
+		w.sendDeadline()
 	}
 	cut := w.storeErr != nil || (w.short && !w.failed)
 	resumable := w.resumabl

@@ -179,6 +179,20 @@ func (m *MemoryStore) Append(_ context.Context, stream string, events []Event) e
 	return nil
 }
 
+// Visit counts as a reader's visit (Info.Seen), without reading.
+func (m *MemoryStore) Visit(_ context.Context, stream string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.cfg.Now()
+	s, err := m.live(stream, now)
+	if err != nil {
+		return err
+	}
+	s.seen = now
+	m.touch(s, now)
+	return nil
+}
+
 // End marks a stream complete.
 func (m *MemoryStore) End(_ context.Context, stream string) error { return m.end(stream, false) }
 

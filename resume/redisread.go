@@ -115,6 +115,19 @@ func (s *RedisStore) Read(ctx context.Context, stream string, after uint64) ([]E
 	}
 }
 
+// Visit counts as a reader's visit (Info.Seen), without reading, and
+// renews the stream's TTL as a Read does.
+func (s *RedisStore) Visit(ctx context.Context, stream string) error {
+	if !validRedisName(stream) {
+		return ErrNotFound
+	}
+	if _, err := visitScript.run(ctx, s.rdb, s.keys(stream), s.ttl, s.gone); err != nil {
+		return err
+	}
+	s.touch(ctx, stream)
+	return nil
+}
+
 // readOnce runs the read script once.
 func (s *RedisStore) readOnce(ctx context.Context, stream string, after uint64) ([]Event, bool, error) {
 	from := "0-" + strconv.FormatUint(after+1, 10) // used only when after < last

@@ -293,6 +293,16 @@ end
 return {m[1], m[2], tostring(first), table.concat(lens, ','), table.concat(body), m[3] or '0'}
 `)
 
+// visitScript counts a reader's visit: the meta's seen, by Redis's clock,
+// and the keys' TTLs, as a read does (touch first: see reserveScript).
+// ARGV: ttl, gone.
+var visitScript = newScript(prelude + `
+if redis.call('EXISTS', KEYS[1]) == 0 then return missing() end
+touch()
+redis.call('HSET', KEYS[1], 'seen', now())
+return 1
+`)
+
 // infoScript returns {owner, last, ended, ms since seen, ms since
 // written}, both by the server's clock, so that replicas whose clocks
 // differ agree on them; the last is false (nil) for a stream an older

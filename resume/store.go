@@ -116,4 +116,10 @@ type Store interface {
 	// (EndTruncated), it returns ErrTruncated. Every Read counts as a
 	// reader's visit (Info.Seen).
 	Read(ctx context.Context, stream string, after uint64) (events []Event, ended bool, err error)
+	// Visit counts as a reader's visit (Info.Seen), as a Read does,
+	// without reading: a reader whose client takes long to receive what it
+	// read says that it is still there, so that the stream's writer does
+	// not take the stream for abandoned. It returns ErrNotFound or
+	// ErrExpired for a stream the store does not hold.
+	Visit(ctx context.Context, stream string) error
 }

@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore func(t *testing.T) resume.Store) {
 	t.Run("writer's sign of life", func(t *testing.T) { testWritten(t, newStore(t)) })
 	t.Run("ended short", func(t *testing.T) { testTruncated(t, newStore(t)) })
 	t.Run("delete", func(t *testing.T) { testDelete(t, newStore(t)) })
+	t.Run("visit", func(t *testing.T) { testVisit(t, newStore(t)) })
 }
 
 func ctx(t testing.TB) context.Context {
