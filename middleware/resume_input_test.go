@@ -58,6 +58,12 @@ func TestResumeBadInput(t *testing.T) {
 		{"another tenant's", name + ".1", "Bearer sk-tenant-b-0123456789", 404},
 		{"no credentials", name + ".1", "", 404},
 		{"far ahead", name + ".999", "Bearer sk-tenant-a-0123456789", 404},
+		{"far ahead, the largest seq", name + ".18446744073709551615", "Bearer sk-tenant-a-0123456789", 404},
+		{"past the largest seq", name + ".18446744073709551616", "Bearer sk-tenant-a-0123456789", 400},
+		{"a leading zero", name + ".02", "Bearer sk-tenant-a-0123456789", 400},
+		{"zeros", name + ".00", "Bearer sk-tenant-a-0123456789", 400},
+		{"a sign", name + ".+2", "Bearer sk-tenant-a-0123456789", 400},
+		{"no seq", name + ".", "Bearer sk-tenant-a-0123456789", 400},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := map[string]string{"Last-Event-ID": tc.id}

@@ -56,14 +56,22 @@ func ValidStreamName(s string) bool {
 
 // ParseEventID splits an event id "{stream}.{seq}" of a resumable stream,
 // as a Last-Event-ID names it: seq 0 asks for the stream from its first
-// event.
+// event. seq is written as the server writes it: decimal, without a sign
+// or a leading zero (an id has one spelling), any uint64.
 func ParseEventID(id string) (stream string, seq uint64, ok bool) {
 	dot := strings.LastIndexByte(id, '.')
 	if dot < 0 || !ValidStreamName(id[:dot]) {
 		return "", 0, false
 	}
-	seq, ok = parseSeq([]byte(id[dot+1:]))
-	return id[:dot], seq, ok
+	digits := id[dot+1:]
+	if digits == "" || digits[0] < '0' || digits[0] > '9' || (digits[0] == '0' && len(digits) > 1) {
+		return "", 0, false
+	}
+	seq, err := strconv.ParseUint(digits, 10, 64)
+	if err != nil {
+		return "", 0, false
+	}
+	return id[:dot], seq, true
 }
 
 // streamState follows a Resumable-Stream stream.
