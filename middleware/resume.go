@@ -225,6 +225,9 @@ func serveResume(w http.ResponseWriter, r *http.Request, rc ResumeConfig, id str
 	h.Set(sse.ResumableStreamHeader, name)
 	w.WriteHeader(http.StatusOK)
 	http.NewResponseController(w).Flush() // the header, even when the next event is far off
+	if r.Method == http.MethodHead {
+		return // the header says the resume would be served: no body to tail
+	}
 	t := &tailer{w: w, rc: rc, ctx: ctx, name: name, prefix: idPrefix(name), after: seq}
 	defer t.finish()
 	ow := findWriter(w)

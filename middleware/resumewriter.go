@@ -368,12 +368,31 @@ func (w *resumeWriter) endShort() {
 // (cut) when the store refused some of its events (then also at the
 // refusal, so that resumes waiting on it learn at once) or the handler did
 // not finish it.
+//
+// A store that fails for a moment (a Redis failover) gets two more tries,
+// all within 5 s: a stream left without its end looks, to a resume, like
+// one whose writer went down, and the resume would end with a failure
+// although every event is stored.
 func (w *resumeWriter) endStored(cut bool) {
 	ctx, cancel := context.WithTimeout(w.sctx, 5*time.Second)
 	defer cancel()
+	end := w.rc.Store.End
 	if cut {
-		w.rc.Store.EndTruncated(ctx, w.name)
-		return
+		end = w.rc.Store.EndTruncated
 	}
-	w.rc.Store.End(ctx, w.name)
+	for _, pause := range [...]time.Duration{0, 100 * time.Millisecond, 400 * time.Millisecond} {
+		if pause > 0 {
+			t := time.NewTimer(pause)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return
+			}
+		}
+		err := end(ctx, w.name)
+		if err == nil || errors.Is(err, resume.ErrNotFound) || errors.Is(err, resume.ErrExpired) || ctx.Err() != nil {
+			return
+		}
+	}
 }
