@@ -64,6 +64,12 @@ func parseRelay(args []string, stderr io.Writer) (relayConfig, bool) {
 		fs.Usage()
 		return c, false
 	}
+	// The layers would take these for their defaults, or raise them, while
+	// the relay said it runs with what was typed.
+	if c.budget <= 0 || c.idle == 0 || c.linger < middleware.MinLinger {
+		fmt.Fprintf(stderr, "streamguard relay: -budget must be positive, -idle non-zero (negative: off), -linger at least %v\n", middleware.MinLinger)
+		return c, false
+	}
 	return c, true
 }
 

@@ -84,6 +84,48 @@ func TestRelayStoreErrors(t *testing.T) {
 	}
 }
 
+// TestRelayDurations: a budget, idle or linger the layers would not take
+// as given stops the relay with exit 2 and says why.
+func TestRelayDurations(t *testing.T) {
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, extra := range [][]string{{"-linger", "0"}, {"-linger", "-1s"}, {"-linger", "1ms"}, {"-budget", "0"}, {"-budget", "-1s"}, {"-idle", "0"}} {
+		var out, errb bytes.Buffer
+		code := relay(canceled, append([]string{"-listen", "127.0.0.1:0", "-upstream", "http://127.0.0.1:9"}, extra...), &out, &errb)
+		if code != 2 || !strings.Contains(errb.String(), "-linger at least 100ms") {
+			t.Errorf("%q: exit %d, said %q", extra, code, out.String()+errb.String())
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := relay(canceled, []string{"-listen", "127.0.0.1:0", "-upstream", "http://127.0.0.1:9", "-idle", "-1s", "-linger", "100ms"}, &out, &errb); code != 0 {
+		t.Errorf("idle off, the shortest linger: exit %d, said %q", code, out.String()+errb.String())
+	}
+}
+
+// TestRelayQueryCredentials: a key in the upstream's query (which the
+// relay sends on with every request) or a password in the store's never
+// shows in what the relay says, and a query in the store's URL, whose
+// options the relay's Redis client would not apply, is refused.
+func TestRelayQueryCredentials(t *testing.T) {
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"-upstream", "http://127.0.0.1:9/v1?api_key=sk-hunter2"}, 0},
+		{[]string{"-upstream", "ftp://127.0.0.1:9/v1?api_key=sk-hunter2"}, 2},
+		{[]string{"-upstream", "http://x", "-store", "redis://127.0.0.1:1/0?password=hunter2"}, 2},
+		{[]string{"-upstream", "http://x", "-store", "redis://127.0.0.1:1?db=3&x=hunter2"}, 2},
+	} {
+		var out, errb bytes.Buffer
+		code := relay(canceled, append([]string{"-listen", "127.0.0.1:0"}, tc.args...), &out, &errb)
+		if all := out.String() + errb.String(); code != tc.code || strings.Contains(all, "hunter2") {
+			t.Errorf("%q: exit %d (want %d), said %q", tc.args, code, tc.code, all)
+		}
+	}
+}
+
 // balancer sends connection 1 to first, cut after cutAt bytes from the
 // server, and every later connection to rest: a client whose connection to
 // one relay broke reconnects to another.

@@ -74,8 +74,8 @@ func TestIsCredentialHeader(t *testing.T) {
 	}
 }
 
-// TestRawURL: a URL given as text loses its password, whole or not, and
-// keeps the rest.
+// TestRawURL: a URL given as text loses its password, whole or not, its
+// query values and its fragment, and keeps the rest.
 func TestRawURL(t *testing.T) {
 	for in, want := range map[string]string{
 		"redis://h:6379/0":                  "redis://h:6379/0",
@@ -87,7 +87,11 @@ func TestRawURL(t *testing.T) {
 		"redis://default:12?hunter2@h/0":    "redis://...",
 		"redis:/default:hunter2@h":          "redis://...",
 		"redis:default:hunter2@h":           "redis://...",
-		"redis://h/0?x=1":                   "redis://h/0?x=1",
+		"redis://h/0?x=1":                   "redis://h/0?x=REDACTED",
+		"http://h/v1?api_key=sk-1&model=m":  "http://h/v1?api_key=REDACTED&model=REDACTED",
+		"redis://h/0?password=hunter2":      "redis://h/0?password=REDACTED",
+		"http://h/v1#access_token=sk-1":     "http://h/v1",
+		"%zz?token=sk-1":                    "%zz?token=REDACTED",
 		"memory":                            "memory",
 		"%zz":                               "%zz",
 	} {

@@ -7,19 +7,27 @@ import (
 )
 
 // RawURL returns a URL given as text (a flag, a setting) for a message:
-// with its password replaced (url.URL.Redacted), or only its scheme when
-// it holds an '@' that url.Parse did not take as the end of a userinfo (it
-// does not parse, or a '/', '?' or '#' in the password moved the '@' into
-// the path, the query or the fragment): the password could be anywhere in
-// it.
+// with its password replaced (url.URL.Redacted), every query value
+// replaced (Query: a key may be in any of them) and its fragment dropped,
+// or only its scheme when it holds an '@' that url.Parse did not take as
+// the end of a userinfo (it does not parse, or a '/', '?' or '#' in the
+// password moved the '@' into the path, the query or the fragment): the
+// password could be anywhere in it.
 func RawURL(s string) string {
 	u, err := url.Parse(s)
 	if err == nil && (u.User != nil || !strings.Contains(s, "@")) {
+		if u.RawQuery != "" {
+			u.RawQuery = Query(u.RawQuery)
+		}
+		u.Fragment, u.RawFragment = "", ""
 		return u.Redacted()
 	}
 	if strings.Contains(s, "@") {
 		scheme, _, _ := strings.Cut(s, ":")
 		return scheme + "://..."
+	}
+	if head, q, ok := strings.Cut(s, "?"); ok {
+		return head + "?" + Query(q)
 	}
 	return s
 }

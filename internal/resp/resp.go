@@ -1,9 +1,11 @@
 // Package resp is a small Redis client (RESP2 over TCP, or over TLS), enough
 // for the resume package's Redis store in the relay command without a
-// dependency: a command in, its reply out, over a bounded pool of
-// connections (one its peer has closed is not used again), with the
-// context's deadline and cancellation on every call, and at most
-// callTimeout.
+// dependency: a command in, its reply out, on a connection of its own
+// (kept for the next call, up to maxIdle idle ones; one its peer has
+// closed is not used again), with the context's deadline and cancellation
+// on every call, and at most callTimeout. Calls in flight are not
+// bounded in number: a blocking read (XREAD BLOCK) must not make a
+// stream's appends wait.
 package resp
 
 import (
@@ -18,6 +20,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/streamguard/streamguard/internal/redact"
@@ -26,6 +29,7 @@ import (
 // Bounds on what a reply may hold.
 const (
 	maxBulk  = 64 << 20
+	maxLine  = 64 << 10 // a status or error line
 	maxArray = 1 << 20
 	maxDepth = 8
 	maxIdle  = 16
@@ -52,6 +56,8 @@ type Client struct {
 	db       int
 	timeout  time.Duration // callTimeout; shorter in tests
 	idle     chan *conn
+	mu       sync.Mutex // orders Close and the return of connections
+	closed   bool
 }
 
 type conn struct {
@@ -80,6 +86,11 @@ func New(rawURL string) (*Client, error) {
 		// would be taken as the path, and the password sent nowhere.
 		return nil, fmt.Errorf("%q: an '@' after the host: escape '/', '?', '#' and '@' in the password (%%2F, %%3F, %%23, %%40)", redact.RawURL(rawURL))
 	}
+	if u.RawQuery != "" || u.ForceQuery {
+		// Other clients' options (?db=, ?password=) would be dropped
+		// without a word: the relay on database 0, or without AUTH.
+		return nil, fmt.Errorf("%q: options in a query are not supported: give the database as the path (/DB) and the password before the host (redis://:PASSWORD@HOST:PORT/DB)", redact.RawURL(rawURL))
+	}
 	c := &Client{addr: u.Host, timeout: callTimeout, idle: make(chan *conn, maxIdle)}
 	if u.Port() == "" {
 		c.addr = net.JoinHostPort(u.Hostname(), "6379")
@@ -99,8 +110,12 @@ func New(rawURL string) (*Client, error) {
 	return c, nil
 }
 
-// Close closes the idle connections.
+// Close closes the idle connections, and each connection in use once its
+// call returns.
 func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
 	for {
 		select {
 		case cn := <-c.idle:
@@ -128,6 +143,12 @@ func (c *Client) Do(ctx context.Context, args ...any) (any, error) {
 		return v, err
 	}
 	cn.nc.SetDeadline(time.Time{}) // idle: its probe reads it without one
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		cn.nc.Close()
+		return v, err
+	}
 	select {
 	case c.idle <- cn:
 	default:
@@ -287,75 +308,4 @@ func (cn *conn) header(kind byte, n int) []byte {
 	h := append(cn.num[:0], kind)
 	h = strconv.AppendInt(h, int64(n), 10)
 	return append(h, '\r', '\n')
-}
-
-// isReply reports whether err is the server's error reply.
-func isReply(err error) bool {
-	_, ok := err.(Error)
-	return ok
-}
-
-// reply reads one reply.
-func (cn *conn) reply(depth int) (any, error) {
-	line, err := cn.r.ReadSlice('\n')
-	if err != nil {
-		return nil, err
-	}
-	if len(line) < 3 || line[len(line)-2] != '\r' {
-		return nil, errors.New("redis: malformed reply")
-	}
-	kind, body := line[0], line[1:len(line)-2]
-	switch kind {
-	case '+':
-		return string(body), nil
-	case '-':
-		return nil, Error(body)
-	case ':':
-		return strconv.ParseInt(string(body), 10, 64)
-	case '$':
-		n, err := strconv.Atoi(string(body))
-		if err != nil || n < -1 || n > maxBulk {
-			return nil, errors.New("redis: bad bulk length")
-		}
-		if n == -1 {
-			return nil, nil
-		}
-		b := make([]byte, n+2)
-		if _, err := readFull(cn.r, b); err != nil {
-			return nil, err
-		}
-		return string(b[:n]), nil
-	case '*':
-		n, err := strconv.Atoi(string(body))
-		if err != nil || n < -1 || n > maxArray || depth >= maxDepth {
-			return nil, errors.New("redis: bad array")
-		}
-		if n == -1 {
-			return nil, nil
-		}
-		arr := make([]any, n)
-		for i := range arr {
-			if arr[i], err = cn.reply(depth + 1); err != nil {
-				var re Error
-				if !errors.As(err, &re) {
-					return nil, err
-				}
-				arr[i] = err
-			}
-		}
-		return arr, nil
-	}
-	return nil, errors.New("redis: unknown reply type")
-}
-
-func readFull(r *bufio.Reader, b []byte) (int, error) {
-	n := 0
-	for n < len(b) {
-		k, err := r.Read(b[n:])
-		n += k
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
 }
