@@ -107,3 +107,31 @@ func withBudget(err error, budget time.Duration) error {
 	e.Budget = budget
 	return &e
 }
+
+// timeLeft is the layer beneath retry and resume, which send a request
+// again later: it brings the TimeoutHeader that Deadline set up to date
+// with the time the request's context has left, so that the server of a
+// retry or a resume is not told of time the client no longer has (its
+// work would outlive the client, whose deadline would cut off the
+// server's own budget failure). A value within 100 ms of the truth goes
+// as it is, without a copy of the request.
+func timeLeft(next http.RoundTripper) http.RoundTripper { return &timeLeftRT{layer{next}} }
+
+type timeLeftRT struct{ layer }
+
+func (t *timeLeftRT) RoundTrip(req *http.Request) (*http.Response, error) {
+	v := req.Header[TimeoutHeader]
+	dl, ok := req.Context().Deadline()
+	if len(v) != 1 || !ok {
+		return t.next.RoundTrip(req)
+	}
+	left := max(time.Until(dl).Milliseconds(), 1)
+	if sent, err := strconv.ParseInt(v[0], 10, 64); err != nil || sent-left < 100 {
+		return t.next.RoundTrip(req)
+	}
+	out := new(http.Request)
+	*out = *req
+	out.Header = req.Header.Clone()
+	out.Header[TimeoutHeader] = []string{strconv.FormatInt(left, 10)}
+	return t.next.RoundTrip(out)
+}

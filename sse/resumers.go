@@ -89,7 +89,10 @@ func (s *streamState) seqOf(id []byte) (uint64, bool) {
 	return parseSeq(id[len(s.name)+1:])
 }
 
-func (s *streamState) Event(_, id, _ []byte) bool {
+func (s *streamState) Event(typ, id, _ []byte) bool {
+	if len(id) == 0 && string(typ) == "error" {
+		return true // the server's failure, not one of the stream's events
+	}
 	s.seq, s.ok = s.seqOf(id)
 	return true
 }
@@ -156,11 +159,13 @@ func (s *idState) Event(_, id, _ []byte) bool {
 	n, isNum := parseSeq(id)
 	s.counting = s.counting && isNum && (s.ids == 0 || n == s.num+1)
 	s.num = n
+	// Whole: a resume sends the id as it came, and a continuation is
+	// compared with it (an event's size bounds it).
 	if s.ids == 0 {
-		s.first = append([]byte(nil), id[:min(len(id), maxIDBytes)]...)
+		s.first = bytes.Clone(id)
 	}
 	s.ids++
-	s.last = append(s.last[:0], id[:min(len(id), maxIDBytes)]...)
+	s.last = append(s.last[:0], id...)
 	return true
 }
 
@@ -186,12 +191,26 @@ func (s *idState) Request(ctx context.Context) (*http.Request, error) {
 		// Nothing delivered yet: the same GET again, as an EventSource
 		// reconnects.
 		return s.req.Clone(ctx), nil
-	case len(s.last) == 0:
+	case len(s.last) == 0 || len(s.last) > maxIDBytes || !sendableID(s.last):
+		// No id to resume from, or one no server should be sent (past 1
+		// KiB), or one no header can carry (a control character).
 		return nil, nil
 	}
 	r := s.req.Clone(ctx)
 	r.Header.Set(LastEventIDHeader, string(s.last))
 	return r, nil
+}
+
+// sendableID reports whether an event id can be a header's value: no
+// control character but a tab (the SSE spec allows any but NUL, CR and LF;
+// net/http refuses the others in a header).
+func sendableID(id []byte) bool {
+	for _, c := range id {
+		if (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // ResponsesResumer resumes an OpenAI Responses stream in background mode
@@ -256,8 +275,9 @@ func (s *responsesState) Request(ctx context.Context) (*http.Request, error) {
 		return nil, nil
 	}
 	u := *s.req.URL
-	u.Path += "/" + s.id
-	u.RawPath = ""
+	esc := u.EscapedPath() // keeps escapes (%2F) the path was sent with
+	u.Path += "/" + s.id   // s.id is of [A-Za-z0-9_-]
+	u.RawPath = esc + "/" + s.id
 	q := u.Query()
 	q.Set("stream", "true")
 	q.Set("starting_after", strconv.FormatUint(s.seq, 10))
@@ -266,6 +286,7 @@ func (s *responsesState) Request(ctx context.Context) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.Host = s.req.Host // the virtual host the request named, as Clone keeps it
 	r.Header = s.req.Header.Clone()
 	for _, h := range []string{"Content-Type", "Content-Length", "Content-Encoding", "Idempotency-Key", LastEventIDHeader} {
 		r.Header.Del(h)

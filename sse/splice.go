@@ -54,6 +54,7 @@ func (b *body) startResume(resp *http.Response, rt http.RoundTripper) {
 	ctx, cancel := context.WithCancel(b.ctx)
 	b.rs = &resuming{st: st, name: name, rt: rt, ctx: ctx}
 	b.rsCancel = cancel
+	b.p.sawCR = true // see splice
 }
 
 // follow shows a complete event to the stream's resumer: the first event of
@@ -65,12 +66,16 @@ func (b *body) follow(block, typ, id, data []byte) bool {
 		return true
 	}
 	if r.verify {
-		r.verify = false
 		if !r.st.Continues(typ, id, data) {
+			r.verify = false
 			r.mismatch = true
 			r.cutAt = cap(b.buf) - cap(block) // block is part of buf: see fill
 			return false
 		}
+		// An error event without an id (the server's failure of the
+		// resume, not one of the stream's events) says nothing of where
+		// the continuation stands: an event after it is checked too.
+		r.verify = len(id) == 0 && string(typ) == "error"
 	}
 	if !r.st.Event(typ, id, data) {
 		r.st = nil // not resumable after all: the events cost nothing more
@@ -239,13 +244,16 @@ func continuation(resp *http.Response, err error) error {
 // the one that failed with v.
 func (b *body) splice(rc io.ReadCloser, v *streamguard.Error) {
 	b.rcMu.Lock()
-	b.rc = rc
+	b.rc = &dropBOM{ReadCloser: rc}
 	closed := b.closed.Load()
 	b.rcMu.Unlock()
 	if closed {
 		rc.Close() // Close came between: the next read sees it
 	}
-	b.p = parser{owner: b}
+	// A followed stream is framed by every line end, as its consumer's
+	// parser frames it: a lone CR amid LF lines ("id: 2\rdata: x") must
+	// not hide an event, or its id, from the resumer.
+	b.p = parser{owner: b, sawCR: true, bomDone: true}
 	b.r, b.ready, b.w = 0, 0, 0
 	b.upErr = nil
 	b.stalled.Store(false)
@@ -315,3 +323,54 @@ func (b *body) logResume(rec streamstat.Resume) {
 	b.resumeLog = append(b.resumeLog, rec)
 	b.statMu.Unlock()
 }
+
+// dropBOM drops a byte-order mark at the start of a continuation (where
+// any event stream may have one), even split across reads: spliced into
+// the middle of the stream, it would reach the consumer within a field's
+// name, and the event would be lost. Bytes that only began like one go on
+// as they were.
+type dropBOM struct {
+	io.ReadCloser
+	held [3]byte // bytes of a mark seen so far
+	n    int
+	done bool
+	out  []byte // held bytes to give back: they were not a mark
+}
+
+func (d *dropBOM) Read(p []byte) (int, error) {
+	if len(d.out) > 0 {
+		n := copy(p, d.out)
+		d.out = d.out[n:]
+		return n, nil
+	}
+	if d.done {
+		return d.ReadCloser.Read(p)
+	}
+	n, err := d.ReadCloser.Read(p)
+	i := 0
+	for ; i < n && d.n < len(bom) && p[i] == bom[d.n]; i++ {
+		d.held[d.n] = p[i]
+		d.n++
+	}
+	switch {
+	case d.n == len(bom): // a whole mark: dropped
+		d.done = true
+		return copy(p, p[i:n]), err
+	case i < n: // not a mark: what was held goes first
+		d.done = true
+		rest := append(d.held[:d.n:d.n], p[i:n]...)
+		k := copy(p, rest)
+		d.out = rest[k:]
+		return k, err
+	}
+	if err != nil && d.n > 0 { // the body ended within what began like one
+		d.done = true
+		k := copy(p, d.held[:d.n])
+		d.out = d.held[k:d.n]
+		return k, err
+	}
+	return 0, err // all of it may be a mark: wait for more
+}
+
+// bom is the UTF-8 byte-order mark.
+const bom = "\xef\xbb\xbf"
