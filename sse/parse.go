@@ -25,18 +25,24 @@ type parser struct {
 	searched int  // bytes of the current event already searched for line ends
 	skipLF   bool // the last line ended in a CR at the end of the input: a following LF belongs to it
 	sawCR    bool // the stream has CRs: find line ends the slower way
-	bomDone  bool // the start of the stream was checked for a BOM
-	started  bool // the current event has at least one non-blank line
-	typS     int  // the event's type value, [typS, typE); typE == 0: none
-	typE     int
-	dataS    int // the first data value, [dataS, dataE)
-	dataE    int
-	dataN    int // data lines in the event
-	idS      int // the id value, [idS, idE); idSet says whether one was seen
-	idE      int
-	idSet    bool
-	bom      int   // 3 while the current event is the first and starts with the stream's BOM
-	owner    *body // its onEvent is called with each complete event's bytes
+	// follow: a resumer follows the stream, and must see its events as
+	// its consumer will: a lone CR within an LF-ended line ends a line
+	// too, and switches the rest of the stream to the CR-aware search.
+	// Without a resumer, only the judging of such events is at stake (see
+	// above), and the LF search does not look within lines.
+	follow  bool
+	bomDone bool // the start of the stream was checked for a BOM
+	started bool // the current event has at least one non-blank line
+	typS    int  // the event's type value, [typS, typE); typE == 0: none
+	typE    int
+	dataS   int // the first data value, [dataS, dataE)
+	dataE   int
+	dataN   int // data lines in the event
+	idS     int // the id value, [idS, idE); idSet says whether one was seen
+	idE     int
+	idSet   bool
+	bom     int   // 3 while the current event is the first and starts with the stream's BOM
+	owner   *body // its onEvent is called with each complete event's bytes
 }
 
 func (p *parser) resetEvent() {
@@ -98,7 +104,7 @@ func (p *parser) scan(win []byte, pos, from, ev, n int) (int, int, int) {
 				break
 			}
 			end = s + i
-			if end > pos && win[end-1] == '\r' {
+			if end > pos && (win[end-1] == '\r' || (p.follow && bytes.IndexByte(win[s:end], '\r') >= 0)) {
 				p.sawCR, from = true, pos
 				continue
 			}

@@ -54,7 +54,7 @@ func (b *body) startResume(resp *http.Response, rt http.RoundTripper) {
 	ctx, cancel := context.WithCancel(b.ctx)
 	b.rs = &resuming{st: st, name: name, rt: rt, ctx: ctx}
 	b.rsCancel = cancel
-	b.p.sawCR = true // see splice
+	b.p.follow = true // see splice
 }
 
 // follow shows a complete event to the stream's resumer: the first event of
@@ -79,6 +79,7 @@ func (b *body) follow(block, typ, id, data []byte) bool {
 	}
 	if !r.st.Event(typ, id, data) {
 		r.st = nil // not resumable after all: the events cost nothing more
+		b.p.follow = false
 	}
 	return true
 }
@@ -252,8 +253,8 @@ func (b *body) splice(rc io.ReadCloser, v *streamguard.Error) {
 	}
 	// A followed stream is framed by every line end, as its consumer's
 	// parser frames it: a lone CR amid LF lines ("id: 2\rdata: x") must
-	// not hide an event, or its id, from the resumer.
-	b.p = parser{owner: b, sawCR: true, bomDone: true}
+	// not hide an event, or its id, from the resumer (see parser.follow).
+	b.p = parser{owner: b, follow: true, bomDone: true}
 	b.r, b.ready, b.w = 0, 0, 0
 	b.upErr = nil
 	b.stalled.Store(false)
