@@ -118,10 +118,10 @@ type Config struct {
 // NewTransport returns the client stack as an http.RoundTripper. Outermost
 // first: Credentials (the user's credential headers), LimitBody (the body
 // caps), Deadline (the budget), FinalErrors (what a final error status
-// becomes), retry, tracing (a span per attempt), the stream guard, a layer
-// that brings the Request-Timeout-Ms of a retry or a resume up to date with
-// the time the budget has left, and the base transport. Each layer is exported, for a Chain of your own. It is safe for
-// concurrent use, as long as Base is.
+// becomes), retry, tracing (a span per attempt), the stream guard, TimeLeft
+// (the Request-Timeout-Ms of a retry or a resume brought up to date), and
+// the base transport. Each layer is exported, for a Chain of your own. It
+// is safe for concurrent use, as long as Base is.
 func NewTransport(cfg Config) http.RoundTripper {
 	base := cfg.Base
 	if base == nil {
@@ -139,7 +139,7 @@ func NewTransport(cfg Config) http.RoundTripper {
 		func(next http.RoundTripper) http.RoundTripper { return retry.NewTransport(next, policy) },
 		func(next http.RoundTripper) http.RoundTripper { return tracing.NewTransport(next, cfg.Tracing) },
 		func(next http.RoundTripper) http.RoundTripper { return sse.NewTransport(next, cfg.Stream) },
-		timeLeft,
+		TimeLeft(),
 	)
 }
 

@@ -108,14 +108,16 @@ func withBudget(err error, budget time.Duration) error {
 	return &e
 }
 
-// timeLeft is the layer beneath retry and resume, which send a request
-// again later: it brings the TimeoutHeader that Deadline set up to date
-// with the time the request's context has left, so that the server of a
-// retry or a resume is not told of time the client no longer has (its
+// TimeLeft returns the layer to put beneath retry and resume, which send a
+// request again later: it brings the TimeoutHeader that Deadline set up to
+// date with the time the request's context has left, so that the server
+// of a retry or a resume is not told of time the client no longer has (its
 // work would outlive the client, whose deadline would cut off the
 // server's own budget failure). A value within 100 ms of the truth goes
 // as it is, without a copy of the request.
-func timeLeft(next http.RoundTripper) http.RoundTripper { return &timeLeftRT{layer{next}} }
+func TimeLeft() Layer {
+	return func(next http.RoundTripper) http.RoundTripper { return &timeLeftRT{layer{next}} }
+}
 
 type timeLeftRT struct{ layer }
 

@@ -90,7 +90,7 @@ func (t *tailer) send(buf []byte, rctl *http.ResponseController) bool {
 	defer t.mu.Unlock()
 	for !t.failed {
 		n := min(len(buf), sendBytes)
-		t.deadline(rctl)
+		t.deadline()
 		if _, err := t.w.Write(buf[:n]); err != nil || rctl.Flush() != nil {
 			return false
 		}
@@ -117,16 +117,15 @@ func (t *tailer) fail(err error) bool {
 		return false
 	}
 	t.failed = true
-	rctl := http.NewResponseController(t.w)
-	t.deadline(rctl)
+	t.deadline()
 	_, werr := t.w.Write(sse.AppendFailureFrame(nil, err))
-	return werr == nil && rctl.Flush() == nil
+	return werr == nil && http.NewResponseController(t.w).Flush() == nil
 }
 
 // deadline bounds the next write to the client by a linger. Called with
 // mu held.
-func (t *tailer) deadline(rctl *http.ResponseController) {
-	setSendDeadline(rctl, t.ctx, &t.wdl, t.rc.linger())
+func (t *tailer) deadline() {
+	setSendDeadline(t.w, t.ctx, &t.wdl, t.rc.linger())
 }
 
 // finish bounds the end of the response (the server's last write) by a
@@ -135,7 +134,7 @@ func (t *tailer) deadline(rctl *http.ResponseController) {
 func (t *tailer) finish() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.deadline(http.NewResponseController(t.w))
+	t.deadline()
 }
 
 // writerGone returns the failure of a stream that has not ended and

@@ -174,14 +174,14 @@ func (w *resumeWriter) sync() {
 // most, and then counts as gone, so that the events go on being stored
 // for a resume elsewhere. Called with mu held.
 func (w *resumeWriter) sendDeadline() {
-	setSendDeadline(http.NewResponseController(w.w), w.ctx, &w.wdl, w.rc.linger())
+	setSendDeadline(w.w, w.ctx, &w.wdl, w.rc.linger())
 }
 
 // setSendDeadline sets the write deadline of a send to a stream's client
 // (the writer's, or a resume's) at limit from now, never past the budget's
 // own write deadline (ctx's deadline and writeGrace), once less than 3/4
 // of limit is left of the last one, *wdl: a time read per send.
-func setSendDeadline(rc *http.ResponseController, ctx context.Context, wdl *time.Time, limit time.Duration) {
+func setSendDeadline(w http.ResponseWriter, ctx context.Context, wdl *time.Time, limit time.Duration) {
 	now := time.Now()
 	if wdl.Sub(now) > limit*3/4 {
 		return
@@ -190,7 +190,7 @@ func setSendDeadline(rc *http.ResponseController, ctx context.Context, wdl *time
 	if dl, ok := ctx.Deadline(); ok && dl.Add(writeGrace).Before(*wdl) {
 		*wdl = dl.Add(writeGrace)
 	}
-	_ = rc.SetWriteDeadline(*wdl)
+	_ = http.NewResponseController(w).SetWriteDeadline(*wdl)
 }
 
 // store appends the batch to the store: one call. When the store refuses

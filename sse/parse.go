@@ -1,6 +1,9 @@
 package sse
 
-import "bytes"
+import (
+	"bytes"
+	"strings"
+)
 
 // parser follows SSE framing at the byte level (WHATWG HTML, "Parsing an
 // event stream"): lines end in LF, CRLF or a lone CR; a blank line ends an
@@ -49,6 +52,9 @@ func (p *parser) resetEvent() {
 	p.scanned, p.searched, p.started, p.bom = 0, 0, false, 0
 	p.typE, p.dataN, p.idSet = 0, 0, false
 }
+
+// bom is the UTF-8 byte-order mark an SSE parser drops at a stream's start.
+const bom = "\xef\xbb\xbf"
 
 // parse scans win, whose first byte is the first byte of the current
 // (incomplete) event, calls owner.onEvent for every event it completes, and
@@ -158,11 +164,11 @@ func (p *parser) scan(win []byte, pos, from, ev, n int) (int, int, int) {
 func (p *parser) resume(win []byte, final bool) (pos, ev, n int, wait bool) {
 	pos = p.scanned
 	if !p.bomDone {
-		if len(win) < 3 && !final && bytes.HasPrefix([]byte("\xef\xbb\xbf"), win) {
+		if len(win) < 3 && !final && strings.HasPrefix(bom, string(win)) {
 			return 0, 0, 0, true
 		}
 		p.bomDone = true
-		if bytes.HasPrefix(win, []byte("\xef\xbb\xbf")) {
+		if string(win[:min(len(win), 3)]) == bom {
 			pos, p.bom = 3, 3
 		}
 	}

@@ -251,9 +251,10 @@ func (b *body) splice(rc io.ReadCloser, v *streamguard.Error) {
 	if closed {
 		rc.Close() // Close came between: the next read sees it
 	}
-	// A followed stream is framed by every line end, as its consumer's
-	// parser frames it: a lone CR amid LF lines ("id: 2\rdata: x") must
-	// not hide an event, or its id, from the resumer (see parser.follow).
+	// A followed stream's lines end where its consumer's parser ends them:
+	// a lone CR amid LF lines ("id: 2\rdata: x") must not hide an event,
+	// or its id, from the resumer (see parser.follow). Its BOM is dropped
+	// before the parser (dropBOM).
 	b.p = parser{owner: b, follow: true, bomDone: true}
 	b.r, b.ready, b.w = 0, 0, 0
 	b.upErr = nil
@@ -348,6 +349,10 @@ func (d *dropBOM) Read(p []byte) (int, error) {
 		return d.ReadCloser.Read(p)
 	}
 	n, err := d.ReadCloser.Read(p)
+	if d.n == 0 && n > 0 && p[0] != bom[0] { // no mark: nothing held
+		d.done = true
+		return n, err
+	}
 	i := 0
 	for ; i < n && d.n < len(bom) && p[i] == bom[d.n]; i++ {
 		d.held[d.n] = p[i]
@@ -372,6 +377,3 @@ func (d *dropBOM) Read(p []byte) (int, error) {
 	}
 	return 0, err // all of it may be a mark: wait for more
 }
-
-// bom is the UTF-8 byte-order mark.
-const bom = "\xef\xbb\xbf"
