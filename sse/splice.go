@@ -130,9 +130,11 @@ func (b *body) resumeOnce(v *streamguard.Error) (*http.Response, bool) {
 	wait, ok := r.wait(b.cfg.Resume)
 	if !ok {
 		r.err = errNoBudget
+		closeBody(req)
 		return nil, false
 	}
 	if !r.sleep(wait) {
+		closeBody(req)
 		return nil, false // the caller left: the verdict says so
 	}
 	r.n++
@@ -220,6 +222,14 @@ func (r *resuming) sleep(d time.Duration) bool {
 		return true
 	case <-r.ctx.Done():
 		return false
+	}
+}
+
+// closeBody closes the body of a resume request that is not sent (a body
+// from GetBody may hold a file or a pipe).
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
 	}
 }
 

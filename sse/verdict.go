@@ -15,6 +15,9 @@ func (b *body) finish() {
 	b.finished.Store(true)
 	if b.rs != nil {
 		b.rs.end()
+		// The resumes' context is done with: release it now, not at
+		// Close, which a caller that reads to the end may never call.
+		b.rsCancel()
 	}
 	if b.timer != nil {
 		b.timer.Stop()
