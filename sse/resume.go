@@ -119,7 +119,7 @@ type ResumeState interface {
 //   - "responses": an OpenAI Responses stream of a background response
 //     (POST .../responses whose response.created says "background": true):
 //     GET .../responses/{id}?stream=true&starting_after={n} with the
-//     original request's headers. The continuation must start at
+//     original request's headers (and its query's other pairs, as sent). The continuation must start at
 //     sequence_number n+1.
 //   - "sse-id": a GET whose events carry id fields, as the SSE standard
 //     has it: the same GET with Last-Event-ID (without it when no event

@@ -296,7 +296,7 @@ func TestResumeResponsesRequest(t *testing.T) {
 	}}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/deployments/org%2Fmodel/responses?api-version=2025-04-01", strings.NewReader("{}"))
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/deployments/org%2Fmodel/responses?api-version=2025-04-01&tag=a;b&x=%7e&stream=true&starting%5Fafter=9", strings.NewReader("{}"))
 	req.Host = "api.example.test"
 	resp, err := edgeClient().Do(req)
 	if err != nil {
@@ -311,6 +311,11 @@ func TestResumeResponsesRequest(t *testing.T) {
 	}
 	if got, want := h.reqs[1].URL.EscapedPath(), "/v1/deployments/org%2Fmodel/responses/resp_1"; got != want {
 		t.Errorf("resume went to %q, want %q", got, want)
+	}
+	// The query's own pairs as sent (one with a ';' too, which Go's
+	// parser drops), the stream's in place of any the request had.
+	if got, want := h.reqs[1].URL.RawQuery, "api-version=2025-04-01&tag=a;b&x=%7e&stream=true&starting_after=0"; got != want {
+		t.Errorf("resume query %q, want %q", got, want)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -278,10 +279,7 @@ func (s *responsesState) Request(ctx context.Context) (*http.Request, error) {
 	esc := u.EscapedPath() // keeps escapes (%2F) the path was sent with
 	u.Path += "/" + s.id   // s.id is of [A-Za-z0-9_-]
 	u.RawPath = esc + "/" + s.id
-	q := u.Query()
-	q.Set("stream", "true")
-	q.Set("starting_after", strconv.FormatUint(s.seq, 10))
-	u.RawQuery = q.Encode()
+	u.RawQuery = resumeQuery(u.RawQuery, s.seq)
 	r, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, err
@@ -293,6 +291,25 @@ func (s *responsesState) Request(ctx context.Context) (*http.Request, error) {
 	}
 	r.Header.Set("Accept", "text/event-stream")
 	return r, nil
+}
+
+// resumeQuery is the query of a Responses resume: the request's own pairs
+// as they were sent (Go's parser would drop some, such as one holding a
+// ';', and re-encode the rest), less any stream and starting_after, then
+// stream=true&starting_after=seq.
+func resumeQuery(raw string, seq uint64) string {
+	var b strings.Builder
+	for pair := range strings.SplitSeq(raw, "&") {
+		key, _, _ := strings.Cut(pair, "=")
+		if k, err := url.QueryUnescape(key); pair == "" || (err == nil && (k == "stream" || k == "starting_after")) {
+			continue
+		}
+		b.WriteString(pair)
+		b.WriteByte('&')
+	}
+	b.WriteString("stream=true&starting_after=")
+	b.WriteString(strconv.FormatUint(seq, 10))
+	return b.String()
 }
 
 // ValidResponseID reports whether id is safe to put in a URL path: 1 to 256
