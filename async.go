@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/streamguard/streamguard/internal/redact"
 )
 
 // An async prediction fails in two places. The submit (a POST to
@@ -112,6 +114,10 @@ const maxSubmitBody = 64 << 10
 // carries no request ID.
 var errNoRequestID = errors.New("async submit answer has no request_id")
 
+// errSecretRequestID is the cause of the error for a submit answer whose
+// request_id holds a credential (the request's, or one of a known shape).
+var errSecretRequestID = errors.New("async submit answer's request_id holds a credential")
+
 // AsyncRequestID reads the answer to an async submit and returns the request
 // ID the platform queued the request under: the request_id of a 2xx body
 // {"request_id": "..."} (the platform answers 201, or 202 on some routes).
@@ -130,12 +136,13 @@ func AsyncRequestID(resp *http.Response) (string, error) {
 	if err := Check(resp); err != nil {
 		return "", err
 	}
+	secrets := redact.Secrets(resp.Request) // a server may echo the key
 	noID := func(cause error) error {
 		return &Error{
 			StatusCode: resp.StatusCode,
 			Source:     SourceUnknown,
 			Message:    "async submit answered " + strconv.Itoa(resp.StatusCode) + " without a request_id",
-			RequestID:  RequestID(resp.Header),
+			RequestID:  clean(RequestID(resp.Header), 128, secrets),
 			Err:        cause,
 		}
 	}
@@ -155,6 +162,9 @@ func AsyncRequestID(resp *http.Response) (string, error) {
 	id, _ := jsonText(answer.RequestID)
 	if id = Sanitize(id, 128); id == "" {
 		return "", noID(errNoRequestID)
+	}
+	if clean(id, 128, secrets) != id {
+		return "", noID(errSecretRequestID) // not an ID to poll with, nor to log
 	}
 	return id, nil
 }

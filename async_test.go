@@ -228,6 +228,43 @@ func TestAsyncRequestIDWithout(t *testing.T) {
 	}
 }
 
+// TestAsyncRequestIDEchoedKey: a submit answer that echoes the request's
+// key, as its request ID header or as its request_id, never puts it in
+// the error, nor returns it as an ID.
+func TestAsyncRequestIDEchoedKey(t *testing.T) {
+	const key = "AbCdEf12.ghIJklmnopqrstuvwxyz0123456789AB" // no known shape: only the request has it
+	for _, c := range []struct{ name, header, body string }{
+		{"in the header", key, `{"ok": true}`},
+		{"as the request_id", "gw-7", `{"request_id": "` + key + `"}`},
+		{"within the request_id", "gw-7", `{"request_id": "id-` + key + `"}`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("X-Request-Id", c.header)
+				w.WriteHeader(201)
+				io.WriteString(w, c.body)
+			}))
+			defer srv.Close()
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/production/async_predict", strings.NewReader(`{}`))
+			req.Header.Set("Authorization", "Api-Key "+key)
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			id, err := streamguard.AsyncRequestID(resp)
+			var se *streamguard.Error
+			if id != "" || !errors.As(err, &se) {
+				t.Fatalf("AsyncRequestID = %q, %v; want an error", id, err)
+			}
+			j, _ := json.Marshal(se)
+			if strings.Contains(se.RequestID+se.Error()+string(j), key[:12]) {
+				t.Errorf("the key is in the error: RequestID %q, %s", se.RequestID, j)
+			}
+		})
+	}
+}
+
 func TestAsyncSubmitErrors(t *testing.T) {
 	cases := []struct {
 		name      string

@@ -3,9 +3,11 @@ package streamguard_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -456,6 +458,8 @@ func TestSanitize(t *testing.T) {
 		{"héllo", 3, "hé"},
 		{"abcdef", 3, "abc"},
 		{"\xff\xfe", 0, "\ufffd\ufffd"},
+		{"café\n", math.MaxInt, "café"},                       // max+4 used to overflow: a panic
+		{"ok \u202egnp.exe\u2066x\u200f", 0, "ok  gnp.exe x"}, // bidi controls
 	}
 	for _, c := range cases {
 		if got := streamguard.Sanitize(c.in, c.max); got != c.want {
@@ -522,5 +526,36 @@ func TestFromErrorTransportTimeouts(t *testing.T) {
 	_, err = srv.Client().Do(req)
 	if e := streamguard.FromError(err); e.Source != streamguard.SourceClient || e.Reason != streamguard.ReasonTimeout {
 		t.Errorf("context deadline %v: got %s %s", err, e.Source, e.Reason)
+	}
+}
+
+// TestClassifyKeyCutOrEscaped: no part of the request's key survives in an
+// error, when the 64 KiB cut of a body splits it or when a JSON encoder
+// escaped its '/'.
+func TestClassifyKeyCutOrEscaped(t *testing.T) {
+	const key = "AbCdEf12.ghIJ/klmnopqrstuvwxyz0123456789AB" // no known shape: only the request has it
+	escaped := strings.ReplaceAll(key, "/", `\/`)
+	pad := "<!--" + strings.Repeat("x", streamguard.MaxErrorBody-20-4-1) + ">"
+	cases := []struct{ name, ct, body string }{
+		{"split by the cut", "text/html", pad + "key " + key + " rejected"},
+		{"split by the cut, a longer body read", "text/plain", pad + "key " + key + strings.Repeat(" rejected", 1000)},
+		{"escaped in an error of unknown shape", "application/json", `{"error": ["Incorrect API key provided: ` + escaped + `"]}`},
+		{"escaped in an error object without a message", "application/json", `{"error": {"detail": "key ` + escaped + `"}}`},
+		{"escaped in a JSON array", "application/json", `["Incorrect API key provided: ` + escaped + `"]`},
+		{"escaped as \\u002f", "application/json", `{"error": ["key ` + strings.ReplaceAll(key, "/", `\u002f`) + `"]}`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, "https://model.example/predict", nil)
+			req.Header.Set("Authorization", "Api-Key "+key)
+			resp := &http.Response{StatusCode: 401, Header: http.Header{"Content-Type": {c.ct}}, Request: req}
+			e := streamguard.Classify(resp, []byte(c.body))
+			j, _ := json.Marshal(e)
+			for _, frag := range []string{key[:8], key[len(key)-8:], "ghIJ"} {
+				if strings.Contains(e.Error()+string(j), frag) {
+					t.Fatalf("%q of the key survived: Message %q", frag, e.Message)
+				}
+			}
+		})
 	}
 }

@@ -118,10 +118,27 @@ func parseJSON(raw []byte) (body, bool) {
 		b.message, _ = jsonText(env.Message)
 	}
 	if b.message == "" && len(env.Error) > 0 && string(env.Error) != "null" {
-		// An "error" of a shape we do not know: keep its text.
-		b.message = string(env.Error)
+		// An "error" of a shape we do not know: keep its text, decoded
+		// (a key escaped in it, "sk-a\/b", would escape the scrub).
+		b.message = reencode(env.Error)
 	}
 	return b, true
+}
+
+// reencode returns raw, a valid JSON value, encoded again with its strings'
+// escapes undone where JSON allows it: "\/" and "\u002f" as '/'.
+func reencode(raw json.RawMessage) string {
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return string(raw)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if enc.Encode(v) != nil {
+		return string(raw)
+	}
+	return strings.TrimSpace(buf.String())
 }
 
 // jsonText returns a JSON string's value, or a number's text.

@@ -158,8 +158,9 @@ func clean(s string, max int, secrets []string) string {
 	return Sanitize(redact.Scrub(Sanitize(s, 0), secrets), max)
 }
 
-// Sanitize returns s with every control character (C0, DEL, C1, and the
-// Unicode line and paragraph separators) replaced by a space, invalid UTF-8
+// Sanitize returns s with every control character (C0, DEL, C1, the
+// Unicode line and paragraph separators, and the bidirectional controls
+// that could reorder the text around it in a log) replaced by a space, invalid UTF-8
 // replaced by U+FFFD, surrounding space trimmed, and the result cut to at most
 // max bytes at a character boundary (max <= 0: no cap). It is what keeps a
 // message taken from a server on one line, in an error or in an SSE frame.
@@ -178,10 +179,14 @@ func Sanitize(s string, max int) string {
 		}
 		return s
 	}
+	n := len(s)
+	if max > 0 && max < n {
+		n = max + utf8.UTFMax // as a comparison: max may be math.MaxInt
+	}
 	var b strings.Builder
-	b.Grow(min(len(s), max+utf8.UTFMax))
+	b.Grow(n)
 	for _, r := range s {
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || unicode.Is(unicode.Bidi_Control, r) {
 			r = ' '
 		}
 		if max > 0 && b.Len()+utf8.RuneLen(r) > max {

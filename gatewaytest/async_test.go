@@ -399,6 +399,25 @@ func TestAsyncDeliveryNoReceiver(t *testing.T) {
 	}
 }
 
+// Close during the wait before a delivery's next attempt reports the
+// delivery canceled, as OnDelivery's doc says, not as its last answer.
+func TestAsyncCloseDuringRetryWait(t *testing.T) {
+	rc := newReceiver(t, func(int64) int { return http.StatusServiceUnavailable })
+	onDelivery, delivered := deliveries()
+	srv := gatewaytest.NewServer(gatewaytest.Echo())
+	srv.EnableAsync(gatewaytest.AsyncConfig{WebhookURL: rc.URL, MaxAttempts: 3, RetryDelay: time.Minute, OnDelivery: onDelivery})
+	submitAsync(t, srv, `{}`)
+	rc.next(t)
+	// The first attempt was answered 503; let the gateway start its minute's
+	// wait (were Close to come sooner, the attempt itself is canceled: the
+	// delivery must say so just the same).
+	time.Sleep(50 * time.Millisecond)
+	srv.Close()
+	if d := nextDelivery(t, delivered); !errors.Is(d.Err, context.Canceled) {
+		t.Fatalf("closed before delivery: Err %v, status %d, %d attempts", d.Err, d.StatusCode, d.Attempts)
+	}
+}
+
 // Close cancels a prediction in progress, reports it, and returns only when
 // the background work has ended; goleak in TestMain checks the rest.
 func TestAsyncCloseCancels(t *testing.T) {

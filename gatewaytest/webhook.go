@@ -22,6 +22,7 @@ func (a *asyncRoute) deliver(d *Delivery) {
 			case <-t.C:
 			case <-a.ctx.Done():
 				t.Stop()
+				d.Err = context.Canceled // closed before the result was delivered
 				return
 			}
 		}

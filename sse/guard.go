@@ -293,7 +293,9 @@ func (b *body) reserve(n int) {
 	for size < n {
 		size *= 2
 	}
-	size = min(size, b.maxEvent+1)
+	if size > b.maxEvent {
+		size = b.maxEvent + 1 // as a comparison: MaxEventBytes may be math.MaxInt
+	}
 	nb := make([]byte, size)
 	copy(nb, b.buf[:b.w])
 	b.buf = nb

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
@@ -144,6 +145,8 @@ var verdictCases = []verdictCase{
 	{name: "comment-only tail after the terminal is dropped", chunks: []string{"data: [DONE]\n\n", ": ping\n"}, events: 1, deliver: "data: [DONE]\n\n"},
 	{name: "comment-only tail is a partial event", chunks: []string{"data: x\n\n", ": ping\n"}, events: 1, deliver: "data: x\n\n",
 		reason: "truncated", source: "platform", cause: sse.ErrPartialEvent},
+	{name: "MaxEventBytes as large as an int", chunks: []string{"data: " + strings.Repeat("x", 5000) + "\n\n", "data: [DONE]\n\n"},
+		cfg: sse.Config{MaxEventBytes: math.MaxInt}, events: 2},
 	{name: "one byte at a time", chunks: strings.Split(chunk(0)+"data: [DONE]\n\n", ""), events: 2},
 	{name: "event over MaxEventBytes", chunks: []string{chunk(0), "data: " + strings.Repeat("x", 100)}, cfg: sse.Config{MaxEventBytes: 64},
 		reason: "event_too_large", source: "model", cause: sse.ErrEventTooLarge, events: 1, deliver: chunk(0)},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -38,8 +39,8 @@ type Func func(ctx context.Context, result *streamguard.AsyncResult, errs []*str
 // cap and no logging.
 type Config struct {
 	// MaxBody caps the webhook body; a larger one gets 413 and Func is not
-	// called. Zero means DefaultMaxBody (1 MiB); negative means no cap, as
-	// middleware.Config.MaxBody does (the whole body is then held in
+	// called. Zero means DefaultMaxBody (1 MiB); negative (or
+	// math.MaxInt64) means no cap, as middleware.Config.MaxBody does (the whole body is then held in
 	// memory to check its signature, however large).
 	MaxBody int64
 
@@ -50,9 +51,12 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// maxBody is the cap in force: -1 for none.
+// maxBody is the cap in force: -1 for none (math.MaxInt64 is none too:
+// the reader's limit, one past the cap, would overflow).
 func (c Config) maxBody() int64 {
 	switch {
+	case c.MaxBody == math.MaxInt64:
+		return -1
 	case c.MaxBody > 0:
 		return c.MaxBody
 	case c.MaxBody < 0:

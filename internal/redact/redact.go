@@ -93,7 +93,8 @@ func Headers(ctx context.Context) []string {
 // values of its credential headers (whole, and token by token, so that
 // "Bearer sk-..." removes "sk-..." too; a cookie's values one by one), the
 // values of its credential query parameters (raw and unescaped), and its
-// userinfo's password, longest first. r may be nil.
+// userinfo's password, longest first; each with '/' also as JSON's "\/".
+// r may be nil.
 func Secrets(r *http.Request) []string {
 	if r == nil {
 		return nil
@@ -102,6 +103,10 @@ func Secrets(r *http.Request) []string {
 	add := func(s string) {
 		if len(s) >= minSecret {
 			out = append(out, s)
+			if strings.Contains(s, "/") {
+				// As a JSON encoder that escapes '/' (PHP's) echoes it.
+				out = append(out, strings.ReplaceAll(s, "/", `\/`))
+			}
 		}
 	}
 	if u := r.URL; u != nil {
