@@ -90,7 +90,7 @@ type Config struct {
 	// addition to those the library knows: Authorization,
 	// Proxy-Authorization, Api-Key, X-Api-Key, Cookie, and any header
 	// whose name contains token, secret, password, api-key, apikey or
-	// auth. The values of all of them (and of credential query parameters,
+	// auth or ends in -key or _key (not Idempotency-Key). The values of all of them (and of credential query parameters,
 	// and well-known key shapes such as sk-... and Bearer tokens) are
 	// scrubbed from errors and spans, where a server's echo could put them,
 	// and all of them are dropped on a redirect to another origin.

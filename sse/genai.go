@@ -290,7 +290,7 @@ func (b *body) genResponses(data []byte, end bool) {
 // setOnce sets *dst to v, capped, unless it is set or v is empty.
 func setOnce(dst *string, v string) {
 	if *dst == "" && v != "" {
-		*dst = capField(v)
+		*dst = streamstat.CapField(v)
 	}
 }
 
@@ -302,13 +302,6 @@ func setTokens(dst *int64, v *int64) {
 
 func addReason(g *streamstat.GenAI, r string) {
 	if len(g.FinishReasons) < streamstat.MaxFinishReasons {
-		g.FinishReasons = append(g.FinishReasons, capField(r))
+		g.FinishReasons = append(g.FinishReasons, streamstat.CapField(r))
 	}
-}
-
-func capField(s string) string {
-	if len(s) > streamstat.MaxFieldBytes {
-		return s[:streamstat.MaxFieldBytes]
-	}
-	return s
 }

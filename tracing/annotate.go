@@ -36,7 +36,7 @@ func Annotate(span trace.Span, err error) {
 	se := streamguard.FromError(err)
 	if s, ok := span.(*serverSpan); ok {
 		s.annotation.Store(se)
-		applyFailure(s.Span, se, nil, true)
+		applyFailure(s.Span, se, s.req, true)
 		return
 	}
 	applyFailure(span, se, nil, false)

@@ -72,8 +72,9 @@
 // No request or response header is recorded. url.full has its userinfo
 // replaced by REDACTED:REDACTED and every query value by REDACTED (keys are
 // kept); url.query on the server likewise. Status messages and exception
-// events are scrubbed of the request's query values, userinfo and credential
-// headers (Authorization, Api-Key, cookies), because a server may echo a
+// events are scrubbed of the request's credential query values (by name,
+// and any value of 16 bytes or more), userinfo and credential headers
+// (Authorization, Api-Key, cookies, any *-Key), because a server may echo a
 // rejected key in its error body. The URL path is recorded as it is: do not
 // put credentials in paths.
 //

@@ -8,6 +8,7 @@ import (
 
 	"github.com/streamguard/streamguard/internal/streamstat"
 	"go.opentelemetry.io/otel/attribute"
+
 	// The GenAI semantic conventions (gen_ai.*): semantic conventions
 	// v1.42.0 moved them to a repository of their own, so v1.41.0 is the
 	// last schema of the otel Go module that carries them, and its keys
@@ -160,7 +161,7 @@ func topLevelModel(b []byte) string {
 			if json.Unmarshal(b[i:ve], &s) != nil {
 				return ""
 			}
-			return capString(s)
+			return streamstat.CapField(s)
 		}
 		i = skipWS(b, ve)
 		if i >= len(b) || b[i] != ',' {
@@ -224,12 +225,4 @@ func skipWS(b []byte, i int) int {
 		i++
 	}
 	return i
-}
-
-// capString caps a model name at streamstat.MaxFieldBytes.
-func capString(s string) string {
-	if len(s) > streamstat.MaxFieldBytes {
-		return s[:streamstat.MaxFieldBytes]
-	}
-	return s
 }

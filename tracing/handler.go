@@ -80,6 +80,7 @@ type handler struct {
 type serverSpan struct {
 	trace.Span
 	annotation atomic.Pointer[streamguard.Error] // the last Annotate, or nil
+	req        *http.Request                     // whose secrets Annotate scrubs
 }
 
 // ServeHTTP implements http.Handler.
@@ -115,7 +116,7 @@ func (hd *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ss := &serverSpan{Span: span}
+	ss := &serverSpan{Span: span, req: r}
 	// The server stack's own writer records what the span needs: wrap only
 	// a writer that does not.
 	rw, ok := w.(respwriter.Recorder)

@@ -15,8 +15,8 @@ func fullURL(r *http.Request) string { return redact.URL(r) }
 // REDACTED (redact.Query).
 func redactQuery(q string) string { return redact.Query(q) }
 
-// scrub returns msg with every secret of r (its credential headers and query
-// parameters, its userinfo's password) and every well-known key shape
+// scrub returns msg with every secret of r (redact.Secrets: its credential
+// headers and query values, its userinfo) and every well-known key shape
 // replaced by REDACTED.
 func scrub(msg string, r *http.Request) string {
 	return redact.Request(msg, r)

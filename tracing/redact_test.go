@@ -17,6 +17,11 @@ func TestFullURL(t *testing.T) {
 		{"https://h/p?", "https://h/p?"},
 		{"https://h/p#frag", "https://h/p"},
 		{"http://[::1]:8080/a%20b?token=x", "http://[::1]:8080/a%20b?token=REDACTED"},
+		// A mistyped "//": no host, and the userinfo in the opaque part or
+		// the path.
+		{"https:user:hunter2pw@example.com/v1", "https://..."},
+		{"https:/user:hunter2pw@example.com/v1", "https://..."},
+		{"https://h/v1/models/claude@20241022:rawPredict", "https://h/v1/models/claude@20241022:rawPredict"},
 	}
 	for _, c := range cases {
 		r, err := http.NewRequest("GET", c.in, nil)

@@ -40,7 +40,9 @@ import (
 // without error.type or an error status.
 //
 // No request header is recorded, and messages are scrubbed of the request's
-// query values and credential headers (Authorization, Api-Key, cookies).
+// credential query values (by name, and any value of 16 bytes or more),
+// userinfo and credential headers (Authorization, Api-Key, cookies, any
+// *-Key).
 //
 // When the span is not recording and the metrics record nothing (turned
 // off, or a MeterProvider with no reader), the response is returned as base
@@ -109,7 +111,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// one call into the SDK per span, not two.
 	c.status = resp.StatusCode
 	c.proto = protocolVersion(resp.ProtoMajor, resp.ProtoMinor)
-	c.requestID = streamguard.RequestID(resp.Header)
+	if id := streamguard.RequestID(resp.Header); id != "" {
+		c.requestID = scrub(id, req) // a server may echo the key as its ID
+	}
 
 	rep, _ := resp.Body.(streamstat.Reporter)
 	if resp.StatusCode >= 400 {

@@ -25,6 +25,11 @@ const Marker = "REDACTED"
 // text.
 const minSecret = 4
 
+// minOpaque is the length from which any query value is taken for a
+// secret, whatever its parameter's name (?jwt=..., ?x-sig=...): no list of
+// names is complete, and values that long are rarely words of a message.
+const minOpaque = 16
+
 // minShape is the shortest token after a key prefix ("sk-") or an auth scheme
 // ("Bearer ") that is taken for a key: "Bearer token" in prose stays.
 const minShape = 8
@@ -36,7 +41,8 @@ var headers = []string{"Authorization", "Proxy-Authorization", "Api-Key", "X-Api
 // IsCredentialHeader reports whether a header carries a credential: one of
 // Authorization, Proxy-Authorization, Api-Key, X-Api-Key, Cookie and
 // Set-Cookie, any header whose name contains "token", "secret", "password",
-// "api-key", "apikey" or "auth", and any of extra (the names a user adds).
+// "api-key", "apikey" or "auth" or ends in "-key" or "_key" (except
+// Idempotency-Key), and any of extra (the names a user adds).
 // Names match case-insensitively.
 func IsCredentialHeader(name string, extra []string) bool {
 	for _, h := range headers {
@@ -55,7 +61,9 @@ func IsCredentialHeader(name string, extra []string) bool {
 			return true
 		}
 	}
-	return false
+	// Ocp-Apim-Subscription-Key, X-Functions-Key, X-Access-Key; not
+	// Idempotency-Key, which names a request, not a caller.
+	return (strings.HasSuffix(n, "-key") || strings.HasSuffix(n, "_key")) && n != "idempotency-key"
 }
 
 // IsCredentialParam reports whether a query parameter's name says it carries
@@ -92,8 +100,9 @@ func Headers(ctx context.Context) []string {
 // Secrets returns the strings that nothing recorded about r may contain: the
 // values of its credential headers (whole, and token by token, so that
 // "Bearer sk-..." removes "sk-..." too; a cookie's values one by one), the
-// values of its credential query parameters (raw and unescaped), and its
-// userinfo's password, longest first; each with '/' also as JSON's "\/".
+// values of its credential query parameters and every query value of
+// minOpaque bytes or more (a JWT, a signature: raw and unescaped), and its
+// userinfo, longest first; each with '/' also as JSON's "\/".
 // r may be nil.
 func Secrets(r *http.Request) []string {
 	if r == nil {
@@ -111,6 +120,7 @@ func Secrets(r *http.Request) []string {
 	}
 	if u := r.URL; u != nil {
 		if u.User != nil {
+			add(u.User.Username()) // https://TOKEN@host puts the key there
 			if p, ok := u.User.Password(); ok {
 				add(p)
 			}
@@ -119,7 +129,7 @@ func Secrets(r *http.Request) []string {
 			k, v, ok := strings.Cut(part, "=")
 			if !ok {
 				v = part // a bare token
-			} else if dk, err := url.QueryUnescape(k); err == nil && !IsCredentialParam(dk) {
+			} else if dk, err := url.QueryUnescape(k); err == nil && !IsCredentialParam(dk) && len(v) < minOpaque {
 				continue
 			}
 			add(v)

@@ -19,6 +19,9 @@ func TestShapes(t *testing.T) {
 		// Prose and short tokens stay.
 		{"a Bearer token is required", "a Bearer token is required"},
 		{"task-sk-live-abcdef123456", "task-sk-live-abcdef123456"}, // not at a word's start
+		// After '=' or '/' a key is at a word's start.
+		{"rejected api_key=sk-live-abcdef123456", "rejected api_key=REDACTED"},
+		{"GET /v1/keys/sk-live-abcdef123456 failed", "GET /v1/keys/REDACTED failed"},
 		{"sk-short", "sk-short"},
 		{"", ""},
 		{"model overloaded", "model overloaded"},
@@ -58,13 +61,33 @@ func TestSecrets(t *testing.T) {
 	}
 }
 
+// TestSecretsMore: a key as the URL's user name, in a header named *-Key,
+// as a long query value of any name, and with its '/' JSON-escaped.
+func TestSecretsMore(t *testing.T) {
+	const jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln"
+	r, _ := http.NewRequest("GET", "https://tok0123456789abcdef@h/p?jwt="+jwt+"&n=llama-3-70b-instruct", nil)
+	r.Header.Set("Ocp-Apim-Subscription-Key", "0123456789abcdef0123")
+	r.Header.Set("X-Functions-Key", "fn/key/0123456789")
+	r.Header.Set("Idempotency-Key", "idem-0001")
+	msg := "rejected tok0123456789abcdef, " + jwt + ", 0123456789abcdef0123, fn\\/key\\/0123456789; request idem-0001"
+	got := Request(msg, r)
+	for _, s := range []string{"tok0123456789abcdef", jwt, "0123456789abcdef0123", "0123456789"} {
+		if strings.Contains(got, s) {
+			t.Errorf("left %q in %q", s, got)
+		}
+	}
+	if !strings.Contains(got, "request idem-0001") {
+		t.Errorf("an Idempotency-Key is not a credential: %q", got)
+	}
+}
+
 func TestIsCredentialHeader(t *testing.T) {
-	for _, h := range []string{"Authorization", "proxy-authorization", "Api-Key", "X-Api-Key", "Cookie", "X-Auth-Token", "X-Baseten-Api-Key", "X-Secret", "Openai-Apikey"} {
+	for _, h := range []string{"Authorization", "proxy-authorization", "Api-Key", "X-Api-Key", "Cookie", "X-Auth-Token", "X-Baseten-Api-Key", "X-Secret", "Openai-Apikey", "Ocp-Apim-Subscription-Key", "x-access_key"} {
 		if !IsCredentialHeader(h, nil) {
 			t.Errorf("%s is a credential header", h)
 		}
 	}
-	for _, h := range []string{"Content-Type", "Accept", "X-Request-Id", "User-Agent"} {
+	for _, h := range []string{"Content-Type", "Accept", "X-Request-Id", "User-Agent", "Idempotency-Key", "X-Keys"} {
 		if IsCredentialHeader(h, nil) {
 			t.Errorf("%s is not a credential header", h)
 		}

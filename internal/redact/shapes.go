@@ -49,8 +49,8 @@ func hasShape(s string) bool {
 // shapeAt reports the credential token of a shape that begins at s[i], as
 // s[start:end]; start == end when none does.
 func shapeAt(s string, i int) (start, end int) {
-	if i > 0 && isTokenByte(s[i-1]) {
-		return i, i // not at a word's start
+	if i > 0 && isWordByte(s[i-1]) {
+		return i, i // not at a word's start ("=sk-..." and "/sk-..." are)
 	}
 	if strings.HasPrefix(s[i:], keyPrefix) {
 		end = tokenEnd(s, i+len(keyPrefix))
@@ -86,6 +86,16 @@ func tokenEnd(s string, i int) int {
 		i--
 	}
 	return i
+}
+
+// isWordByte reports whether c continues a word: a letter, a digit, '-' or
+// '_' ("risk-free" holds no key).
+func isWordByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return c == '-' || c == '_'
 }
 
 func isTokenByte(c byte) bool {

@@ -37,9 +37,15 @@ func RawURL(s string) string {
 // Keys are kept, so that "?stream=REDACTED&api_key=REDACTED" still says what
 // was sent; values go, all of them, because no list of secret names (key,
 // api_key, token, access_token, signature, sig, X-Amz-Credential, ...) is
-// ever complete. The fragment is dropped: it is never sent.
+// ever complete. The fragment is dropped: it is never sent. A URL with no
+// host whose path holds an '@' (a mistyped "//") is only its scheme.
 func URL(r *http.Request) string {
 	u := r.URL
+	if u.Host == "" && strings.Contains(u.Opaque+u.Path, "@") {
+		// "https:user:pw@host" or "https:/user:pw@host": no host was
+		// parsed, and a userinfo may be anywhere in what was.
+		return u.Scheme + "://..."
+	}
 	var b strings.Builder
 	b.Grow(len(u.Scheme) + len(u.Host) + len(u.Path) + len(u.RawQuery) + 32)
 	b.WriteString(u.Scheme)

@@ -4,7 +4,10 @@
 // on its span.
 package streamstat
 
-import "time"
+import (
+	"time"
+	"unicode/utf8"
+)
 
 // Stats is what a guard saw of one response body so far.
 type Stats struct {
@@ -28,6 +31,19 @@ const (
 	MaxFinishReasons = 8
 	MaxFieldBytes    = 256
 )
+
+// CapField cuts s to at most MaxFieldBytes, at the start of a character:
+// an attribute's value stays valid UTF-8.
+func CapField(s string) string {
+	if len(s) <= MaxFieldBytes {
+		return s
+	}
+	n := MaxFieldBytes
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
 
 // GenAI is what a guard read of a model call's stream, from the few events
 // that carry it (never from every event): the first OpenAI chunk, the
