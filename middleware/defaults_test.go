@@ -85,6 +85,39 @@ func TestDefaultsStalledStreamEnds(t *testing.T) {
 	})
 }
 
+// With the zero Config, a 503 whose body stops sending is answered after
+// sse.DefaultIdleTimeout per attempt, not at the budget: every layer that
+// classifies it reads its body, and the body is cut once a read waits that
+// long. Its status and message still reach the caller.
+func TestDefaultsStalledErrorBody(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var pipes []*io.PipeWriter
+		base := &memBase{answer: func(int, *http.Request) *http.Response {
+			pr, pw := io.Pipe()
+			pipes = append(pipes, pw)
+			go io.WriteString(pw, `{"error":{"message":"model overloaded"}}`)
+			return &http.Response{StatusCode: 503, Header: http.Header{"Content-Type": {"application/json"}}, Body: pr}
+		}}
+		start := time.Now()
+		resp, err := defaultClient(base).Get("http://gateway.test/v1/chat/completions")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		se, _ := streamguard.Check(resp).(*streamguard.Error)
+		if se == nil || resp.StatusCode != 503 || !strings.Contains(se.Message, "model overloaded") {
+			t.Fatalf("status %d, %v; want the 503 and its message", resp.StatusCode, se)
+		}
+		n := time.Duration(base.calls.Load())
+		if took := time.Since(start); n < 2 || took < n*sse.DefaultIdleTimeout || took >= n*sse.DefaultIdleTimeout+5*time.Minute {
+			t.Errorf("%d attempts answered after %v; want %v each, and the retries' waits", n, took, sse.DefaultIdleTimeout)
+		}
+		for _, pw := range pipes {
+			pw.Close()
+		}
+	})
+}
+
 // Issue point 2: a budget the caller sets is the deadline, exactly; the
 // server is told that budget, and the hint quotes it.
 func TestDefaultsUserBudgetIsTheDeadline(t *testing.T) {

@@ -54,7 +54,9 @@ type Config struct {
 	// bodies and the JSON streams the guard frames (see Guard), and off for
 	// other bodies; a positive value applies to every
 	// guarded body; a negative value turns stall detection off, the wait
-	// for the first byte included.
+	// for the first byte included. NewTransport also cuts the body of an
+	// error status (400 or more) once a Read of it waits this long (zero:
+	// DefaultIdleTimeout).
 	IdleTimeout time.Duration
 	// FirstByteTimeout replaces IdleTimeout until the body's first byte
 	// after the header, the time a model may think before it streams.

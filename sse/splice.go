@@ -140,6 +140,9 @@ func (b *body) resumeOnce(v *streamguard.Error) (*http.Response, bool) {
 	r.n++
 	rec := streamstat.Resume{At: time.Now(), Protocol: r.name, Cause: string(v.Reason), LastEventID: v.LastEventID}
 	resp, rtErr := r.roundTrip(req, b.idleAfter)
+	if rtErr == nil {
+		boundErrorBody(resp, b.cfg) // continuation reads an error's body
+	}
 	if err = continuation(resp, rtErr); err != nil {
 		r.err = err
 		if resp != nil {

@@ -4,7 +4,10 @@ import "net/http"
 
 // NewTransport returns a RoundTripper that guards the body of every 2xx
 // response base returns (see Guard), except responses to HEAD requests.
-// Errors and other statuses pass through unchanged. A broken stream is
+// The body of an error status (400 or more) is cut when a Read of it waits
+// for Config.IdleTimeout (DefaultIdleTimeout when zero; never when
+// negative), so that reading it to classify the error cannot hang; other
+// statuses pass through unchanged. A broken stream is
 // resumed through base (see Config.Resume). A nil base means
 // http.DefaultTransport. The RoundTripper is safe for concurrent use.
 func NewTransport(base http.RoundTripper, cfg Config) http.RoundTripper {
@@ -24,6 +27,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil || req.Method == http.MethodHead {
 		return resp, err
 	}
+	boundErrorBody(resp, t.cfg)
 	rt := t.cfg.Resume.Transport
 	if rt == nil {
 		rt = t.base
