@@ -103,6 +103,45 @@ func TestResumeQuietWriter(t *testing.T) {
 	})
 }
 
+// TestResumeLateHeaderBeats: a writer whose header comes more than a beat
+// after its stream was created tells the store at once that it is alive,
+// so that a resume that comes at once cannot find it silent for a linger
+// and take it for gone.
+func TestResumeLateHeaderBeats(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const linger = 2 * time.Second
+		store := resume.NewMemoryStore(resume.MemoryConfig{})
+		release := make(chan struct{})
+		handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(2 * linger) // a model that takes its time to answer
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+			<-release
+			w.Write([]byte("data: [DONE]\n\n"))
+		})
+		h := middleware.NewHandler(handler, middleware.ServerConfig{Resume: &middleware.ResumeConfig{Store: store, Linger: linger}})
+		first := httptest.NewRecorder()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			h.ServeHTTP(first, httptest.NewRequest(http.MethodGet, "/", nil))
+		}()
+		time.Sleep(2 * linger)
+		synctest.Wait() // the header is out; the handler waits
+		name := first.Header().Get(sse.ResumableStreamHeader)
+		info, err := store.Info(context.Background(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if silent := time.Since(info.Written); silent != 0 {
+			t.Errorf("at the header, the store last heard of the writer %v ago, want now", silent)
+		}
+		close(release)
+		<-done
+	})
+}
+
 // blockRW is a ResponseRecorder whose writes after the first wait for
 // block: a client that stopped reading.
 type blockRW struct {

@@ -58,6 +58,7 @@ type resumeWriter struct {
 	stored  atomic.Bool // events were stored since the last beat
 	noBeats atomic.Bool // the handler returned, or the store refused
 
+	created  time.Time // when the stream was created in the store
 	wdl      time.Time // the write deadline of sends: sendDeadline
 	goneOnce sync.Once
 	goneAt   time.Time
@@ -65,7 +66,7 @@ type resumeWriter struct {
 }
 
 func newResumeWriter(w http.ResponseWriter, rc ResumeConfig, name string, ctx context.Context, cancel context.CancelCauseFunc) *resumeWriter {
-	rw := &resumeWriter{w: w, rc: rc, name: name, ctx: ctx, sctx: context.WithoutCancel(ctx), cancel: cancel, done: make(chan struct{})}
+	rw := &resumeWriter{w: w, rc: rc, name: name, ctx: ctx, sctx: context.WithoutCancel(ctx), cancel: cancel, created: time.Now(), done: make(chan struct{})}
 	rw.f.idLine = append(idPrefix(name), '\n')
 	rw.f.prefixLen = len(rw.f.idLine) - 1
 	return rw
@@ -90,9 +91,16 @@ func (w *resumeWriter) writeHeaderLocked(code int) {
 	h := w.w.Header()
 	if code >= 200 && code <= 299 && sse.IsEventStream(h.Get("Content-Type")) && h.Get("Content-Encoding") == "" {
 		w.resumabl = true
+		first := w.rc.beat()
+		if time.Since(w.created) >= first {
+			// A late header: the store has not heard of the writer since
+			// the stream's creation, and a resume must not take it for
+			// gone (writerGone). It beats now.
+			first = 0
+		}
 		t := time.AfterFunc(time.Hour, w.heartbeat)
 		w.beat.Store(t)
-		t.Reset(w.rc.beat())
+		t.Reset(first)
 		w.w.Header().Set(sse.ResumableStreamHeader, w.name)
 		if ow := findWriter(w.w); ow != nil {
 			ow.onFailure(w.fail)
