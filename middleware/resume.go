@@ -236,6 +236,7 @@ func serveResume(w http.ResponseWriter, r *http.Request, rc ResumeConfig, id str
 		// it waits, or the store's) comes after the last event written, and
 		// nothing after it.
 		ow.onFailure(t.fail)
+		ow.boundSends(ctx, rc.linger())
 	}
 	if err := t.run(ctx); err != nil {
 		if ow == nil { // Resumable without NewHandler: WriteError would write JSON

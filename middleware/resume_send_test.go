@@ -135,6 +135,67 @@ func TestResumeQuietEnd(t *testing.T) {
 	}
 }
 
+// TestResumeQuietHeartbeat: with heartbeats on, a stream quiet for longer
+// than its linger keeps its reading client, on its first connection and on
+// a resume, over HTTP/1.1 and HTTP/2: a heartbeat renews the write
+// deadline of the sends, long past by then, instead of meeting it and
+// taking the client for gone.
+func TestResumeQuietHeartbeat(t *testing.T) {
+	const linger = 200 * time.Millisecond
+	for _, h2 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "HTTP/1.1", true: "HTTP/2"}[h2], func(t *testing.T) {
+			release := make(chan struct{})
+			h := middleware.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/event-stream")
+				fmt.Fprintf(w, "data: 1\n\n")
+				w.(http.Flusher).Flush()
+				select { // the model thinks for lingers
+				case <-release:
+				case <-time.After(3 * linger):
+				}
+				fmt.Fprintf(w, "data: 2\n\n")
+			}), middleware.ServerConfig{Heartbeat: linger / 4, Resume: &middleware.ResumeConfig{Linger: linger}})
+			srv := httptest.NewUnstartedServer(h)
+			srv.EnableHTTP2 = h2
+			if h2 {
+				srv.StartTLS()
+			} else {
+				srv.Start()
+			}
+			defer srv.Close()
+			get := func(lastID string) *http.Response {
+				t.Helper()
+				req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+				if lastID != "" {
+					req.Header.Set(sse.LastEventIDHeader, lastID)
+				}
+				resp, err := srv.Client().Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return resp
+			}
+			read := func(resp *http.Response, what string) {
+				t.Helper()
+				defer resp.Body.Close()
+				b, err := io.ReadAll(resp.Body)
+				if err != nil || !strings.Contains(string(b), "data: 2") {
+					t.Fatalf("%s: %q, then %v; want event 2 and a clean end", what, b, err)
+				}
+			}
+			read(get(""), "first connection")
+
+			// A resume from the start of a stream whose first client left.
+			release = make(chan struct{})
+			first := get("")
+			first.Body.Close()
+			resumed := get(first.Header.Get(sse.ResumableStreamHeader) + ".0")
+			time.AfterFunc(3*linger, func() { close(release) })
+			read(resumed, "resume")
+		})
+	}
+}
+
 // TestResumeClientStopsReading: a resume whose client stops reading
 // without closing (a half-open connection) ends a linger after its last
 // send could go out, as on a stream's first connection, instead of holding

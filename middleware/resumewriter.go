@@ -104,6 +104,7 @@ func (w *resumeWriter) writeHeaderLocked(code int) {
 		w.w.Header().Set(sse.ResumableStreamHeader, w.name)
 		if ow := findWriter(w.w); ow != nil {
 			ow.onFailure(w.fail)
+			ow.boundSends(w.ctx, w.rc.linger())
 		}
 	}
 	w.w.WriteHeader(code)

@@ -61,6 +61,12 @@ type writer struct {
 	heartbeat time.Duration
 	hbTimer   *time.Timer
 	lastWrite atomic.Int64 // unix nanoseconds
+
+	// A resumable stream bounds its sends by a write deadline
+	// (setSendDeadline); the heartbeat, a send too, renews it: boundSends.
+	sendCtx   context.Context
+	sendLimit time.Duration
+	sendWdl   time.Time
 }
 
 // errEnded is what the handler's writes return once the response was ended
@@ -248,6 +254,9 @@ func (w *writer) beat() {
 	if idle < w.heartbeat {
 		next -= idle
 	} else if w.pos == atEventBoundary {
+		if w.sendLimit > 0 {
+			setSendDeadline(w.rw, w.sendCtx, &w.sendWdl, w.sendLimit)
+		}
 		_, err := w.out.Write([]byte(heartbeat))
 		if err == nil {
 			err = http.NewResponseController(w.rw).Flush()
@@ -333,6 +342,16 @@ func (w *writer) onFailure(fail func(error) bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.failWith = fail
+}
+
+// boundSends makes the heartbeat set the write deadline that a resumable
+// stream's sends set (setSendDeadline, limit from now): on a stream quiet
+// for longer than limit, the deadline of the last send has passed, and the
+// heartbeat would take a client that reads for gone.
+func (w *writer) boundSends(ctx context.Context, limit time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.sendCtx, w.sendLimit = ctx, limit
 }
 
 // settle waits for a failure event end is writing through failWith, from
