@@ -22,7 +22,8 @@ import (
 // writes too, and flushes in between): the client gets exactly the
 // handler's bytes with an id line before the blank line of each event with
 // data (comments pass without one, and without their id fields, which
-// would set the client's last event id to another stream's), every such
+// would set the client's last event id to another stream's: each becomes
+// an empty comment, its line end kept), every such
 // event is stored, and a resume from the start gives the same events with
 // the same ids.
 func TestResumableFraming(t *testing.T) {
@@ -34,8 +35,8 @@ func TestResumableFraming(t *testing.T) {
 		{"data: d\r", "\r", ""},
 		{"id: theirs\ndata: e\n", "\n", ""},
 		{"retry: 10\r", "\r\n", ""},
-		{"id: upstream-7\r\n: keep\r\n", "\r\n", ": keep\r\n"},
-		{"retry: 5\nid\r", "\r", "retry: 5\n"},
+		{"id: upstream-7\r\n: keep\r\n", "\r\n", ":\r\n: keep\r\n"},
+		{"retry: 5\nid\r", "\r", "retry: 5\n:\r"},
 		{"data:f\r\n", "\n", ""},
 		{"", "\n", ""}, // a blank line of its own: an empty block
 		{"data\r\n", "\r\n", ""},
@@ -151,17 +152,27 @@ func readEvents(t *testing.T, body []byte) (data, ids []string) {
 }
 
 // TestResumableBOM: a byte-order mark at the start of a stream, which an
-// SSE parser drops, is dropped (even split across writes), so the first
-// event is stored and given its id like the others; bytes that only begin
-// like a mark pass as they are.
+// SSE parser drops, is sent ahead of the first event, not as part of it
+// (even split across writes), so the first event is stored and given its
+// id like the others; bytes that only begin like a mark pass as they are.
+// And the id line of a block without data keeps its line end.
 func TestResumableBOM(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		writes []string
 		want   string // with N for the stream's name
 	}{
-		{"whole", []string{"\xEF\xBB\xBFdata: 1\n\ndata: 2\n\n"}, "data: 1\nid: N.1\n\ndata: 2\nid: N.2\n\n"},
-		{"split", []string{"\xEF", "\xBB", "\xBF", "data: 1\n\n", "data: 2\n\n"}, "data: 1\nid: N.1\n\ndata: 2\nid: N.2\n\n"},
+		{"whole", []string{"\xEF\xBB\xBFdata: 1\n\ndata: 2\n\n"}, "\xEF\xBB\xBFdata: 1\nid: N.1\n\ndata: 2\nid: N.2\n\n"},
+		{"split", []string{"\xEF", "\xBB", "\xBF", "data: 1\n\n", "data: 2\n\n"}, "\xEF\xBB\xBFdata: 1\nid: N.1\n\ndata: 2\nid: N.2\n\n"},
+		// A second mark is the first line's, for the handler's client: it
+		// must stay so for ours, which drops the first (were the first
+		// dropped here, the second would drop, and "data: x" be an event).
+		{"two marks", []string{"\xEF\xBB\xBF\xEF\xBB\xBFdata: x\n\ndata: 1\n\n"}, "\xEF\xBB\xBF\xEF\xBB\xBFdata: x\n\ndata: 1\nid: N.1\n\n"},
+		// An id line of a block without data becomes an empty comment with
+		// its own line end: removed whole, it would join the CR before it
+		// and the LF after it into one CRLF, and take the blank line with
+		// it ("data: 1" would be of type x for the client, not when resumed).
+		{"id line after a CR", []string{"event: x\rid: 8\n\ndata: 1\n\n"}, "event: x\r:\n\ndata: 1\nid: N.1\n\n"},
 		{"not a mark", []string{"\xEF", "\xBB", "x: y\n\n", "data: 1\n\n"}, "\xEF\xBBx: y\n\ndata: 1\nid: N.1\n\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

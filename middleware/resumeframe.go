@@ -37,10 +37,13 @@ type framing struct {
 // bom is the UTF-8 byte-order mark an SSE parser drops at a stream's start.
 const bom = "\xEF\xBB\xBF"
 
-// skipBOM drops a byte-order mark at the stream's start, as an SSE parser
-// does (the first event is then a data event like the others, stored and
-// given its id), even split across writes; bytes that only began like one
-// go on as they were.
+// skipBOM takes a byte-order mark at the stream's start out of the first
+// event, as an SSE parser does (the first event is then a data event like
+// the others, stored and given its id), even split across writes: the mark
+// is sent ahead of it, not stored, so that the client drops it as the
+// handler's client would (were it dropped here, a second mark would be the
+// first bytes the client sees, and drop in its place). Bytes that only
+// began like one go on as they were.
 func (f *framing) skipBOM(p []byte) []byte {
 	for !f.started && len(p) > 0 {
 		if p[0] != bom[f.bomN] {
@@ -52,7 +55,10 @@ func (f *framing) skipBOM(p []byte) []byte {
 		}
 		f.bomN++
 		p = p[1:]
-		f.started = f.bomN == len(bom)
+		if f.started = f.bomN == len(bom); f.started {
+			f.out = append(f.out, bom...)
+			f.evAt = len(f.out)
+		}
 	}
 	return p
 }
@@ -129,6 +135,9 @@ func (w *resumeWriter) frame(p []byte, final bool) {
 				f.out = append(f.out, p[from:end]...)
 				f.out = append(f.out[:f.evAt], dropIDLines(f.out[f.evAt:])...)
 				from, f.evAt = end, len(f.out)
+				if f.evAt >= sendBytes {
+					w.sync()
+				}
 			}
 			f.hasData = false
 		case f.isDataLine(p[ls:j]):
@@ -159,10 +168,12 @@ func isDataField(line []byte) bool {
 	return len(line) >= 4 && string(line[:4]) == "data" && (len(line) == 4 || line[4] == ':')
 }
 
-// dropIDLines removes the id fields from a block without data, in place:
-// they would set the client's last event id to one that is not this
-// stream's, and a resume from it would fail. Lines end with CR, LF or
-// CRLF.
+// dropIDLines turns the id fields of a block without data into empty
+// comments, in place: they would set the client's last event id to one
+// that is not this stream's, and a resume from it would fail. Each keeps
+// its line end (a line removed whole could join the CR before it and the
+// LF after it into one CRLF, and take the block's blank line with it).
+// Lines end with CR, LF or CRLF.
 func dropIDLines(b []byte) []byte {
 	out := b[:0]
 	for len(b) > 0 {
@@ -173,7 +184,11 @@ func dropIDLines(b []byte) []byte {
 				end++
 			}
 		}
-		if line := bytes.TrimRight(b[:end], "\r\n"); !(string(line) == "id" || bytes.HasPrefix(line, []byte("id:"))) {
+		line := bytes.TrimRight(b[:end], "\r\n")
+		if string(line) == "id" || bytes.HasPrefix(line, []byte("id:")) {
+			out = append(out, ':')
+			out = append(out, b[len(line):end]...)
+		} else {
 			out = append(out, b[:end]...)
 		}
 		b = b[end:]

@@ -87,6 +87,10 @@ func (w *resumeWriter) writeHeaderLocked(code int) {
 	if w.wrote {
 		return
 	}
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		w.w.WriteHeader(code) // informational: the final header is still to come
+		return
+	}
 	w.wrote = true
 	h := w.w.Header()
 	if code >= 200 && code <= 299 && sse.IsEventStream(h.Get("Content-Type")) && h.Get("Content-Encoding") == "" {
@@ -148,6 +152,12 @@ func (w *resumeWriter) FlushError() error {
 	defer w.mu.Unlock()
 	if !w.wrote {
 		w.writeHeaderLocked(http.StatusOK)
+	}
+	if w.f.cr && w.f.ending {
+		// An event ended by a lone CR, whose LF may still come: the
+		// client dispatches it at the CR, so it goes now (an LF that
+		// comes next goes as the end of an empty line).
+		w.record()
 	}
 	w.sync()
 	if w.sendErr != nil {

@@ -97,13 +97,13 @@ func (w *writer) WriteHeader(code int) {
 // writeHeaderLocked commits the handler's header and starts the heartbeat
 // of an event stream.
 func (w *writer) writeHeaderLocked(code int) {
+	dst := w.rw.Header()
+	for k, v := range w.header {
+		dst[k] = v // a 1xx goes with the fields set so far too, as net/http sends it
+	}
 	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
 		w.out.WriteHeader(code) // informational: the final header is still to come
 		return
-	}
-	dst := w.rw.Header()
-	for k, v := range w.header {
-		dst[k] = v
 	}
 	w.wrote = true
 	w.isSSE = code >= 200 && code < 300 && sse.IsEventStream(dst.Get("Content-Type"))
