@@ -60,11 +60,13 @@ func Relay(upstream *url.URL, client *http.Client) http.Handler {
 	})
 }
 
-// target joins the request's path and query to upstream's.
+// target joins the request's path and query to upstream's. The paths are
+// joined as they were sent, escapes kept: "org%2Fmodel" is one segment,
+// not two.
 func target(upstream, in *url.URL) *url.URL {
 	u := *upstream
 	u.Path = strings.TrimSuffix(upstream.Path, "/") + "/" + strings.TrimPrefix(in.Path, "/")
-	u.RawPath = ""
+	u.RawPath = strings.TrimSuffix(upstream.EscapedPath(), "/") + "/" + strings.TrimPrefix(in.EscapedPath(), "/")
 	switch {
 	case upstream.RawQuery == "":
 		u.RawQuery = in.RawQuery

@@ -178,3 +178,24 @@ func TestResumableNotEncoded(t *testing.T) {
 		t.Fatalf("a gzipped stream came out as %q (Resumable-Stream %q)", rec.Body.Bytes(), rec.Header().Get(sse.ResumableStreamHeader))
 	}
 }
+
+// TestRelayKeepsPathEscapes: the relay sends the request's path on as it
+// came, escapes kept: "org%2Fmodel" is one segment upstream too.
+func TestRelayKeepsPathEscapes(t *testing.T) {
+	got := make(chan string, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.URL.EscapedPath() + "?" + r.URL.RawQuery
+	}))
+	defer up.Close()
+	u, _ := url.Parse(up.URL + "/v1%20x/")
+	relay := httptest.NewServer(middleware.Relay(u, middleware.NewClient(middleware.Config{})))
+	defer relay.Close()
+	resp, err := http.Get(relay.URL + "/models/org%2Fmodel:predict?a=%2F")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if p := <-got; p != "/v1%20x/models/org%2Fmodel:predict?a=%2F" {
+		t.Fatalf("upstream got %q", p)
+	}
+}

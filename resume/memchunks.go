@@ -1,5 +1,7 @@
 package resume
 
+import "unsafe"
+
 // memChunk is the size of the chunks the in-memory store keeps events in:
 // most flushes of a stream fit one, and a store that forgets streams as fast
 // as it takes them reuses their chunks instead of asking the runtime (and
@@ -40,6 +42,38 @@ func (m *MemoryStore) place(s *memStream, size int) []byte {
 	d := s.tail[:size:size]
 	s.tail = s.tail[size:]
 	return d
+}
+
+// batchSize is what one batch costs in a stream's list of batches. It
+// counts with the chunks in the store's bytes: a stream of many small
+// Appends holds more memory in that list than in its events.
+const batchSize = int64(unsafe.Sizeof(memBatch{}))
+
+// minMemBytes is the least MaxBytes: a store that took streams and stored
+// none of their events would be useless.
+const minMemBytes = memChunk + 64*batchSize
+
+// batchRoom is the memory adding a batch to s takes beyond its chunks: the
+// growth of its list of batches, when it is full (see addBatch).
+func (s *memStream) batchRoom() int64 {
+	if len(s.batches) < cap(s.batches) {
+		return 0
+	}
+	return int64(max(8, 2*cap(s.batches))-cap(s.batches)) * batchSize
+}
+
+// addBatch adds b to s, counting the growth of its list of batches in the
+// stream's and the store's bytes. Called with mu held, once batchRoom's
+// bytes fit.
+func (m *MemoryStore) addBatch(s *memStream, b memBatch) {
+	if grown := s.batchRoom(); grown > 0 {
+		nb := make([]memBatch, len(s.batches), max(8, 2*cap(s.batches)))
+		copy(nb, s.batches)
+		s.batches = nb
+		s.bytes += grown
+		m.bytes += grown
+	}
+	s.batches = append(s.batches, b)
 }
 
 // release gives back the memory of a forgotten stream, keeping its chunks

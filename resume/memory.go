@@ -34,10 +34,13 @@ const (
 type MemoryConfig struct {
 	// MaxBytes bounds the memory the events of all streams take: they are
 	// kept in 16 KiB chunks, counted whole (a larger flush of events takes
-	// its own), with 4 bytes per event saying where it ends. The chunks of
-	// forgotten streams are reused, up to an eighth of MaxBytes kept aside
-	// for that. Zero means DefaultMaxBytes; below one chunk (16 KiB)
-	// means one chunk.
+	// its own), with 4 bytes per event saying where it ends, and a list of
+	// each stream's Appends, counted too (56 bytes an Append: a stream
+	// appended one small event at a time holds more there than in its
+	// events). The chunks of forgotten streams are reused, up to an eighth
+	// of MaxBytes kept aside for that. Zero means DefaultMaxBytes; below
+	// minMemBytes (one chunk, and a list of 64 Appends: 19.5 KiB) means
+	// minMemBytes.
 	MaxBytes int64
 	// MaxStreams bounds the streams held. Zero means DefaultMaxStreams.
 	MaxStreams int
@@ -98,7 +101,7 @@ func NewMemoryStore(cfg MemoryConfig) *MemoryStore {
 	if cfg.MaxBytes <= 0 {
 		cfg.MaxBytes = DefaultMaxBytes
 	}
-	cfg.MaxBytes = max(cfg.MaxBytes, memChunk)
+	cfg.MaxBytes = max(cfg.MaxBytes, minMemBytes)
 	if cfg.MaxStreams <= 0 {
 		cfg.MaxStreams = DefaultMaxStreams
 	}
@@ -159,7 +162,11 @@ func (m *MemoryStore) Append(_ context.Context, stream string, events []Event) e
 	}
 	// The events' bytes, then where each ends (4 bytes each).
 	size += int64(4 * len(events))
-	if !m.evict(now, 0, s.room(int(size))) {
+	room := s.room(int(size))
+	if len(events) > 0 {
+		room += s.batchRoom()
+	}
+	if !m.evict(now, 0, room) {
 		return ErrFull
 	}
 	if len(events) > 0 {
@@ -170,7 +177,7 @@ func (m *MemoryStore) Append(_ context.Context, stream string, events []Event) e
 			b.data = append(b.data, e.Data...)
 			binary.LittleEndian.PutUint32(ends[4*i:], uint32(len(b.data)))
 		}
-		s.batches = append(s.batches, b)
+		m.addBatch(s, b)
 		s.last += uint64(len(events))
 		s.notify()
 	}

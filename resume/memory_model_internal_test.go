@@ -25,8 +25,9 @@ type mStream struct {
 	ended, cut            bool
 	active, seen, written time.Time
 	tick                  int   // when last touched: each store list is in this order
-	bytes                 int64 // its chunks' bytes, counted whole
+	bytes                 int64 // its chunks' bytes, counted whole, and its list of batches'
 	tail                  int   // the room left in its last chunk
+	batches, listCap      int   // its Appends of events, and the room its list has for them
 }
 
 // modelTest runs operations on a store and on a model of its documentation.
@@ -241,11 +242,18 @@ func (h *modelTest) appendModel(name string, evs []Event) error {
 	if size <= s.tail {
 		room = 0
 	}
-	if !h.evict(0, room) {
+	// A list of batches that is full doubles (from 8), counted too.
+	listCap := s.listCap
+	if len(evs) > 0 && s.batches == listCap {
+		listCap = max(8, 2*listCap)
+	}
+	grown := int64(listCap-s.listCap) * batchSize
+	if !h.evict(0, room+grown) {
 		return ErrFull
 	}
 	if len(evs) > 0 {
-		s.tail, s.bytes = max(s.tail, int(room))-size, s.bytes+room
+		s.tail, s.bytes = max(s.tail, int(room))-size, s.bytes+room+grown
+		s.batches, s.listCap = s.batches+1, listCap
 		for _, e := range evs {
 			s.evs = append(s.evs, Event{e.Seq, bytes.Clone(e.Data)})
 		}
@@ -366,7 +374,7 @@ func (h *modelTest) checkLists() (spans [][2]uintptr) {
 				h.fail("stream %s is before %s in its list", prev.name[:6], s.name[:6])
 			case prev != nil && ms.tick < h.streams[prev.name].tick:
 				h.fail("stream %s is after %s: want %v, %v", s.name[:6], prev.name[:6], h.sorted(false), h.sorted(true))
-			case s.last != uint64(len(ms.evs)) || s.cut != ms.cut || !s.active.Equal(ms.active) || s.bytes != sum || s.bytes != ms.bytes || len(s.tail) != ms.tail:
+			case s.last != uint64(len(ms.evs)) || s.cut != ms.cut || !s.active.Equal(ms.active) || s.bytes != sum+int64(cap(s.batches))*batchSize || s.bytes != ms.bytes || len(s.tail) != ms.tail:
 				h.fail("stream %s: last %d, cut %v, active %v, %d bytes (chunks of %d), tail %d; want %d, %v, %v, %d, %d", s.name[:6],
 					s.last, s.cut, s.active, s.bytes, sum, len(s.tail), len(ms.evs), ms.cut, ms.active, ms.bytes, ms.tail)
 			}

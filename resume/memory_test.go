@@ -3,6 +3,7 @@ package resume_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -88,14 +89,14 @@ func TestMemoryStoreLimits(t *testing.T) {
 		if info, _ := s.Info(ctx, a); info.Last != seq-1 {
 			t.Fatalf("the refused event changed the stream: last %d, want %d", info.Last, seq-1)
 		}
-		if _, n := s.Len(); n > 16<<10 {
-			t.Fatalf("%d bytes held over 16 KiB", n)
+		if _, n := s.Len(); n > 16<<10+listBytes {
+			t.Fatalf("%d bytes held over 16 KiB and a list of 16 Appends", n)
 		}
 	})
 	t.Run("a refusal forgets nothing", func(t *testing.T) {
 		// Streams that forgetting every ended one would not make room
 		// for are refused before any is forgotten.
-		s := resume.NewMemoryStore(resume.MemoryConfig{MaxBytes: 64 << 10, MaxStreams: 3})
+		s := resume.NewMemoryStore(resume.MemoryConfig{MaxBytes: 64<<10 + listBytes, MaxStreams: 3})
 		done, live := resumetest.Name(), resumetest.Name()
 		for _, n := range []string{done, live} {
 			if err := errors.Join(s.Create(ctx, n, []byte("o")), s.Append(ctx, n, []resume.Event{resumetest.Event(n, 1)})); err != nil {
@@ -308,7 +309,7 @@ func TestMemoryStoreAppendAtItsAge(t *testing.T) {
 	ctx := context.Background()
 	t0 := time.Unix(1e9, 0)
 	clk := &tickClock{now: t0}
-	s := resume.NewMemoryStore(resume.MemoryConfig{MaxBytes: 32 << 10, MaxAge: time.Minute, Now: clk.Now})
+	s := resume.NewMemoryStore(resume.MemoryConfig{MaxBytes: 32<<10 + listBytes, MaxAge: time.Minute, Now: clk.Now})
 	event := func(seq uint64, size int) []resume.Event {
 		return []resume.Event{{Seq: seq, Data: make([]byte, size)}}
 	}
@@ -331,4 +332,39 @@ func TestMemoryStoreAppendAtItsAge(t *testing.T) {
 	if n, bytes := s.Len(); n != 0 || bytes != 0 {
 		t.Fatalf("an hour later the store holds %d streams, %d bytes", n, bytes)
 	}
+}
+
+// listBytes is room for two streams' lists of Appends, at their first size
+// (8 Appends of 56 bytes each), or one of 16, which MaxBytes counts.
+const listBytes = 2 * 8 * 56
+
+// TestMemoryBatchesCounted: a stream appended one small event at a time
+// holds more memory in its list of batches than in its events; MaxBytes
+// counts it, so that the store's heap stays near MaxBytes.
+func TestMemoryBatchesCounted(t *testing.T) {
+	const max = 4 << 20
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	m := resume.NewMemoryStore(resume.MemoryConfig{MaxBytes: max})
+	ctx := context.Background()
+	if err := m.Create(ctx, "s", nil); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for seq := uint64(1); seq <= 10_000_000; seq++ { // ErrFull ends it far sooner
+		if err := m.Append(ctx, "s", []resume.Event{{Seq: seq, Data: []byte("data\n")}}); err != nil {
+			if !errors.Is(err, resume.ErrFull) {
+				t.Fatal(err)
+			}
+			break
+		}
+		n++
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if held := int64(after.HeapAlloc) - int64(before.HeapAlloc); held > max*3/2 {
+		t.Errorf("MaxBytes %d, %d events: the heap holds %d more bytes (%.1fx)", max, n, held, float64(held)/max)
+	}
+	runtime.KeepAlive(m)
 }
