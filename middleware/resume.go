@@ -193,6 +193,7 @@ func serveResumable(w http.ResponseWriter, r *http.Request, next http.Handler, c
 		endBudget(cfg, ow, r, cfg.budget(r))
 		ow.settle() // the budget's own callback may be writing it: not finished under it
 	}
+	rw.returned()
 }
 
 // serveResume answers a resume from the store.

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/streamguard/streamguard/middleware"
@@ -75,5 +78,52 @@ func TestResumeHead(t *testing.T) {
 		if want == 200 && (rec.Header().Get(sse.ResumableStreamHeader) != name || rec.Body.Len() != 0) {
 			t.Errorf("HEAD %s: header %q, body %q", id, rec.Header().Get(sse.ResumableStreamHeader), rec.Body.String())
 		}
+	}
+}
+
+// slowEndStore is a memory store whose End and Delete take a while: a
+// store's round trip under load.
+type slowEndStore struct {
+	*resume.MemoryStore
+	d time.Duration
+}
+
+func (s slowEndStore) End(ctx context.Context, name string) error {
+	time.Sleep(s.d)
+	return s.MemoryStore.End(ctx, name)
+}
+
+func (s slowEndStore) Delete(ctx context.Context, name string) error {
+	time.Sleep(s.d)
+	return s.MemoryStore.Delete(ctx, name)
+}
+
+// TestResumeBudgetAfterHandler: a budget that expires after the handler
+// returned, while the store ends (or deletes) the stream, does not end the
+// whole response: no failure event after a complete stream, no abort of a
+// whole JSON body.
+func TestResumeBudgetAfterHandler(t *testing.T) {
+	for _, tc := range []struct{ name, ct, body string }{
+		{"event stream", "text/event-stream", "data: done\n\n"},
+		{"json", "application/json", `{"ok":true}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				store := slowEndStore{resume.NewMemoryStore(resume.MemoryConfig{}), 2 * time.Second}
+				h := middleware.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					w.Header().Set("Content-Type", tc.ct)
+					io.WriteString(w, tc.body)
+				}), middleware.ServerConfig{Budget: time.Second, Resume: &middleware.ResumeConfig{Store: store}})
+				rec := httptest.NewRecorder()
+				var aborted any
+				func() {
+					defer func() { aborted = recover() }()
+					h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+				}()
+				if aborted != nil || strings.Contains(rec.Body.String(), "error") {
+					t.Fatalf("a whole response, then the budget while the store ended it: %q, panic %v", rec.Body.String(), aborted)
+				}
+			})
+		})
 	}
 }

@@ -9,8 +9,10 @@ import (
 	"net/textproto"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/streamguard/streamguard/middleware"
+	"github.com/streamguard/streamguard/resume"
 	"github.com/streamguard/streamguard/sse"
 )
 
@@ -87,5 +89,48 @@ func TestResumableEarlyHints(t *testing.T) {
 		if resp.StatusCode != http.StatusNotFound || link == "" {
 			t.Errorf("resume %v: status %d, the 103's Link %q; want 404 and the Link", cfg.Resume != nil, resp.StatusCode, link)
 		}
+	}
+}
+
+// TestResumableHijack: with resume on, the handler's writer is still an
+// http.Hijacker, as NewHandler's doc says (WebSocket libraries look for
+// one), and a hijacked response leaves no stream in the store.
+func TestResumableHijack(t *testing.T) {
+	store := resume.NewMemoryStore(resume.MemoryConfig{})
+	done := make(chan struct{})
+	srv := httptest.NewServer(middleware.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(done)
+		hj, ok := w.(http.Hijacker)
+		if !ok {
+			t.Error("the handler's writer is no http.Hijacker")
+			return
+		}
+		conn, buf, err := hj.Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		buf.WriteString("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+		buf.Flush()
+		conn.Close()
+	}), middleware.ServerConfig{Resume: &middleware.ResumeConfig{Store: store}}))
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	<-done
+	if resp.StatusCode != http.StatusNoContent {
+		t.Errorf("status %d, want the hijacker's 204", resp.StatusCode)
+	}
+	// The stream is forgotten once the handler's layers return, after it.
+	n, _ := store.Len()
+	for i := 0; i < 200 && n != 0; i++ {
+		time.Sleep(10 * time.Millisecond)
+		n, _ = store.Len()
+	}
+	if n != 0 {
+		t.Errorf("the store holds %d streams after a hijacked response", n)
 	}
 }

@@ -1,8 +1,10 @@
 package middleware
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -50,6 +52,7 @@ type resumeWriter struct {
 	sendErr  error          // the client is gone
 	failed   bool           // the failure event is written: nothing follows
 	finished bool           // the handler returned
+	complete bool           // it returned, not by a panic: returned
 	short    bool           // the handler did not finish its stream: endShort
 	// The writer's beat, once the stream is resumable: it takes no lock of
 	// the writer's, so that a write blocked on a slow client never stops
@@ -76,6 +79,14 @@ func (w *resumeWriter) Header() http.Header { return w.w.Header() }
 
 // Unwrap gives http.ResponseController the writer beneath.
 func (w *resumeWriter) Unwrap() http.ResponseWriter { return w.w }
+
+// Hijack hands the connection to the handler, as NewHandler's writer does,
+// for the libraries that look for an http.Hijacker (a WebSocket upgrade):
+// a response whose header was never written is no stream, and the store
+// forgets it when the handler returns.
+func (w *resumeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(w.w).Hijack()
+}
 
 func (w *resumeWriter) WriteHeader(code int) {
 	w.mu.Lock()
@@ -183,9 +194,11 @@ func (w *resumeWriter) sync() {
 			w.lost(err)
 		}
 	}
-	f.out = f.out[:copy(f.out, f.out[f.evAt:])]
-	f.idAt -= f.evAt
-	f.evAt = 0
+	if f.evAt > 0 {
+		f.out = f.out[:copy(f.out, f.out[f.evAt:])]
+		f.idAt -= f.evAt
+		f.evAt = 0
+	}
 }
 
 // sendDeadline bounds the sends to the client: one that stopped reading
@@ -327,91 +340,5 @@ func (w *resumeWriter) heartbeat() {
 	}
 	if !w.noBeats.Load() {
 		w.beat.Load().Reset(w.rc.beat())
-	}
-}
-
-// storeFailure returns the store's error, if it refused events of the
-// stream, and the last event stored.
-func (w *resumeWriter) storeFailure() (uint64, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.storedTo, w.storeErr
-}
-
-// finish stores and sends what is left when the handler returns, and ends
-// the stream in the store, or deletes it there when the response was not
-// an event stream (its name was never sent).
-func (w *resumeWriter) finish() {
-	w.mu.Lock()
-	w.finished = true
-	w.noBeats.Store(true)
-	if t := w.beat.Load(); t != nil {
-		t.Stop()
-	}
-	if w.resumabl && !w.failed {
-		w.frame(nil, true)
-		w.sync()
-		if len(w.f.out) > 0 && w.sendErr == nil {
-			w.w.Write(w.f.out) // an event the handler never ended: the client sees it cut
-		}
-	}
-	if w.resumabl && w.sendErr == nil {
-		// The end of the response (the server's last write) within a
-		// linger: the deadline of the last send may have passed while the
-		// stream was quiet, and would cut the end off.
-		w.sendDeadline()
-	}
-	cut := w.storeErr != nil || (w.short && !w.failed)
-	resumable := w.resumabl
-	w.mu.Unlock()
-	close(w.done)
-	if !resumable {
-		ctx, cancel := context.WithTimeout(w.sctx, 5*time.Second)
-		defer cancel()
-		w.rc.Store.Delete(ctx, w.name)
-		return
-	}
-	w.endStored(cut)
-}
-
-// endShort records that the handler did not finish its stream (it
-// panicked, aborted, or its work was canceled by the linger): unless its
-// failure event is stored, the stream ends short in the store.
-func (w *resumeWriter) endShort() {
-	w.mu.Lock()
-	w.short = true
-	w.mu.Unlock()
-}
-
-// endStored ends the stream in the store: complete, or short of its end
-// (cut) when the store refused some of its events (then also at the
-// refusal, so that resumes waiting on it learn at once) or the handler did
-// not finish it.
-//
-// A store that fails for a moment (a Redis failover) gets two more tries,
-// all within 5 s: a stream left without its end looks, to a resume, like
-// one whose writer went down, and the resume would end with a failure
-// although every event is stored.
-func (w *resumeWriter) endStored(cut bool) {
-	ctx, cancel := context.WithTimeout(w.sctx, 5*time.Second)
-	defer cancel()
-	end := w.rc.Store.End
-	if cut {
-		end = w.rc.Store.EndTruncated
-	}
-	for _, pause := range [...]time.Duration{0, 100 * time.Millisecond, 400 * time.Millisecond} {
-		if pause > 0 {
-			t := time.NewTimer(pause)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return
-			}
-		}
-		err := end(ctx, w.name)
-		if err == nil || errors.Is(err, resume.ErrNotFound) || errors.Is(err, resume.ErrExpired) || ctx.Err() != nil {
-			return
-		}
 	}
 }
