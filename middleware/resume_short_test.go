@@ -236,7 +236,10 @@ func TestResumableSilentClient(t *testing.T) {
 		}
 	})
 	srv := httptest.NewServer(middleware.NewHandler(h, middleware.ServerConfig{
-		Resume: &middleware.ResumeConfig{Store: resume.NewMemoryStore(resume.MemoryConfig{}), Linger: 200 * time.Millisecond}}))
+		// A linger of a second, not less: the resume's reader, this test,
+		// must not read nothing for a linger (it would be a client gone
+		// too), however loaded the machine running it.
+		Resume: &middleware.ResumeConfig{Store: resume.NewMemoryStore(resume.MemoryConfig{}), Linger: time.Second}}))
 	defer srv.Close()
 	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
 	if err != nil {
