@@ -30,6 +30,17 @@ const minSecret = 4
 // names is complete, and values that long are rarely words of a message.
 const minOpaque = 16
 
+// plainParam reports whether a query parameter is one of the well-known
+// ones whose long values are no secrets, and name what a message is about
+// ("api-version 2024-02-15-preview is not supported").
+func plainParam(name string) bool {
+	switch strings.ToLower(name) {
+	case "api-version", "apiversion", "version", "model", "deployment", "stream", "alt", "format", "starting_after", "after", "before":
+		return true
+	}
+	return false
+}
+
 // minShape is the shortest token after a key prefix ("sk-") or an auth scheme
 // ("Bearer ") that is taken for a key: "Bearer token" in prose stays.
 const minShape = 8
@@ -101,7 +112,8 @@ func Headers(ctx context.Context) []string {
 // values of its credential headers (whole, and token by token, so that
 // "Bearer sk-..." removes "sk-..." too; a cookie's values one by one), the
 // values of its credential query parameters and every query value of
-// minOpaque bytes or more (a JWT, a signature: raw and unescaped), and its
+// minOpaque bytes or more but a few well-known ones' (a JWT, a signature:
+// raw and unescaped; not an api-version or a model), and its
 // userinfo, longest first; each with '/' also as JSON's "\/".
 // r may be nil.
 func Secrets(r *http.Request) []string {
@@ -129,7 +141,7 @@ func Secrets(r *http.Request) []string {
 			k, v, ok := strings.Cut(part, "=")
 			if !ok {
 				v = part // a bare token
-			} else if dk, err := url.QueryUnescape(k); err == nil && !IsCredentialParam(dk) && len(v) < minOpaque {
+			} else if dk, err := url.QueryUnescape(k); err == nil && !IsCredentialParam(dk) && (len(v) < minOpaque || plainParam(dk)) {
 				continue
 			}
 			add(v)

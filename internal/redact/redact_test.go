@@ -65,7 +65,7 @@ func TestSecrets(t *testing.T) {
 // as a long query value of any name, and with its '/' JSON-escaped.
 func TestSecretsMore(t *testing.T) {
 	const jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln"
-	r, _ := http.NewRequest("GET", "https://tok0123456789abcdef@h/p?jwt="+jwt+"&n=llama-3-70b-instruct", nil)
+	r, _ := http.NewRequest("GET", "https://tok0123456789abcdef@h/p?jwt="+jwt+"&api-version=2024-02-15-preview&model=meta-llama-3-70b-instruct", nil)
 	r.Header.Set("Ocp-Apim-Subscription-Key", "0123456789abcdef0123")
 	r.Header.Set("X-Functions-Key", "fn/key/0123456789")
 	r.Header.Set("Idempotency-Key", "idem-0001")
@@ -78,6 +78,11 @@ func TestSecretsMore(t *testing.T) {
 	}
 	if !strings.Contains(got, "request idem-0001") {
 		t.Errorf("an Idempotency-Key is not a credential: %q", got)
+	}
+	// The long values of well-known parameters are what messages name.
+	msg = "api-version 2024-02-15-preview is not supported for meta-llama-3-70b-instruct"
+	if got := Request(msg, r); got != msg {
+		t.Errorf("scrubbed a message of no secret: %q", got)
 	}
 }
 
