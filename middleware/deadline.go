@@ -32,6 +32,13 @@ func (d *deadline) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	total, inForce := d.cfg.budgetInForce(platform.IsAsyncPath(req.URL.Path))
 	end := time.Now().Add(total)
+	if prev := req.Response; prev != nil && prev.Request != nil {
+		// A redirect's hop: the budget runs from the first hop, as
+		// http.Client.Timeout does (the request before carries its end).
+		if dl, ok := prev.Request.Context().Deadline(); ok && dl.Before(end) {
+			end = dl
+		}
+	}
 	cancel := context.CancelFunc(nil)
 	if dl, ok := ctx.Deadline(); !ok || dl.After(end) {
 		ctx, cancel = context.WithDeadlineCause(ctx, end, streamguard.ErrBudgetExceeded)

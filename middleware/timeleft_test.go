@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/streamguard/streamguard/middleware"
@@ -59,4 +60,36 @@ func TestTimeLeftOnRetryAndResume(t *testing.T) {
 	if len(sent) != 3 || sent[0] > 20000 || sent[1] > sent[0]-900 || sent[2] > sent[1]-900 {
 		t.Fatalf("Request-Timeout-Ms of the first attempt, the retry and the resume: %v", sent)
 	}
+}
+
+// TestBudgetAcrossRedirects: the budget covers a request's redirects, as
+// http.Client.Timeout does: two 1.5 s hops under a 2 s budget fail, and
+// the second hop is told the time left, not the whole budget again.
+func TestBudgetAcrossRedirects(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var sent []string
+		base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			sent = append(sent, r.Header.Get(middleware.TimeoutHeader))
+			select {
+			case <-time.After(1500 * time.Millisecond):
+			case <-r.Context().Done():
+				return nil, r.Context().Err()
+			}
+			if r.URL.Path == "/a" {
+				return &http.Response{StatusCode: 307, Header: http.Header{"Location": {"/b"}}, Body: http.NoBody, Request: r}, nil
+			}
+			return &http.Response{StatusCode: 200, Header: http.Header{}, Body: io.NopCloser(strings.NewReader("ok")), Request: r}, nil
+		})
+		start := time.Now()
+		resp, err := middleware.NewClient(middleware.Config{Base: base, Budget: 2 * time.Second}).Get("http://gateway.test/a")
+		if err == nil {
+			resp.Body.Close()
+		}
+		if took := time.Since(start); err == nil || took != 2*time.Second {
+			t.Fatalf("%v after %v under a 2 s budget; Request-Timeout-Ms per hop %v", err, took, sent)
+		}
+		if len(sent) != 2 || sent[0] != "2000" || sent[1] != "500" {
+			t.Errorf("Request-Timeout-Ms per hop %v, want [2000 500]", sent)
+		}
+	})
 }
