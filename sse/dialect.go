@@ -84,7 +84,28 @@ func openaiDetect(_, data []byte) bool {
 	if data[0] == '[' {
 		return bytes.Equal(data, done)
 	}
-	return data[0] == '{' && (bytes.Contains(data, []byte(`"chat.completion`)) || bytes.Contains(data, []byte(`"text_completion"`)))
+	return data[0] == '{' && (isValue(data, []byte(`"chat.completion`)) || isValue(data, []byte(`"text_completion"`)))
+}
+
+// isValue reports whether v, a JSON string's start, is in data as a
+// member's value (after a ':'), not inside another string: there its
+// quote is escaped (`the object is \"chat.completion\"`).
+func isValue(data, v []byte) bool {
+	for i := 0; i < len(data); {
+		k := bytes.Index(data[i:], v)
+		if k < 0 {
+			return false
+		}
+		p := i + k - 1
+		for p >= 0 && (data[p] == ' ' || data[p] == '\t' || data[p] == '\n' || data[p] == '\r') {
+			p--
+		}
+		if p >= 0 && data[p] == ':' {
+			return true
+		}
+		i += k + 1
+	}
+	return false
 }
 
 func openaiError(_, data []byte) bool {

@@ -328,7 +328,7 @@ func (b *body) onEvent(block []byte) {
 	}
 	data := block[p.dataS:p.dataE]
 	if p.dataN > 1 {
-		data = b.joinData(block)
+		data = b.joinData(block[p.bom:]) // the stream's BOM is no part of the first line's name
 	}
 	if b.rs != nil && !b.follow(block, typ, id, data) {
 		return

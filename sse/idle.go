@@ -1,6 +1,9 @@
 package sse
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // DefaultIdleTimeout is how long an event stream may send nothing (no
 // event, comment or ping) before the guard ends it as stalled, when
@@ -56,7 +59,9 @@ func (b *body) startIdleTimer() {
 		return
 	}
 	b.epoch = time.Now()
-	b.timer = time.AfterFunc(min(b.idleFirst, b.idleAfter), b.onTimer)
+	// Made stopped, then set: onTimer, which resets it, must find it.
+	b.timer = time.AfterFunc(time.Duration(math.MaxInt64), b.onTimer)
+	b.timer.Reset(min(b.idleFirst, b.idleAfter))
 }
 
 // upstreamRead reads from the response body, telling the idle timer that the

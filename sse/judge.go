@@ -140,10 +140,12 @@ func (b *body) sawTerminal(dialect int) {
 
 func (b *body) sawError(data []byte) {
 	if b.inband == nil {
-		e := streamguard.ClassifyEvent(data)
-		// The model may echo the key it was called with.
-		secrets := redact.Secrets(b.req)
-		e.Message, e.Code = redact.Scrub(e.Message, secrets), redact.Scrub(e.Code, secrets)
-		b.inband = e
+		// The model may echo the key it was called with: it goes before
+		// the event is read and its message cut (a key the cut split
+		// would no longer match).
+		if secrets := redact.Secrets(b.req); len(secrets) > 0 {
+			data = []byte(redact.Scrub(string(data), secrets))
+		}
+		b.inband = streamguard.ClassifyEvent(data)
 	}
 }
