@@ -80,6 +80,20 @@ func TestResumeSlowReaderKeepsWriter(t *testing.T) {
 	})
 }
 
+// getFrom GETs srv's stream, resuming it from lastID unless it is "".
+func getFrom(t *testing.T, srv *httptest.Server, lastID string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+	if lastID != "" {
+		req.Header.Set(sse.LastEventIDHeader, lastID)
+	}
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
 // TestResumeQuietEnd: a stream quiet for longer than its linger before its
 // end still ends cleanly, over a real connection, on its first connection
 // and on a resume: the write deadline of the last send, a linger, must not
@@ -98,14 +112,7 @@ func TestResumeQuietEnd(t *testing.T) {
 	defer srv.Close()
 	get := func(lastID string) string {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
-		if lastID != "" {
-			req.Header.Set(sse.LastEventIDHeader, lastID)
-		}
-		resp, err := srv.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := getFrom(t, srv, lastID)
 		defer resp.Body.Close()
 		b, err := io.ReadAll(resp.Body)
 		if err != nil {
@@ -163,18 +170,7 @@ func TestResumeQuietHeartbeat(t *testing.T) {
 				srv.Start()
 			}
 			defer srv.Close()
-			get := func(lastID string) *http.Response {
-				t.Helper()
-				req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
-				if lastID != "" {
-					req.Header.Set(sse.LastEventIDHeader, lastID)
-				}
-				resp, err := srv.Client().Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return resp
-			}
+			get := func(lastID string) *http.Response { return getFrom(t, srv, lastID) }
 			read := func(resp *http.Response, what string) {
 				t.Helper()
 				defer resp.Body.Close()
