@@ -64,9 +64,12 @@ type Config struct {
 	// is longer; a negative value means IdleTimeout from the start. It
 	// applies only while stall detection is on.
 	FirstByteTimeout time.Duration
-	// MaxEventBytes caps one event, and so the bytes the guard holds back
-	// while an event is incomplete; a larger event fails the stream with
-	// event_too_large. Zero means DefaultMaxEventBytes (8 MiB).
+	// MaxEventBytes caps the bytes the guard holds back while an event is
+	// incomplete: an event that grows past it before its end fails the
+	// stream with event_too_large. It bounds the guard's memory, not the
+	// events: one that arrives whole within a single read of the
+	// upstream is delivered as it is, however large. Zero means
+	// DefaultMaxEventBytes (8 MiB).
 	MaxEventBytes int
 	// FailureEvent makes a failed text/event-stream body deliver one last
 	// frame, an "error" event whose data is the error's JSON document (see
