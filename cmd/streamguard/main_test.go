@@ -5,10 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/streamguard/streamguard/gatewaytest"
@@ -161,4 +165,58 @@ func TestProbe(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestProbeEchoes: a key the server echoes back never reaches the probe's
+// output, split between two of the body's reads, or given as the URL's
+// userinfo (which Go sends as Basic auth).
+func TestProbeEchoes(t *testing.T) {
+	split := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		k := strings.TrimPrefix(r.Header.Get("Authorization"), "Api-Key ")
+		w.Write([]byte("you sent " + k[:10]))
+		w.(http.Flusher).Flush()
+		time.Sleep(50 * time.Millisecond)
+		w.Write([]byte(k[10:] + "\n"))
+	}))
+	defer split.Close()
+	if code, stdout, _ := probeRun(t, map[string]string{APIKeyEnv: secret}, "--attempts", "1", "--budget", "5s", split.URL); code != 0 || !strings.Contains(stdout, "you sent REDACTED") {
+		t.Errorf("exit %d, stdout %q", code, stdout)
+	}
+	basic := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, pw, _ := r.BasicAuth()
+		w.Write([]byte("password " + pw + ", header " + r.Header.Get("Authorization") + "\n"))
+	}))
+	defer basic.Close()
+	u := strings.Replace(basic.URL, "http://", "http://user:"+secret+"@", 1)
+	if code, stdout, _ := probeRun(t, nil, "--attempts", "1", "--budget", "5s", u); code != 0 || strings.Contains(stdout, "Basic dXNlcj") {
+		t.Errorf("exit %d, stdout %q", code, stdout)
+	}
+}
+
+// TestProbeNegativeFlags: a negative --budget or --attempts is a usage
+// error, not the default in disguise.
+func TestProbeNegativeFlags(t *testing.T) {
+	for _, args := range [][]string{{"--attempts", "-3", "http://127.0.0.1:1/"}, {"--budget", "-1s", "http://127.0.0.1:1/"}} {
+		if code, _, stderr := probeRun(t, nil, args...); code != 2 {
+			t.Errorf("%q: exit %d, want 2; stderr %q", args, code, stderr)
+		}
+	}
+}
+
+// TestRedactingCopyLongLine: a body copied through the probe's output is
+// scrubbed whole, even where a secret straddles the end of its buffer in a
+// line longer than the buffer, and nothing else is lost or added.
+func TestRedactingCopyLongLine(t *testing.T) {
+	red := &redactor{}
+	red.add(secret)
+	for _, at := range []int{64<<10 - 5, 64<<10 - len(secret), 64 << 10, 3 * 64 << 10} {
+		body := strings.Repeat("x", at) + secret + strings.Repeat("y", 100<<10) + "\nend " + secret
+		var out bytes.Buffer
+		if _, err := io.Copy(red.wrap(&out), iotest.HalfReader(strings.NewReader(body))); err != nil {
+			t.Fatal(err)
+		}
+		if want := strings.ReplaceAll(body, secret, redacted); out.String() != want {
+			t.Errorf("secret at %d: got %d bytes (the key in them: %v), want %d", at, out.Len(), strings.Contains(out.String(), secret), len(want))
+		}
+	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -138,6 +139,11 @@ func parseProbe(args []string, stderr io.Writer) (o probeOptions, target *url.UR
 		fs.Usage()
 		return o, nil, 2
 	}
+	if o.budget < 0 || o.attempts < 0 {
+		// The stack would take a value of 0 or less for its default.
+		fmt.Fprintln(stderr, "streamguard probe: --budget and --attempts must not be negative (0: the default)")
+		return o, nil, 2
+	}
 	target, err := url.Parse(fs.Arg(0))
 	if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
 		fmt.Fprintln(stderr, "streamguard probe: the URL must be http:// or https://")
@@ -172,6 +178,14 @@ func (o *probeOptions) request(ctx context.Context, target *url.URL, red *redact
 		for _, s := range v {
 			red.add(s) // query values may be keys
 		}
+	}
+	if u := target.User; u != nil {
+		// Go sends the userinfo as Basic auth: a server may echo it in
+		// either form.
+		pw, _ := u.Password()
+		red.add(u.Username())
+		red.add(pw)
+		red.add(base64.StdEncoding.EncodeToString([]byte(u.Username() + ":" + pw)))
 	}
 	var body io.Reader
 	if o.data != "" {

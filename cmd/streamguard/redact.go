@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"strings"
@@ -36,6 +37,17 @@ func (r *redactor) add(secret string) {
 	r.mu.Unlock()
 }
 
+// longest is the length of the longest secret (0 for none).
+func (r *redactor) longest() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, s := range r.secrets {
+		n = max(n, len(s))
+	}
+	return n
+}
+
 func (r *redactor) scrub(p []byte) []byte {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -49,8 +61,9 @@ func (r *redactor) scrub(p []byte) []byte {
 
 func (r *redactor) wrap(w io.Writer) io.Writer { return &redactingWriter{w: w, r: r} }
 
-// redactingWriter scrubs each write. The probe writes whole lines, so a
-// secret is never split between two writes.
+// redactingWriter scrubs each write. The probe's own writes are whole
+// lines, so a secret is never split between two of them; a body it copies
+// goes through ReadFrom, which scrubs it a line at a time.
 type redactingWriter struct {
 	w io.Writer
 	r *redactor
@@ -61,6 +74,37 @@ func (w *redactingWriter) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// ReadFrom copies src (io.Copy calls it) a line at a time, so that a secret
+// split between two of src's reads is whole when it is scrubbed. A line
+// longer than the buffer goes in pieces, each holding back as many bytes
+// as the longest secret but one: a secret that begins in them is whole
+// with the next piece.
+func (w *redactingWriter) ReadFrom(src io.Reader) (int64, error) {
+	br := bufio.NewReaderSize(src, 64<<10)
+	var n int64
+	var carry []byte
+	for {
+		line, err := br.ReadSlice('\n')
+		n += int64(len(line))
+		out := w.r.scrub(append(carry, line...))
+		carry = nil
+		if err == bufio.ErrBufferFull {
+			keep := min(len(out), w.r.longest()-1)
+			carry = append([]byte(nil), out[len(out)-keep:]...)
+			out = out[:len(out)-keep]
+		}
+		if _, werr := w.w.Write(out); werr != nil {
+			return n, werr
+		}
+		switch {
+		case err == io.EOF:
+			return n, nil
+		case err != nil && err != bufio.ErrBufferFull:
+			return n, err
+		}
+	}
 }
 
 // redactAll hides a header's value in a usage message.
