@@ -43,7 +43,10 @@ type relayConfig struct {
 	budget, idle, linger    time.Duration
 }
 
-func parseRelay(args []string, stderr io.Writer) (relayConfig, bool) {
+// parseRelay reads the relay's command line; the code is the exit code
+// when the relay must not run (0 for -h, 2 for a usage error), -1 when it
+// may.
+func parseRelay(args []string, stderr io.Writer) (relayConfig, int) {
 	var c relayConfig
 	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -54,23 +57,26 @@ func parseRelay(args []string, stderr io.Writer) (relayConfig, bool) {
 	fs.DurationVar(&c.budget, "budget", streamguard.SyncBudget, "each request's time budget, upstream and downstream")
 	fs.DurationVar(&c.idle, "idle", sse.DefaultIdleTimeout, "an upstream stream silent this long is stalled (negative: off)")
 	fs.DurationVar(&c.linger, "linger", middleware.DefaultLinger, "how long a stream's upstream work outlives its client, waiting for a resume")
-	if fs.Parse(args) != nil {
-		return c, false
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, 0 // -h: the usage was asked for
+		}
+		return c, 2
 	}
 	if env := os.Getenv(storeEnv); env != "" && !isSet(fs, "store") {
 		c.store = env
 	}
 	if c.upstream == "" || fs.NArg() > 0 {
 		fs.Usage()
-		return c, false
+		return c, 2
 	}
 	// The layers would take these for their defaults, or raise them, while
 	// the relay said it runs with what was typed.
 	if c.budget <= 0 || c.idle == 0 || c.linger < middleware.MinLinger {
 		fmt.Fprintf(stderr, "streamguard relay: -budget must be positive, -idle non-zero (negative: off), -linger at least %v\n", middleware.MinLinger)
-		return c, false
+		return c, 2
 	}
-	return c, true
+	return c, -1
 }
 
 // storeEnv names the environment variable that gives -store when the
@@ -86,9 +92,9 @@ func isSet(fs *flag.FlagSet, name string) bool {
 
 // relay runs the relay until ctx ends; it returns the exit code.
 func relay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	c, ok := parseRelay(args, stderr)
-	if !ok {
-		return 2
+	c, code := parseRelay(args, stderr)
+	if code >= 0 {
+		return code
 	}
 	up, err := url.Parse(c.upstream)
 	if err != nil || (up.Scheme != "http" && up.Scheme != "https") || up.Host == "" {

@@ -231,3 +231,15 @@ func TestRelayLogs(t *testing.T) {
 		t.Fatalf("the relay's log:\n%s", l)
 	}
 }
+
+// TestRelayHelp: -h prints the relay's usage and exits 0, as the probe's
+// does; a flag it does not know exits 2.
+func TestRelayHelp(t *testing.T) {
+	for args, want := range map[string]int{"-h": 0, "-nope": 2} {
+		var out, errb bytes.Buffer
+		code := relay(context.Background(), []string{args}, &out, &errb)
+		if code != want || !strings.Contains(errb.String(), "-upstream") {
+			t.Errorf("relay %s: exit %d, want %d; said %q", args, code, want, errb.String())
+		}
+	}
+}
