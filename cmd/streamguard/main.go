@@ -54,6 +54,10 @@ func main() {
 // run1 runs the command line args and returns the exit code.
 func run1(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	if len(args) == 0 || args[0] == "demo" {
+		if len(args) == 2 && isHelp(args[1]) {
+			fmt.Fprint(stdout, usage)
+			return 0
+		}
 		if len(args) > 1 {
 			fmt.Fprint(stderr, usage)
 			return 2
@@ -68,10 +72,16 @@ func run1(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 		return probe(ctx, args[1:], stdout, stderr, getenv)
 	case "relay":
 		return relay(ctx, args[1:], stdout, stderr)
-	case "-h", "-help", "--help", "help":
+	}
+	if isHelp(args[0]) || args[0] == "help" {
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
 	fmt.Fprint(stderr, usage)
 	return 2
+}
+
+// isHelp reports whether arg asks for help, as the flag package reads it.
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help" || arg == "--h"
 }

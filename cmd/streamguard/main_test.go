@@ -63,6 +63,14 @@ func TestDemoExitCode(t *testing.T) {
 	if code := run1(context.Background(), []string{"nonsense"}, &out, &errb, noenv); code != 2 || !strings.Contains(errb.String(), "usage") {
 		t.Errorf("unknown command: exit %d, %q", code, errb.String())
 	}
+	// Help is asked for the same way of the command and of its demo, and
+	// printed to stdout with exit 0, as the probe's and the relay's is.
+	for _, args := range [][]string{{"-h"}, {"--help"}, {"help"}, {"demo", "-h"}, {"demo", "--help"}} {
+		out.Reset()
+		if code := run1(context.Background(), args, &out, &errb, noenv); code != 0 || !strings.Contains(out.String(), "usage") {
+			t.Errorf("%q: exit %d, stdout %q", args, code, out.String())
+		}
+	}
 }
 
 func noenv(string) string { return "" }

@@ -36,7 +36,8 @@ const probeUsage = `usage: streamguard probe [flags] URL
 Calls URL through the streamguard client stack (budget, retry, tracing, stream
 guard) and reports how the call ended: the status, the source and reason of a
 failure, the request ID and where to look next. Retries are printed as they
-happen, to stderr.
+happen, to stderr. On a terminal, control characters the server sent (ESC,
+CR, ...) are shown escaped (\u001b); piped, the body is written as it came.
 
 Flags:
 `
@@ -64,7 +65,14 @@ func probe(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	if code >= 0 {
 		return code
 	}
-	// Every secret the probe knows of is cut from all it prints.
+	// What the server sent is shown escaped on a terminal, and every secret
+	// the probe knows of is cut from all it prints (before the escaping, so
+	// that an escape cannot hide a secret from the cut).
+	var esc *escapeWriter
+	if terminal(stdout) {
+		esc = &escapeWriter{w: stdout}
+		stdout = esc
+	}
 	red := &redactor{}
 	stdout, stderr = red.wrap(stdout), red.wrap(stderr)
 	req, err := o.request(ctx, target, red, getenv)
@@ -98,6 +106,9 @@ func probe(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	defer client.CloseIdleConnections()
 
 	res := o.call(client, req, out)
+	if esc != nil {
+		esc.Flush()
+	}
 	res.attempts = attempts.Load()
 	out.result(res)
 	if tp != nil {
@@ -386,6 +397,9 @@ func (c *countReader) Read(p []byte) (int, error) {
 	c.n += int64(n)
 	return n, err
 }
+
+// terminal is isTerminal; tests replace it.
+var terminal = isTerminal
 
 func isTerminal(w io.Writer) bool {
 	if rw, ok := w.(*redactingWriter); ok {
