@@ -104,7 +104,11 @@
 // the metrics [MetricGenAIDuration], [MetricGenAITokenUsage],
 // [MetricGenAITimeToFirstChunk] and [MetricGenAITimePerOutputChunk] (a
 // meter of schema v1.41.0). The request model is read from a body buffered
-// for replay (Request.GetBody) of at most 64 KiB, from its first 4 KiB.
+// for replay (Request.GetBody) of at most 64 KiB, from its first 4 KiB. The
+// metrics record at most 100 distinct model names per transport, request and
+// response models together, and any name after those as "_OTHER", so that a
+// server (or, behind a relay, its users) naming a new model on every call
+// cannot grow a series per call; spans carry the names as they came.
 //
 // # Metrics
 //

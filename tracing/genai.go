@@ -99,15 +99,7 @@ func genaiSpanAttrs(g *streamstat.GenAI, model string, start time.Time) []attrib
 // genaiServerAttrs are server.address and server.port of r, for the GenAI
 // metrics.
 func genaiServerAttrs(r *http.Request) []attribute.KeyValue {
-	host, port := hostPort(r.URL.Host, r.URL.Scheme)
-	attrs := make([]attribute.KeyValue, 0, 2)
-	if host != "" {
-		attrs = append(attrs, semconvgenai.ServerAddress(host))
-	}
-	if port > 0 {
-		attrs = append(attrs, semconvgenai.ServerPort(port))
-	}
-	return attrs
+	return appendServer(make([]attribute.KeyValue, 0, 2), r)
 }
 
 // requestModel returns the top-level "model" of r's JSON body, without

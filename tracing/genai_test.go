@@ -3,10 +3,12 @@ package tracing_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/streamguard/streamguard/gatewaytest"
@@ -219,5 +221,46 @@ func TestGenAIRequestBodyUntouched(t *testing.T) {
 	genaiCall(t, h, f.cfg, f, genaiReq)
 	if !bytes.Equal(got, []byte(genaiReq)) {
 		t.Errorf("server got %q", got)
+	}
+}
+
+// TestGenAIModelsBounded: a server naming a new model on every call, asked
+// for a new model on every call, grows the GenAI metrics by at most 100
+// model names; the names past those are recorded as _OTHER, while each
+// span keeps the name it was given.
+func TestGenAIModelsBounded(t *testing.T) {
+	f, mr, cfg := meteredFixture(t)
+	var n atomic.Int64
+	srv := quietServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprintf(w, "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"resp-%d\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n", n.Add(1))
+	}), false)
+	client := &http.Client{Transport: tracing.NewTransport(sse.NewTransport(srv.Client().Transport, sse.Config{}), cfg)}
+	const calls = 80
+	for i := range calls {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/chat/completions", strings.NewReader(fmt.Sprintf(`{"model":"req-%d","stream":true}`, i)))
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		s := f.waitSpan(t)
+		if got := attrs(s)[string(semconvgenai.GenAIResponseModelKey)].AsString(); got != fmt.Sprintf("resp-%d", i+1) {
+			t.Fatalf("call %d: span's response model %q", i, got)
+		}
+	}
+	models := map[string]int{}
+	var recorded uint64
+	for _, p := range genaiPoints(t, mr)[tracing.MetricGenAIDuration] {
+		recorded += p.count
+		for _, k := range []attribute.Key{semconvgenai.GenAIRequestModelKey, semconvgenai.GenAIResponseModelKey} {
+			if v, ok := p.attrs.Value(k); ok {
+				models[v.AsString()]++
+			}
+		}
+	}
+	if recorded != calls || len(models) != 101 || models["_OTHER"] == 0 || models["req-0"] == 0 || models["resp-1"] == 0 {
+		t.Errorf("%d calls recorded, %d model names: %v", recorded, len(models), models)
 	}
 }

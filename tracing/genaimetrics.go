@@ -3,6 +3,7 @@ package tracing
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"github.com/streamguard/streamguard/internal/streamstat"
 	"go.opentelemetry.io/otel"
@@ -52,6 +53,41 @@ type genaiInstruments struct {
 	tokens   genaiconv.ClientTokenUsage
 	first    genaiconv.ClientOperationTimeToFirstChunk
 	perChunk genaiconv.ClientOperationTimePerOutputChunk
+	models   boundedSet // the model names recorded so far
+}
+
+// maxModels is how many distinct model names (request and response models
+// together) a client transport records in its GenAI metrics; any other is
+// recorded as "_OTHER". The response model is the server's to name and the
+// request model, behind a relay, its users': either could otherwise grow a
+// series for every call.
+const maxModels = 100
+
+// otherValue stands for a value past a bound, as in http.request.method.
+const otherValue = "_OTHER"
+
+// boundedSet admits the first max distinct values it is asked about.
+type boundedSet struct {
+	mu   sync.Mutex
+	seen map[string]struct{}
+}
+
+// value returns v when it is admitted, and otherValue when max others were
+// admitted before it.
+func (b *boundedSet) value(v string, max int) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.seen[v]; ok {
+		return v
+	}
+	if len(b.seen) >= max {
+		return otherValue
+	}
+	if b.seen == nil {
+		b.seen = make(map[string]struct{})
+	}
+	b.seen[v] = struct{}{}
+	return v
 }
 
 // newGenAIInstruments makes them with a meter of the GenAI schema, v1.41.0;
@@ -90,10 +126,10 @@ func (in *genaiInstruments) record(ctx context.Context, o genaiOutcome) {
 	attrs := make([]attribute.KeyValue, 0, len(o.server)+3)
 	attrs = append(attrs, o.server...)
 	if o.model != "" {
-		attrs = append(attrs, in.duration.AttrRequestModel(o.model))
+		attrs = append(attrs, in.duration.AttrRequestModel(in.models.value(o.model, maxModels)))
 	}
 	if o.g.ResponseModel != "" {
-		attrs = append(attrs, in.duration.AttrResponseModel(o.g.ResponseModel))
+		attrs = append(attrs, in.duration.AttrResponseModel(in.models.value(o.g.ResponseModel, maxModels)))
 	}
 	common := attrs[:len(attrs):len(attrs)]
 	if o.errorType != "" {

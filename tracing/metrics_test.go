@@ -4,7 +4,9 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -293,5 +295,35 @@ func TestResumes(t *testing.T) {
 	got := mp.by(tracing.MetricClientResumes, tracing.AttrResumeProtocol, tracing.AttrResumeCause, tracing.AttrResumeSucceeded)
 	if len(got) != 2 || got["sse-id/truncated/false"] != 1 || got["sse-id/truncated/true"] != 1 {
 		t.Errorf("resumes metric %v", got)
+	}
+}
+
+// TestMetricsServerFromHost: a request whose URL has no host (a transport
+// of the caller's that dials r.Host) is recorded with r.Host as
+// server.address, never with an empty one.
+func TestMetricsServerFromHost(t *testing.T) {
+	_, mp, cfg := meteredFixture(t)
+	base := rtFunc(func(r *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 200, Header: http.Header{}, Body: io.NopCloser(strings.NewReader("ok")), Request: r}, nil
+	})
+	client := &http.Client{Transport: tracing.NewTransport(base, cfg)}
+	for _, host := range []string{"api.example:8443", ""} {
+		req := &http.Request{Method: "GET", URL: &url.URL{Scheme: "https", Path: "/v1/models"}, Host: host, Header: http.Header{}}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	mp.collect(t)
+	got := mp.by(tracing.MetricClientDuration, semconv.ServerAddressKey, semconv.ServerPortKey)
+	if len(got) != 2 || got["api.example/8443"] != 1 || got["/443"] != 1 {
+		t.Errorf("duration by server.address/port: %v", got)
+	}
+	for _, p := range mp.points[tracing.MetricClientDuration] {
+		if v, ok := p.attrs.Value(semconv.ServerAddressKey); ok && v.AsString() == "" {
+			t.Error("an empty server.address recorded")
+		}
 	}
 }

@@ -238,16 +238,7 @@ func clientAttrs(r *http.Request, method, original string) []attribute.KeyValue 
 	if original != "" {
 		attrs = append(attrs, semconv.HTTPRequestMethodOriginal(original))
 	}
-	host, port := hostPort(r.URL.Host, r.URL.Scheme)
-	if host == "" {
-		host, port = hostPort(r.Host, r.URL.Scheme)
-	}
-	if host != "" {
-		attrs = append(attrs, semconv.ServerAddress(host))
-	}
-	if port > 0 {
-		attrs = append(attrs, semconv.ServerPort(port))
-	}
+	attrs = appendServer(attrs, r)
 	attrs = append(attrs, semconv.URLFull(fullURL(r)))
 	if n := ctxkey.Attempt(r.Context()); n > 1 {
 		attrs = append(attrs, semconv.HTTPRequestResendCount(n-1))
@@ -257,9 +248,22 @@ func clientAttrs(r *http.Request, method, original string) []attribute.KeyValue 
 
 // clientMetricAttrs are the low-cardinality attributes of the client metrics.
 func clientMetricAttrs(r *http.Request, method string) []attribute.KeyValue {
-	host, port := hostPort(r.URL.Host, r.URL.Scheme)
 	attrs := make([]attribute.KeyValue, 0, 3)
-	attrs = append(attrs, semconv.HTTPRequestMethodKey.String(method), semconv.ServerAddress(host))
+	attrs = append(attrs, semconv.HTTPRequestMethodKey.String(method))
+	return appendServer(attrs, r)
+}
+
+// appendServer appends server.address and server.port of the server r is
+// sent to: its URL's host, or r.Host for a URL without one. An attribute
+// with no value is left out rather than recorded empty.
+func appendServer(attrs []attribute.KeyValue, r *http.Request) []attribute.KeyValue {
+	host, port := hostPort(r.URL.Host, r.URL.Scheme)
+	if host == "" {
+		host, port = hostPort(r.Host, r.URL.Scheme)
+	}
+	if host != "" {
+		attrs = append(attrs, semconv.ServerAddress(host))
+	}
 	if port > 0 {
 		attrs = append(attrs, semconv.ServerPort(port))
 	}
