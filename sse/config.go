@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// DefaultMaxEventBytes is the largest event the guard holds back when
+// DefaultMaxEventBytes is the largest event the guard passes when
 // Config.MaxEventBytes is zero: 8 MiB, room for a large tool-call or image
 // event, small enough that an endless line costs a bounded buffer.
 const DefaultMaxEventBytes = 8 << 20
@@ -64,12 +64,13 @@ type Config struct {
 	// is longer; a negative value means IdleTimeout from the start. It
 	// applies only while stall detection is on.
 	FirstByteTimeout time.Duration
-	// MaxEventBytes caps the bytes the guard holds back while an event is
-	// incomplete: an event that grows past it before its end fails the
-	// stream with event_too_large. It bounds the guard's memory, not the
-	// events: one that arrives whole within a single read of the
-	// upstream is delivered as it is, however large. Zero means
-	// DefaultMaxEventBytes (8 MiB).
+	// MaxEventBytes caps each event: an event larger than it (its lines
+	// with their line ends, and one byte for the blank line that ends it)
+	// fails the stream with event_too_large after the events before it,
+	// however the upstream's reads split the stream. For a JSON stream it
+	// caps each record: a line with its line end, or an array element. It
+	// bounds the guard's memory too: the guard holds back at most this
+	// much of an incomplete event. Zero means DefaultMaxEventBytes (8 MiB).
 	MaxEventBytes int
 	// FailureEvent makes a failed text/event-stream body deliver one last
 	// frame, an "error" event whose data is the error's JSON document (see

@@ -232,7 +232,7 @@ func (b *body) fill(p []byte) int {
 		n, err := b.upstreamRead(p[k:])
 		total := k + n
 		c := b.parse(p[:total], err)
-		if tail := total - c; tail > b.maxEvent {
+		if tail := total - c; b.overLimit(tail, err) {
 			b.overflow()
 		} else if tail > 0 {
 			b.reserve(tail)
@@ -261,7 +261,7 @@ func (b *body) fill(p []byte) int {
 		b.cutMismatch()
 		return 0
 	}
-	if b.w-b.ready > b.maxEvent {
+	if b.overLimit(b.w-b.ready, err) {
 		b.overflow()
 	}
 	if b.upErr == nil {
@@ -301,7 +301,15 @@ func (b *body) reserve(n int) {
 	b.buf = nb
 }
 
-// overflow ends the stream: the incomplete event is over MaxEventBytes.
+// overLimit reports whether the held bytes of the event the parser stopped
+// at prove it larger than MaxEventBytes: more of them (an event complete
+// and too large, before which the parser stops, or one still incomplete),
+// or as many with more of the stream to come.
+func (b *body) overLimit(held int, err error) bool {
+	return held > b.maxEvent || held == b.maxEvent && err == nil
+}
+
+// overflow ends the stream: an event is larger than MaxEventBytes.
 func (b *body) overflow() {
 	b.tooLarge = true
 	b.upErr = ErrEventTooLarge

@@ -148,7 +148,7 @@ var verdictCases = []verdictCase{
 	{name: "MaxEventBytes as large as an int", chunks: []string{"data: " + strings.Repeat("x", 5000) + "\n\n", "data: [DONE]\n\n"},
 		cfg: sse.Config{MaxEventBytes: math.MaxInt}, events: 2},
 	{name: "one byte at a time", chunks: strings.Split(chunk(0)+"data: [DONE]\n\n", ""), events: 2},
-	{name: "event over MaxEventBytes", chunks: []string{chunk(0), "data: " + strings.Repeat("x", 100)}, cfg: sse.Config{MaxEventBytes: 64},
+	{name: "event over MaxEventBytes", chunks: []string{chunk(0), "data: " + strings.Repeat("x", 200)}, cfg: sse.Config{MaxEventBytes: 150},
 		reason: "event_too_large", source: "model", cause: sse.ErrEventTooLarge, events: 1, deliver: chunk(0)},
 	{name: "endless line stops at MaxEventBytes", chunks: []string{strings.Repeat("x", 10), strings.Repeat("y", 100), strings.Repeat("z", 1000)},
 		cfg: sse.Config{MaxEventBytes: 500}, reason: "event_too_large", cause: sse.ErrEventTooLarge, source: "model"},

@@ -145,6 +145,9 @@ func (lp *lineParser) parse(win []byte, err error) int {
 			break
 		}
 		end := from + i
+		if end+1-n > lp.owner.maxEvent {
+			break // too large: the guard ends the stream (see overLimit)
+		}
 		// The common record, a JSON object alone on its line whose first
 		// key is not "error", is counted here when nothing is left to
 		// judge in it (see fast).
@@ -159,7 +162,7 @@ func (lp *lineParser) parse(win []byte, err error) int {
 		n, from = end+1, end+1
 	}
 	lp.owner.events += plain
-	if err == io.EOF && n < len(win) {
+	if err == io.EOF && n < len(win) && len(win)-n <= lp.owner.maxEvent {
 		if rec := trimRecord(win[n:]); len(rec) == 0 || json.Valid(rec) {
 			lp.record(win[n:])
 			n, lp.tailNL = len(win), true
@@ -233,6 +236,10 @@ func (lp *lineParser) parseArray(win []byte) int {
 				i-- // the element's first byte, again, in arrIn
 			}
 		case arrIn:
+			if i+1-n > lp.owner.maxEvent {
+				lp.searched = len(win) - n
+				return n // too large: the guard ends the stream (see overLimit)
+			}
 			if lp.element(c) {
 				lp.owner.onRecord(win[n : i+1])
 				n, lp.st, lp.needComma = i+1, arrBetween, true

@@ -71,7 +71,7 @@ var lineCases = []verdictCase{
 		reason: "rate_limited", source: "platform", events: 2},
 	{name: "json-seq", ct: "application/json-seq", chunks: []string{"\x1e{\"a\":1}\n", "\x1e{\"error\":\"x\"}\n"},
 		reason: "model_error", source: "model", events: 2},
-	{name: "line over MaxEventBytes", ct: ndjson, chunks: []string{ollamaLine(0), strings.Repeat("x", 100)}, cfg: sse.Config{MaxEventBytes: 64},
+	{name: "line over MaxEventBytes", ct: ndjson, chunks: []string{ollamaLine(0), strings.Repeat("x", 200)}, cfg: sse.Config{MaxEventBytes: 150},
 		reason: "event_too_large", source: "model", cause: sse.ErrEventTooLarge, events: 1},
 	{name: "user dialect on lines", ct: "application/jsonl", chunks: []string{"{\"t\":1}\n", "{\"end\":true}\n"},
 		cfg: sse.Config{Dialects: []sse.Dialect{jsonEnd}}, events: 2},

@@ -92,6 +92,13 @@ func (p *parser) parse(win []byte, final bool) (n int) {
 // from), calls owner.onEvent for each event completed, and returns where it
 // stopped, the start of the current event and the bytes of win that are
 // whole events. It is the hot loop: one call per parse.
+//
+// An event longer than the owner's maxEvent (its lines with their line
+// ends, and one byte for the blank line that ends it) stops the scan at
+// its first byte,
+// undelivered: the guard then holds more than maxEvent bytes back, which
+// ends the stream as event_too_large. So the cap is the event's size, not
+// that of the part of it a read left incomplete.
 func (p *parser) scan(win []byte, pos, from, ev, n int) (int, int, int) {
 	for pos < len(win) {
 		s := max(pos, from)
@@ -124,6 +131,9 @@ func (p *parser) scan(win []byte, pos, from, ev, n int) (int, int, int) {
 					vs++
 				}
 				if p.owner.plainEvent(win[vs:end]) {
+					if next+1-ev > p.owner.maxEvent {
+						return ev, ev, n // too large: see tooLarge
+					}
 					p.owner.events++
 					pos = next + 1
 					ev, n = pos, pos
@@ -136,6 +146,11 @@ func (p *parser) scan(win []byte, pos, from, ev, n int) (int, int, int) {
 		if end == pos {
 			// A blank line: the event is complete.
 			if p.started {
+				// The blank line counts as one byte, a CRLF too: its LF
+				// may come in the next read, after the event is whole.
+				if next-ev-(next-end-1) > p.owner.maxEvent {
+					return ev, ev, n
+				}
 				p.owner.onEvent(win[ev:next])
 			}
 			ev, n = next, next
@@ -148,6 +163,9 @@ func (p *parser) scan(win []byte, pos, from, ev, n int) (int, int, int) {
 		pos = next
 		// Fast path: a blank line right after a field line.
 		if !p.sawCR && pos < len(win) && win[pos] == '\n' {
+			if pos+1-ev > p.owner.maxEvent {
+				return ev, ev, n
+			}
 			pos++
 			p.owner.onEvent(win[ev:pos])
 			ev, n = pos, pos

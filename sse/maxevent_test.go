@@ -1,0 +1,120 @@
+package sse_test
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/streamguard/streamguard"
+	"github.com/streamguard/streamguard/sse"
+)
+
+// sized returns prefix + padding + suffix, padded to n bytes in all.
+func sized(n int, prefix, suffix string) string {
+	return prefix + strings.Repeat("x", n-len(prefix)-len(suffix)) + suffix
+}
+
+// readGuarded reads a guarded body through a buffer of bufN bytes and
+// returns what came and the verdict's reason ("success" for none).
+func readGuarded(t *testing.T, body io.Reader, bufN int) ([]byte, string) {
+	t.Helper()
+	var out []byte
+	buf := make([]byte, bufN)
+	for range 1_000_000 {
+		n, err := body.Read(buf)
+		out = append(out, buf[:n]...)
+		var se *streamguard.Error
+		switch {
+		case err == io.EOF:
+			return out, "success"
+		case errors.As(err, &se):
+			return out, string(se.Reason)
+		case err != nil:
+			t.Fatalf("read: %v", err)
+		}
+	}
+	t.Fatal("the body never ended")
+	return nil, ""
+}
+
+// TestMaxEventBytesPerEvent: an event (a JSON line, an array element) of
+// more than MaxEventBytes fails the stream as event_too_large, after the
+// events before it, and one of exactly MaxEventBytes passes, however the
+// upstream's reads and the caller's buffer split the stream: an event
+// that arrived whole in one large read used to pass, whatever its size.
+func TestMaxEventBytesPerEvent(t *testing.T) {
+	const max = 300
+	gemini, _ := url.Parse("https://generativelanguage.example/v1beta/models/m:streamGenerateContent")
+	type stream struct {
+		name, ct string
+		req      *http.Request
+		before   string             // whole events ahead of the sized one
+		event    func(n int) string // an event of n bytes
+		after    string             // the rest of a complete stream
+		eol      string
+	}
+	var streams []stream
+	for _, eol := range []string{"\n", "\r\n", "\r"} {
+		fix := func(s string) string { return strings.ReplaceAll(s, "\n", eol) }
+		// The blank line that ends an event counts as one byte, a CRLF too.
+		crlf := len(eol) - 1
+		var before string
+		for i := range 12 { // enough to put the guard on its fast path
+			before += fix(chunk(i))
+		}
+		streams = append(streams,
+			stream{name: "sse one line", ct: sseType, before: before, eol: eol, after: fix("data: [DONE]\n\n"),
+				event: func(n int) string {
+					return sized(n+crlf, `data: {"id":"chatcmpl-1","object":"chat.completion.chunk","choices":[{"delta":{"content":"`, fix("\"}}]}\n\n"))
+				}},
+			stream{name: "sse lines", ct: sseType, before: before, eol: eol, after: fix("data: [DONE]\n\n"),
+				event: func(n int) string {
+					return sized(n+crlf, fix(": note\nid: 7\ndata: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\ndata: \"choices\":[{\"delta\":{\"content\":\""), fix("\"}}]}\n\n"))
+				}},
+			stream{name: "sse comment", ct: sseType, before: before, eol: eol, after: fix("data: [DONE]\n\n"),
+				event: func(n int) string { return sized(n+crlf, ": ", fix("\n\n")) }},
+		)
+	}
+	streams = append(streams,
+		stream{name: "json lines", ct: ndjson, before: ollamaLine(0) + ollamaLine(1), after: ollamaDone,
+			event: func(n int) string {
+				return sized(n, `{"model":"llama3.2","created_at":"2025-01-01T00:00:00Z","message":{"role":"assistant","content":"`, `"},"done":false}`+"\n")
+			}},
+		stream{name: "json array", ct: "application/json", req: &http.Request{Method: "POST", URL: gemini},
+			before: "[" + geminiElem(0) + ",\n" + geminiElem(1) + ",\n", after: "]",
+			event: func(n int) string {
+				// The separator after the element is no part of it.
+				return sized(n, `{"candidates":[{"content":{"parts":[{"text":"`, `"}],"role":"model"}}]}`) + ",\n"
+			}},
+	)
+	runs := 0
+	for _, s := range streams {
+		for _, size := range []int{max - 1, max, max + 1, 3 * max} {
+			ev := s.event(size)
+			data := s.before + ev + s.after
+			wantReason, want := "success", data
+			if size > max {
+				wantReason, want = "event_too_large", s.before
+			}
+			for _, k := range []int{1, 7, 150, max - 1, max, max + 1, 4096, 1 << 20} {
+				for _, bufN := range []int{1, 200, 512, 32 << 10} {
+					resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {s.ct}}, ContentLength: -1,
+						Body: &chunkedBody{data: []byte(data), k: k}, Request: s.req}
+					sse.Guard(resp, sse.Config{MaxEventBytes: max})
+					got, reason := readGuarded(t, resp.Body, bufN)
+					runs++
+					if reason != wantReason || string(got) != want {
+						t.Errorf("%s %q, event of %d bytes, reads of %d into %d: %s after %d bytes, want %s after %d",
+							s.name, s.eol, size, k, bufN, reason, len(got), wantReason, len(want))
+					}
+				}
+			}
+		}
+	}
+	if runs < 400 {
+		t.Fatalf("only %d runs", runs)
+	}
+}
