@@ -4,6 +4,7 @@ import (
 	"bytes"
 
 	"github.com/streamguard/streamguard/resume"
+	"github.com/streamguard/streamguard/sse"
 )
 
 // The framing of the resume writer: the handler's bytes are copied once,
@@ -122,6 +123,12 @@ func (w *resumeWriter) frame(p []byte, final bool) {
 		}
 		switch {
 		case f.carry == 0 && j == ls: // a blank line: the event is complete
+			// The event's size as the client's guard counts it: the blank
+			// line as one byte, and the id line it gets.
+			if size := len(f.out) - f.evAt + ls - from + 1; size+len(f.idLine)+1 > sse.DefaultMaxEventBytes && f.oversized(size) {
+				w.tooLarge = true // neither stored nor sent: the writer fails the stream
+				return
+			}
 			if f.hasData {
 				f.out = append(f.out, p[from:ls]...)
 				f.idAt = len(f.out)
@@ -206,6 +213,18 @@ func hasDataLine(lines []byte) bool {
 		lines = lines[k+1:]
 	}
 	return false
+}
+
+// oversized reports whether an event of size bytes without an id line is
+// larger than sse.DefaultMaxEventBytes with the one it gets, if it has data.
+func (f *framing) oversized(size int) bool {
+	if f.hasData {
+		size += len(f.idLine)
+		if bytes.Count(f.idLine[f.prefixLen:], []byte("9")) == len(f.idLine)-f.prefixLen-1 {
+			size++ // no number yet, or all nines: the next is a digit longer
+		}
+	}
+	return size > sse.DefaultMaxEventBytes
 }
 
 // appendID appends the id line of the next event.

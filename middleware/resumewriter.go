@@ -51,6 +51,7 @@ type resumeWriter struct {
 	storedTo uint64         // with storeErr: the last event stored
 	sendErr  error          // the client is gone
 	failed   bool           // the failure event is written: nothing follows
+	tooLarge bool           // frame met an event too large to store and send
 	finished bool           // the handler returned
 	complete bool           // it returned, not by a panic: returned
 	short    bool           // the handler did not finish its stream: endShort
@@ -141,9 +142,11 @@ func (w *resumeWriter) Write(p []byte) (int, error) {
 		return 0, errEnded
 	}
 	w.frame(p, false)
-	if len(w.f.out)-w.f.evAt > sse.DefaultMaxEventBytes {
-		// An event that never ends would hold the writer's memory without
-		// bound: the stream ends with its failure.
+	if w.tooLarge || !w.f.ending && len(w.f.out)-w.f.evAt >= sse.DefaultMaxEventBytes {
+		// An event incomplete at that size is too large once complete
+		// (see frame), and would hold the writer's memory without bound
+		// if it never ends. (An event ending, held for the LF after its
+		// CR, is whole and was measured.)
 		w.failLocked(errEventTooLarge)
 		return 0, errEventTooLarge
 	}
@@ -151,9 +154,12 @@ func (w *resumeWriter) Write(p []byte) (int, error) {
 }
 
 // errEventTooLarge ends a resumable stream whose handler wrote an event
-// past sse.DefaultMaxEventBytes without its end.
+// larger than sse.DefaultMaxEventBytes as the client's guard counts it
+// (sse.Config.MaxEventBytes: with its id line, the blank line that ends it
+// as one byte), however the handler's writes split it. The events before
+// it are stored and sent; it is not.
 var errEventTooLarge = &streamguard.Error{Source: streamguard.SourceModel, Reason: streamguard.ReasonEventTooLarge,
-	StatusCode: http.StatusBadGateway, Message: "an event of the stream grew past 8 MiB without its end"}
+	StatusCode: http.StatusBadGateway, Message: "an event of the stream was larger than 8 MiB"}
 
 func (w *resumeWriter) Flush() { _ = w.FlushError() }
 
