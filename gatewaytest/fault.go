@@ -11,16 +11,28 @@ type Kind int
 // The kinds of fault. The status faults answer before the model is called;
 // the stream faults call the model and act on its response after a number of
 // complete events.
+//
+// What counts as an event depends on the response's Content-Type. In a
+// text/event-stream, a block of lines ended by an empty line (line ends LF,
+// CR or CRLF) that has a data field: the blocks an SSE client dispatches.
+// Comments such as ": keep-alive", and blocks of retry, id or event fields
+// alone, are forwarded but not counted. In JSON lines (application/x-ndjson
+// and the like) or a JSON body streamed a line at a time (application/json),
+// each line with content. In any other body, each block of lines ended by an
+// empty line. A stream fault's model runs with no Content-Length (the gateway
+// drops one the model sets, as a proxy that re-chunks the body does), and a
+// 1xx the model sends (103 Early Hints) is passed on before its final
+// status.
 const (
 	KindPass            Kind = iota // forward to the model unchanged
 	KindStatus                      // answer Status with Body; the model is not called
 	KindUnreachable                 // 502 {"error": "Error making prediction"}
 	KindClientClosed                // 502 {"error": "client closed connection"}
-	KindDraining                    // 503 draining, with Retry-After
+	KindDraining                    // 503 draining, with Retry-After when its wait is positive
 	KindGatewayTimeout              // 504 after Delay (or when the client leaves)
 	KindPayloadTooLarge             // 413 with the platform's size message, whatever the body's size
-	KindRateLimited                 // 429 with Retry-After
-	KindCut                         // After events, then half an event, then the connection cut mid-chunk
+	KindRateLimited                 // 429, with Retry-After when its wait is positive
+	KindCut                         // After events, then half an event, then the connection cut mid-chunk (HTTP/1.0: a clean close)
 	KindEndEarly                    // After events, then a clean end without the terminal event
 	KindStall                       // After events, then silence until the client leaves or the server closes
 	KindReset                       // After events, then an HTTP/2 RST_STREAM (HTTP/1: the connection closed)
@@ -33,7 +45,7 @@ type Fault struct {
 	kind       Kind
 	status     int           // KindStatus: the status to answer
 	body       string        // KindStatus: the body; Content-Type is JSON when it starts with '{', else HTML when it starts with '<', else text
-	retryAfter time.Duration // KindDraining, KindRateLimited: sent as Retry-After (seconds, rounded up) and retry-after-ms
+	retryAfter time.Duration // KindDraining, KindRateLimited: when positive, sent as Retry-After (seconds, rounded up) and Retry-After-Ms (exact)
 	delay      time.Duration // KindGatewayTimeout: how long the gateway waits before its 504
 	after      int           // stream faults: complete events forwarded before the fault
 }
@@ -49,8 +61,14 @@ func (f Fault) After() int { return f.after }
 func Pass() Fault { return Fault{kind: KindPass} }
 
 // Status answers status with body without calling the model: a proxy's HTML
-// 502 page, a model's own 500, anything not covered below.
+// 502 page, a model's own 500, anything not covered below. status must be a
+// final status net/http can send, 200 to 999: Status panics on any other, as
+// the mistake in a test's setup that it is (a 1xx is informational, never an
+// answer).
 func Status(status int, body string) Fault {
+	if status < 200 || status > 999 {
+		panic(fmt.Sprintf("gatewaytest: Status(%d, ...): the status must be a final one, 200 to 999", status))
+	}
 	return Fault{kind: KindStatus, status: status, body: body}
 }
 
@@ -63,7 +81,9 @@ func Unreachable() Fault { return Fault{kind: KindUnreachable} }
 func ClientClosed() Fault { return Fault{kind: KindClientClosed} }
 
 // Draining answers 503 as a replica that is shutting down does, asking to
-// retry on another instance after retryAfter.
+// retry on another instance. A positive retryAfter is sent as Retry-After in
+// whole seconds, rounded up (a wait under a second is 1), and as
+// Retry-After-Ms, exact; zero or less sends neither header.
 func Draining(retryAfter time.Duration) Fault {
 	return Fault{kind: KindDraining, retryAfter: retryAfter}
 }
@@ -80,31 +100,40 @@ func GatewayTimeout(delay time.Duration) Fault {
 // Gateway.MaxBody get this answer without a script.
 func PayloadTooLarge() Fault { return Fault{kind: KindPayloadTooLarge} }
 
-// RateLimited answers 429 with Retry-After, as load shedding does.
+// RateLimited answers 429, as load shedding does. A positive retryAfter is
+// sent as Retry-After and Retry-After-Ms, as Draining sends it; zero or less
+// sends neither header.
 func RateLimited(retryAfter time.Duration) Fault {
 	return Fault{kind: KindRateLimited, retryAfter: retryAfter}
 }
 
-// Cut forwards the model's first after events, then the first half of the
-// next one, then cuts the connection in the middle of an HTTP/1.1 chunk (no
-// terminating chunk; the client reads io.ErrUnexpectedEOF). Over HTTP/2 the
-// stream is reset instead. This is what a model crash or a gateway timeout
-// mid-stream looks like to a client.
+// Cut forwards the model's first after events (see Kind for what counts),
+// then the first half of the next one, then cuts the connection in the
+// middle of an HTTP/1.1 chunk (no terminating chunk; the client reads
+// io.ErrUnexpectedEOF). Over HTTP/2 the stream is reset instead. This is what
+// a model crash or a gateway timeout mid-stream looks like to a client. An
+// HTTP/1.0 client cannot see a cut: its response ends with the connection,
+// so the half event is followed by what reads as a clean end. When the model
+// writes no more than after events, the cut follows them.
 func Cut(after int) Fault { return Fault{kind: KindCut, after: after} }
 
 // EndEarly forwards the model's first after events and then ends the
 // response cleanly, without the rest and without the dialect's terminal
-// event: a truncation only a dialect-aware client can see.
+// event: a truncation only a dialect-aware client can see. When the model
+// writes no more than after events (its terminal one included), EndEarly
+// changes nothing: the whole stream is forwarded.
 func EndEarly(after int) Fault { return Fault{kind: KindEndEarly, after: after} }
 
 // Stall forwards the model's first after events and then sends nothing, with
 // the connection open, until the client leaves or the server closes; then the
-// response is aborted.
+// response is aborted. When the model writes no more than after events, the
+// stall follows all of them.
 func Stall(after int) Fault { return Fault{kind: KindStall, after: after} }
 
 // Reset forwards the model's first after events and then resets the stream:
 // RST_STREAM with INTERNAL_ERROR over HTTP/2, the connection closed without
-// the terminating chunk over HTTP/1.1.
+// the terminating chunk over HTTP/1.1. When the model writes no more than
+// after events, the reset follows all of them.
 func Reset(after int) Fault { return Fault{kind: KindReset, after: after} }
 
 func (f Fault) String() string {

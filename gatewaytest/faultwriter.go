@@ -1,41 +1,42 @@
 package gatewaytest
 
 import (
-	"bytes"
 	"context"
 	"net/http"
-	"strings"
-
-	"github.com/streamguard/streamguard/sse"
 )
 
 // faultWriter forwards a model's response up to fault.after complete events
-// (an event ends at an empty line; in a JSON-lines response, or a streamed
-// JSON array, each line is one) and then applies the fault.
+// (see eventScanner for what an event is) and then applies the fault.
 type faultWriter struct {
 	w           http.ResponseWriter
 	fault       Fault
 	ctx         context.Context
 	cancel      context.CancelFunc
 	closing     <-chan struct{}
-	wroteHeader bool
+	wroteHeader bool // the final (non-1xx) status is written
 	events      int
-	content     bool // the current event has content
-	lineStart   bool // the last byte ended a line
+	scan        eventScanner
 	faulted     bool
-	lines       bool   // every line with content counts as an event
 	half        []byte // KindCut: the half event to send before the cut
 }
 
 func (fw *faultWriter) Header() http.Header { return fw.w.Header() }
 
+// WriteHeader passes a 1xx on and waits for the final status. With the final
+// one it drops any Content-Length, as a proxy that re-chunks the body does:
+// the fault changes the body's length.
 func (fw *faultWriter) WriteHeader(code int) {
 	if fw.wroteHeader {
 		return
 	}
+	if code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
+		fw.w.WriteHeader(code) // informational: the final status is to come
+		return
+	}
 	fw.wroteHeader = true
-	fw.lineStart = true
-	fw.lines = sse.IsJSONLines(fw.w.Header().Get("Content-Type")) || strings.HasPrefix(fw.w.Header().Get("Content-Type"), "application/json")
+	h := fw.w.Header()
+	h.Del("Content-Length")
+	fw.scan = eventScanner{framing: framingOf(h.Get("Content-Type"))}
 	fw.w.WriteHeader(code)
 	if fw.fault.after <= 0 {
 		fw.flush()
@@ -49,55 +50,42 @@ func (fw *faultWriter) Write(p []byte) (int, error) {
 	}
 	if fw.faulted {
 		if fw.fault.kind == KindCut && fw.half == nil && len(p) > 0 {
-			fw.half = halfEvent(p, fw.lines)
+			fw.half = halfEvent(p, fw.scan.framing)
 			fw.cancel()
 		}
 		return 0, errFaulted
 	}
 	for i, c := range p {
-		switch c {
-		case '\n':
-			if (fw.lineStart || fw.lines) && fw.content {
-				fw.events++
-				fw.content = false
-				if fw.events >= fw.fault.after {
-					n, err := fw.w.Write(p[:i+1])
-					fw.flush()
-					if err != nil {
-						return n, err
-					}
-					if fw.fault.kind == KindCut {
-						fw.half = halfEvent(p[i+1:], fw.lines)
-					}
-					fw.trigger()
-					return n, errFaulted
-				}
-			}
-			fw.lineStart = true
-		case '\r':
-		default:
-			fw.lineStart = false
-			fw.content = true
+		before, with := fw.scan.step(c)
+		if before && fw.count() {
+			return fw.act(p, i)
+		}
+		if with && fw.count() {
+			return fw.act(p, i+1)
 		}
 	}
 	return fw.w.Write(p)
 }
 
-// halfEvent returns the first half of the event (with lines, the line) at
-// the start of p (at least one byte when p has any), or nil when p is empty.
-func halfEvent(p []byte, lines bool) []byte {
-	if len(p) == 0 {
-		return nil
+// count counts an event and reports whether the fault's point is reached.
+func (fw *faultWriter) count() bool {
+	fw.events++
+	return fw.events >= fw.fault.after
+}
+
+// act forwards p[:k], which ends at the fault's point, and applies the
+// fault; the rest of p is the next event's, half of which a cut sends.
+func (fw *faultWriter) act(p []byte, k int) (int, error) {
+	n, err := fw.w.Write(p[:k])
+	fw.flush()
+	if err != nil {
+		return n, err
 	}
-	sep := []byte("\n\n")
-	if lines {
-		sep = sep[:1]
+	if fw.fault.kind == KindCut {
+		fw.half = halfEvent(p[k:], fw.scan.framing)
 	}
-	end := bytes.Index(p, sep)
-	if end < 0 {
-		end = len(p)
-	}
-	return append([]byte(nil), p[:max(1, end/2)]...)
+	fw.trigger()
+	return n, errFaulted
 }
 
 // trigger applies the fault at the current point of the response.
@@ -127,8 +115,12 @@ func (fw *faultWriter) stall() {
 
 func (fw *faultWriter) flush() { http.NewResponseController(fw.w).Flush() }
 
-// Flush forwards the model's flushes while the response is its own.
+// Flush forwards the model's flushes while the response is its own. A flush
+// before the final status sends 200, as net/http's does.
 func (fw *faultWriter) Flush() {
+	if !fw.wroteHeader {
+		fw.WriteHeader(http.StatusOK)
+	}
 	if !fw.faulted {
 		fw.flush()
 	}

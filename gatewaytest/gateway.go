@@ -2,9 +2,7 @@ package gatewaytest
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -102,11 +100,17 @@ func (g *Gateway) Requests() int64 { return g.requests.Load() }
 func (g *Gateway) BodyBytes() int64 { return g.bodyBytes.Load() }
 
 // Records returns a copy of what the gateway saw of its most recent requests
-// (up to 4096).
+// (up to 4096): each Header and Body is the caller's own.
 func (g *Gateway) Records() []Record {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return append([]Record(nil), g.records...)
+	recs := make([]Record, len(g.records))
+	for i, rec := range g.records {
+		rec.Header = rec.Header.Clone()
+		rec.Body = bytes.Clone(rec.Body)
+		recs[i] = rec
+	}
+	return recs
 }
 
 // Close ends every stall and pending 504 at once, so that a server in front
@@ -159,34 +163,65 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	n := g.requests.Add(1)
 	w.Header().Set(RequestIDHeader, "gw-"+strconv.FormatInt(g.nextID.Add(1), 10))
 	fault := g.next(n, r)
-	rec := Record{N: n, Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Fault: fault}
-
-	limit := g.limit(r)
-	body, size, err := readBody(r.Body, limit)
-	g.bodyBytes.Add(size)
-	if len(body) <= maxRecordBody {
-		rec.Body = body
-	} else {
-		rec.Body = body[:maxRecordBody]
-	}
-	if err != nil {
-		g.record(rec)
-		writeJSONError(w, http.StatusBadRequest, "reading the request body: "+err.Error())
+	body, size, limit, ok := g.admit(w, r, Record{N: n, Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Fault: fault})
+	if !ok {
 		return
 	}
-	if size > limit {
-		rec.Fault = PayloadTooLarge()
-		g.record(rec)
-		writeJSONError(w, http.StatusRequestEntityTooLarge, platform.TooLargeMessage(size, limit))
-		return
-	}
-	g.record(rec)
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	if a := g.async.Load(); a != nil && platform.IsAsyncPath(r.URL.Path) {
 		a.serve(w, r, body, fault) // async.go
 		return
 	}
+	g.serveFault(w, r, fault, size, limit)
+}
 
+// admit reads r's body, records the request and reports whether it may go
+// on; if not, it has answered: 400 for a body that could not be read, 413 for
+// one over the limit. A declared Content-Length over the limit is refused
+// before upload, without reading a byte of the body, as the platform's edge
+// does.
+func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, rec Record) (body []byte, size, limit int64, ok bool) {
+	limit = g.limit(r)
+	if r.ContentLength > limit {
+		rec.Fault = PayloadTooLarge()
+		g.record(rec)
+		refuse(w, r, platform.TooLargeMessage(r.ContentLength, limit))
+		return nil, 0, limit, false
+	}
+	body, size, ended, err := g.readBody(w, r.Body, limit)
+	g.bodyBytes.Add(size)
+	rec.Body = bytes.Clone(body[:min(len(body), maxRecordBody)]) // a copy: never pin the whole body
+	switch {
+	case err != nil:
+		g.record(rec)
+		writeJSONError(w, http.StatusBadRequest, "reading the request body: "+err.Error())
+		return nil, size, limit, false
+	case size > limit:
+		rec.Fault = PayloadTooLarge()
+		g.record(rec)
+		msg := platform.TooLargeMessage(size, limit)
+		if !ended {
+			msg = strings.Replace(msg, "payload size of ", "payload size of at least ", 1)
+		}
+		refuse(w, r, msg)
+		return nil, size, limit, false
+	}
+	g.record(rec)
+	return body, size, limit, true
+}
+
+// refuse answers 413 with msg and closes the connection: what is left of the
+// body is not read.
+func refuse(w http.ResponseWriter, r *http.Request, msg string) {
+	if r.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
+	}
+	writeJSONError(w, http.StatusRequestEntityTooLarge, msg)
+}
+
+// serveFault answers r as fault says; size and limit are its body's for a
+// 413.
+func (g *Gateway) serveFault(w http.ResponseWriter, r *http.Request, fault Fault, size, limit int64) {
 	switch fault.kind {
 	case KindStatus:
 		writeBody(w, fault.status, fault.body)
@@ -216,68 +251,78 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			g.Model.ServeHTTP(w, r)
 			return
 		}
-		g.serveStreamFault(w, r, fault)
+		g.serveStreamFault(w, r, fault) // streamfault.go
 	}
 }
 
-// readBody reads a request body whole when it fits limit; past the limit it
-// counts the rest without keeping it.
-func readBody(rc io.ReadCloser, limit int64) ([]byte, int64, error) {
+// How much of a body over the limit, of unknown length, the gateway counts
+// before its 413: at most drainBytes more, for at most drainTime.
+const (
+	drainBytes = 4 << 20
+	drainTime  = 2 * time.Second
+)
+
+// readBody reads a request body whole when it fits limit. Past the limit it
+// counts what follows without keeping it, within drainBytes and drainTime and
+// until the gateway closes; ended reports whether it saw the body's end, so
+// that size is the body's whole size.
+func (g *Gateway) readBody(w http.ResponseWriter, rc io.ReadCloser, limit int64) (body []byte, size int64, ended bool, err error) {
 	if rc == nil || rc == http.NoBody {
-		return nil, 0, nil
+		return nil, 0, true, nil
 	}
-	body, err := io.ReadAll(io.LimitReader(rc, limit+1))
-	size := int64(len(body))
-	if err == nil && size > limit {
-		var rest int64
-		rest, err = io.Copy(io.Discard, rc)
-		size += rest
+	n := limit
+	if n < math.MaxInt64 {
+		n++ // one byte past the limit tells a body over it
 	}
-	return body, size, err
+	body, err = io.ReadAll(io.LimitReader(rc, n))
+	size = int64(len(body))
+	if err != nil || size <= limit {
+		return body, size, true, err
+	}
+	rest, ended := g.drain(w, rc)
+	return body, size + rest, ended, nil
 }
 
-// errFaulted is what a model's Write returns once the fault has taken over
-// the response.
-var errFaulted = errors.New("gatewaytest: the response was taken over by a fault")
+// drain reads and discards up to drainBytes of rc, for up to drainTime, and
+// stops at once when the gateway closes. It returns how much it read and
+// whether rc ended.
+func (g *Gateway) drain(w http.ResponseWriter, rc io.Reader) (int64, bool) {
+	ctl := http.NewResponseController(w)
+	deadline := time.Now().Add(drainTime)
+	ctl.SetReadDeadline(deadline) // a Read that blocks ends too; not every writer can
+	defer ctl.SetReadDeadline(time.Time{})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(stop)
+	wg.Go(func() {
+		select {
+		case <-g.closing:
+			ctl.SetReadDeadline(time.Now())
+		case <-stop:
+		}
+	})
+	buf := make([]byte, 32<<10)
+	var n int64
+	for n < drainBytes && time.Now().Before(deadline) && !g.isClosing() {
+		k, err := rc.Read(buf[:min(int64(len(buf)), drainBytes-n)])
+		n += int64(k)
+		if err == io.EOF {
+			return n, true
+		}
+		if err != nil {
+			break
+		}
+	}
+	return n, false
+}
 
-// serveStreamFault runs the model into a writer that applies fault after
-// fault.after complete events, then ends the response as the fault says.
-func (g *Gateway) serveStreamFault(w http.ResponseWriter, r *http.Request, fault Fault) {
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	fw := &faultWriter{w: w, fault: fault, ctx: ctx, cancel: cancel, closing: g.closing}
-	g.Model.ServeHTTP(fw, r.WithContext(ctx))
-	switch fault.kind {
-	case KindEndEarly:
-		return // the handler returns normally: a clean end
-	case KindCut:
-		if !fw.wroteHeader {
-			fw.WriteHeader(http.StatusOK)
-		}
-		if r.ProtoMajor == 1 {
-			if conn, buf, err := http.NewResponseController(w).Hijack(); err == nil {
-				// Declare a chunk longer than what follows and hang up: the
-				// client's chunked reader fails mid-chunk.
-				fmt.Fprintf(buf, "%x\r\n", len(fw.half)+64)
-				buf.Write(fw.half)
-				buf.Flush()
-				conn.Close()
-				return
-			}
-		}
-		if len(fw.half) > 0 {
-			w.Write(fw.half)
-			http.NewResponseController(w).Flush()
-		}
-		panic(http.ErrAbortHandler)
-	case KindStall:
-		if !fw.faulted {
-			// The model finished before the fault's point: stall at its end.
-			fw.stall()
-		}
-		panic(http.ErrAbortHandler)
-	case KindReset:
-		panic(http.ErrAbortHandler)
+func (g *Gateway) isClosing() bool {
+	select {
+	case <-g.closing:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -301,10 +346,21 @@ func writeBody(w http.ResponseWriter, status int, body string) {
 	io.WriteString(w, body)
 }
 
+// setRetryAfter asks for a wait of d, when d is positive: Retry-After in
+// whole seconds, rounded up (a wait under a second is 1), and Retry-After-Ms
+// exact, with a fraction for a part of a millisecond. d <= 0 sends neither.
 func setRetryAfter(h http.Header, d time.Duration) {
 	if d <= 0 {
 		return
 	}
-	h.Set("Retry-After", strconv.Itoa(int(math.Ceil(d.Seconds()))))
-	h.Set("Retry-After-Ms", strconv.FormatInt(d.Milliseconds(), 10))
+	s := d / time.Second
+	if d%time.Second != 0 {
+		s++
+	}
+	h.Set("Retry-After", strconv.FormatInt(int64(s), 10))
+	ms := strconv.FormatInt(int64(d/time.Millisecond), 10)
+	if ns := d % time.Millisecond; ns != 0 {
+		ms += strings.TrimRight(fmt.Sprintf(".%06d", int64(ns)), "0")
+	}
+	h.Set("Retry-After-Ms", ms)
 }
