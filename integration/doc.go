@@ -9,6 +9,7 @@
 //	go test -race -count=1 ./...          # the full load test: 200 streams of 1,000 events
 //	go test -race -short -count=1 ./...   # what CI runs: 40 streams of 200 events
 //
-// The nginx tests skip when nginx is not installed, unless CI=true, where
-// they fail: .ci/run installs nginx from Debian's packages.
+// The nginx tests skip when nginx is not installed, unless $CI is set (to
+// anything but ""), where they fail, as the tests that need redis do:
+// .ci/run installs nginx from Debian's packages.
 package integration
