@@ -166,3 +166,9 @@ func waitFor(limit time.Duration, cond func() bool) bool {
 	}
 	return true
 }
+
+// roundTripFunc is a base RoundTripper from a function: a response built by
+// hand, with what net/http's own client would refuse.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }

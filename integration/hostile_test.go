@@ -459,8 +459,64 @@ func TestHostileCRLFNeverReachesFailureFrame(t *testing.T) {
 	})
 
 	t.Run("guard: raw CR and LF in a header", func(t *testing.T) {
+		// net/http never hands the client such a header (the next subtest),
+		// but a base RoundTripper of the caller's own may: the stub answers
+		// with a request ID holding raw CR, LF or CRLF and SSE fields, and a
+		// stream cut mid-event, through the whole client stack. The guard's
+		// failure frame carries the ID, and neither its line ends nor its
+		// fields.
+		good := "data: " + gatewaytest.ChatChunk(0) + "\n\n"
+		for _, id := range []string{
+			"req-2\revent: injected",
+			"req-2\nevent: injected",
+			"req-2\r\nevent: injected\r\n\r\ndata: x\n\nid: 666",
+		} {
+			t.Run(strconv.Quote(id), func(t *testing.T) {
+				base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+					return &http.Response{
+						Status: "200 OK", StatusCode: 200, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+						Header: http.Header{
+							"Content-Type": {"text/event-stream"},
+							"X-Request-Id": {id},
+						},
+						Body:          io.NopCloser(strings.NewReader(good + `data: {"id":`)), // cut mid-event
+						ContentLength: -1,
+						Request:       req,
+					}, nil
+				})
+				client := middleware.NewClient(middleware.Config{Base: base, Stream: sse.Config{FailureEvent: true}, Retry: retry.Policy{MaxAttempts: 1}})
+				resp, err := client.Get("http://model.invalid/v1/chat/completions")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				delivered, err := io.ReadAll(resp.Body)
+				se := asStreamError(t, err)
+				wantVerdict(t, se, streamguard.SourcePlatform, streamguard.ReasonTruncated)
+				if !bytes.HasPrefix(delivered, []byte(good)) {
+					t.Fatalf("delivered %q", delivered)
+				}
+				frame := delivered[len(good):]
+				if bytes.Contains(frame, []byte("\nevent: injected")) || bytes.Contains(frame, []byte("\revent: injected")) {
+					t.Fatalf("the header's field reached the frame as a field: %q", frame)
+				}
+				data := frameOf(t, frame, true)
+				rid, _ := data["request_id"].(string)
+				if !strings.HasPrefix(rid, "req-2") {
+					t.Fatalf("frame data %v: no request_id from the header", data)
+				}
+				if strings.ContainsAny(rid, "\r\n") || strings.ContainsAny(se.Error(), "\r\n") {
+					t.Fatalf("request_id %q, error %q: a raw line end", rid, se.Error())
+				}
+			})
+		}
+	})
+
+	t.Run("net/http refuses a raw CR in a header", func(t *testing.T) {
 		// A hijacked connection writes what net/http would not: a bare CR
 		// inside a header value, and a header line that is an SSE field.
+		// The client refuses the response (go1.26: "malformed MIME header
+		// line"), so no frame comes of it; the stack's error is one line.
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			conn, buf, err := http.NewResponseController(w).Hijack()
 			if err != nil {
@@ -477,26 +533,15 @@ func TestHostileCRLFNeverReachesFailureFrame(t *testing.T) {
 		client := middleware.NewClient(middleware.Config{Stream: sse.Config{FailureEvent: true}, Retry: retry.Policy{MaxAttempts: 1}})
 		defer client.CloseIdleConnections()
 		resp, err := client.Get(srv.URL)
-		if err != nil {
-			// Observed with go1.26: net/http refuses the header ("malformed
-			// MIME header line"): no response, so no frame; the error is
-			// one line.
-			se := asStreamError(t, err)
-			wantVerdict(t, se, streamguard.SourceNetwork, streamguard.ReasonConnection)
-			if strings.ContainsAny(se.Error(), "\r\n") {
-				t.Fatalf("error is not one line: %q", se.Error())
-			}
-			t.Logf("net/http refused the response: %v", se)
-			return
+		if err == nil {
+			resp.Body.Close()
+			t.Fatalf("net/http accepted a raw CR in a header (X-Request-Id %q): the response reached the guard", resp.Header.Get("X-Request-Id"))
 		}
-		defer resp.Body.Close()
-		delivered, err := io.ReadAll(resp.Body)
-		wantVerdict(t, asStreamError(t, err), streamguard.SourcePlatform, streamguard.ReasonTruncated)
-		good := "data: " + gatewaytest.ChatChunk(0) + "\n\n"
-		if !bytes.HasPrefix(delivered, []byte(good)) {
-			t.Fatalf("delivered %q", delivered)
+		se := asStreamError(t, err)
+		wantVerdict(t, se, streamguard.SourceNetwork, streamguard.ReasonConnection)
+		if strings.ContainsAny(se.Error(), "\r\n") {
+			t.Fatalf("error is not one line: %q", se.Error())
 		}
-		frameOf(t, delivered[len(good):], true)
 	})
 
 	t.Run("server: a relay's WriteError after the 200", func(t *testing.T) {
