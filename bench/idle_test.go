@@ -85,10 +85,11 @@ func (s *idleServer) releaseAll() {
 // figure holds both ends of each connection; the difference between the
 // variants is what the client layers add:
 //
-//	raw         the response as the transport returns it
-//	guard       sse.Guard with the zero Config
-//	guard-idle  sse.Guard with IdleTimeout 30 s (one timer per stream)
-//	stack       middleware.NewClient (budget, retry, no-op tracer, guard)
+//	raw           the response as the transport returns it
+//	guard-noidle  sse.Guard with stall detection off (IdleTimeout -1: no timer)
+//	guard-idle    sse.Guard with IdleTimeout 30 s (one timer per stream; the
+//	              zero Config has one too, of 120 s, on an event stream)
+//	stack         middleware.NewClient (budget, retry, no-op tracer, guard)
 //
 // It reports heap-B/stream and, for goroutine stacks (not heap),
 // stack-B/stream; ns/op is the time to open and close the streams and means
@@ -107,7 +108,7 @@ func BenchmarkIdleStreams(b *testing.B) {
 		guard  *sse.Config
 	}{
 		{name: "raw", client: plainClient},
-		{name: "guard", client: plainClient, guard: &sse.Config{}},
+		{name: "guard-noidle", client: plainClient, guard: &sse.Config{IdleTimeout: -1}},
 		{name: "guard-idle", client: plainClient, guard: &sse.Config{IdleTimeout: 30 * time.Second}},
 		{name: "stack", client: func(t *http.Transport) *http.Client {
 			return middleware.NewClient(middleware.Config{Base: t, Tracing: tracing.Config{TracerProvider: noop.NewTracerProvider()}})

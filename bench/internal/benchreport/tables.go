@@ -182,13 +182,13 @@ func (p *report) requestTables() {
 	p.printf("\nThe openai rows include the SDK's JSON encoding and decoding: compare them with each other, not with raw.\n\n")
 }
 
-var idleOrder = []string{"raw", "guard", "guard-idle", "stack"}
+var idleOrder = []string{"raw", "guard-noidle", "guard-idle", "stack"}
 
 var idleDesc = map[string]string{
-	"raw":        "the response as the transport returns it",
-	"guard":      "`sse.Guard`, zero Config",
-	"guard-idle": "`sse.Guard`, IdleTimeout 30 s (one timer per stream)",
-	"stack":      "`middleware.NewClient` (budget, retry, no-op tracer, guard)",
+	"raw":          "the response as the transport returns it",
+	"guard-noidle": "`sse.Guard` with stall detection off (`IdleTimeout: -1`: no timer)",
+	"guard-idle":   "`sse.Guard`, IdleTimeout 30 s (one timer per stream; the zero Config has one too, of 120 s, on an event stream)",
+	"stack":        "`middleware.NewClient` (budget, retry, no-op tracer, guard)",
 }
 
 func (p *report) idleTable() {
