@@ -58,14 +58,13 @@ func BenchmarkRetry(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					for {
-						if _, err := resp.Body.Read(buf); err != nil {
-							break
-						}
-					}
+					n, err := drain(resp.Body, buf) // to io.EOF: any other error is returned
 					resp.Body.Close()
 					if resp.StatusCode != 200 {
 						b.Fatalf("status %d", resp.StatusCode)
+					}
+					if err != nil || n != int64(len(retryReply)) {
+						b.Fatalf("read %d bytes of the %d-byte reply: %v", n, len(retryReply), err)
 					}
 				}
 			})
