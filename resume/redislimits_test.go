@@ -151,3 +151,43 @@ func (c *failMeta) Do(ctx context.Context, args ...any) (any, error) {
 	}
 	return c.RedisClient.Do(ctx, args...)
 }
+
+// TestRedisStoreAppendChecksBatch: the append script refuses a batch whose
+// lengths are not its count of whole numbers adding up to its bytes (the
+// readers would fail on it), and stores nothing of it.
+func TestRedisStoreAppendChecksBatch(t *testing.T) {
+	s := redisStore(t, redisClient(t), resume.RedisConfig{})
+	ctx := context.Background()
+	name := resumetest.Name()
+	if err := s.Create(ctx, name, []byte("owner")); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []struct {
+		count      int
+		lens, body string
+	}{
+		{2, "5,5", "123456789"},
+		{2, "5,5", "12345678901"},
+		{3, "5,5", "1234567890"},
+		{1, "5,5", "1234567890"},
+		{2, "-1,11", "1234567890"},
+		{2, "2.5,7.5", "1234567890"},
+		{2, "a,10", "1234567890"},
+		{1, "", "1234567890"},
+		{0, "", ""},
+	} {
+		err := resume.AppendRaw(ctx, s, name, 1, b.count, b.lens, b.body)
+		if err == nil || !strings.Contains(err.Error(), "do not match") {
+			t.Errorf("%d events, lengths %q, %d bytes: %v, want a refusal", b.count, b.lens, len(b.body), err)
+		}
+	}
+	if info, err := s.Info(ctx, name); err != nil || info.Last != 0 {
+		t.Fatalf("after the refusals: %+v, %v; want nothing stored", info, err)
+	}
+	if err := resume.AppendRaw(ctx, s, name, 1, 2, "4,6", "data1\ndata"); err != nil {
+		t.Fatalf("a good batch: %v", err)
+	}
+	if info, err := s.Info(ctx, name); err != nil || info.Last != 2 {
+		t.Fatalf("after a good batch: %+v, %v", info, err)
+	}
+}

@@ -170,7 +170,9 @@ return 1
 // entry: its id 0-{seq of its last event}, its fields n (how many events),
 // l (their lengths, "12,7,...") and d (their bytes end to end); the meta's
 // bytes counts them all. ARGV: ttl, tombstone ttl, max len, first seq,
-// count, the lengths, the bytes, max bytes.
+// count, the lengths, the bytes, max bytes. A batch whose lengths are not
+// count whole numbers adding up to its bytes is refused (SGBATCH), so that
+// no client can store a batch the readers would fail on.
 var appendScript = newScript(prelude + `
 local m = redis.call('HMGET', KEYS[1], 'last', 'ended', 'bytes')
 if not m[1] then return missing() end
@@ -181,7 +183,16 @@ local seq = tonumber(m[1])
 if tonumber(ARGV[4]) ~= seq + 1 then
 	return redis.error_reply('SGSEQUENCE event out of sequence')
 end
-local last, size = seq + tonumber(ARGV[5]), (tonumber(m[3]) or 0) + #ARGV[7]
+local k, sum = 0, 0
+for l in string.gmatch(ARGV[6], '[^,]+') do
+	local n = tonumber(l)
+	if not n or n < 0 or n % 1 ~= 0 then k = -1 break end
+	k, sum = k + 1, sum + n
+end
+if k < 1 or k ~= tonumber(ARGV[5]) or sum ~= #ARGV[7] then
+	return redis.error_reply('SGBATCH lengths that do not match the batch')
+end
+local last, size = seq + k, (tonumber(m[3]) or 0) + #ARGV[7]
 if last > tonumber(ARGV[3]) or size > tonumber(ARGV[8]) then
 	return redis.error_reply('SGFULL stream full')
 end
@@ -319,6 +330,10 @@ return m
 // event, so it is out of sequence.
 var errEnded = errors.Join(ErrSequence, errors.New("resume: stream ended"))
 
+// errBatch is the append script's refusal of a batch whose lengths do not
+// match its bytes: a client's bug, never the store's state.
+var errBatch = errors.New("resume: a batch of events whose lengths do not match its bytes")
+
 // redisErr maps a script's refusal to this package's errors, Redis's own
 // refusal past its maxmemory to ErrFull (a script refused so wrote
 // nothing: Redis refuses its first write), and passes any other error on.
@@ -340,6 +355,8 @@ func redisErr(err error) error {
 		return ErrSequence
 	case "SGENDED":
 		return errEnded
+	case "SGBATCH":
+		return errBatch
 	case "OOM": // Redis at its maxmemory, with noeviction: it writes nothing
 		return errors.Join(ErrFull, err)
 	}
