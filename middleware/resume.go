@@ -59,6 +59,18 @@ type ResumeConfig struct {
 	// long: a half-open connection) counts as gone: its connection fails,
 	// and the stream goes on being stored for a resume.
 	Linger time.Duration
+	// Stop, when closed, ends the work of every resumable stream whose
+	// handler is still running, as a server shutting down does at the end
+	// of its drain (after http.Server.Shutdown timed out): the handler's
+	// context is canceled, and the stream ends, after the events stored,
+	// with a truncated failure event from the platform, stored (so that
+	// resumes at any replica sharing the store get it at once, not after
+	// a linger without the writer's beats) and sent to its client if it
+	// is still there. The handlers return once their work stops; wait for
+	// them (Shutdown again) before closing the store. Resumes being
+	// served end with their request's context (cancel the server's
+	// BaseContext). Nil means never.
+	Stop <-chan struct{}
 	// CredentialHeaders names request headers that carry credentials, in
 	// addition to those the library knows (see Config.CredentialHeaders):
 	// a resume must present the same values, compared by keyed hash.
@@ -161,6 +173,7 @@ func serveResumable(w http.ResponseWriter, r *http.Request, next http.Handler, c
 		}
 	}()
 	defer rw.finish()
+	rw.watchStop(rc.Stop)
 	stop := context.AfterFunc(r.Context(), rw.gone)
 	defer stop()
 	returned := false
@@ -185,6 +198,14 @@ func serveResumable(w http.ResponseWriter, r *http.Request, next http.Handler, c
 	returned = true
 	if errors.Is(context.Cause(ctx), errLinger) {
 		rw.endShort() // its work canceled: whatever it sent last is not the end
+	}
+	if errors.Is(context.Cause(ctx), errStopped) {
+		// Unless the handler's own failure (errShutDown then) ended it.
+		if ow := findWriter(w); ow != nil {
+			ow.end(http.StatusBadGateway, errShutDown, false)
+		} else {
+			rw.fail(errShutDown)
+		}
 	}
 	if ow := findWriter(w); ow != nil && errors.Is(context.Cause(ctx), streamguard.ErrBudgetExceeded) {
 		// The budget's failure event ends the stream, stored with it, if

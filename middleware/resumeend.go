@@ -3,8 +3,10 @@ package middleware
 import (
 	"context"
 	"errors"
+	"net/http"
 	"time"
 
+	"github.com/streamguard/streamguard"
 	"github.com/streamguard/streamguard/resume"
 )
 
@@ -109,4 +111,28 @@ func (w *resumeWriter) endStored(cut bool) {
 			return
 		}
 	}
+}
+
+// errStopped is the cause a resumable stream's work is canceled with when
+// ResumeConfig.Stop is closed.
+var errStopped = errors.New("middleware: the server stopped the stream's work (ResumeConfig.Stop)")
+
+// errShutDown ends a stream whose work ResumeConfig.Stop canceled, for its
+// client and for resumes.
+var errShutDown = &streamguard.Error{Source: streamguard.SourcePlatform, Reason: streamguard.ReasonTruncated,
+	StatusCode: http.StatusBadGateway, Message: "the server shut down before the stream's end"}
+
+// watchStop cancels the handler's work (cause errStopped) when stop is
+// closed before the handler returns.
+func (w *resumeWriter) watchStop(stop <-chan struct{}) {
+	if stop == nil {
+		return
+	}
+	go func() {
+		select {
+		case <-stop:
+			w.cancel(errStopped)
+		case <-w.done:
+		}
+	}()
 }

@@ -269,6 +269,9 @@ func (w *resumeWriter) failLocked(err error) bool {
 		return true
 	}
 	w.failed = true
+	if errors.Is(context.Cause(w.ctx), errStopped) {
+		err = errShutDown // the handler's failure is that of its canceled work
+	}
 	f := &w.f
 	if f.ending { // a complete event, waiting to see if an LF follows its CR
 		w.record()

@@ -1,0 +1,84 @@
+package middleware_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/streamguard/streamguard/middleware"
+	"github.com/streamguard/streamguard/resume"
+	"github.com/streamguard/streamguard/sse"
+)
+
+// TestResumeStop: closing ResumeConfig.Stop cancels the work of the
+// streams still running, whether their client is still reading or left:
+// each ends, for the client and in the store, with a truncated failure
+// event from the platform after the events it had, at once, and a
+// resume gets that failure at once too.
+func TestResumeStop(t *testing.T) {
+	for _, leave := range []bool{false, true} {
+		store := resume.NewMemoryStore(resume.MemoryConfig{})
+		stop := make(chan struct{})
+		canceled := make(chan struct{})
+		h := middleware.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprint(w, "data: 1\n\ndata: 2\n\n")
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				close(canceled)
+			case <-time.After(time.Minute):
+			}
+		}), middleware.ServerConfig{Resume: &middleware.ResumeConfig{Store: store, Linger: time.Minute, Stop: stop}})
+		srv := httptest.NewServer(h)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := resp.Header.Get(sse.ResumableStreamHeader)
+		buf := make([]byte, 1024)
+		n, _ := io.ReadAtLeast(resp.Body, buf, len("data: 1\nid: \n\ndata: 2\nid: \n\n")+2*len(name+".1"))
+		if leave {
+			resp.Body.Close()
+			time.Sleep(50 * time.Millisecond)
+		}
+		start := time.Now()
+		close(stop)
+		select {
+		case <-canceled:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("leave %v: the handler's work was never canceled", leave)
+		}
+		if !leave {
+			rest, _ := io.ReadAll(resp.Body)
+			got := string(buf[:n]) + string(rest)
+			if !strings.HasSuffix(got, "\nevent: error\nid: "+name+".3\n\n") || !strings.Contains(got, `"reason":"truncated"`) || !strings.Contains(got, "shut down") {
+				t.Errorf("the client read %q, want its events and a truncated failure event", got)
+			}
+		}
+		resp.Body.Close()
+		rreq, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+		rreq.Header.Set(sse.LastEventIDHeader, name+".2")
+		rresp, err := http.DefaultClient.Do(rreq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(rresp.Body)
+		rresp.Body.Close()
+		if err != nil || !strings.Contains(string(body), `"source":"platform","reason":"truncated"`) || !strings.HasSuffix(string(body), "id: "+name+".3\n\n") {
+			t.Errorf("leave %v: the resume read %q, %v; want the truncated failure event", leave, body, err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("leave %v: the stream took %v to end after the stop", leave, d)
+		}
+		cancel()
+		srv.Close()
+	}
+}
