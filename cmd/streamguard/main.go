@@ -5,7 +5,7 @@
 //
 //	streamguard [demo]            run every platform fault against an embedded gateway
 //	streamguard probe [flags] URL call a real endpoint through the client stack
-//	streamguard relay -listen ADDR -upstream URL [-store memory|redis://HOST:PORT/DB] [-budget D] [-idle D] [-linger D]
+//	streamguard relay -listen ADDR -upstream URL [-store memory|redis://HOST:PORT/DB] [-budget D] [-idle D] [-linger D] [-drain D]
 //	                              relay to an upstream with resumable streams
 //
 // The demo starts a fault-injecting gateway on loopback and calls it through
@@ -37,7 +37,7 @@ const usage = `usage:
   streamguard [demo]             run every platform fault against an embedded gateway
   streamguard probe [flags] URL  call a real endpoint through the client stack
   streamguard relay -listen ADDR -upstream URL [-store memory|redis://HOST:PORT/DB]
-                    [-budget D] [-idle D] [-linger D]
+                    [-budget D] [-idle D] [-linger D] [-drain D]
                                  relay to an upstream, with resumable streams
 
 Run "streamguard probe -h" or "streamguard relay -h" for the flags.

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/streamguard/streamguard"
@@ -34,6 +35,13 @@ It logs to stderr (log/slog text): the upstream calls' retries and
 failures, panics, budgets exceeded, and streams the store refused events
 of; never a credential.
 
+On SIGTERM or SIGINT it stops accepting and lets the requests in flight
+run on for the drain (-drain), streams whose client left included. Then
+it ends the streams still running: their upstream calls are canceled, and
+each ends with a truncated failure event, stored (a resume at any relay
+sharing the store gets it at once) and sent to its client if still
+connected. It exits within about 10 s more, the store closed last.
+
 Flags:
 `
 
@@ -41,6 +49,7 @@ Flags:
 type relayConfig struct {
 	listen, upstream, store string
 	budget, idle, linger    time.Duration
+	drain                   time.Duration
 }
 
 // parseRelay reads the relay's command line; the code is the exit code
@@ -57,6 +66,7 @@ func parseRelay(args []string, stderr io.Writer) (relayConfig, int) {
 	fs.DurationVar(&c.budget, "budget", streamguard.SyncBudget, "each request's time budget, upstream and downstream")
 	fs.DurationVar(&c.idle, "idle", sse.DefaultIdleTimeout, "an upstream stream silent this long is stalled (negative: off)")
 	fs.DurationVar(&c.linger, "linger", middleware.DefaultLinger, "how long a stream's upstream work outlives its client, waiting for a resume")
+	fs.DurationVar(&c.drain, "drain", 10*time.Second, "on SIGTERM, how long the requests in flight may run on before the streams still running end as cut (0: at once)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, 0 // -h: the usage was asked for
@@ -72,8 +82,8 @@ func parseRelay(args []string, stderr io.Writer) (relayConfig, int) {
 	}
 	// The layers would take these for their defaults, or raise them, while
 	// the relay said it runs with what was typed.
-	if c.budget <= 0 || c.idle == 0 || c.linger < middleware.MinLinger {
-		fmt.Fprintf(stderr, "streamguard relay: -budget must be positive, -idle non-zero (negative: off), -linger at least %v\n", middleware.MinLinger)
+	if c.budget <= 0 || c.idle == 0 || c.linger < middleware.MinLinger || c.drain < 0 {
+		fmt.Fprintf(stderr, "streamguard relay: -budget must be positive, -idle non-zero (negative: off), -linger at least %v, -drain not negative\n", middleware.MinLinger)
 		return c, 2
 	}
 	return c, -1
@@ -112,31 +122,46 @@ func relay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "streamguard relay: %v\n", err)
 		return 1
 	}
-	srv := relayServer(up, store, c, slog.New(slog.NewTextHandler(stderr, nil)))
+	stop := make(chan struct{})
+	srv := relayServer(up, store, c, slog.New(slog.NewTextHandler(stderr, nil)), stop)
 	fmt.Fprintf(stdout, "streamguard relay: http://%s -> %s (store %s, linger %v)\n", ln.Addr(), redact.RawURL(c.upstream), redact.RawURL(c.store), c.linger)
-	return serveUntil(ctx, srv, ln, stderr)
+	return serveUntil(ctx, srv, ln, c.drain, stop, stderr) // before the deferred closeStore
 }
 
 // relayServer builds the relay's http.Server. Its log gets the upstream
 // calls' retries and final failures, and the server's panics, budgets
-// exceeded and streams the store refused.
-func relayServer(up *url.URL, store resume.Store, c relayConfig, log *slog.Logger) *http.Server {
+// exceeded and streams the store refused. Closing stop ends the streams
+// still running (ResumeConfig.Stop).
+func relayServer(up *url.URL, store resume.Store, c relayConfig, log *slog.Logger, stop <-chan struct{}) *http.Server {
 	client := middleware.NewClient(middleware.Config{Budget: c.budget, Stream: sse.Config{IdleTimeout: c.idle}, Logger: log})
 	h := middleware.NewHandler(middleware.Relay(up, client), middleware.ServerConfig{
 		Budget:    c.budget,
 		Heartbeat: 15 * time.Second,
 		Logger:    log,
-		Resume:    &middleware.ResumeConfig{Store: store, Linger: c.linger},
+		Resume:    &middleware.ResumeConfig{Store: store, Linger: c.linger, Stop: stop},
 	})
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second}
+	srv := &http.Server{Handler: &inflight{h: h}, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second}
 	srv.Protocols = new(http.Protocols)
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetUnencryptedHTTP2(true)
 	return srv
 }
 
-// serveUntil serves on ln until ctx ends, then shuts down gracefully.
-func serveUntil(ctx context.Context, srv *http.Server, ln net.Listener, stderr io.Writer) int {
+// endGrace bounds each step of the end of a shutdown whose drain ran
+// out: the handlers ending their streams, then, their connections closed,
+// returning.
+const endGrace = 5 * time.Second
+
+// serveUntil serves on ln until ctx ends, then shuts down: it stops
+// accepting and lets the requests in flight run on for the drain; then it
+// closes stop, which ends the streams still running as cut, cancels the
+// other requests' contexts, and closes the connections of those still
+// running endGrace later. It returns once every handler has returned (or
+// after another endGrace, saying so), so that the store can be closed.
+func serveUntil(ctx context.Context, srv *http.Server, ln net.Listener, drain time.Duration, stop chan struct{}, stderr io.Writer) int {
+	base, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
+	srv.BaseContext = func(net.Listener) context.Context { return base }
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -145,16 +170,70 @@ func serveUntil(ctx context.Context, srv *http.Server, ln net.Listener, stderr i
 		return 1
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
+		close(stop)
+		cancelBase()
+		hs := srv.Handler.(*inflight)
+		ended := hs.wait(endGrace)
 		srv.Close()
+		if !ended && !hs.wait(endGrace) {
+			fmt.Fprintf(stderr, "streamguard relay: requests still running %v after the drain of %v\n", 2*endGrace, drain)
+		}
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		fmt.Fprintf(stderr, "streamguard relay: %v\n", err)
 		return 1
 	}
 	return 0
+}
+
+// inflight counts the requests its handler is serving, so that the relay
+// closes its store only once none is left.
+type inflight struct {
+	h    http.Handler
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed when n is back to 0, once wait asked
+}
+
+func (f *inflight) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	f.n++
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.n--; f.n == 0 && f.idle != nil {
+			close(f.idle)
+			f.idle = nil
+		}
+	}()
+	f.h.ServeHTTP(w, r)
+}
+
+// wait waits up to d for no request to be left, and reports whether none
+// is.
+func (f *inflight) wait(d time.Duration) bool {
+	f.mu.Lock()
+	if f.n == 0 {
+		f.mu.Unlock()
+		return true
+	}
+	if f.idle == nil {
+		f.idle = make(chan struct{})
+	}
+	idle := f.idle
+	f.mu.Unlock()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-idle:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // openStore opens the store a -store flag names.
