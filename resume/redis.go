@@ -110,8 +110,9 @@ type RedisConfig struct {
 //	                    made once with SET NX; it never expires
 //	P{sets}:live        sorted sets of the names of the streams held,
 //	P{sets}:ended       being written and ended, scored by the unix ms at
-//	                    which each one expires: they count streams
-//	                    against MaxStreams
+//	                    which each one expires, and TTL/8 more (a score
+//	                    must not run out before its stream's keys): they
+//	                    count streams against MaxStreams
 //	Ps:{N}:meta         a hash: owner, last, ended, seen, created,
 //	                    written (seen and written by Redis's clock:
 //	                    TIME), bytes (its events'), cut (1: it ended
@@ -298,7 +299,14 @@ func (s *RedisStore) Create(ctx context.Context, stream string, owner []byte) er
 }
 
 // deadline returns when a stream active at now expires, in unix ms.
-func (s *RedisStore) deadline(now time.Time) int64 { return now.Add(s.cfg.TTL).UnixMilli() }
+// deadline is the score of a stream counted at now in the sets: its keys'
+// TTL and TTL/redisTouchEvery more, since touch renews a score at most that
+// often while every write and read renews the keys: a score must never run
+// out before its keys (a Create in between would drop the stream from the
+// count, and touch's ZADD XX never adds it again).
+func (s *RedisStore) deadline(now time.Time) int64 {
+	return now.Add(s.cfg.TTL + s.cfg.TTL/redisTouchEvery).UnixMilli()
+}
 
 // Info returns what the store knows of a stream. It is not a visit: it
 // neither sets Seen nor renews the TTL.

@@ -171,8 +171,8 @@ return 1
 // l (their lengths, "12,7,...") and d (their bytes end to end); the meta's
 // bytes counts them all. ARGV: ttl, tombstone ttl, max len, first seq,
 // count, the lengths, the bytes, max bytes. A batch whose lengths are not
-// count whole numbers adding up to its bytes is refused (SGBATCH), so that
-// no client can store a batch the readers would fail on.
+// count decimal numbers, comma-separated, adding up to its bytes is refused
+// (SGBATCH), so that no client can store a batch the readers would fail on.
 var appendScript = newScript(prelude + `
 local m = redis.call('HMGET', KEYS[1], 'last', 'ended', 'bytes')
 if not m[1] then return missing() end
@@ -184,10 +184,10 @@ if tonumber(ARGV[4]) ~= seq + 1 then
 	return redis.error_reply('SGSEQUENCE event out of sequence')
 end
 local k, sum = 0, 0
-for l in string.gmatch(ARGV[6], '[^,]+') do
-	local n = tonumber(l)
-	if not n or n < 0 or n % 1 ~= 0 then k = -1 break end
-	k, sum = k + 1, sum + n
+if string.find(ARGV[6], '^%d+$') or string.find(ARGV[6], '^%d+,[%d,]*%d$') and not string.find(ARGV[6], ',,', 1, true) then
+	for l in string.gmatch(ARGV[6], '%d+') do
+		k, sum = k + 1, sum + tonumber(l)
+	end
 end
 if k < 1 or k ~= tonumber(ARGV[5]) or sum ~= #ARGV[7] then
 	return redis.error_reply('SGBATCH lengths that do not match the batch')
@@ -225,6 +225,9 @@ touch()
 if m[2] ~= '1' then
 	redis.call('HSET', KEYS[1], 'ended', '1', 'cut', ARGV[3])
 	redis.call('XADD', KEYS[2], '0-' .. (tonumber(m[1]) + 1), 'e', '1')
+	-- A stream without events had no events key for touch to renew:
+	-- the marker made it, and it expires with the others.
+	redis.call('PEXPIRE', KEYS[2], ARGV[1])
 end
 return 1
 `)
