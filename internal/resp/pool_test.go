@@ -3,9 +3,15 @@ package resp
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"net"
+	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -131,5 +137,145 @@ func TestIdleConnectionKept(t *testing.T) {
 	time.Sleep(250 * time.Millisecond) // past both
 	if id, err := c.Do(context.Background(), "CLIENT", "ID"); err != nil || id != first {
 		t.Fatalf("CLIENT ID %v (%v) after an idle time, was %v: the connection was not used again", id, err, first)
+	}
+}
+
+// holdConn gathers what is written to it while held, and sends it in one
+// write when flushed: TLS records written one by one arrive in one TCP
+// segment.
+type holdConn struct {
+	net.Conn
+	mu   sync.Mutex
+	hold bool
+	buf  []byte
+}
+
+func (h *holdConn) Write(p []byte) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.hold {
+		h.buf = append(h.buf, p...)
+		return len(p), nil
+	}
+	return h.Conn.Write(p)
+}
+
+func (h *holdConn) flush() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, err := h.Conn.Write(h.buf)
+	h.buf, h.hold = nil, false
+	return err
+}
+
+// extraReplyServer answers each PING with +PONG, over TLS with cert when
+// it is not nil, on every connection it accepts; on the first one, the
+// first reply is followed by "+STALE\r\n", which nothing asked for: in
+// the same TCP write, and over TLS in a record of its own. It returns its
+// address and a count of the connections it accepted.
+func extraReplyServer(t *testing.T, cert *tls.Certificate) (string, *atomic.Int32) {
+	t.Helper()
+	ln := listen(t)
+	var accepted atomic.Int32
+	go func() {
+		for {
+			raw, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			first := accepted.Add(1) == 1
+			go func() {
+				defer raw.Close()
+				raw.SetDeadline(time.Now().Add(10 * time.Second))
+				hc := &holdConn{Conn: raw}
+				var c net.Conn = hc
+				if cert != nil {
+					c = tls.Server(hc, &tls.Config{Certificates: []tls.Certificate{*cert}})
+				}
+				r := bufio.NewReader(c)
+				for {
+					for range 3 { // *1, $4, PING
+						if _, err := r.ReadString('\n'); err != nil {
+							return
+						}
+					}
+					if !first {
+						c.Write([]byte("+PONG\r\n"))
+						continue
+					}
+					first = false
+					hc.mu.Lock()
+					hc.hold = true
+					hc.mu.Unlock()
+					c.Write([]byte("+PONG\r\n"))  // a record: the reply
+					c.Write([]byte("+STALE\r\n")) // another: unasked
+					hc.flush()
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), &accepted
+}
+
+// TestExtraReplyDropsConnection: a connection on which the server sent
+// more than the reply is not used again, over plain TCP and over TLS,
+// where the extra bytes may have been read (and decrypted) by crypto/tls
+// along with the reply, out of sight of both r.Buffered and the probe of
+// the socket: the next command takes a new connection, and gets its own
+// reply, not the stale one.
+func TestExtraReplyDropsConnection(t *testing.T) {
+	hs := httptest.NewUnstartedServer(nil)
+	hs.StartTLS()
+	cert, leaf := hs.TLS.Certificates[0], hs.Certificate()
+	hs.Close()
+	for _, scheme := range []string{"redis", "rediss"} {
+		t.Run(scheme, func(t *testing.T) {
+			var addr string
+			var accepted *atomic.Int32
+			if scheme == "rediss" {
+				addr, accepted = extraReplyServer(t, &cert)
+			} else {
+				addr, accepted = extraReplyServer(t, nil)
+			}
+			c, err := New(scheme + "://" + addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if c.tls != nil {
+				c.tls.RootCAs = x509.NewCertPool()
+				c.tls.RootCAs.AddCert(leaf)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if v, err := c.Do(ctx, "PING"); err != nil || v != "PONG" {
+				t.Fatalf("first PING: %v %v", v, err)
+			}
+			time.Sleep(100 * time.Millisecond) // the extra bytes have arrived
+			if v, err := c.Do(ctx, "PING"); err != nil || v != "PONG" {
+				t.Fatalf("second PING: %q %v: the previous call's extra bytes were taken for its reply", v, err)
+			}
+			if n := accepted.Load(); n != 2 {
+				t.Fatalf("%d connections, want 2: the one with extra bytes was used again", n)
+			}
+			// The new connection had nothing extra: it is used again.
+			if v, err := c.Do(ctx, "PING"); err != nil || v != "PONG" || accepted.Load() != 2 {
+				t.Fatalf("third PING: %v %v, %d connections: a clean connection was not used again", v, err, accepted.Load())
+			}
+		})
+	}
+}
+
+// TestDoAfterClose: a call on a closed client fails with ErrClosed; it
+// does not dial a new connection.
+func TestDoAfterClose(t *testing.T) {
+	c, _ := New("redis://" + fakeServer(t, "+PONG\r\n", "+PONG\r\n"))
+	c.timeout = time.Second
+	if v, err := c.Do(context.Background(), "PING"); err != nil || v != "PONG" {
+		t.Fatalf("PING: %v %v", v, err)
+	}
+	c.Close()
+	if v, err := c.Do(context.Background(), "PING"); !errors.Is(err, ErrClosed) || !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("PING after Close: %v %v, want ErrClosed", v, err)
 	}
 }

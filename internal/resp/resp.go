@@ -41,6 +41,10 @@ const (
 // command (BLOCK, BLPOP) must ask to block for less.
 const callTimeout = 10 * time.Second
 
+// ErrClosed is the error of a call (Do) on a closed client. It wraps
+// net.ErrClosed.
+var ErrClosed = fmt.Errorf("redis: the client is closed: %w", net.ErrClosed)
+
 // Error is an error reply of the server; its text is the server's, as
 // other Go clients give it ("NOSCRIPT ...", "ERR ...").
 type Error string
@@ -111,7 +115,7 @@ func New(rawURL string) (*Client, error) {
 }
 
 // Close closes the idle connections, and each connection in use once its
-// call returns.
+// call returns. A call after Close fails with ErrClosed.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -203,10 +207,16 @@ func (c *Client) get(ctx context.Context, b bound) (*conn, error) {
 		if cn == nil {
 			break
 		}
-		if cn.r.Buffered() == 0 && cn.probe.alive() {
+		if cn.r.Buffered() == 0 && cn.probe.alive() && cn.tlsQuiet() {
 			return cn, nil
 		}
 		cn.nc.Close()
+	}
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
 	}
 	d := net.Dialer{Deadline: b.at}
 	var nc net.Conn
@@ -237,6 +247,25 @@ func (c *Client) get(ctx context.Context, b bound) (*conn, error) {
 		}
 	}
 	return cn, nil
+}
+
+// tlsQuiet tells whether a TLS connection holds no reply data that crypto/tls
+// has read from the socket but not handed out: a record read along with the
+// last reply, which neither r.Buffered nor the probe (it reads the socket)
+// can see, and which the next command would take for its reply. It reads
+// with a deadline already past: crypto/tls then returns what it holds (a
+// byte: the connection is not used again) or a timeout, which it takes for
+// a temporary error, leaving the connection usable, without waiting for the
+// network. The deadline is cleared after. A plain TCP connection is quiet.
+func (cn *conn) tlsQuiet() bool {
+	if _, ok := cn.nc.(*tls.Conn); !ok {
+		return true
+	}
+	if cn.nc.SetReadDeadline(time.Now()) != nil {
+		return false
+	}
+	_, err := cn.r.Peek(1)
+	return errors.Is(err, os.ErrDeadlineExceeded) && cn.nc.SetReadDeadline(time.Time{}) == nil
 }
 
 // auth is the AUTH command of the client's credentials, if it has any.
