@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -73,7 +76,7 @@ func TestRelayStoreErrors(t *testing.T) {
 	canceled, cancel := context.WithCancel(context.Background())
 	cancel() // a relay that took the store would stop at once, exit 0
 	for _, store := range []string{"disk://u:hunter2@x", "redis://u:hunter2@h\x7f", "rediss://u:hunter2@127.0.0.1:1/0", "redis://u:hunter2@127.0.0.1:1/x",
-		"redis://default:/hunter2@127.0.0.1:1/0", "redis://default:12#hunter2@127.0.0.1:1/0", "redis:/default:hunter2@h"} {
+		"redis://hunter2@127.0.0.1:1/0", "rediss://hunter2@127.0.0.1:1/x", "redis://default:/hunter2@127.0.0.1:1/0", "redis://default:12#hunter2@127.0.0.1:1/0", "redis:/default:hunter2@h"} {
 		var out, errb bytes.Buffer
 		if code := relay(canceled, []string{"-listen", "127.0.0.1:0", "-upstream", "http://x", "-store", store}, &out, &errb); code != 2 {
 			t.Errorf("%q: exit %d", store, code)
@@ -81,6 +84,50 @@ func TestRelayStoreErrors(t *testing.T) {
 		if all := out.String() + errb.String(); strings.Contains(all, "hunter2") || !strings.Contains(all, "-store") {
 			t.Errorf("%q: %s", store, all)
 		}
+	}
+}
+
+// TestRelayStoreUserName: the line the relay prints when it starts does
+// not show the user name of a redis URL either: "redis://s3cret@host" is a
+// password written without its ':', which Redis gets as the user.
+func TestRelayStoreUserName(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // a Redis that says OK to every command (AUTH, PING, INFO)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadString('\n') // *N
+					if err != nil {
+						return
+					}
+					n, _ := strconv.Atoi(strings.TrimSpace(line[1:]))
+					for range 2 * n {
+						if _, err := r.ReadString('\n'); err != nil {
+							return
+						}
+					}
+					c.Write([]byte("+OK\r\n"))
+				}
+			}()
+		}
+	}()
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out, errb bytes.Buffer
+	code := relay(canceled, []string{"-listen", "127.0.0.1:0", "-upstream", "http://x", "-store", "redis://hunter2@" + ln.Addr().String() + "/0"}, &out, &errb)
+	if all := out.String() + errb.String(); code != 0 || strings.Contains(all, "hunter2") || !strings.Contains(out.String(), "store redis://REDACTED@") {
+		t.Errorf("exit %d, said %q", code, all)
 	}
 }
 

@@ -7,7 +7,9 @@ import (
 )
 
 // RawURL returns a URL given as text (a flag, a setting) for a message:
-// with its password replaced (url.URL.Redacted), every query value
+// with its password replaced (url.URL.Redacted), or for a redis:// or
+// rediss:// URL its whole userinfo (REDACTED@: "redis://s3cret@host", a
+// password written without its ':', sends it as the user), every query value
 // replaced (Query: a key may be in any of them) and its fragment dropped,
 // or only its scheme when it holds an '@' that url.Parse did not take as
 // the end of a userinfo (it does not parse, or a '/', '?' or '#' in the
@@ -20,6 +22,9 @@ func RawURL(s string) string {
 			u.RawQuery = Query(u.RawQuery)
 		}
 		u.Fragment, u.RawFragment = "", ""
+		if u.User != nil && (u.Scheme == "redis" || u.Scheme == "rediss") {
+			u.User = url.User(Marker)
+		}
 		return u.Redacted()
 	}
 	if strings.Contains(s, "@") {

@@ -39,7 +39,8 @@ func TestURL(t *testing.T) {
 		}
 	}
 	for _, u := range []string{"http://u:hunter2@x", "redis://u:hunter2@h:1/x", "redis://:hunter2@:6379", "redis://u:hunter2@h\x7f", "rediss://u:hunter2@[::1/", "redis://default:/hunter2@h:6379/0", "redis://default:12#hunter2@h/0", "redis:/default:hunter2@h",
-		"redis://h:6379/0?password=hunter2", "redis://h:6379?db=3&x=hunter2", "redis://h:6379/0?"} {
+		"redis://h:6379/0?password=hunter2", "redis://h:6379?db=3&x=hunter2", "redis://h:6379/0?",
+		"redis://hunter2@h:1/x", "rediss://hunter2:@h/0?db=1"} { // a password written without ':' is the user name
 		_, err := New(u)
 		if err == nil {
 			t.Errorf("%q accepted", u)
