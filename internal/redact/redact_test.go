@@ -102,9 +102,9 @@ func TestIsCredentialHeader(t *testing.T) {
 	}
 }
 
-// TestRawURL: a URL given as text loses its password, whole or not, its
-// query values and its fragment, and keeps the rest; a redis URL loses its
-// whole userinfo, where a password written without ':' is the user name.
+// TestRawURL: a URL given as text loses its whole userinfo (a password
+// written without ':' is the user name; a token may be given as one), its
+// query values and its fragment, and keeps the rest.
 func TestRawURL(t *testing.T) {
 	for in, want := range map[string]string{
 		"redis://h:6379/0":                  "redis://h:6379/0",
@@ -113,7 +113,8 @@ func TestRawURL(t *testing.T) {
 		"redis://hunter2@h/0":               "redis://REDACTED@h/0",
 		"REDIS://hunter2@h/0":               "redis://REDACTED@h/0",
 		"rediss://hunter2:@h":               "rediss://REDACTED@h",
-		"https://alice:hunter2@h/v1":        "https://alice:xxxxx@h/v1",
+		"https://alice:hunter2@h/v1":        "https://REDACTED@h/v1",
+		"https://sk-live-token@h/v1":        "https://REDACTED@h/v1",
 		"redis://u:hunter2@h\x7f":           "redis://...",
 		"redis://default:/hunter2@h:6379/0": "redis://...",
 		"redis://default:12#hunter2@h/0":    "redis://...",

@@ -7,9 +7,9 @@ import (
 )
 
 // RawURL returns a URL given as text (a flag, a setting) for a message:
-// with its password replaced (url.URL.Redacted), or for a redis:// or
-// rediss:// URL its whole userinfo (REDACTED@: "redis://s3cret@host", a
-// password written without its ':', sends it as the user), every query value
+// with its whole userinfo replaced (REDACTED@: a user name may be the
+// credential, as in "https://TOKEN@host", or a password written without
+// its ':', as in "redis://s3cret@host"), every query value
 // replaced (Query: a key may be in any of them) and its fragment dropped,
 // or only its scheme when it holds an '@' that url.Parse did not take as
 // the end of a userinfo (it does not parse, or a '/', '?' or '#' in the
@@ -22,7 +22,7 @@ func RawURL(s string) string {
 			u.RawQuery = Query(u.RawQuery)
 		}
 		u.Fragment, u.RawFragment = "", ""
-		if u.User != nil && (u.Scheme == "redis" || u.Scheme == "rediss") {
+		if u.User != nil {
 			u.User = url.User(Marker)
 		}
 		return u.Redacted()
