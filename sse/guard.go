@@ -232,7 +232,7 @@ func (b *body) fill(p []byte) int {
 		n, err := b.upstreamRead(p[k:])
 		total := k + n
 		c := b.parse(p[:total], err)
-		if tail := total - c; b.overLimit(tail, err) {
+		if tail := total - c; tail > b.maxEvent {
 			b.overflow()
 		} else if tail > 0 {
 			b.reserve(tail)
@@ -261,7 +261,7 @@ func (b *body) fill(p []byte) int {
 		b.cutMismatch()
 		return 0
 	}
-	if b.overLimit(b.w-b.ready, err) {
+	if b.w-b.ready > b.maxEvent {
 		b.overflow()
 	}
 	if b.upErr == nil {
@@ -301,15 +301,11 @@ func (b *body) reserve(n int) {
 	b.buf = nb
 }
 
-// overLimit reports whether the held bytes of the event the parser stopped
-// at prove it larger than MaxEventBytes: more of them (an event complete
-// and too large, before which the parser stops, or one still incomplete),
-// or as many with more of the stream to come.
-func (b *body) overLimit(held int, err error) bool {
-	return held > b.maxEvent || held == b.maxEvent && err == nil
-}
-
-// overflow ends the stream: an event is larger than MaxEventBytes.
+// overflow ends the stream: more than MaxEventBytes are held back, of an
+// event complete and too large (the parser stops before one) or of one
+// still incomplete, which is then too large once complete. (As many, with
+// more to come, prove nothing: the next byte may end the stream, and an
+// event cut there is truncated, not too large.)
 func (b *body) overflow() {
 	b.tooLarge = true
 	b.upErr = ErrEventTooLarge

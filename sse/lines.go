@@ -146,7 +146,7 @@ func (lp *lineParser) parse(win []byte, err error) int {
 		}
 		end := from + i
 		if end+1-n > lp.owner.maxEvent {
-			break // too large: the guard ends the stream (see overLimit)
+			break // too large: the guard ends the stream (see overflow)
 		}
 		// The common record, a JSON object alone on its line whose first
 		// key is not "error", is counted here when nothing is left to
@@ -238,7 +238,7 @@ func (lp *lineParser) parseArray(win []byte) int {
 		case arrIn:
 			if i+1-n > lp.owner.maxEvent {
 				lp.searched = len(win) - n
-				return n // too large: the guard ends the stream (see overLimit)
+				return n // too large: the guard ends the stream (see overflow)
 			}
 			if lp.element(c) {
 				lp.owner.onRecord(win[n : i+1])

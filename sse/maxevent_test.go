@@ -118,3 +118,54 @@ func TestMaxEventBytesPerEvent(t *testing.T) {
 		t.Fatalf("only %d runs", runs)
 	}
 }
+
+// eofBody gives its data k bytes per Read, with io.EOF on the last bytes'
+// Read when withData, on a Read of its own otherwise.
+type eofBody struct {
+	data     []byte
+	k        int
+	withData bool
+}
+
+func (e *eofBody) Read(p []byte) (int, error) {
+	if len(e.data) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, e.data[:min(len(e.data), e.k)])
+	e.data = e.data[n:]
+	if len(e.data) == 0 && e.withData {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (e *eofBody) Close() error { return nil }
+
+// TestMaxEventBytesAtTheEnd: a stream that ends inside an event, or in a
+// last JSON record without its line end, of exactly MaxEventBytes bytes
+// gets the same verdict whether the end comes with the last bytes or on a
+// read of its own: as many bytes as the cap, with more to come, prove
+// nothing (a stream cut there is truncated; a last record without its LF
+// is whole).
+func TestMaxEventBytesAtTheEnd(t *testing.T) {
+	const max = 64
+	for _, tc := range []struct {
+		ct, data, want string
+	}{
+		{sseType, "data: 1\n\n" + sized(max, "data: ", ""), "truncated"},
+		{sseType, "data: 1\n\n" + sized(max+1, "data: ", ""), "event_too_large"},
+		{"application/jsonl", "{}\n" + sized(max, `{"k":"`, `"}`), "success"},
+		{"application/jsonl", "{}\n" + sized(max+1, `{"k":"`, `"}`), "event_too_large"},
+	} {
+		for k := 1; k <= len(tc.data); k++ {
+			for _, withData := range []bool{false, true} {
+				resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {tc.ct}}, ContentLength: -1,
+					Body: &eofBody{data: []byte(tc.data), k: k, withData: withData}}
+				sse.Guard(resp, sse.Config{MaxEventBytes: max})
+				if _, reason := readGuarded(t, resp.Body, 32<<10); reason != tc.want {
+					t.Errorf("%s of %d bytes, reads of %d, EOF with the data %v: %s, want %s", tc.ct, len(tc.data), k, withData, reason, tc.want)
+				}
+			}
+		}
+	}
+}
