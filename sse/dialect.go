@@ -194,6 +194,15 @@ func firstKey(data []byte) (key, rest []byte) {
 	return key, data[j+1:]
 }
 
+// isErrorValue reports whether rest, what follows a first key "error", holds
+// an error: not null, false or "", which a serializer without omitempty
+// writes in every healthy record.
+func isErrorValue(rest []byte) bool {
+	i := skipSpace(rest, 0)
+	v := rest[i:]
+	return !bytes.HasPrefix(v, []byte("null")) && !bytes.HasPrefix(v, []byte("false")) && !bytes.HasPrefix(v, []byte(`""`))
+}
+
 // stringValue returns the JSON string at the start of b (after spaces),
 // without unescaping: enough to compare it with a plain ASCII name.
 func stringValue(b []byte) ([]byte, bool) {

@@ -152,6 +152,7 @@ var verdictCases = []verdictCase{
 		reason: "event_too_large", source: "model", cause: sse.ErrEventTooLarge, events: 1, deliver: chunk(0)},
 	{name: "endless line stops at MaxEventBytes", chunks: []string{strings.Repeat("x", 10), strings.Repeat("y", 100), strings.Repeat("z", 1000)},
 		cfg: sse.Config{MaxEventBytes: 500}, reason: "event_too_large", cause: sse.ErrEventTooLarge, source: "model"},
+	{name: "error null is no error", chunks: []string{`data: {"error":null,"token":1}` + "\n\n", `data: {"error": "", "token":2}` + "\n\n"}, events: 2},
 	{name: "unknown dialect, a late error event", chunks: append(repeat("data: {\"token\":1}\n\n", 20), "data: {\"error\":\"boom\"}\n\n"),
 		reason: "model_error", source: "model", events: 21},
 	{name: "unknown dialect, a late [DONE] then a cut", chunks: append(repeat("data: {\"token\":1}\n\n", 20), "data: [DONE]\n\n"),

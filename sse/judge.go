@@ -72,8 +72,10 @@ func (b *body) judgeBuiltinType(typ, data []byte) []byte {
 			key, rest := firstKey(data)
 			switch string(key) {
 			case "error":
-				b.sawError(data)
-				return nil
+				if isErrorValue(rest) {
+					b.sawError(data)
+					return nil
+				}
 			case "object":
 				if v, _ := stringValue(rest); string(v) == "error" {
 					b.sawError(data)

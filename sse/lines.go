@@ -311,8 +311,8 @@ func (b *body) onRecord(rec []byte) {
 	case b.dialect == 0 && b.events >= detectEvents:
 		b.lines.fast = fastAll
 	}
-	key, _ := firstKey(rec)
-	if string(key) == "error" {
+	key, rest := firstKey(rec)
+	if string(key) == "error" && isErrorValue(rest) {
 		b.sawError(rec)
 		return
 	}

@@ -116,6 +116,13 @@ func FuzzLines(f *testing.F) {
 			if se == nil || se.Reason != streamguard.ReasonTruncated || se.Source != streamguard.SourceNetwork {
 				t.Fatalf("cut: verdict %v", err)
 			}
+		case records == 0:
+			// A 200 JSON stream without a record is the platform's
+			// no_events (an empty body, blank lines only, or text cut
+			// before its first line end).
+			if se == nil || se.Reason != streamguard.ReasonNoEvents {
+				t.Fatalf("no record: verdict %v", err)
+			}
 		case partial:
 			if se == nil || !errors.Is(err, sse.ErrPartialEvent) {
 				t.Fatalf("partial last line: verdict %v", err)
@@ -161,5 +168,9 @@ func firstKeyIsError(rec []byte) bool {
 		return false
 	}
 	tok, err := d.Token()
-	return err == nil && tok == "error"
+	if err != nil || tok != "error" {
+		return false
+	}
+	v, err := d.Token() // null, false and "" are no error
+	return err != nil || (v != nil && v != false && v != "")
 }
