@@ -45,7 +45,7 @@ func Classify(resp *http.Response, body []byte) *Error {
 		return nil
 	}
 	if len(body) >= MaxErrorBody {
-		body = dropCutToken(body[:MaxErrorBody])
+		body = redact.DropCutToken(body[:MaxErrorBody])
 	}
 	b := parseBody(body, resp.Header.Get("Content-Type"))
 	secrets := redact.Secrets(resp.Request) // a server may echo the key it rejected
@@ -183,23 +183,6 @@ var codes = map[string]codeClass{
 // in the model's own code.
 func modelHeaders(h http.Header) bool {
 	return headerValue(h, headerErrorSource) != "" || headerValue(h, headerErrorCode) != ""
-}
-
-// dropCutToken drops the token the cut of a body may have split: the run of
-// characters a key is made of at its end. A scrub matches whole keys only,
-// and the start of one the cut split would survive it.
-func dropCutToken(body []byte) []byte {
-	i := len(body)
-	for i > 0 && tokenByte(body[i-1]) {
-		i--
-	}
-	return body[:i]
-}
-
-// tokenByte reports whether c can be part of a key, as written in a body
-// (base64 and URL escapes, and JSON's escaped '/', included).
-func tokenByte(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-_.~+/=%\\", c) >= 0
 }
 
 // RequestID returns the request ID a gateway or model server put in the

@@ -115,3 +115,26 @@ func TestGuardDialectNotFooledByText(t *testing.T) {
 		t.Errorf("an OpenAI stream without [DONE]: %s, want truncated", reason)
 	}
 }
+
+// TestGuardNoEventsQuoteScrubbed: the start of a body without events that
+// the no_events verdict quotes holds neither the request's key (no known
+// shape: only the request has it) nor its start where the quote cut it.
+func TestGuardNoEventsQuoteScrubbed(t *testing.T) {
+	for _, key := range []string{"9f8e7d6c5b4a39281706f5e4", "bt0x9QzLmN4pR7sT2vW5yA8cE1gH3jK6", "x9QzLm4pR7sT"} {
+		for _, ct := range []string{"text/event-stream", "application/x-ndjson"} {
+			req, _ := http.NewRequest(http.MethodPost, "https://model.example/api/chat", nil)
+			req.Header.Set("Authorization", "Bearer "+key)
+			resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {ct}}, ContentLength: -1,
+				Body: &chunkedBody{data: []byte("bad " + key + " is not a valid key"), k: 3}, Request: req}
+			sse.Guard(resp, sse.Config{})
+			_, err := io.ReadAll(resp.Body)
+			var se *streamguard.Error
+			if !errors.As(err, &se) || se.Reason != streamguard.ReasonNoEvents {
+				t.Fatalf("%s: verdict %v, want no_events", ct, err)
+			}
+			if strings.Contains(se.Error(), key[:8]) || !strings.Contains(se.Message, `"bad`) {
+				t.Errorf("%s, key of %d bytes: %s", ct, len(key), se.Message)
+			}
+		}
+	}
+}

@@ -138,7 +138,8 @@ func (b *body) keepHead(p []byte) {
 // noEvents is the verdict on a 2xx event stream (or JSON stream) that
 // ended cleanly without a single event (or record). Its Code names what it carried, from its first bytes:
 // "html", "json", "text", "comments" or "empty". The quoted start is
-// sanitized and scrubbed of key shapes.
+// sanitized and scrubbed of the request's secrets and key shapes, less a
+// token the cut may have split.
 func (b *body) noEvents() *streamguard.Error {
 	head := bytes.TrimLeft(b.head[:b.headN], "\ufeff \t\r\n")
 	code, what := "empty", "an empty body"
@@ -161,7 +162,12 @@ func (b *body) noEvents() *streamguard.Error {
 		msg = "the 200 JSON stream ended without any " + b.unit() + "; it carried " + what
 	}
 	if code == "html" || code == "json" || code == "text" {
-		msg += ": " + strconv.Quote(streamguard.Sanitize(redact.Shapes(string(head)), headBytes))
+		if b.headN == len(b.head) {
+			head = redact.DropCutToken(head) // the body went on: a key's start would survive the scrub
+		}
+		if q := streamguard.Sanitize(redact.Request(string(head), b.req), headBytes); q != "" {
+			msg += ": " + strconv.Quote(q)
+		}
 	}
 	e := b.fail(streamguard.SourcePlatform, streamguard.ReasonNoEvents, ErrNoEvents, msg)
 	e.Code = code

@@ -195,3 +195,20 @@ func Request(s string, r *http.Request) string {
 func fields(v string) []string {
 	return strings.FieldsFunc(v, func(c rune) bool { return c == ' ' || c == ';' || c == ',' })
 }
+
+// DropCutToken drops the token the cut of a body may have split: the run of
+// characters a key is made of at its end. A scrub matches whole keys only,
+// and the start of one the cut split would survive it.
+func DropCutToken(body []byte) []byte {
+	i := len(body)
+	for i > 0 && tokenByte(body[i-1]) {
+		i--
+	}
+	return body[:i]
+}
+
+// tokenByte reports whether c can be part of a key, as written in a body
+// (base64 and URL escapes, and JSON's escaped '/', included).
+func tokenByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-_.~+/=%\\", c) >= 0
+}
