@@ -180,11 +180,16 @@ func (lp *lineParser) record(line []byte) {
 	}
 }
 
-// trimRecord trims the spaces, CRs and json-seq RSs around a record.
+// trimRecord trims the spaces, CRs and json-seq RSs around a record, and a
+// byte-order mark before it (a stream's first record may start with one).
 func trimRecord(b []byte) []byte {
 	i, j := 0, len(b)
 	for i < j && isRecordSpace(b[i]) {
 		i++
+	}
+	if bytes.HasPrefix(b[i:j], []byte(bom)) {
+		for i += len(bom); i < j && isRecordSpace(b[i]); i++ {
+		}
 	}
 	for j > i && isRecordSpace(b[j-1]) {
 		j--
@@ -210,8 +215,8 @@ func (lp *lineParser) parseArray(win []byte) int {
 			return len(win)
 		case arrStart:
 			switch {
-			case isRecordSpace(c):
-				n = i + 1
+			case isRecordSpace(c), c == bom[0] || c == bom[1] || c == bom[2]:
+				n = i + 1 // spaces, and a byte-order mark (in any reads) before the '['
 			case c == '[':
 				lp.st, n = arrBetween, i+1
 				lp.owner.openArray()
