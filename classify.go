@@ -147,9 +147,9 @@ type codeClass struct {
 }
 
 // codes maps error codes found in bodies and stream events to their class:
-// Baseten's error_code values, and the Anthropic and OpenAI error types that
-// name a platform condition rather than the model's own failure. Keys are
-// lower case.
+// Baseten's error_code values, the Anthropic and OpenAI error types that
+// name a platform condition rather than the model's own failure, and
+// Google's status names. Keys are lower case.
 var codes = map[string]codeClass{
 	// Baseten ErrorResponse.error_code.
 	"timeout":                {SourcePlatform, ReasonTimeout, false},
@@ -177,6 +177,17 @@ var codes = map[string]codeClass{
 	"insufficient_quota":  {SourceRequest, ReasonBilling, false},
 	"invalid_api_key":     {SourceRequest, ReasonUnauthorized, false},
 	"model_not_found":     {SourceRequest, ReasonNotFound, false},
+	// Google's error.status (google.rpc.Code names), as Gemini sends them
+	// in an error body or a streamed array's error element.
+	"resource_exhausted":  {SourcePlatform, ReasonRateLimited, true},
+	"unavailable":         {SourcePlatform, ReasonUnavailable, true},
+	"internal":            {SourcePlatform, ReasonPlatformError, true},
+	"deadline_exceeded":   {SourcePlatform, ReasonTimeout, false},
+	"invalid_argument":    {SourceRequest, ReasonBadRequest, false},
+	"failed_precondition": {SourceRequest, ReasonBadRequest, false},
+	"unauthenticated":     {SourceRequest, ReasonUnauthorized, false},
+	"permission_denied":   {SourceRequest, ReasonUnauthorized, false},
+	"not_found":           {SourceRequest, ReasonNotFound, false},
 }
 
 // modelHeaders reports whether a Truss model server marked the error as raised

@@ -50,6 +50,7 @@ type inner struct {
 	Message json.RawMessage `json:"message"`
 	Type    json.RawMessage `json:"type"`
 	Code    json.RawMessage `json:"code"`
+	Status  json.RawMessage `json:"status"` // Google's: a google.rpc code name, its code a number
 }
 
 func parseBody(raw []byte, contentType string) body {
@@ -93,11 +94,7 @@ func parseJSON(raw []byte) (body, bool) {
 		var in inner
 		if json.Unmarshal(env.Error, &in) == nil {
 			b.message, _ = jsonText(in.Message)
-			if c, ok := jsonText(in.Code); ok && c != "" {
-				b.code = c
-			} else {
-				b.code, _ = jsonText(in.Type)
-			}
+			b.code = innerCode(in)
 		}
 	}
 	if c, ok := jsonText(env.ErrorCode); ok && c != "" {
@@ -142,6 +139,22 @@ func reencode(raw json.RawMessage) string {
 }
 
 // jsonText returns a JSON string's value, or a number's text.
+// innerCode is the code of an error object: its code when a string, else
+// its type, else its status (Google's, whose code is a number), else its
+// numeric code.
+func innerCode(in inner) string {
+	code, _ := jsonText(in.Code)
+	if code != "" && in.Code[0] == '"' {
+		return code
+	}
+	for _, raw := range []json.RawMessage{in.Type, in.Status} {
+		if s, ok := jsonText(raw); ok && s != "" && raw[0] == '"' {
+			return s
+		}
+	}
+	return code
+}
+
 func jsonText(raw json.RawMessage) (string, bool) {
 	if len(raw) == 0 {
 		return "", false

@@ -98,6 +98,8 @@ var jsonEnd = sse.Dialect{
 var arrayCases = []verdictCase{
 	{name: "array complete", chunks: []string{"[", geminiElem(0), "\n,", geminiElem(1), "\n]"}, events: 2},
 	{name: "array empty", chunks: []string{"[]"}},
+	{name: "array quota error element", chunks: []string{"[", geminiElem(0), ",\n", `{"error":{"code":429,"message":"Resource has been exhausted (e.g. check quota).","status":"RESOURCE_EXHAUSTED"}}`, "]"},
+		reason: "rate_limited", source: "platform", events: 2},
 	{name: "array missing ] after a BOM", chunks: []string{"\xef", "\xbb\xbf[", geminiElem(0), "\n,"},
 		reason: "truncated", source: "platform", cause: sse.ErrNoTerminal, events: 1},
 	{name: "array missing ]", chunks: []string{"[", geminiElem(0), "\n,", geminiElem(1), "\n"},
@@ -107,7 +109,7 @@ var arrayCases = []verdictCase{
 	{name: "array clean EOF mid-element", chunks: []string{"[", geminiElem(0), "\n,", geminiElem(1)[:40]},
 		reason: "truncated", source: "platform", cause: sse.ErrPartialEvent, events: 1, deliver: "[" + geminiElem(0) + "\n,"},
 	{name: "array error element", chunks: []string{"[", geminiElem(0), ",\n", `{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}`, "]"},
-		reason: "model_error", source: "model", cause: sse.ErrInBand, events: 2},
+		reason: "unavailable", source: "platform", cause: sse.ErrInBand, events: 2},
 	{name: "array of scalars", chunks: []string{"[1, \"a\", true", ",null]"}, events: 4},
 	{name: "array one byte at a time", chunks: strings.Split("["+geminiElem(0)+",\r\n"+geminiElem(1)+"]", ""), events: 2},
 	{name: "not an array passes through", chunks: []string{`{"candidates":[]`}},
