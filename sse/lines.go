@@ -117,6 +117,11 @@ type lineParser struct {
 
 	tailNL bool // the last record delivered had no line end: a failure record needs one first
 
+	// A JSON text sequence's state (seq.go); depth, inStr and esc follow
+	// its record's value.
+	seqOpen  bool // inside a record
+	seqValue bool // its value has begun
+
 	// fast says which records parse may count without judging them:
 	// none (0); those of an Ollama stream that end "done":false}
 	// (fastNotDone); all but errors (fastAll), in a stream of no dialect
@@ -135,8 +140,11 @@ const (
 // what the upstream returned with win's last bytes: at a clean io.EOF, a
 // last line without its line end that is whole JSON is a record too.
 func (lp *lineParser) parse(win []byte, err error) int {
-	if lp.kind == framingArray {
+	switch lp.kind {
+	case framingArray:
 		return lp.parseArray(win)
+	case framingSeq:
+		return lp.parseSeq(win, err)
 	}
 	n, plain := 0, int64(0)
 	for from := lp.searched; ; {
