@@ -92,6 +92,8 @@ var lineCases = []verdictCase{
 		cfg: sse.Config{Dialects: []sse.Dialect{jsonEnd}}, events: 2},
 	{name: "user dialect on lines, no end", ct: "application/jsonl", chunks: []string{"{\"t\":1}\n"},
 		cfg: sse.Config{Dialects: []sse.Dialect{jsonEnd}}, reason: "truncated", source: "platform", cause: sse.ErrNoTerminal, events: 1},
+	{name: "Ollama by predicate, error null", ct: ndjson, chunks: []string{`{"error":null,"model":"m"}` + "\n", ollamaDone},
+		cfg: sse.Config{Dialects: []sse.Dialect{sse.Ollama}}, events: 2},
 	{name: "Ollama by predicate", ct: ndjson, chunks: []string{ollamaLine(0)},
 		cfg: sse.Config{Dialects: []sse.Dialect{sse.Ollama}}, reason: "truncated", source: "platform", cause: sse.ErrNoTerminal, events: 1},
 }

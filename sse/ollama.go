@@ -21,8 +21,8 @@ func ollamaDetect(_, data []byte) bool {
 }
 
 func ollamaError(_, data []byte) bool {
-	key, _ := firstKey(data)
-	return string(key) == "error"
+	key, rest := firstKey(data)
+	return string(key) == "error" && isErrorValue(rest)
 }
 
 // ollamaTerminal reports whether a record has "done": true at its top level
