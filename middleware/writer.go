@@ -3,6 +3,7 @@ package middleware
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
@@ -95,8 +96,13 @@ func (w *writer) WriteHeader(code int) {
 }
 
 // writeHeaderLocked commits the handler's header and starts the heartbeat
-// of an event stream.
+// of an event stream. A status net/http refuses panics here, as it does
+// there, but before the writer's state changes: nothing was sent, and the
+// Recoverer can still answer 500.
 func (w *writer) writeHeaderLocked(code int) {
+	if code < 100 || code > 999 {
+		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
+	}
 	dst := w.rw.Header()
 	for k, v := range w.header {
 		dst[k] = v // a 1xx goes with the fields set so far too, as net/http sends it
