@@ -47,7 +47,7 @@ type writer struct {
 	// event, so the handler's next LF, the second half of that CRLF, must
 	// not reach the client as a line end of its own.
 	dropLF   bool
-	ended    bool // the response was ended for the handler: further writes fail
+	ended    bool // the response was ended for the handler, or it returned: further writes fail
 	ending   bool // end is writing the failure event through failWith
 	done     bool // ServeHTTP is returning: nothing may write any more
 	abort    bool // the response must be aborted once the handler returns
@@ -71,16 +71,17 @@ type writer struct {
 }
 
 // errEnded is what the handler's writes return once the response was ended
-// by the budget, a failure event or an abort.
+// by the budget, a failure event or an abort, or once ServeHTTP returned.
 var errEnded = http.ErrHandlerTimeout
 
 // Header returns the handler's own header map until the header is written,
 // and the real one afterwards, so that trailers set after the body reach
-// net/http.
+// net/http; once ServeHTTP returned, the handler's own again, which nothing
+// reads any more.
 func (w *writer) Header() http.Header {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.wrote {
+	if w.wrote && !w.done {
 		return w.rw.Header()
 	}
 	return w.header
@@ -222,6 +223,9 @@ func (w *writer) FlushError() error {
 func (w *writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.done {
+		return nil, nil, errEnded
+	}
 	conn, buf, err := http.NewResponseController(w.rw).Hijack()
 	if err == nil {
 		w.hijacked = true
@@ -324,12 +328,16 @@ func (w *writer) settle() {
 }
 
 // close is called as ServeHTTP returns: from then on nothing writes (a
-// budget expiring at this moment included). It reports whether the response
-// must be aborted.
+// budget expiring at this moment included, and the handler's own
+// goroutines). It reports whether the response must be aborted.
 func (w *writer) close() (abort bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.done = true
+	// A goroutine the handler left behind gets errEnded: net/http's writer
+	// is not the handler's any more (a Write panics on HTTP/2, and races
+	// with the connection's next response on HTTP/1).
+	w.ended = true
 	w.stopHeartbeat()
 	return w.abort
 }
