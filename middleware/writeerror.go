@@ -31,9 +31,10 @@ import (
 //
 // WriteError is how a relay passes an upstream failure on, and a relay must
 // never hand its own upstream credentials to its caller: every message it
-// writes is scrubbed of r's credentials and of well-known key shapes (the
-// upstream's echo of the relay's key was already removed when the client
-// stack classified it). An upstream's 401, 402, 403 or 407 is the upstream
+// writes (an Error's Message, or its Err's text when Message is empty, its
+// Code and RequestID) is scrubbed of r's credentials and of well-known key
+// shapes (the upstream's echo of the relay's key was already removed when
+// the client stack classified it). An upstream's 401, 402, 403 or 407 is the upstream
 // refusing this service's own credentials or account, which its caller can do
 // nothing about: it is answered 502, source platform, with a message that
 // says so and none of the upstream's text. A handler that forwards its
@@ -58,8 +59,9 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, status, errorMessage(se))
 }
 
-// serverError classifies an error a handler reports, as a copy that holds
-// none of r's credentials: a *streamguard.Error as it is (an upstream failure
+// serverError classifies an error a handler reports, as a copy whose
+// Message (Err's text when it has none), Code and RequestID hold none of r's
+// credentials: a *streamguard.Error as it is (an upstream failure
 // a relay passes on), except an upstream's refusal of this service's own
 // credentials (see WriteError); a body over the cap as payload_too_large; the
 // budget's or a deadline's expiry as the platform's timeout; a cancellation as
@@ -86,9 +88,16 @@ func serverError(err error, r *http.Request) *streamguard.Error {
 	default:
 		e = streamguard.Error{Source: streamguard.SourceModel, Reason: streamguard.ReasonModelError, Message: err.Error(), Err: err}
 	}
+	if e.Message == "" && e.Err != nil {
+		// Error() says what Err says when Message is empty, and so do the
+		// failure frame and record: that text is scrubbed here too, not
+		// only of key shapes.
+		e.Message = streamguard.Sanitize(e.Err.Error(), 0)
+	}
 	secrets := redact.Secrets(r)
 	e.Message = streamguard.Sanitize(redact.Scrub(e.Message, secrets), streamguard.MaxMessage)
 	e.Code = streamguard.Sanitize(redact.Scrub(e.Code, secrets), 128)
+	e.RequestID = streamguard.Sanitize(redact.Scrub(e.RequestID, secrets), 128)
 	return &e
 }
 
