@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/streamguard/streamguard"
+	"github.com/streamguard/streamguard/internal/redact"
 	"github.com/streamguard/streamguard/tracing"
 )
 
@@ -135,9 +136,11 @@ func (cfg ServerConfig) maxBody() int64 {
 	return streamguard.EdgeMaxBody
 }
 
+// log logs a failure of r's; the error's text is scrubbed of r's
+// credentials and of key shapes, as everything logged is.
 func (cfg ServerConfig) log(r *http.Request, msg string, err error) {
 	if cfg.Logger != nil {
-		cfg.Logger.Warn("streamguard: "+msg, "method", r.Method, "path", r.URL.Path, "error", err.Error())
+		cfg.Logger.Warn("streamguard: "+msg, "method", r.Method, "path", r.URL.Path, "error", redact.Request(err.Error(), r))
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/streamguard/streamguard"
+	"github.com/streamguard/streamguard/internal/redact"
 	"github.com/streamguard/streamguard/tracing"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -159,8 +160,10 @@ func Recoverer(cfg ServerConfig) func(http.Handler) http.Handler {
 					panic(p) // the handler's own abort
 				}
 				if cfg.Logger != nil {
+					// The panic's value may quote the request's credentials
+					// ("no account for key ..."): nothing logged holds one.
 					cfg.Logger.Error("streamguard: handler panic", "method", r.Method, "path", r.URL.Path,
-						"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+						"panic", redact.Request(fmt.Sprint(p), r), "stack", string(debug.Stack()))
 				}
 				endPanic(w, r)
 			}()
