@@ -80,12 +80,15 @@ var errClientClosed = &streamguard.Error{
 // Before the header is written, a failure is a JSON {"error": "..."} with
 // Content-Type application/json: 504 when the budget expires, 500 for a
 // panic, 413 for a body over MaxBodyBytes, 503 while draining, and the status
-// of a *streamguard.Error given to WriteError. After a 2xx has started, the
-// budget's expiry, a panic or WriteError end a text/event-stream response
-// with one "event: error" frame (sse.AppendFailureFrame) and a clean end,
-// when the stream stands at an event boundary; any other response is aborted
-// with panic(http.ErrAbortHandler), so the client sees a truncated body,
-// never a clean end that looks like success.
+// of a *streamguard.Error given to WriteError (with the handler's header
+// fields; the others keep only those set outside NewHandler: the budget's
+// timer cannot read the handler's map while it writes). After a 2xx has
+// started, the budget's expiry, a panic or WriteError end a
+// text/event-stream response with one "event: error" frame
+// (sse.AppendFailureFrame) and a clean end, when the stream stands at an
+// event boundary; any other response is aborted with
+// panic(http.ErrAbortHandler), so the client sees a truncated body, never a
+// clean end that looks like success.
 //
 // h's request context ends with the budget (cause
 // streamguard.ErrBudgetExceeded), when the client goes away, or when a write
@@ -96,7 +99,13 @@ var errClientClosed = &streamguard.Error{
 //
 // h receives a ResponseWriter that keeps Flush, FlushError, Hijack, the
 // deadlines, EnableFullDuplex and Unwrap: http.ResponseController works
-// through it. The handler is safe for concurrent use.
+// through it. Its Header is a map of h's own for the whole request: it
+// starts with the fields set outside NewHandler, each header written (a 1xx
+// or the final one) is that map as it stands, and the trailers set in it
+// after the body go out when h returns, as with net/http's own writer.
+// Once h returns, the writer refuses every write (http.ErrHandlerTimeout):
+// a goroutine h left behind reaches nothing. The handler is safe for
+// concurrent use.
 func NewHandler(h http.Handler, cfg ServerConfig) http.Handler {
 	for _, layer := range []func(http.Handler) http.Handler{
 		Resumable(cfg), Heartbeat(cfg), Recoverer(cfg), Timeout(cfg), LimitRequestBody(cfg), Drain(cfg),

@@ -207,7 +207,7 @@ func streamWriter(rw http.ResponseWriter, r *http.Request) (*writer, *http.Reque
 		return w, r, func() {}
 	}
 	ctx, cancel := context.WithCancelCause(r.Context())
-	w := &writer{rw: rw, out: record{rw: rw}, header: make(http.Header), cancel: cancel}
+	w := &writer{rw: rw, out: record{rw: rw}, header: newHandlerHeader(rw), cancel: cancel}
 	r2 := r.WithContext(ctx)
 	return w, r2, func() {
 		keepPattern(r, r2)

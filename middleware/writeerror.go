@@ -17,7 +17,11 @@ import (
 // the header is written it answers JSON {"error": "..."} with the status of a
 // *streamguard.Error (StatusFor), 413 for an *http.MaxBytesError, 504 for
 // an expired budget or deadline, 499 for a cancellation, and 500 for any other
-// error, which is the handler's own (source model, reason model_error). After
+// error, which is the handler's own (source model, reason model_error), with
+// the header fields the handler set, as http.Error keeps them (a relay's
+// Retry-After and Retry-After-Ms, a request id), but those of the body it
+// replaces: Content-Type, Content-Length, Content-Encoding, Content-Range,
+// Transfer-Encoding, ETag, Last-Modified and the trailers. After
 // a 2xx text/event-stream header, it writes one "event: error" frame and ends
 // the stream cleanly; after a 2xx JSON-lines header (application/x-ndjson,
 // application/jsonl, application/json-seq: sse.IsJSONLines), at a line
@@ -53,7 +57,7 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 		tracing.Annotate(trace.SpanFromContext(r.Context()), se)
 	}
 	if mw := findWriter(w); mw != nil {
-		mw.end(status, se, false)
+		mw.endHandler(status, se)
 		return
 	}
 	writeJSON(w, status, errorMessage(se))

@@ -26,9 +26,9 @@ const (
 
 // writer is the ResponseWriter NewHandler gives the handler. Its writes are
 // serialised with the budget's expiry and the heartbeat, which write from
-// other goroutines; the handler gets a header map of its own, copied to the
-// real one when the header is written, so that the 504 the budget writes
-// never races with the handler's header changes. It keeps Flush,
+// other goroutines; the handler gets a header map of its own (see
+// writerheader.go), so that the 504 the budget writes never races with the
+// handler's header changes. It keeps Flush,
 // FlushError, Hijack, the deadlines, EnableFullDuplex and Unwrap, so that
 // http.ResponseController works through it.
 type writer struct {
@@ -74,18 +74,10 @@ type writer struct {
 // by the budget, a failure event or an abort, or once ServeHTTP returned.
 var errEnded = http.ErrHandlerTimeout
 
-// Header returns the handler's own header map until the header is written,
-// and the real one afterwards, so that trailers set after the body reach
-// net/http; once ServeHTTP returned, the handler's own again, which nothing
-// reads any more.
-func (w *writer) Header() http.Header {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.wrote && !w.done {
-		return w.rw.Header()
-	}
-	return w.header
-}
+// Header returns the handler's own header map (see commitHeader), before
+// and after the header is written: trailers set in it after the body, or in
+// a map held from before, reach net/http when the handler returns.
+func (w *writer) Header() http.Header { return w.header }
 
 func (w *writer) WriteHeader(code int) {
 	w.mu.Lock()
@@ -105,9 +97,7 @@ func (w *writer) writeHeaderLocked(code int) {
 		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
 	}
 	dst := w.rw.Header()
-	for k, v := range w.header {
-		dst[k] = v // a 1xx goes with the fields set so far too, as net/http sends it
-	}
+	commitHeader(dst, w.header)
 	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
 		w.out.WriteHeader(code) // informational: the final header is still to come
 		return
@@ -261,6 +251,9 @@ func (w *writer) close() (abort bool) {
 	// with the connection's next response on HTTP/1).
 	w.ended = true
 	w.stopHeartbeat()
+	if w.wrote && !w.hijacked {
+		keepTrailers(w.rw.Header(), w.header)
+	}
 	return w.abort
 }
 

@@ -16,6 +16,17 @@ import (
 // the response is marked for abort. With beforeHeader, it does nothing once the header is
 // written. It reports whether this call ended the response.
 func (w *writer) end(status int, err error, beforeHeader bool) bool {
+	return w.endAs(status, err, beforeHeader, false)
+}
+
+// endHandler is end for the handler's own goroutine (WriteError): a JSON
+// error keeps the handler's header fields (errorHeader). The budget's end,
+// on a goroutine of its own, cannot read them.
+func (w *writer) endHandler(status int, err error) bool {
+	return w.endAs(status, err, false, true)
+}
+
+func (w *writer) endAs(status int, err error, beforeHeader, handlerFields bool) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.ended || w.ending || w.done || w.hijacked || (beforeHeader && w.wrote) {
@@ -42,6 +53,9 @@ func (w *writer) end(status int, err error, beforeHeader bool) bool {
 	w.stopHeartbeat()
 	switch {
 	case !w.wrote:
+		if handlerFields {
+			errorHeader(w.rw.Header(), w.header)
+		}
 		writeJSON(&w.out, status, errorMessage(err))
 		w.wrote = true
 	case w.isSSE && w.pos == atEventBoundary:
