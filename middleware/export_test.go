@@ -16,7 +16,7 @@ type SSEWriterForTest struct {
 }
 
 func NewSSEWriterForTest(rw http.ResponseWriter) *SSEWriterForTest {
-	w := &writer{rw: rw, out: record{rw: rw}, header: make(http.Header), cancel: func(error) {}, heartbeat: time.Hour}
+	w := &writer{rw: rw, out: record{rw: rw}, header: make(http.Header), cancel: func(error) {}, heartbeat: time.Hour, clen: -1}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.WriteHeader(http.StatusOK)
 	return &SSEWriterForTest{w, w}

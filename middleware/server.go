@@ -37,7 +37,12 @@ type ServerConfig struct {
 	// is an event of its own (": keep-alive" and a blank line), written
 	// only between the handler's events: the writer follows the handler's
 	// line ends as the SSE spec defines them (CR, LF or CRLF, even split
-	// between writes), and waits while an event is open. Zero means off.
+	// between writes), and waits while an event is open. A response whose
+	// body cannot take bytes of the writer's own gets none: one with a
+	// Content-Length or a Content-Encoding other than identity (the
+	// comment would take the place of declared bytes, or land as plain
+	// text among compressed ones), a 204, a 304, the answer to a HEAD.
+	// Zero means off.
 	Heartbeat time.Duration
 	// Tracing configures the SERVER span of each request.
 	Tracing tracing.Config
@@ -88,7 +93,9 @@ var errClientClosed = &streamguard.Error{
 // (sse.AppendFailureFrame) and a clean end, when the stream stands at an
 // event boundary; any other response is aborted with
 // panic(http.ErrAbortHandler), so the client sees a truncated body, never a
-// clean end that looks like success.
+// clean end that looks like success. An event stream with a Content-Length,
+// or content-encoded (gzip), is such another response: the frame would
+// overrun the length, or be plain text among compressed bytes.
 //
 // h's request context ends with the budget (cause
 // streamguard.ErrBudgetExceeded), when the client goes away, or when a write

@@ -207,7 +207,7 @@ func streamWriter(rw http.ResponseWriter, r *http.Request) (*writer, *http.Reque
 		return w, r, func() {}
 	}
 	ctx, cancel := context.WithCancelCause(r.Context())
-	w := &writer{rw: rw, out: record{rw: rw}, header: newHandlerHeader(rw), cancel: cancel}
+	w := &writer{rw: rw, out: record{rw: rw}, header: newHandlerHeader(rw), cancel: cancel, head: r.Method == http.MethodHead, clen: -1}
 	r2 := r.WithContext(ctx)
 	return w, r2, func() {
 		keepPattern(r, r2)

@@ -29,7 +29,9 @@ import (
 // (sse.AppendFailureRecord), which Ollama's client returns as its error, and
 // ends the stream cleanly; after any other header, or inside a line, it
 // marks the response to be aborted when the handler returns, so the client
-// sees a truncated body.
+// sees a truncated body. A stream with a Content-Length, or a
+// Content-Encoding other than identity, counts as any other: no frame or
+// record is written into it.
 // Either way, later writes fail and the request's span is tagged with err.
 // Call it once and return.
 //

@@ -3,6 +3,7 @@ package middleware
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -28,21 +29,24 @@ const (
 // serialised with the budget's expiry and the heartbeat, which write from
 // other goroutines; the handler gets a header map of its own (see
 // writerheader.go), so that the 504 the budget writes never races with the
-// handler's header changes. It keeps Flush,
-// FlushError, Hijack, the deadlines, EnableFullDuplex and Unwrap, so that
-// http.ResponseController works through it.
+// handler's header changes. It keeps Flush, FlushError, Hijack, the
+// deadlines, EnableFullDuplex and Unwrap, so that http.ResponseController
+// works through it.
 type writer struct {
 	rw     http.ResponseWriter
 	header http.Header
 	cancel context.CancelCauseFunc // ends the handler's context
 	out    record                  // every write to rw goes through it, under mu
 
+	head bool // the request is a HEAD: no body
+
 	mu      sync.Mutex
-	wrote   bool // the header is written
-	isSSE   bool // a 2xx text/event-stream response
-	lines   bool // a 2xx JSON-lines response (sse.IsJSONLines)
-	pos     int  // atEventBoundary, atLineBoundary or midLine
-	afterCR bool // the last byte written was a CR, whose LF may come next
+	wrote   bool  // the header is written
+	isSSE   bool  // a 2xx text/event-stream response that takes the writer's own bytes (ownBytesFit)
+	lines   bool  // a 2xx JSON-lines response (sse.IsJSONLines) that takes them
+	clen    int64 // the declared Content-Length, or -1
+	pos     int   // atEventBoundary, atLineBoundary or midLine
+	afterCR bool  // the last byte written was a CR, whose LF may come next
 	// dropLF: the writer put bytes of its own after a CR that ended an
 	// event, so the handler's next LF, the second half of that CRLF, must
 	// not reach the client as a line end of its own.
@@ -103,8 +107,10 @@ func (w *writer) writeHeaderLocked(code int) {
 		return
 	}
 	w.wrote = true
-	w.isSSE = code >= 200 && code < 300 && sse.IsEventStream(dst.Get("Content-Type"))
-	w.lines = code >= 200 && code < 300 && sse.IsJSONLines(dst.Get("Content-Type"))
+	framed := code >= 200 && code < 300 && ownBytesFit(dst, code, w.head)
+	w.isSSE = framed && sse.IsEventStream(dst.Get("Content-Type"))
+	w.lines = framed && sse.IsJSONLines(dst.Get("Content-Type"))
+	w.clen = declaredLength(dst)
 	w.out.WriteHeader(code)
 	w.lastWrite.Store(time.Now().UnixNano())
 	if w.isSSE && w.heartbeat > 0 {
@@ -131,6 +137,11 @@ func (w *writer) Write(p []byte) (int, error) {
 	n, err := w.out.Write(p[skip:])
 	w.track(p[skip : skip+n])
 	if err != nil {
+		// Past a declared Content-Length, the handler's own mistake (HTTP/2
+		// says so in an error of its own).
+		if w.clen >= 0 && w.out.written+int64(len(p)-skip-n) > w.clen {
+			err = http.ErrContentLength
+		}
 		w.failed(err)
 	}
 	return skip + n, err
@@ -184,11 +195,14 @@ func (w *writer) track(p []byte) {
 }
 
 // failed records a write or flush error: the client went away, and the
-// handler's work is canceled.
+// handler's work is canceled; unless the handler wrote past its
+// Content-Length or into a response without a body, its own mistake.
 func (w *writer) failed(err error) {
 	if w.err == nil {
 		w.err = err
-		w.cancel(errClientClosed)
+		if !errors.Is(err, http.ErrContentLength) && !errors.Is(err, http.ErrBodyNotAllowed) {
+			w.cancel(errClientClosed)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -79,4 +80,36 @@ func errorHeader(dst, src http.Header) {
 			}
 		}
 	}
+}
+
+// ownBytesFit reports whether the body of a response with header h and
+// status code can take the writer's own bytes (heartbeats, failure events
+// and records) among the handler's: it has a body (not a 204 or 304, not
+// the answer to a HEAD), not a declared length (the writer's bytes would
+// take the place of the handler's), and no content coding (they would land
+// as plain text among compressed bytes).
+func ownBytesFit(h http.Header, code int, head bool) bool {
+	if head || code == http.StatusNoContent || code == http.StatusNotModified || len(h["Content-Length"]) > 0 {
+		return false
+	}
+	for _, v := range h["Content-Encoding"] {
+		for v != "" {
+			var coding string
+			coding, v, _ = strings.Cut(v, ",")
+			if c := strings.TrimSpace(coding); c != "" && !strings.EqualFold(c, "identity") {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// declaredLength returns the Content-Length h declares, or -1.
+func declaredLength(h http.Header) int64 {
+	if v := h["Content-Length"]; len(v) > 0 {
+		if n, err := strconv.ParseInt(strings.TrimSpace(v[0]), 10, 64); err == nil && n >= 0 {
+			return n
+		}
+	}
+	return -1
 }
