@@ -53,10 +53,15 @@ type ServerConfig struct {
 	Drain <-chan struct{}
 	// DrainRetryAfter is the Retry-After of a draining 503. Zero means 1 s.
 	DrainRetryAfter time.Duration
-	// Logger, if set, receives panics (with their stack), failed
-	// responses, and resumable streams the store refused events of (the
-	// stream goes on to its client, but resumes past the last event stored
-	// get 404). Nil means silent. Nothing logged holds a header value.
+	// Logger, if set, receives panics (with their stack), requests whose
+	// budget expired, and resume store failures: resumable streams the
+	// store refused events of (the stream goes on to its client, but
+	// resumes past the last event stored get 404), and streams served
+	// without resume because the store failed. The failures a handler
+	// reports itself (WriteError) are its own to log, and the 413s of
+	// bodies over MaxBodyBytes and the 503s of a drain are not logged. Nil means silent. Nothing logged holds a header value: a
+	// panic's value and an error's text are scrubbed of the request's
+	// credentials and of key shapes.
 	Logger *slog.Logger
 	// Resume, if set, makes the handler's event streams resumable: each
 	// event is stored and gets an id, the work outlives a broken client
