@@ -35,9 +35,11 @@
 // Heartbeat, each usable alone, as the client stack's Credentials,
 // LimitBody, Deadline and FinalErrors are. Before the header, every failure is the platform's JSON
 // {"error": "..."}; after a 2xx event-stream header it is one "event: error"
-// frame and a clean end; after any other header the response is aborted, so
-// the client sees a truncated body and not a success. WriteError reports a
-// handler's own failures the same way.
+// frame and a clean end (not in a stream with a Content-Length or a content
+// coding, which cannot take it); after any other header the response is
+// aborted, so the client sees a truncated body and not a success.
+// WriteError reports a handler's own failures the same way, keeping the
+// header fields the handler set (a relay's Retry-After).
 //
 // A relay (a handler that calls a model through NewClient and streams the
 // answer to its own client) therefore carries an upstream cut to its client
