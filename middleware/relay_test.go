@@ -199,3 +199,39 @@ func TestRelayKeepsPathEscapes(t *testing.T) {
 		t.Fatalf("upstream got %q", p)
 	}
 }
+
+// TestResumableHeaderKinds: an event stream with a declared length is
+// passed on as it is (id lines would overrun its Content-Length), and one
+// whose Content-Encoding is identity is resumable like one without.
+func TestResumableHeaderKinds(t *testing.T) {
+	const stream = "data: 1\n\ndata: 2\n\n"
+	for _, tc := range []struct {
+		field, value string
+		resumable    bool
+	}{
+		{"Content-Length", fmt.Sprint(len(stream)), false},
+		{"Content-Encoding", "identity", true},
+	} {
+		h := middleware.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.Header().Set(tc.field, tc.value)
+			io.WriteString(w, stream)
+		}), middleware.ServerConfig{Resume: &middleware.ResumeConfig{}})
+		srv := httptest.NewServer(h)
+		resp, err := http.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		srv.Close()
+		name := resp.Header.Get(sse.ResumableStreamHeader)
+		want := stream
+		if tc.resumable {
+			want = "data: 1\nid: " + name + ".1\n\ndata: 2\nid: " + name + ".2\n\n"
+		}
+		if err != nil || (name != "") != tc.resumable || string(body) != want {
+			t.Errorf("%s: %s: %q, %v (Resumable-Stream %q), want %q", tc.field, tc.value, body, err, name, want)
+		}
+	}
+}

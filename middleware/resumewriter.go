@@ -105,7 +105,9 @@ func (w *resumeWriter) writeHeaderLocked(code int) {
 	}
 	w.wrote = true
 	h := w.w.Header()
-	if code >= 200 && code <= 299 && sse.IsEventStream(h.Get("Content-Type")) && h.Get("Content-Encoding") == "" {
+	// Only a stream whose body can take the id lines: no declared length,
+	// no content coding (ownBytesFit).
+	if code >= 200 && code <= 299 && sse.IsEventStream(h.Get("Content-Type")) && ownBytesFit(h, code, false) {
 		w.resumabl = true
 		first := w.rc.beat()
 		if time.Since(w.created) >= first {
