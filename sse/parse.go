@@ -94,11 +94,10 @@ func (p *parser) parse(win []byte, final bool) (n int) {
 // whole events. It is the hot loop: one call per parse.
 //
 // An event longer than the owner's maxEvent (its lines with their line
-// ends, and one byte for the blank line that ends it) stops the scan at
-// its first byte,
-// undelivered: the guard then holds more than maxEvent bytes back, which
-// ends the stream as event_too_large. So the cap is the event's size, not
-// that of the part of it a read left incomplete.
+// ends, and one byte for the blank line that ends it) stops the scan at its
+// first byte, undelivered: the guard then holds more than maxEvent bytes
+// back, which ends the stream as event_too_large (see overflow). So the cap
+// is the event's size, not that of the part of it a read left incomplete.
 func (p *parser) scan(win []byte, pos, from, ev, n int) (int, int, int) {
 	for pos < len(win) {
 		s := max(pos, from)
@@ -132,7 +131,7 @@ func (p *parser) scan(win []byte, pos, from, ev, n int) (int, int, int) {
 				}
 				if p.owner.plainEvent(win[vs:end]) {
 					if next+1-ev > p.owner.maxEvent {
-						return ev, ev, n // too large: see tooLarge
+						return ev, ev, n // too large (see above)
 					}
 					p.owner.events++
 					pos = next + 1
