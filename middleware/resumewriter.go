@@ -144,11 +144,12 @@ func (w *resumeWriter) Write(p []byte) (int, error) {
 		return 0, errEnded
 	}
 	w.frame(p, false)
-	if w.tooLarge || !w.f.ending && len(w.f.out)-w.f.evAt >= sse.DefaultMaxEventBytes {
-		// An event incomplete at that size is too large once complete
+	if w.tooLarge || !w.f.ending && len(w.f.out)-w.f.evAt > sse.DefaultMaxEventBytes {
+		// An event incomplete past that size is too large once complete
 		// (see frame), and would hold the writer's memory without bound
-		// if it never ends. (An event ending, held for the LF after its
-		// CR, is whole and was measured.)
+		// if it never ends; as the client's guard, the writer holds no
+		// more. (An event ending, held for the LF after its CR, is whole
+		// and was measured.)
 		w.failLocked(errEventTooLarge)
 		return 0, errEventTooLarge
 	}
