@@ -105,9 +105,10 @@ func (w *resumeWriter) writeHeaderLocked(code int) {
 	}
 	w.wrote = true
 	h := w.w.Header()
+	ow := findWriter(w.w)
 	// Only a stream whose body can take the id lines: no declared length,
-	// no content coding (ownBytesFit).
-	if code >= 200 && code <= 299 && sse.IsEventStream(h.Get("Content-Type")) && ownBytesFit(h, code, false) {
+	// no content coding, not the answer to a HEAD (ownBytesFit).
+	if code >= 200 && code <= 299 && sse.IsEventStream(h.Get("Content-Type")) && ownBytesFit(h, code, ow != nil && ow.head) {
 		w.resumabl = true
 		first := w.rc.beat()
 		if time.Since(w.created) >= first {
@@ -120,7 +121,7 @@ func (w *resumeWriter) writeHeaderLocked(code int) {
 		w.beat.Store(t)
 		t.Reset(first)
 		w.w.Header().Set(sse.ResumableStreamHeader, w.name)
-		if ow := findWriter(w.w); ow != nil {
+		if ow != nil {
 			ow.onFailure(w.fail)
 			ow.boundSends(w.ctx, w.rc.linger())
 		}
@@ -131,6 +132,9 @@ func (w *resumeWriter) writeHeaderLocked(code int) {
 func (w *resumeWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.finished {
+		return 0, errEnded // a goroutine the handler left behind: nothing takes its bytes
+	}
 	if !w.wrote {
 		w.writeHeaderLocked(http.StatusOK)
 	}
@@ -170,6 +174,9 @@ func (w *resumeWriter) Flush() { _ = w.FlushError() }
 func (w *resumeWriter) FlushError() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.finished {
+		return errEnded
+	}
 	if !w.wrote {
 		w.writeHeaderLocked(http.StatusOK)
 	}

@@ -265,8 +265,14 @@ func (w *writer) close() (abort bool) {
 	// with the connection's next response on HTTP/1).
 	w.ended = true
 	w.stopHeartbeat()
-	if w.wrote && !w.hijacked {
+	switch {
+	case w.hijacked:
+	case w.wrote:
 		keepTrailers(w.rw.Header(), w.header)
+	default:
+		// A handler that returns without writing gets net/http's implicit
+		// 200, with the fields it set, as net/http sends them.
+		commitHeader(w.rw.Header(), w.header)
 	}
 	return w.abort
 }

@@ -1,12 +1,17 @@
 package middleware_test
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/streamguard/streamguard/middleware"
+	"github.com/streamguard/streamguard/resume"
+	"github.com/streamguard/streamguard/sse"
 )
 
 // A goroutine the handler left behind that sets the status, writes or
@@ -52,4 +57,92 @@ func TestWriteAfterHandlerReturned(t *testing.T) {
 			t.Fatalf("the late writes got %q, want %q", got, want)
 		}
 	})
+}
+
+// TestResumeWriteAfterHandlerReturned: with Resume on too, a goroutine the
+// handler left behind gets http.ErrHandlerTimeout from a write and a flush
+// once the handler returned (a write reported success, its bytes going
+// nowhere).
+func TestResumeWriteAfterHandlerReturned(t *testing.T) {
+	returned := make(chan struct{})
+	late := make(chan string, 1)
+	h := middleware.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: one\n\n")
+		w.(http.Flusher).Flush()
+		go func() {
+			<-returned
+			_, werr := io.WriteString(w, "data: late\n\n")
+			ferr := http.NewResponseController(w).Flush()
+			late <- fmt.Sprintf("write: %v, flush: %v", werr, ferr)
+		}()
+	}), middleware.ServerConfig{Resume: &middleware.ResumeConfig{Store: resume.NewMemoryStore(resume.MemoryConfig{}), Linger: time.Second}})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	close(returned)
+	select {
+	case got := <-late:
+		if want := fmt.Sprintf("write: %v, flush: %v", http.ErrHandlerTimeout, http.ErrHandlerTimeout); got != want {
+			t.Fatalf("late writes got %q, want %q", got, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the late goroutine never wrote")
+	}
+}
+
+// TestResumeHEADNotResumable: the answer to a HEAD is no resumable stream
+// (it has no body to take id lines or a failure event): a handler's
+// failure after its header was stored as a clean end, and a resume got a
+// stream that looked complete.
+func TestResumeHEADNotResumable(t *testing.T) {
+	h := middleware.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: 1\n\n")
+		w.(http.Flusher).Flush()
+		middleware.WriteError(w, r, fmt.Errorf("the model crashed"))
+	}), middleware.ServerConfig{Resume: &middleware.ResumeConfig{Store: resume.NewMemoryStore(resume.MemoryConfig{}), Linger: time.Second}})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	resp, err := http.Head(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if name := resp.Header.Get(sse.ResumableStreamHeader); name != "" {
+		t.Fatalf("a HEAD's answer is resumable as %q", name)
+	}
+	// A GET is, and its failure is stored.
+	resp, err = http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.Header.Get(sse.ResumableStreamHeader) == "" || !bytes.Contains(body, []byte("event: error")) {
+		t.Fatalf("a GET: %q (Resumable-Stream %q)", body, resp.Header.Get(sse.ResumableStreamHeader))
+	}
+}
+
+// TestHeaderWithoutWrite: the fields a handler sets before returning
+// without a write go out with net/http's implicit 200, as they do without
+// NewHandler.
+func TestHeaderWithoutWrite(t *testing.T) {
+	h := middleware.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Request-Id", "abc")
+		w.Header().Set("Location", "/elsewhere")
+	}), middleware.ServerConfig{})
+	for _, major := range []int{1, 2} {
+		srv := httptest.NewUnstartedServer(h)
+		srv.EnableHTTP2 = major == 2
+		srv.StartTLS()
+		resp, err := srv.Client().Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		srv.Close()
+		if resp.ProtoMajor != major || resp.StatusCode != 200 || resp.Header.Get("X-Request-Id") != "abc" || resp.Header.Get("Location") != "/elsewhere" {
+			t.Errorf("HTTP/%d: %s %d, header %v", major, resp.Proto, resp.StatusCode, resp.Header)
+		}
+	}
 }

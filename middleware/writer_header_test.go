@@ -121,6 +121,8 @@ func TestWriteErrorKeepsHandlerFields(t *testing.T) {
 			h.Set("Content-Encoding", "gzip")
 			h.Set("Content-Length", "12345")
 			h.Set("Trailer", "X-Checksum")
+			h.Set("Cache-Control", "public, max-age=3600")
+			h.Set("Expires", "Thu, 01 Dec 2099 16:00:00 GMT")
 			middleware.WriteError(w, r, &streamguard.Error{StatusCode: http.StatusTooManyRequests, Source: streamguard.SourceModel,
 				Reason: streamguard.ReasonRateLimited, Message: "slow down"})
 		}))
@@ -129,7 +131,7 @@ func TestWriteErrorKeepsHandlerFields(t *testing.T) {
 			t.Fatalf("%d %q, %v", resp.StatusCode, b, err)
 		}
 		for k, want := range map[string]string{"Retry-After": "7", "Retry-After-Ms": "7000", "X-Request-Id": "req-1",
-			"Content-Type": "application/json", "Content-Encoding": "", "Trailer": ""} {
+			"Content-Type": "application/json", "Content-Encoding": "", "Trailer": "", "Cache-Control": "no-store", "Expires": ""} {
 			if got := resp.Header.Get(k); got != want {
 				t.Errorf("%s: %q, want %q", k, got, want)
 			}

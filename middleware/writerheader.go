@@ -66,19 +66,25 @@ func isDeclared(declared []string, k string) bool {
 // errorHeader makes net/http's map that of a JSON error the handler wrote
 // (WriteError): the handler's fields (Retry-After, a request id, cookies),
 // as http.Error keeps them, but those that describe the body the error
-// replaces. writeJSON sets Content-Type and Content-Length.
+// replaces, and its caching: a Cache-Control the handler set becomes
+// no-store, so that a cache in front never keeps the error for the answer
+// it replaces.
+// writeJSON sets Content-Type and Content-Length.
 func errorHeader(dst, src http.Header) {
 	commitHeader(dst, src)
 	for k := range dst {
 		switch http.CanonicalHeaderKey(k) {
 		case "Content-Length", "Content-Encoding", "Content-Type", "Content-Range", "Transfer-Encoding",
-			"Trailer", "Etag", "Last-Modified":
+			"Trailer", "Etag", "Last-Modified", "Expires", "Content-Disposition", "Content-Language", "Content-Location":
 			delete(dst, k)
 		default:
 			if strings.HasPrefix(k, http.TrailerPrefix) {
 				delete(dst, k)
 			}
 		}
+	}
+	if _, ok := dst["Cache-Control"]; ok {
+		dst.Set("Cache-Control", "no-store")
 	}
 }
 

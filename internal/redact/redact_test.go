@@ -127,6 +127,9 @@ func TestRawURL(t *testing.T) {
 		"http://h/v1#access_token=sk-1":     "http://h/v1",
 		"%zz?token=sk-1":                    "%zz?token=REDACTED",
 		"memory":                            "memory",
+		"s3cret@redis.internal:6379":        "...",
+		"TOKEN@api.example.com":             "...",
+		"user:s3cret@host:6379/0":           "user://...",
 		"%zz":                               "%zz",
 	} {
 		if got := RawURL(in); got != want {

@@ -28,8 +28,10 @@ func RawURL(s string) string {
 		return u.Redacted()
 	}
 	if strings.Contains(s, "@") {
-		scheme, _, _ := strings.Cut(s, ":")
-		return scheme + "://..."
+		if scheme, _, ok := strings.Cut(s, ":"); ok && isScheme(scheme) {
+			return scheme + "://..."
+		}
+		return "..." // no scheme ("TOKEN@host:port"): the credential may be anywhere
 	}
 	if head, q, ok := strings.Cut(s, "?"); ok {
 		return head + "?" + Query(q)
@@ -95,4 +97,16 @@ func Query(q string) string {
 		}
 	}
 	return b.String()
+}
+
+// isScheme reports whether s is a URL scheme: a letter, then letters,
+// digits, '+', '-' or '.'.
+func isScheme(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && (c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.')) {
+			return false
+		}
+	}
+	return s != ""
 }
