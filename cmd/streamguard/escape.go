@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"unicode"
 	"unicode/utf8"
 )
@@ -71,4 +72,19 @@ func (e *escapeWriter) Flush() error {
 	}
 	_, err := e.w.Write(out)
 	return err
+}
+
+// terminal is isTerminal; tests replace it.
+var terminal = isTerminal
+
+func isTerminal(w io.Writer) bool {
+	if rw, ok := w.(*redactingWriter); ok {
+		w = rw.w
+	}
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

@@ -397,18 +397,3 @@ func (c *countReader) Read(p []byte) (int, error) {
 	c.n += int64(n)
 	return n, err
 }
-
-// terminal is isTerminal; tests replace it.
-var terminal = isTerminal
-
-func isTerminal(w io.Writer) bool {
-	if rw, ok := w.(*redactingWriter); ok {
-		w = rw.w
-	}
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
