@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -50,7 +51,8 @@ const (
 	// MaxRedisMaxLen is the largest MaxLen the store accepts: 2^40.
 	MaxRedisMaxLen = 1 << 40
 	// MaxRedisNameLen bounds a stream name, in bytes: 128. (The
-	// protocol's names are 32.) A longer one is never held.
+	// protocol's names are 32.) A longer one is never held, nor one
+	// holding a brace: the name is its keys' Cluster hash tag.
 	MaxRedisNameLen = 128
 	// MaxRedisOwnerLen bounds an owner hash, in bytes: 128. (OwnerHash's
 	// are 32.)
@@ -73,7 +75,9 @@ const (
 // RedisConfig sets a Redis store's keys and bounds. The zero value means
 // the defaults. Every replica that shares the store should use the same.
 type RedisConfig struct {
-	// Prefix begins every key. Empty means DefaultRedisPrefix.
+	// Prefix begins every key. Empty means DefaultRedisPrefix. On a Redis
+	// Cluster it must hold no brace: the keys carry hash tags of their own
+	// (a stream's keys share one slot, which its scripts need).
 	Prefix string
 	// MaxLen bounds the events of one stream; an Append past it returns
 	// ErrFull and adds nothing: the store never trims events a reader may
@@ -265,7 +269,7 @@ func (s *RedisStore) Key(ctx context.Context) ([]byte, error) {
 // its TTL.
 func (s *RedisStore) Create(ctx context.Context, stream string, owner []byte) error {
 	if !validRedisName(stream) {
-		return fmt.Errorf("resume: a stream name of %d bytes (1 to %d)", len(stream), MaxRedisNameLen)
+		return fmt.Errorf("resume: a stream name of %d bytes (1 to %d, no brace)", len(stream), MaxRedisNameLen)
 	}
 	if len(owner) > MaxRedisOwnerLen {
 		return fmt.Errorf("resume: an owner hash of %d bytes (at most %d)", len(owner), MaxRedisOwnerLen)
@@ -364,7 +368,9 @@ func (s *RedisStore) touch(ctx context.Context, stream string) {
 	}
 }
 
-func validRedisName(stream string) bool { return len(stream) > 0 && len(stream) <= MaxRedisNameLen }
+func validRedisName(stream string) bool {
+	return len(stream) > 0 && len(stream) <= MaxRedisNameLen && !strings.ContainsAny(stream, "{}")
+}
 
 func parseRedisUint(v any) (uint64, error) {
 	str, ok := v.(string)

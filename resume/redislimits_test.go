@@ -191,3 +191,31 @@ func TestRedisStoreAppendChecksBatch(t *testing.T) {
 		t.Fatalf("after a good batch: %+v, %v", info, err)
 	}
 }
+
+// TestRedisStoreNameWithBrace: a stream name is its keys' Cluster hash
+// tag, so a name holding a brace (one starting with "}" would give its
+// keys an empty tag, and them different slots) is refused by Create, and
+// is no stream for the other calls; nothing is written for it.
+func TestRedisStoreNameWithBrace(t *testing.T) {
+	c := redisClient(t)
+	s := redisStore(t, c, resume.RedisConfig{})
+	ctx := context.Background()
+	for _, name := range []string{"}" + resumetest.Name(), resumetest.Name() + "{x}", "{" + resumetest.Name()} {
+		if err := s.Create(ctx, name, []byte("owner")); err == nil || !strings.Contains(err.Error(), "brace") {
+			t.Errorf("Create(%q): %v, want an error naming the brace", name, err)
+		}
+		if err := s.Append(ctx, name, []resume.Event{resumetest.Event(name, 1)}); !errors.Is(err, resume.ErrNotFound) {
+			t.Errorf("Append(%q): %v, want ErrNotFound", name, err)
+		}
+		if err := s.Visit(ctx, name); !errors.Is(err, resume.ErrNotFound) {
+			t.Errorf("Visit(%q): %v, want ErrNotFound", name, err)
+		}
+	}
+	keys, err := c.Do(ctx, "KEYS", s.Config().Prefix+"*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if arr, _ := keys.([]any); len(arr) != 0 {
+		t.Errorf("keys written for names with a brace: %v", arr)
+	}
+}

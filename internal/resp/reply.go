@@ -7,6 +7,8 @@ import (
 	"strconv"
 )
 
+var errTooLarge = errors.New("redis: reply too large")
+
 // isReply reports whether err is the server's error reply.
 func isReply(err error) bool {
 	_, ok := err.(Error)
@@ -20,6 +22,9 @@ func (cn *conn) reply(depth int) (any, error) {
 	line, err := cn.line()
 	if err != nil {
 		return nil, err
+	}
+	if cn.left -= len(line) + valueCost; cn.left < 0 {
+		return nil, errTooLarge
 	}
 	if len(line) < 3 || line[len(line)-2] != '\r' {
 		return nil, errors.New("redis: malformed reply")
@@ -39,6 +44,9 @@ func (cn *conn) reply(depth int) (any, error) {
 		}
 		if n == -1 {
 			return nil, nil
+		}
+		if cn.left -= n + 2; cn.left < 0 {
+			return nil, errTooLarge
 		}
 		b, err := cn.bulk(n + 2)
 		if err != nil {

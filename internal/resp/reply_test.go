@@ -102,3 +102,50 @@ func TestCloseInFlight(t *testing.T) {
 		t.Fatalf("after Close, %d connections kept", n)
 	}
 }
+
+// TestReplyBudget: a whole reply is bounded, not only each of its parts:
+// a reply over maxReply fails at once (not by the call's timeout), whether
+// it is made of large bulks or of many small values, and the connection
+// is dropped; one within it is read whole.
+func TestReplyBudget(t *testing.T) {
+	defer func(m int) { maxReply = m }(maxReply)
+	maxReply = 1 << 20
+	bulk := "$262144\r\n" + strings.Repeat("x", 256<<10) + "\r\n"
+	ints := strings.Repeat(":1\r\n", 40000) // 160 KB, but 40,000 values
+	for _, tc := range []struct {
+		name, reply string
+		ok          bool
+	}{
+		{"3 bulks of 256 KiB", "*3\r\n" + strings.Repeat(bulk, 3), true},
+		{"5 bulks of 256 KiB", "*5\r\n" + strings.Repeat(bulk, 5), false},
+		{"nested arrays of bulks", "*2\r\n*2\r\n" + bulk + bulk + "*3\r\n" + bulk + bulk + bulk, false},
+		{"40,000 integers", "*40000\r\n" + ints, false},
+		{"a bulk announced over the budget", "$2000000\r\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := New("redis://" + fakeServer(t, tc.reply, "+OK\r\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.timeout = 5 * time.Second
+			start := time.Now()
+			v, err := c.Do(context.Background(), "GET", "k")
+			if tc.ok {
+				if arr, _ := v.([]any); err != nil || len(arr) != 3 {
+					t.Fatalf("%d values, %v; want 3, nil", len(arr), err)
+				}
+				return
+			}
+			if !errors.Is(err, errTooLarge) {
+				t.Fatalf("%T, %v; want %v", v, err, errTooLarge)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("failed after %v, by the timeout", d)
+			}
+			if len(c.idle) != 0 {
+				t.Errorf("the connection was kept after a reply over the budget")
+			}
+		})
+	}
+}

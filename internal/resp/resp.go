@@ -35,6 +35,15 @@ const (
 	maxIdle  = 16
 )
 
+// maxReply bounds a whole reply: its bytes, and valueCost for each value
+// in it (what a value costs the client beyond its bytes). A reply over it
+// fails the call and drops the connection, at once rather than by the
+// call's timeout. The largest a store asks for is a read of about 1 MiB
+// of events, or one event of up to maxBulk.
+var maxReply = 2 * maxBulk
+
+const valueCost = 32
+
 // callTimeout bounds a call (Do) whose context has no earlier deadline: a
 // Redis that stops answering (or a connection dropped on the way, which no
 // FIN reports) fails the call instead of blocking it for ever. A blocking
@@ -70,6 +79,7 @@ type conn struct {
 	probe  *probe // is an idle nc alive?
 	r      *bufio.Reader
 	w      *bufio.Writer
+	left   int      // of maxReply, for the reply being read
 	num    [64]byte // scratch: a header in [:32], a number in [32:]
 }
 
@@ -298,6 +308,7 @@ func (cn *conn) roundTrip(ctx context.Context, b bound, args []any) (any, error)
 	err := cn.w.Flush()
 	var v any
 	if err == nil {
+		cn.left = maxReply
 		v, err = cn.reply(0)
 	}
 	return v, b.err(ctx, err)
