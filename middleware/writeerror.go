@@ -27,7 +27,8 @@ import (
 // application/jsonl, application/json-seq: sse.IsJSONLines), at a line
 // boundary, it writes one failure record, {"error": "<message>", ...}
 // (sse.AppendFailureRecord), which Ollama's client returns as its error, and
-// ends the stream cleanly; after any other header, or inside a line, it
+// ends the stream cleanly (json-seq's anywhere: its RS begins a record, and
+// parsers drop one it cut short); after any other header, or inside a line, it
 // marks the response to be aborted when the handler returns, so the client
 // sees a truncated body. A stream with a Content-Length, or a
 // Content-Encoding other than identity, counts as any other: no frame or

@@ -44,6 +44,7 @@ type writer struct {
 	wrote   bool  // the header is written
 	isSSE   bool  // a 2xx text/event-stream response that takes the writer's own bytes (ownBytesFit)
 	lines   bool  // a 2xx JSON-lines response (sse.IsJSONLines) that takes them
+	seq     bool  // and a JSON text sequence (sse.IsJSONSeq): a record may begin anywhere
 	clen    int64 // the declared Content-Length, or -1
 	pos     int   // atEventBoundary, atLineBoundary or midLine
 	afterCR bool  // the last byte written was a CR, whose LF may come next
@@ -110,6 +111,7 @@ func (w *writer) writeHeaderLocked(code int) {
 	framed := code >= 200 && code < 300 && ownBytesFit(dst, code, w.head)
 	w.isSSE = framed && sse.IsEventStream(dst.Get("Content-Type"))
 	w.lines = framed && sse.IsJSONLines(dst.Get("Content-Type"))
+	w.seq = w.lines && sse.IsJSONSeq(dst.Get("Content-Type"))
 	w.clen = declaredLength(dst)
 	w.out.WriteHeader(code)
 	w.lastWrite.Store(time.Now().UnixNano())

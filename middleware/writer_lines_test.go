@@ -118,3 +118,41 @@ func TestBudgetJSONLines(t *testing.T) {
 		t.Fatalf("Ollama's reading of %q: %d records, %v", body, n, oerr)
 	}
 }
+
+// In a JSON text sequence, WriteError writes its record even inside the
+// handler's record, inside a line or not: its RS begins a record of its
+// own, and an RFC 7464 parser drops the one it cut short. The stream ends
+// cleanly with the failure as its last record.
+func TestWriteErrorJSONSeqInsideRecord(t *testing.T) {
+	for _, cut := range []string{"\x1e{\n \"b\": ", "\x1e{\n \"b\": 1,\n", "\x1e{\"b\":\"x\\"} {
+		protocols(t, func(t *testing.T, h2 bool) {
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json-seq")
+				writeFlush(w, "\x1e{\n \"a\": 1\n}\n")
+				writeFlush(w, cut)
+				middleware.WriteError(w, r, &streamguard.Error{Source: streamguard.SourceNetwork, Reason: streamguard.ReasonTruncated,
+					StatusCode: 200, Message: "upstream cut", Retryable: true})
+			})
+			srv := serve(t, h2, middleware.ServerConfig{}, h)
+			_, body, err := rawGet(t, srv, "/")
+			if err != nil {
+				t.Fatalf("cut %q: the stream did not end cleanly: %v (%q)", cut, err, body)
+			}
+			// RFC 7464 section 2.4: split at RS; a text not ending in LF,
+			// or not valid JSON, is dropped.
+			var texts []string
+			for _, p := range strings.Split(string(body), "\x1e")[1:] {
+				if strings.HasSuffix(p, "\n") && json.Valid([]byte(p)) {
+					texts = append(texts, p)
+				}
+			}
+			if len(texts) != 2 || texts[0] != "{\n \"a\": 1\n}\n" {
+				t.Fatalf("cut %q: texts %q of %q", cut, texts, body)
+			}
+			back := streamguard.ClassifyEvent([]byte(texts[1]))
+			if back.Source != streamguard.SourceNetwork || back.Reason != streamguard.ReasonTruncated {
+				t.Fatalf("cut %q: record %s read back as %v", cut, texts[1], back)
+			}
+		})
+	}
+}

@@ -12,9 +12,9 @@ import (
 // end ends the response for the handler because of err: before the header,
 // a JSON error with status; after a 2xx event stream's header, at an event
 // boundary, one failure event and a clean end; after a 2xx JSON-lines
-// header, at a line boundary, one failure record and a clean end; otherwise
-// the response is marked for abort. With beforeHeader, it does nothing once the header is
-// written. It reports whether this call ended the response.
+// header, at a line boundary (json-seq's anywhere), one failure record and
+// a clean end; otherwise the response is marked for abort. With
+// beforeHeader, it does nothing once the header is written. It reports whether this call ended the response.
 func (w *writer) end(status int, err error, beforeHeader bool) bool {
 	return w.endAs(status, err, beforeHeader, false)
 }
@@ -62,7 +62,7 @@ func (w *writer) endAs(status int, err error, beforeHeader, handlerFields bool) 
 		if werr := sse.WriteFailureFrame(&w.out, err); werr == nil {
 			http.NewResponseController(w.rw).Flush()
 		}
-	case w.lines && w.pos == atEventBoundary:
+	case w.lines && (w.pos == atEventBoundary || w.seq):
 		if werr := sse.WriteFailureRecord(&w.out, w.rw.Header().Get("Content-Type"), err); werr == nil {
 			http.NewResponseController(w.rw).Flush()
 		}

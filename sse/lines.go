@@ -51,6 +51,11 @@ const (
 // parameters, in any case.
 func IsJSONLines(ct string) bool { return linesKind(ct) != 0 }
 
+// IsJSONSeq reports whether a Content-Type is application/json-seq (RFC
+// 7464), whose records each begin with an RS: one may begin anywhere, even
+// inside a record, which its parsers then drop as cut short.
+func IsJSONSeq(ct string) bool { return linesKind(ct) == framingSeq }
+
 // linesKind returns framingLines or framingSeq for a JSON-lines
 // Content-Type, and 0 for any other.
 func linesKind(ct string) int {

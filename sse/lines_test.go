@@ -389,3 +389,18 @@ func TestLinesNoRecords(t *testing.T) {
 		}
 	}
 }
+
+// A stream cut inside its unit names it, with its article.
+func TestTruncatedUnitNamed(t *testing.T) {
+	for ct, want := range map[string]string{
+		ndjson:                 "in the middle of a JSON line",
+		"application/json-seq": "in the middle of a JSON text",
+		"text/event-stream":    "in the middle of an event",
+	} {
+		_, err := io.ReadAll(guarded(ct, nil, sse.Config{}, "data: 1\n\n", "\x1e{\"a\":").Body)
+		var se *streamguard.Error
+		if !errors.As(err, &se) || se.Reason != streamguard.ReasonTruncated || !strings.Contains(se.Message, want) {
+			t.Errorf("%s: %v; want a truncation %q", ct, err, want)
+		}
+	}
+}

@@ -79,6 +79,17 @@ func (b *body) unit() string {
 		return "event"
 	case b.lines.kind == framingArray:
 		return "array element"
+	case b.lines.kind == framingSeq:
+		return "JSON text"
 	}
 	return "JSON line"
+}
+
+// aUnit is unit with its article.
+func (b *body) aUnit() string {
+	u := b.unit()
+	if u[0] == 'J' {
+		return "a " + u
+	}
+	return "an " + u
 }

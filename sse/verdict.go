@@ -68,7 +68,7 @@ func (b *body) verdict() *streamguard.Error {
 		return b.fail(e.Source, e.Reason, cause, e.Message)
 	case b.tooLarge:
 		return b.fail(streamguard.SourceModel, streamguard.ReasonEventTooLarge, ErrEventTooLarge,
-			"an "+b.unit()+" exceeded "+strconv.Itoa(b.maxEvent)+" bytes")
+			b.aUnit()+" exceeded "+strconv.Itoa(b.maxEvent)+" bytes")
 	case up != io.EOF:
 		e := b.fail(streamguard.SourceNetwork, streamguard.ReasonTruncated, up, streamguard.Sanitize(up.Error(), streamguard.MaxMessage))
 		e.Retryable = true
@@ -76,7 +76,7 @@ func (b *body) verdict() *streamguard.Error {
 	case (b.isSSE || b.lines != nil && b.lines.kind != framingArray) && b.events == 0:
 		return b.noEvents()
 	case b.w > b.ready:
-		e := b.fail(streamguard.SourcePlatform, streamguard.ReasonTruncated, ErrPartialEvent, "stream ended in the middle of an "+b.unit())
+		e := b.fail(streamguard.SourcePlatform, streamguard.ReasonTruncated, ErrPartialEvent, "stream ended in the middle of "+b.aUnit())
 		e.Retryable = true
 		return e
 	case b.lines != nil && b.lines.unclosed():
