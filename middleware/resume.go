@@ -202,7 +202,7 @@ func serveResumable(w http.ResponseWriter, r *http.Request, next http.Handler, c
 	if errors.Is(context.Cause(ctx), errStopped) {
 		// Unless the handler's own failure (errShutDown then) ended it.
 		if ow := findWriter(w); ow != nil {
-			ow.end(http.StatusBadGateway, errShutDown, false)
+			ow.endStopped()
 		} else {
 			rw.fail(errShutDown)
 		}

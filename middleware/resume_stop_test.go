@@ -59,7 +59,7 @@ func TestResumeStop(t *testing.T) {
 		if !leave {
 			rest, _ := io.ReadAll(resp.Body)
 			got := string(buf[:n]) + string(rest)
-			if !strings.HasSuffix(got, "\nevent: error\nid: "+name+".3\n\n") || !strings.Contains(got, `"reason":"truncated"`) || !strings.Contains(got, "shut down") {
+			if !strings.HasSuffix(got, "\nevent: error\nid: "+name+".3\n\n") || !strings.Contains(got, `"reason":"truncated"`) || !strings.Contains(got, `"retryable":true`) || !strings.Contains(got, "shut down") {
 				t.Errorf("the client read %q, want its events and a truncated failure event", got)
 			}
 		}
@@ -80,5 +80,46 @@ func TestResumeStop(t *testing.T) {
 		}
 		cancel()
 		srv.Close()
+	}
+}
+
+// TestResumeStopBeforeHeader: a stop that cancels the work before the
+// response began is the platform's unavailability, to be retried at once
+// at another replica: 503 with Retry-After, whatever error the handler
+// reports for its canceled work (WriteError) or none (it returns); the
+// stream it reserved is freed.
+func TestResumeStopBeforeHeader(t *testing.T) {
+	for _, how := range []string{"WriteError", "return"} {
+		protocols(t, func(t *testing.T, h2 bool) {
+			store := resume.NewMemoryStore(resume.MemoryConfig{})
+			stop := make(chan struct{})
+			started := make(chan struct{})
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("X-Handler", "1")
+				close(started)
+				select {
+				case <-r.Context().Done():
+				case <-time.After(10 * time.Second):
+				}
+				if how == "WriteError" {
+					middleware.WriteError(w, r, r.Context().Err())
+				}
+			})
+			srv := serve(t, h2, middleware.ServerConfig{Resume: &middleware.ResumeConfig{Store: store, Linger: time.Minute, Stop: stop}}, h)
+			go func() { <-started; close(stop) }()
+			resp, body, err := rawGet(t, srv, "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "1" {
+				t.Errorf("%s: %d, Retry-After %q; want 503 and 1", how, resp.StatusCode, resp.Header.Get("Retry-After"))
+			}
+			if !strings.Contains(string(body), `"error":"the server shut down before the response began: retry"`) {
+				t.Errorf("%s: body %s; want the server's shutdown", how, body)
+			}
+			if n, _ := store.Len(); n != 0 {
+				t.Errorf("%s: %d streams left in the store", how, n)
+			}
+		})
 	}
 }

@@ -120,7 +120,37 @@ var errStopped = errors.New("middleware: the server stopped the stream's work (R
 // errShutDown ends a stream whose work ResumeConfig.Stop canceled, for its
 // client and for resumes.
 var errShutDown = &streamguard.Error{Source: streamguard.SourcePlatform, Reason: streamguard.ReasonTruncated,
-	StatusCode: http.StatusBadGateway, Message: "the server shut down before the stream's end"}
+	StatusCode: http.StatusBadGateway, Retryable: true, Message: "the server shut down before the stream's end"}
+
+// errShutDownEarly answers a request whose work ResumeConfig.Stop canceled
+// before its response began: nothing was sent, so it is the platform's
+// unavailability, to be retried at once (at another replica).
+var errShutDownEarly = &streamguard.Error{Source: streamguard.SourcePlatform, Reason: streamguard.ReasonUnavailable,
+	StatusCode: http.StatusServiceUnavailable, Retryable: true, Message: "the server shut down before the response began: retry"}
+
+// stopped reports whether r's work was canceled by ResumeConfig.Stop.
+func stopped(r *http.Request) bool {
+	return r != nil && errors.Is(context.Cause(r.Context()), errStopped)
+}
+
+// endStopped ends a response whose work ResumeConfig.Stop canceled,
+// whatever error the handler saw: before the header, 503 with Retry-After
+// (errShutDownEarly); after it, the truncated failure (errShutDown). It
+// returns the error it ended the response with.
+func (w *writer) endStopped() error {
+	w.mu.Lock()
+	early := !w.wrote && !w.ended
+	if early {
+		w.rw.Header().Set("Retry-After", "1")
+	}
+	w.mu.Unlock()
+	if early {
+		w.end(http.StatusServiceUnavailable, errShutDownEarly, false)
+		return errShutDownEarly
+	}
+	w.end(http.StatusBadGateway, errShutDown, false)
+	return errShutDown
+}
 
 // watchStop cancels the handler's work (cause errStopped) when stop is
 // closed before the handler returns.

@@ -54,12 +54,20 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	if err == nil {
 		return
 	}
+	mw := findWriter(w)
+	if mw != nil && stopped(r) {
+		// The handler's error is that of its work, which the server's
+		// stop canceled.
+		err = mw.endStopped()
+		tracing.Annotate(trace.SpanFromContext(r.Context()), err.(*streamguard.Error))
+		return
+	}
 	se := serverError(err, r)
 	status := StatusFor(se)
 	if r != nil {
 		tracing.Annotate(trace.SpanFromContext(r.Context()), se)
 	}
-	if mw := findWriter(w); mw != nil {
+	if mw != nil {
 		mw.endHandler(status, se)
 		return
 	}
