@@ -172,10 +172,15 @@ func serveUntil(ctx context.Context, srv *http.Server, ln net.Listener, drain ti
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	// Shutdown returning nil is not enough: an HTTP/2 handler outlives its
+	// connection (a stream whose client left lingers), and Shutdown counts
+	// connections. The handlers are counted instead.
+	srv.Shutdown(sctx)
+	hs := srv.Handler.(*inflight)
+	dl, _ := sctx.Deadline()
+	if !hs.wait(time.Until(dl)) {
 		close(stop)
 		cancelBase()
-		hs := srv.Handler.(*inflight)
 		ended := hs.wait(endGrace)
 		srv.Close()
 		if !ended && !hs.wait(endGrace) {

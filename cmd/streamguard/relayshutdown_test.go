@@ -108,6 +108,12 @@ func startRelayStop(t *testing.T, args ...string) (string, *gatewaytest.SyncBuff
 // events.
 func openStream(t *testing.T, addr, lastID string) (*http.Response, func() (gosse.Event, error, bool)) {
 	t.Helper()
+	return openStreamWith(t, http.DefaultClient, addr, lastID)
+}
+
+// openStreamWith is openStream with client.
+func openStreamWith(t *testing.T, client *http.Client, addr, lastID string) (*http.Response, func() (gosse.Event, error, bool)) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // a regression fails, not hangs
 	t.Cleanup(cancel)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/v1/chat/completions", strings.NewReader(`{"stream":true}`))
@@ -115,7 +121,7 @@ func openStream(t *testing.T, addr, lastID string) (*http.Response, func() (goss
 	if lastID != "" {
 		req.Header.Set(sse.LastEventIDHeader, lastID)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,29 +159,43 @@ func handlersLeft() string {
 // past its drain, its upstream call is canceled before the relay returns,
 // and none of its goroutines outlives the relay.
 func TestRelayShutdownClientGone(t *testing.T) {
-	up, active := holdingUpstream(t, 3)
-	addr, logs, stop := startRelayStop(t, "-upstream", up, "-linger", "20s", "-drain", testDrain.String())
-	resp, next := openStream(t, addr, "")
-	for i := range 3 {
-		if _, err, ok := next(); !ok || err != nil {
-			t.Fatalf("event %d: %v", i, err)
-		}
-	}
-	resp.Body.Close() // the client leaves; the work lingers
-	time.Sleep(100 * time.Millisecond)
-	code, took := stop()
-	t.Logf("the relay returned %v after its stop, exit %d; upstream calls still held: %d", took.Round(time.Millisecond), code, settled(active))
-	if code != 0 {
-		t.Errorf("exit %d\n%s", code, logs.String())
-	}
-	if took > testDrain+3*time.Second {
-		t.Errorf("the relay took %v to return, want the drain (%v) and a moment", took, testDrain)
-	}
-	if n := active.Load(); n != 0 {
-		t.Errorf("%d upstream calls still running after the relay returned", n)
-	}
-	if left := handlersLeft(); left != "" {
-		t.Errorf("the relay returned, and its handlers run on:\n%s", left)
+	for _, h2c := range []bool{false, true} {
+		t.Run(map[bool]string{false: "HTTP/1.1", true: "h2c"}[h2c], func(t *testing.T) {
+			// Over HTTP/2 a handler outlives its connection: Shutdown
+			// returns as the client leaves, the work lingering.
+			tr := &http.Transport{Protocols: new(http.Protocols)}
+			tr.Protocols.SetHTTP1(!h2c)
+			tr.Protocols.SetUnencryptedHTTP2(h2c)
+			defer tr.CloseIdleConnections()
+			up, active := holdingUpstream(t, 3)
+			addr, logs, stop := startRelayStop(t, "-upstream", up, "-linger", "20s", "-drain", testDrain.String())
+			resp, next := openStreamWith(t, &http.Client{Transport: tr}, addr, "")
+			if want := map[bool]int{false: 1, true: 2}[h2c]; resp.ProtoMajor != want {
+				t.Fatalf("%s, want HTTP/%d", resp.Proto, want)
+			}
+			for i := range 3 {
+				if _, err, ok := next(); !ok || err != nil {
+					t.Fatalf("event %d: %v", i, err)
+				}
+			}
+			resp.Body.Close() // the client leaves; the work lingers
+			tr.CloseIdleConnections()
+			time.Sleep(100 * time.Millisecond)
+			code, took := stop()
+			t.Logf("the relay returned %v after its stop, exit %d; upstream calls still held: %d", took.Round(time.Millisecond), code, settled(active))
+			if code != 0 {
+				t.Errorf("exit %d\n%s", code, logs.String())
+			}
+			if took < testDrain || took > testDrain+3*time.Second {
+				t.Errorf("the relay took %v to return, want the drain (%v) and a moment", took, testDrain)
+			}
+			if n := active.Load(); n != 0 {
+				t.Errorf("%d upstream calls still running after the relay returned", n)
+			}
+			if left := handlersLeft(); left != "" {
+				t.Errorf("the relay returned, and its handlers run on:\n%s", left)
+			}
+		})
 	}
 }
 
