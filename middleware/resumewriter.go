@@ -96,8 +96,8 @@ func (w *resumeWriter) WriteHeader(code int) {
 }
 
 func (w *resumeWriter) writeHeaderLocked(code int) {
-	if w.wrote {
-		return
+	if w.wrote || w.finished {
+		return // finished: a goroutine the handler left behind
 	}
 	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
 		w.w.WriteHeader(code) // informational: the final header is still to come

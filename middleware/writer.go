@@ -240,15 +240,34 @@ func (w *writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return conn, buf, err
 }
 
+// The deadlines and full duplex, as the rest, fail once ServeHTTP returns:
+// net/http's HTTP/2 writer panics on them then, and its HTTP/1 one would
+// set them on the connection's next request.
+
 func (w *writer) SetReadDeadline(t time.Time) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return errEnded
+	}
 	return http.NewResponseController(w.rw).SetReadDeadline(t)
 }
 
 func (w *writer) SetWriteDeadline(t time.Time) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return errEnded
+	}
 	return http.NewResponseController(w.rw).SetWriteDeadline(t)
 }
 
 func (w *writer) EnableFullDuplex() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return errEnded
+	}
 	return http.NewResponseController(w.rw).EnableFullDuplex()
 }
 

@@ -14,8 +14,8 @@ import (
 	"github.com/streamguard/streamguard/sse"
 )
 
-// A goroutine the handler left behind that sets the status, writes or
-// flushes once the handler has returned gets an error and reaches nothing:
+// A goroutine the handler left behind that sets the status, writes,
+// flushes or sets a deadline once the handler has returned gets an error and reaches nothing:
 // net/http's writer is no longer the handler's (on HTTP/2 a Write after the
 // server's handler returned panics, on HTTP/1 it races with the
 // connection's next response).
@@ -35,8 +35,10 @@ func TestWriteAfterHandlerReturned(t *testing.T) {
 				<-returned
 				w.WriteHeader(http.StatusTeapot)
 				_, werr := io.WriteString(w, "data: late\n\n")
-				ferr := http.NewResponseController(w).Flush()
-				late <- fmt.Sprintf("write: %v, flush: %v", werr, ferr)
+				rc := http.NewResponseController(w)
+				ferr := rc.Flush()
+				derr := []error{rc.SetWriteDeadline(time.Now().Add(time.Minute)), rc.SetReadDeadline(time.Now().Add(time.Minute)), rc.EnableFullDuplex()}
+				late <- fmt.Sprintf("write: %v, flush: %v, deadlines: %v", werr, ferr, derr)
 			}()
 		}
 		var got string
@@ -52,7 +54,8 @@ func TestWriteAfterHandlerReturned(t *testing.T) {
 		if err != nil || resp.StatusCode != http.StatusOK || string(b) != "data: one\n\n" {
 			t.Errorf("got %d %q, %v; want 200 and the handler's one event", resp.StatusCode, b, err)
 		}
-		want := fmt.Sprintf("write: %v, flush: %v", http.ErrHandlerTimeout, http.ErrHandlerTimeout)
+		want := fmt.Sprintf("write: %v, flush: %v, deadlines: %v", http.ErrHandlerTimeout, http.ErrHandlerTimeout,
+			[]error{http.ErrHandlerTimeout, http.ErrHandlerTimeout, http.ErrHandlerTimeout})
 		if got != want {
 			t.Fatalf("the late writes got %q, want %q", got, want)
 		}
