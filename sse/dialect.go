@@ -34,8 +34,9 @@ var (
 	// OpenAI-compatible servers (vLLM, TGI, the platform's own routes): the
 	// stream ends with "data: [DONE]"; an error is a data line whose JSON
 	// object starts with an "error" key ({"error": {...}} or {"error":
-	// "..."}, vLLM and TGI, which send [DONE] after it) or is an old vLLM
-	// {"object": "error", ...}.
+	// "..."}, vLLM and TGI, which send [DONE] after it; not null, false
+	// or "", which a serializer without omitempty writes in every chunk)
+	// or is an old vLLM {"object": "error", ...}.
 	OpenAI = Dialect{Name: "openai", Detect: openaiDetect, Terminal: openaiTerminal, Error: openaiError}
 
 	// Responses is the OpenAI Responses API: the stream ends with
@@ -112,7 +113,7 @@ func openaiError(_, data []byte) bool {
 	key, rest := firstKey(data)
 	switch string(key) {
 	case "error":
-		return true
+		return isErrorValue(rest)
 	case "object":
 		v, _ := stringValue(rest)
 		return string(v) == "error"

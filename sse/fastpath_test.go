@@ -55,6 +55,9 @@ func TestFastPathMatchesDialects(t *testing.T) {
 		"data: plain text\n\n",
 		`data: {"id":"x"}` + "\n\n",
 		`data: { "error" : "spaced" }` + "\n\n",
+		`data: {"error":null,"id":"c","object":"chat.completion.chunk","choices":[]}` + "\n\n",
+		`data: {"error": "", "id":"c"}` + "\n\n",
+		`data: {"error":false}` + "\n\n",
 		": comment\n\n",
 		"event: custom\ndata: {}\n\n",
 	}
