@@ -232,7 +232,7 @@ func (b *body) fill(p []byte) int {
 		n, err := b.upstreamRead(p[k:])
 		total := k + n
 		c := b.parse(p[:total], err)
-		if tail := total - c; tail > b.maxEvent {
+		if tail := total - c; tail-b.lead() > b.maxEvent {
 			b.overflow()
 		} else if tail > 0 {
 			b.reserve(tail)
@@ -261,7 +261,7 @@ func (b *body) fill(p []byte) int {
 		b.cutMismatch()
 		return 0
 	}
-	if b.w-b.ready > b.maxEvent {
+	if b.w-b.ready-b.lead() > b.maxEvent {
 		b.overflow()
 	}
 	if b.upErr == nil {
@@ -293,12 +293,21 @@ func (b *body) reserve(n int) {
 	for size < n {
 		size *= 2
 	}
-	if size > b.maxEvent {
-		size = b.maxEvent + 1 // as a comparison: MaxEventBytes may be math.MaxInt
+	if size-len(bom)-1 > b.maxEvent { // as a comparison: MaxEventBytes may be math.MaxInt
+		size = b.maxEvent + 1 + len(bom) // a BOM may come ahead of the first event
 	}
 	nb := make([]byte, size)
 	copy(nb, b.buf[:b.w])
 	b.buf = nb
+}
+
+// lead returns the bytes of a byte-order mark at the start of the bytes
+// held back, ahead of the first event or record: no part of its size.
+func (b *body) lead() int {
+	if b.lines != nil {
+		return b.lines.lead
+	}
+	return b.p.bom
 }
 
 // overflow ends the stream: more than MaxEventBytes are held back, of an

@@ -122,6 +122,11 @@ type lineParser struct {
 
 	tailNL bool // the last record delivered had no line end: a failure record needs one first
 
+	// lead: a byte-order mark ahead of the first JSON line, held with it
+	// and no part of its size (see body.lead); begun: a line was whole.
+	lead  int
+	begun bool
+
 	// A JSON text sequence's state (seq.go); depth, inStr and esc follow
 	// its record's value.
 	seqOpen  bool // inside a record
@@ -152,13 +157,16 @@ func (lp *lineParser) parse(win []byte, err error) int {
 		return lp.parseSeq(win, err)
 	}
 	n, plain := 0, int64(0)
+	if !lp.begun && bytes.HasPrefix(win, []byte(bom)) {
+		lp.lead = len(bom)
+	}
 	for from := lp.searched; ; {
 		i := bytes.IndexByte(win[from:], '\n')
 		if i < 0 {
 			break
 		}
 		end := from + i
-		if end+1-n > lp.owner.maxEvent {
+		if end+1-n-lp.lead > lp.owner.maxEvent {
 			break // too large: the guard ends the stream (see overflow)
 		}
 		// The common record, a JSON object alone on its line whose first
@@ -172,10 +180,10 @@ func (lp *lineParser) parse(win []byte, err error) int {
 			plain = 0
 			lp.record(line)
 		}
-		n, from = end+1, end+1
+		n, from, lp.begun, lp.lead = end+1, end+1, true, 0
 	}
 	lp.owner.events += plain
-	if err == io.EOF && n < len(win) && len(win)-n <= lp.owner.maxEvent {
+	if err == io.EOF && n < len(win) && len(win)-n-lp.lead <= lp.owner.maxEvent {
 		if rec := trimRecord(win[n:]); len(rec) == 0 || json.Valid(rec) {
 			lp.record(win[n:])
 			n, lp.tailNL = len(win), true

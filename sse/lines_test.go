@@ -404,3 +404,14 @@ func TestTruncatedUnitNamed(t *testing.T) {
 		}
 	}
 }
+
+// A JSON text sequence may end with an RS with no text after it (an empty
+// record, which RFC 7464 parsers skip): a clean end, every byte delivered.
+func TestSeqEndsWithEmptyRecord(t *testing.T) {
+	for _, body := range []string{"\x1e{\"a\":1}\n\x1e", "\x1e{\"a\":1}\n\x1e\n", "\x1e{\"a\":1}\n\x1e\x1e \n", "\x1e\x1e{\"a\":1}\n"} {
+		got, err := io.ReadAll(guarded("application/json-seq", nil, sse.Config{}, body).Body)
+		if err != nil || string(got) != body {
+			t.Errorf("%q: delivered %q, %v; want all of it and a clean end", body, got, err)
+		}
+	}
+}

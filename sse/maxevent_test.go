@@ -169,3 +169,56 @@ func TestMaxEventBytesAtTheEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxEventBytesAfterBOM: the byte-order mark a stream may start with
+// is no part of its first event (or record): an event of exactly
+// MaxEventBytes after it passes, one byte more fails, in one read or in
+// small ones. In a JSON text sequence, the RS that begins the next record
+// is no part of the one before it, which it cuts short.
+func TestMaxEventBytesAfterBOM(t *testing.T) {
+	const max = 64
+	const bom = "\xef\xbb\xbf"
+	cases := []struct {
+		name, ct string
+		event    func(n int) string // the sized event, of n bytes
+		after    string
+	}{
+		{"sse", sseType, func(n int) string { return sized(n, "data: ", "\n\n") }, "data: [DONE]\n\n"},
+		{"ndjson", ndjson, func(n int) string { return sized(n, `{"a":"`, "\"}\n") }, "{}\n"},
+		{"json-seq", "application/json-seq", func(n int) string { return sized(n, "\x1e{\"a\":\"", "\"}\n") }, "\x1e{}\n"},
+	}
+	for _, c := range cases {
+		for _, n := range []int{max, max + 1} {
+			for _, step := range []int{1, 7, 1 << 20} {
+				body := bom + c.event(n) + c.after
+				var chunks []string
+				for i := 0; i < len(body); i += step {
+					chunks = append(chunks, body[i:min(i+step, len(body))])
+				}
+				_, reason := readGuarded(t, guarded(c.ct, nil, sse.Config{MaxEventBytes: max}, chunks...).Body, 4096)
+				want := "success"
+				if n > max {
+					want = string(streamguard.ReasonEventTooLarge)
+				}
+				if reason != want {
+					t.Errorf("%s, an event of %d after a BOM, reads of %d: %s, want %s", c.name, n, step, reason, want)
+				}
+			}
+		}
+	}
+	// A record cut short by the next record's RS: its own bytes count.
+	for _, n := range []int{max, max + 1} {
+		rec := sized(n, "\x1e{\"a\":\"", "")
+		for _, step := range []int{1, 1 << 20} {
+			body := rec + "\x1e{}\n"
+			var chunks []string
+			for i := 0; i < len(body); i += step {
+				chunks = append(chunks, body[i:min(i+step, len(body))])
+			}
+			_, reason := readGuarded(t, guarded("application/json-seq", nil, sse.Config{MaxEventBytes: max}, chunks...).Body, 4096)
+			if tooLarge := reason == string(streamguard.ReasonEventTooLarge); tooLarge != (n > max) {
+				t.Errorf("json-seq, a record of %d cut by an RS, reads of %d: %s", n, step, reason)
+			}
+		}
+	}
+}

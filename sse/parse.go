@@ -130,7 +130,7 @@ func (p *parser) scan(win []byte, pos, from, ev, n int) (int, int, int) {
 					vs++
 				}
 				if p.owner.plainEvent(win[vs:end]) {
-					if next+1-ev > p.owner.maxEvent {
+					if next+1-ev-p.bom > p.owner.maxEvent {
 						return ev, ev, n // too large (see above)
 					}
 					p.owner.events++
@@ -147,7 +147,7 @@ func (p *parser) scan(win []byte, pos, from, ev, n int) (int, int, int) {
 			if p.started {
 				// The blank line counts as one byte, a CRLF too: its LF
 				// may come in the next read, after the event is whole.
-				if next-ev-(next-end-1) > p.owner.maxEvent {
+				if next-ev-p.bom-(next-end-1) > p.owner.maxEvent {
 					return ev, ev, n
 				}
 				p.owner.onEvent(win[ev:next])
@@ -162,7 +162,7 @@ func (p *parser) scan(win []byte, pos, from, ev, n int) (int, int, int) {
 		pos = next
 		// Fast path: a blank line right after a field line.
 		if !p.sawCR && pos < len(win) && win[pos] == '\n' {
-			if pos+1-ev > p.owner.maxEvent {
+			if pos+1-ev-p.bom > p.owner.maxEvent {
 				return ev, ev, n
 			}
 			pos++

@@ -21,7 +21,7 @@ func (lp *lineParser) parseSeq(win []byte, err error) int {
 	maxEvent := lp.owner.maxEvent
 	for i := lp.searched; i < len(win); i++ {
 		c := win[i]
-		if i+1-n > maxEvent {
+		if i+1-n > maxEvent && c != rs { // an RS begins the next record
 			lp.searched = len(win) - n
 			return n // too large: the guard ends the stream (see overflow)
 		}
@@ -47,6 +47,11 @@ func (lp *lineParser) parseSeq(win []byte, err error) int {
 		default:
 			lp.seqByte(c)
 		}
+	}
+	if err == io.EOF && lp.seqOpen && !lp.seqValue {
+		// An RS with no text after it (spaces at most): an empty record,
+		// which the RFC's parsers skip.
+		n, lp.seqOpen = len(win), false
 	}
 	if err == io.EOF && lp.seqOpen && lp.seqValue && lp.depth == 0 && !lp.inStr && n < len(win) {
 		if rec := trimRecord(win[n:]); json.Valid(rec) {
