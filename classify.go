@@ -44,11 +44,11 @@ func Classify(resp *http.Response, body []byte) *Error {
 	if resp == nil || resp.StatusCode < 400 {
 		return nil
 	}
+	secrets := redact.Secrets(resp.Request) // a server may echo the key it rejected
 	if len(body) >= MaxErrorBody {
-		body = redact.DropCutToken(body[:MaxErrorBody])
+		body = redact.DropCut(body[:MaxErrorBody], secrets)
 	}
 	b := parseBody(body, resp.Header.Get("Content-Type"))
-	secrets := redact.Secrets(resp.Request) // a server may echo the key it rejected
 	e := &Error{
 		StatusCode: resp.StatusCode,
 		Message:    clean(b.message, MaxMessage, secrets),

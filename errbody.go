@@ -138,7 +138,6 @@ func reencode(raw json.RawMessage) string {
 	return strings.TrimSpace(buf.String())
 }
 
-// jsonText returns a JSON string's value, or a number's text.
 // innerCode is the code of an error object: its code when a string, else
 // its type, else its status (Google's, whose code is a number), else its
 // numeric code.
@@ -155,6 +154,7 @@ func innerCode(in inner) string {
 	return code
 }
 
+// jsonText returns a JSON string's value, or a number's text.
 func jsonText(raw json.RawMessage) (string, bool) {
 	if len(raw) == 0 {
 		return "", false

@@ -137,4 +137,15 @@ func TestGuardNoEventsQuoteScrubbed(t *testing.T) {
 			}
 		}
 	}
+	// A password holds bytes no token has: its start where the quote cut
+	// it is dropped all the same.
+	req, _ := http.NewRequest(http.MethodPost, "https://user:Xk9$Qz7!longpassword@api.example/v1/chat", nil)
+	resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"text/event-stream"}}, ContentLength: -1,
+		Body: &chunkedBody{data: []byte("bad login Xk9$Qz7!longpassword for user"), k: 3}, Request: req}
+	sse.Guard(resp, sse.Config{})
+	_, err := io.ReadAll(resp.Body)
+	var se *streamguard.Error
+	if !errors.As(err, &se) || se.Reason != streamguard.ReasonNoEvents || strings.Contains(se.Error(), "Xk9") || !strings.Contains(se.Message, `"bad login`) {
+		t.Errorf("a password cut by the quote: %v", err)
+	}
 }

@@ -163,7 +163,7 @@ func (b *body) noEvents() *streamguard.Error {
 	}
 	if code == "html" || code == "json" || code == "text" {
 		if b.headN == len(b.head) {
-			head = redact.DropCutToken(head) // the body went on: a key's start would survive the scrub
+			head = redact.DropCut(head, redact.Secrets(b.req)) // the body went on: a key's start would survive the scrub
 		}
 		if q := streamguard.Sanitize(redact.Request(string(head), b.req), headBytes); q != "" {
 			msg += ": " + strconv.Quote(q)

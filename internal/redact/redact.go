@@ -207,6 +207,29 @@ func DropCutToken(body []byte) []byte {
 	return body[:i]
 }
 
+// DropCut drops what the cut of a body may have split: the token at its
+// end (DropCutToken), and a start of one of secrets it ends with (a
+// password, a cookie may hold bytes no token has): a scrub matches whole
+// secrets only, and their start would survive it.
+func DropCut(body []byte, secrets []string) []byte {
+	body = DropCutToken(body)
+	for range len(secrets) { // a drop may bare another secret's start
+		cut := false
+		for _, sec := range secrets {
+			for k := min(len(sec)-1, len(body)); k > 0; k-- {
+				if string(body[len(body)-k:]) == sec[:k] {
+					body, cut = DropCutToken(body[:len(body)-k]), true
+					break
+				}
+			}
+		}
+		if !cut {
+			break
+		}
+	}
+	return body
+}
+
 // tokenByte reports whether c can be part of a key, as written in a body
 // (base64 and URL escapes, and JSON's escaped '/', included).
 func tokenByte(c byte) bool {

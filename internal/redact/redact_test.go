@@ -137,3 +137,23 @@ func TestRawURL(t *testing.T) {
 		}
 	}
 }
+
+// TestDropCut: a cut body loses the start of a secret it ends with, bytes
+// no token has included, and the token before; nothing else.
+func TestDropCut(t *testing.T) {
+	secrets := []string{"Xk9$Qz7!longpassword", "s3cr3t;v@lue"}
+	for body, want := range map[string]string{
+		"bad login Xk9$Qz7!":        "bad login ",
+		"bad login Xk9$Qz7!lon":     "bad login ",
+		"bad login Xk9$":            "bad login ",
+		"cookie s3cr3t;v@":          "cookie ",
+		"cookie s3cr3t;v@lue":       "cookie ", // its token cut first
+		"no secret here!":           "no secret here!",
+		"a token at the end abcdef": "a token at the end ",
+		"":                          "",
+	} {
+		if got := string(DropCut([]byte(body), secrets)); got != want {
+			t.Errorf("DropCut(%q) = %q, want %q", body, got, want)
+		}
+	}
+}
