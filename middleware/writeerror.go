@@ -28,7 +28,9 @@ import (
 // boundary, it writes one failure record, {"error": "<message>", ...}
 // (sse.AppendFailureRecord), which Ollama's client returns as its error, and
 // ends the stream cleanly (json-seq's anywhere: its RS begins a record, and
-// parsers drop one it cut short); after any other header, or inside a line, it
+// parsers drop one it cut short); after a whole response (a HEAD's answer,
+// a 204 or 304, all of a declared Content-Length), nothing; after any
+// other header, or inside a line, it
 // marks the response to be aborted when the handler returns, so the client
 // sees a truncated body. A stream with a Content-Length, or a
 // Content-Encoding other than identity, counts as any other: no frame or

@@ -154,3 +154,47 @@ func TestNoBodyNoHeartbeat(t *testing.T) {
 		})
 	}
 }
+
+// TestWholeResponseNotAborted: a failure (the budget's expiry) after a
+// response that is already whole, one without a body (a HEAD's answer, a
+// 204) or with all of its declared length, ends it as it is: an abort
+// lost it (the client got no answer at all, or a cut one).
+func TestWholeResponseNotAborted(t *testing.T) {
+	cases := []struct {
+		name, method string
+		status       int
+		write        func(w http.ResponseWriter)
+		body         string
+	}{
+		{"HEAD of an event stream", http.MethodHead, 200, func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.WriteHeader(200)
+		}, ""},
+		{"204", http.MethodGet, 204, func(w http.ResponseWriter) { w.WriteHeader(204) }, ""},
+		{"all its Content-Length", http.MethodGet, 200, func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Content-Length", "11")
+			io.WriteString(w, `{"ok":true}`)
+			w.(http.Flusher).Flush()
+		}, `{"ok":true}`},
+	}
+	for _, c := range cases {
+		protocols(t, func(t *testing.T, h2 bool) {
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				c.write(w)
+				<-r.Context().Done()
+			})
+			srv := serve(t, h2, middleware.ServerConfig{Budget: 50 * time.Millisecond}, h)
+			req, _ := http.NewRequest(c.method, srv.URL, nil)
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != c.status || string(b) != c.body {
+				t.Errorf("%s: %d %q, %v; want %d %q", c.name, resp.StatusCode, b, err, c.status, c.body)
+			}
+		})
+	}
+}

@@ -13,8 +13,10 @@ import (
 // a JSON error with status; after a 2xx event stream's header, at an event
 // boundary, one failure event and a clean end; after a 2xx JSON-lines
 // header, at a line boundary (json-seq's anywhere), one failure record and
-// a clean end; otherwise the response is marked for abort. With
-// beforeHeader, it does nothing once the header is written. It reports whether this call ended the response.
+// a clean end; after a whole response (no body, or all its declared
+// length), nothing; otherwise the response is marked for abort. With
+// beforeHeader, it does nothing once the header is written. It reports
+// whether this call ended the response.
 func (w *writer) end(status int, err error, beforeHeader bool) bool {
 	return w.endAs(status, err, beforeHeader, false)
 }
@@ -66,6 +68,10 @@ func (w *writer) endAs(status int, err error, beforeHeader, handlerFields bool) 
 		if werr := sse.WriteFailureRecord(&w.out, w.rw.Header().Get("Content-Type"), err); werr == nil {
 			http.NewResponseController(w.rw).Flush()
 		}
+	case w.head || w.out.status == http.StatusNoContent || w.out.status == http.StatusNotModified ||
+		(w.clen >= 0 && w.out.written == w.clen):
+		// The response is whole (it has no body, or all its declared
+		// one): there is nothing to cut, and an abort would lose it.
 	default:
 		w.abort = true
 	}
