@@ -111,6 +111,10 @@ func (c ResumeConfig) beat() time.Duration {
 // (no Resumable-Stream header, no ids; logged to ServerConfig.Logger), as a
 // stream goes on unstored when the store fails in its middle; a resume gets
 // 503 with Retry-After.
+//
+// A HEAD request without Last-Event-ID is passed to the handler as it is:
+// its answer has no body to resume. (With one, it gets the header the GET
+// would.)
 func Resumable(cfg ServerConfig) func(http.Handler) http.Handler {
 	if cfg.Resume == nil {
 		return func(h http.Handler) http.Handler { return h }
@@ -123,6 +127,10 @@ func Resumable(cfg ServerConfig) func(http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if id := r.Header.Get(sse.LastEventIDHeader); id != "" {
 				serveResume(w, r, rc, id)
+				return
+			}
+			if r.Method == http.MethodHead {
+				next.ServeHTTP(w, r)
 				return
 			}
 			serveResumable(w, r, next, cfg, rc)

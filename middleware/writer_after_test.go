@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -147,5 +148,32 @@ func TestHeaderWithoutWrite(t *testing.T) {
 		if resp.ProtoMajor != major || resp.StatusCode != 200 || resp.Header.Get("X-Request-Id") != "abc" || resp.Header.Get("Location") != "/elsewhere" {
 			t.Errorf("HTTP/%d: %s %d, header %v", major, resp.Proto, resp.StatusCode, resp.Header)
 		}
+	}
+}
+
+// TestResumableHEADAlone: Resumable used without NewHandler (which tells
+// it the request is a HEAD) passes a HEAD to the handler as it is: no
+// stream reserved, no Resumable-Stream header.
+func TestResumableHEADAlone(t *testing.T) {
+	store := resume.NewMemoryStore(resume.MemoryConfig{})
+	var served atomic.Int32
+	h := middleware.Resumable(middleware.ServerConfig{Resume: &middleware.ResumeConfig{Store: store, Linger: time.Second}})(
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			served.Add(1)
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, "data: 1\n\n")
+		}))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	resp, err := http.Head(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get(sse.ResumableStreamHeader) != "" {
+		t.Errorf("HEAD: %d, Resumable-Stream %q; want 200 and none", resp.StatusCode, resp.Header.Get(sse.ResumableStreamHeader))
+	}
+	if n, _ := store.Len(); n != 0 || served.Load() != 1 {
+		t.Errorf("%d streams in the store, the handler served %d HEADs; want 0 and 1", n, served.Load())
 	}
 }
