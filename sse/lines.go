@@ -318,9 +318,6 @@ func (lp *lineParser) unclosed() bool {
 	return lp.kind == framingArray && lp.st != arrRaw
 }
 
-// failureRecord returns the record that ends a failed JSON stream for a
-// consumer downstream, where the framing allows one: a JSON line (RS first
-// for json-seq), or a last element and the ']' that closes the array. It
 // onRecord is called by the line parser with each complete record.
 func (b *body) onRecord(rec []byte) {
 	b.events++

@@ -8,6 +8,9 @@ import (
 	"github.com/streamguard/streamguard"
 )
 
+// failureRecord returns the record that ends a failed JSON stream for a
+// consumer downstream, where the framing allows one: a JSON line (RS first
+// for json-seq), or a last element and the ']' that closes the array. It
 // returns nil after an array's ']' or in a body that was not an array.
 func (lp *lineParser) failureRecord(err error) []byte {
 	var dst []byte
