@@ -1,6 +1,7 @@
 package sse
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 )
@@ -46,6 +47,18 @@ func (lp *lineParser) parseSeq(win []byte, err error) int {
 			n, lp.seqOpen = i+1, false
 		default:
 			lp.seqByte(c)
+			if lp.inStr && !lp.esc {
+				// Inside a string only a quote, a backslash or an RS
+				// matters: the bytes before the next one are skipped,
+				// up to the cap.
+				lim := len(win)
+				if lim-n > maxEvent {
+					lim = n + maxEvent
+				}
+				if i+1 < lim {
+					i += strRun(win[i+1 : lim])
+				}
+			}
 		}
 	}
 	if err == io.EOF && lp.seqOpen && !lp.seqValue {
@@ -61,6 +74,22 @@ func (lp *lineParser) parseSeq(win []byte, err error) int {
 	}
 	lp.searched = len(win) - n
 	return n
+}
+
+// strRun returns how many of b's first bytes are neither a quote, a
+// backslash nor an RS.
+func strRun(b []byte) int {
+	k := len(b)
+	if q := bytes.IndexByte(b, '"'); q >= 0 {
+		k = q
+	}
+	if e := bytes.IndexByte(b[:k], '\\'); e >= 0 {
+		k = e
+	}
+	if r := bytes.IndexByte(b[:k], rs); r >= 0 {
+		k = r
+	}
+	return k
 }
 
 // openSeq starts a record.
