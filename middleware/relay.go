@@ -54,8 +54,11 @@ func Relay(upstream *url.URL, client *http.Client) http.Handler {
 		w.Header().Del(sse.ResumableStreamHeader)
 		w.Header().Del("Content-Length")
 		w.WriteHeader(resp.StatusCode)
-		if err := pump(w, resp.Body); err != nil {
+		switch whole, err := pump(w, resp.Body); {
+		case err != nil:
 			WriteError(w, r, err)
+		case whole:
+			markWhole(w) // a server's stop now has nothing to cut
 		}
 	})
 }
@@ -91,25 +94,26 @@ func copyHeader(dst, src http.Header) {
 }
 
 // pump copies body to w, flushing after each read. It returns the body's
-// failure; a write that fails (the client left) ends it quietly.
-func pump(w http.ResponseWriter, body io.Reader) error {
+// failure, or whether it copied the body to its clean end (whole); a write
+// that fails (the client left) ends it quietly.
+func pump(w http.ResponseWriter, body io.Reader) (whole bool, err error) {
 	rc := http.NewResponseController(w)
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := body.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
-				return nil
+				return false, nil
 			}
 			if ferr := rc.Flush(); ferr != nil && !errors.Is(ferr, http.ErrNotSupported) {
-				return nil
+				return false, nil
 			}
 		}
 		if err == io.EOF {
-			return nil
+			return true, nil
 		}
 		if err != nil {
-			return err
+			return false, err
 		}
 	}
 }

@@ -207,7 +207,7 @@ func serveResumable(w http.ResponseWriter, r *http.Request, next http.Handler, c
 	if errors.Is(context.Cause(ctx), errLinger) {
 		rw.endShort() // its work canceled: whatever it sent last is not the end
 	}
-	if errors.Is(context.Cause(ctx), errStopped) {
+	if rw.stoppedShort() {
 		// Unless the handler's own failure (errShutDown then) ended it.
 		if ow := findWriter(w); ow != nil {
 			ow.endStopped()

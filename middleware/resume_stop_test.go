@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -121,5 +122,62 @@ func TestResumeStopBeforeHeader(t *testing.T) {
 				t.Errorf("%s: %d streams left in the store", how, n)
 			}
 		})
+	}
+}
+
+// TestResumeStopAfterTerminal: a stop that comes after the relay passed on
+// its upstream's whole stream (its terminal event), while the upstream had
+// not closed its body yet, ends the stream as it is: it appended a
+// truncated failure after the [DONE], for the client and for resumes.
+func TestResumeStopAfterTerminal(t *testing.T) {
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: {\"x\":1}\n\ndata: [DONE]\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer up.Close()
+	defer close(release)
+	u, _ := url.Parse(up.URL)
+	store := resume.NewMemoryStore(resume.MemoryConfig{})
+	stop := make(chan struct{})
+	client := middleware.NewClient(middleware.Config{})
+	defer client.CloseIdleConnections()
+	srv := httptest.NewServer(middleware.NewHandler(middleware.Relay(u, client),
+		middleware.ServerConfig{Resume: &middleware.ResumeConfig{Store: store, Linger: time.Minute, Stop: stop}}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL, strings.NewReader("{}"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	name := resp.Header.Get(sse.ResumableStreamHeader)
+	want := "data: {\"x\":1}\nid: " + name + ".1\n\ndata: [DONE]\nid: " + name + ".2\n\n"
+	buf := make([]byte, len(want))
+	if _, err := io.ReadFull(resp.Body, buf); err != nil || string(buf) != want {
+		t.Fatalf("read %q, %v; want %q", buf, err, want)
+	}
+	close(stop)
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || len(rest) != 0 {
+		t.Errorf("after the stop the client read %q, %v; want a clean end", rest, err)
+	}
+	rreq, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+	rreq.Header.Set(sse.LastEventIDHeader, name+".2")
+	rresp, err := http.DefaultClient.Do(rreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(rresp.Body)
+	rresp.Body.Close()
+	if err != nil || rresp.StatusCode != 200 || len(body) != 0 {
+		t.Errorf("a resume after the last event: %d %q, %v; want 200 and a clean end", rresp.StatusCode, body, err)
 	}
 }

@@ -113,6 +113,25 @@ func (w *resumeWriter) endStored(cut bool) {
 	}
 }
 
+// markWhole records that the handler behind w passed on its upstream's
+// whole stream (Relay, at its clean end): a ResumeConfig.Stop that comes
+// before it returns has nothing left to cut.
+func markWhole(w http.ResponseWriter) {
+	if rw, ok := findIn[*resumeWriter](w); ok {
+		rw.mu.Lock()
+		rw.whole = true
+		rw.mu.Unlock()
+	}
+}
+
+// stoppedShort reports whether ResumeConfig.Stop canceled the stream's
+// work before it was whole.
+func (w *resumeWriter) stoppedShort() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return !w.whole && errors.Is(context.Cause(w.ctx), errStopped)
+}
+
 // errStopped is the cause a resumable stream's work is canceled with when
 // ResumeConfig.Stop is closed.
 var errStopped = errors.New("middleware: the server stopped the stream's work (ResumeConfig.Stop)")

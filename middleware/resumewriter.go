@@ -54,6 +54,7 @@ type resumeWriter struct {
 	tooLarge bool           // frame met an event too large to store and send
 	finished bool           // the handler returned
 	complete bool           // it returned, not by a panic: returned
+	whole    bool           // the handler passed on its upstream's whole stream (markWhole)
 	short    bool           // the handler did not finish its stream: endShort
 	// The writer's beat, once the stream is resumable: it takes no lock of
 	// the writer's, so that a write blocked on a slow client never stops

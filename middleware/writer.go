@@ -301,17 +301,24 @@ func (w *writer) close() (abort bool) {
 // findWriter returns the writer NewHandler gave the handler, looking through
 // any wrappers that Unwrap to it, or nil.
 func findWriter(w http.ResponseWriter) *writer {
+	mw, _ := findIn[*writer](w)
+	return mw
+}
+
+// findIn returns the first T in the chain of wrappers from w.
+func findIn[T http.ResponseWriter](w http.ResponseWriter) (T, bool) {
 	for i := 0; i < 32 && w != nil; i++ {
-		if mw, ok := w.(*writer); ok {
-			return mw
+		if mw, ok := w.(T); ok {
+			return mw, true
 		}
 		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
 		if !ok {
-			return nil
+			break
 		}
 		w = u.Unwrap()
 	}
-	return nil
+	var none T
+	return none, false
 }
 
 // innermost returns the writer at the bottom of a chain of wrappers: the one
