@@ -309,8 +309,8 @@ func closedAddr(t *testing.T) string {
 }
 
 // Issue bullet: server hints. retry-after-ms, Retry-After as seconds or an
-// HTTP-date replace the computed wait, capped by MaxRetryAfter; a hint
-// longer than the remaining budget ends retrying at once.
+// HTTP-date replace the computed wait, capped by MaxRetryAfter, unless 0; a
+// hint longer than the remaining budget ends retrying at once.
 func TestRetryAfterHints(t *testing.T) {
 	date := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	cases := []struct {
@@ -323,8 +323,12 @@ func TestRetryAfterHints(t *testing.T) {
 		{"Retry-After in seconds", map[string]string{"Retry-After": "7"}, 0, 0, 7 * time.Second},
 		{"Retry-After as an HTTP-date, from the Date header", map[string]string{
 			"Date": date.Format(http.TimeFormat), "Retry-After": date.Add(5 * time.Second).Format(http.TimeFormat)}, 0, 0, 5 * time.Second},
-		{"Retry-After as an HTTP-date in the past", map[string]string{
-			"Date": date.Format(http.TimeFormat), "Retry-After": date.Add(-time.Minute).Format(http.TimeFormat)}, 0, 0, 0},
+		// A hint of 0 is the schedule's wait, not an instant retry (a storm
+		// when every answer says it).
+		{"Retry-After as an HTTP-date in the past leaves the schedule", map[string]string{
+			"Date": date.Format(http.TimeFormat), "Retry-After": date.Add(-time.Minute).Format(http.TimeFormat)}, 0, 0, time.Millisecond},
+		{"Retry-After: 0 leaves the schedule", map[string]string{"Retry-After": "0"}, 0, 0, time.Millisecond},
+		{"retry-after-ms: 0 leaves the schedule", map[string]string{"Retry-After-Ms": "0", "Retry-After": "0"}, 0, 0, time.Millisecond},
 		{"retry-after-ms", map[string]string{"Retry-After-Ms": "1500"}, 0, 0, 1500 * time.Millisecond},
 		{"retry-after-ms is preferred to Retry-After", map[string]string{"Retry-After-Ms": "250", "Retry-After": "1"}, 0, 0, 250 * time.Millisecond},
 		{"Retry-After is capped by MaxRetryAfter", map[string]string{"Retry-After": "120"}, 2 * time.Second, time.Hour, 2 * time.Second},

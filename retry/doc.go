@@ -41,7 +41,8 @@
 //     default exponential from 1 s, doubling, capped at 30 s, with ±50 %
 //     jitter ([DefaultBackoff]). A server's hint replaces it: retry-after-ms,
 //     or Retry-After in seconds or as an HTTP-date ([RetryAfter]), capped
-//     at [Policy.MaxRetryAfter] (30 s).
+//     at [Policy.MaxRetryAfter] (30 s); a hint of 0 (or a date past) does
+//     not, lest every client retry at once.
 //   - The request's context bounds everything. Before each wait, a retry
 //     that could not start [Policy.MinAttemptTime] (100 ms) before the
 //     context's deadline is not made, and a hint longer than the time left

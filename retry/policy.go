@@ -102,7 +102,8 @@ type Policy struct {
 
 	// MaxRetryAfter caps a server's hint. A response's retry-after-ms or
 	// Retry-After (seconds or HTTP-date) replaces the computed wait, up to
-	// MaxRetryAfter; a hint longer than the time left before the request's
+	// MaxRetryAfter, unless it is 0 (a date past included): that is the
+	// computed wait, jittered, not an instant retry; a hint longer than the time left before the request's
 	// deadline ends the retries at once. Zero means DefaultMaxRetryAfter
 	// (30 s); a negative value ignores hints.
 	MaxRetryAfter time.Duration

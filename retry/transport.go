@@ -2,6 +2,7 @@ package retry
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"github.com/streamguard/streamguard"
 	"github.com/streamguard/streamguard/internal/ctxkey"
 	"github.com/streamguard/streamguard/internal/errprefix"
+	"github.com/streamguard/streamguard/internal/redact"
 )
 
 // NewTransport returns a RoundTripper that sends each request through base
@@ -157,7 +159,7 @@ func (t *transport) run(req *http.Request) (*http.Response, error) {
 			if last.valid() {
 				return last.result(n, start)
 			}
-			return nil, noResponse(contextError(ctx, err), n, start)
+			return nil, noResponse(contextError(ctx, err), req, n, start)
 		}
 		f, retry := t.judge(a, req, resp, err, n, start, src.replay)
 		retry, err = t.checked(ctx, &f, retry)
@@ -211,11 +213,14 @@ func (t *transport) run(req *http.Request) (*http.Response, error) {
 func (t *transport) judge(a, req *http.Request, resp *http.Response, err error, n int, start time.Time, replay bool) (f failure, retry bool) {
 	switch {
 	case err != nil:
-		f.err = noResponse(err, n, start)
+		f.err = noResponse(err, req, n, start)
 		if t.resends(err, a, req) {
 			return f, true
 		}
-		if classifySend(err) == permanent {
+		if k := classifySend(err); k == permanent || k == unknown {
+			// Not a failure this package retries: nor should an outer
+			// loop that trusts Retryable (an unsupported scheme, a
+			// malformed response, a base transport's own error).
 			f.err.Retryable = false
 		}
 		return f, false
@@ -295,7 +300,10 @@ func (t *transport) delay(ctx context.Context, bo backoff.BackOff, f *failure) (
 		return 0, false
 	}
 	deadline, hasDeadline := ctx.Deadline()
-	if f.hinted {
+	// A hint of 0 (Retry-After: 0, a date past) is the backoff's wait, as
+	// openai-python has it: taken as it is, a server that sends it on
+	// every answer would be retried at once, without jitter, a storm.
+	if f.hinted && f.hint > 0 {
 		if hasDeadline && f.hint > time.Until(deadline) {
 			return 0, false
 		}
@@ -324,12 +332,23 @@ func (t *transport) retries(resp *http.Response) bool {
 	return hinted
 }
 
-// noResponse classifies the error of attempt n, which obtained no
+// noResponse classifies the error of attempt n of req, which obtained no
 // response, for a request whose first attempt began at start. It copies
 // the *streamguard.Error FromError returns, which may be one that err
-// wraps and that is not ours to change.
-func noResponse(err error, n int, start time.Time) *streamguard.Error {
+// wraps and that is not ours to change. Its text is scrubbed of req's
+// credentials, which a server may have echoed into a transport error (a
+// malformed status line, an HTTP/2 GOAWAY's debug data); when they were
+// there, its Err is that scrubbed text too.
+func noResponse(err error, req *http.Request, n int, start time.Time) *streamguard.Error {
 	e := *streamguard.FromError(err)
+	if secrets := redact.Secrets(req); len(secrets) > 0 {
+		e.Message = redact.Scrub(e.Message, secrets)
+		if e.Err != nil {
+			if text := e.Err.Error(); redact.Scrub(text, secrets) != text {
+				e.Err = errors.New(redact.Scrub(text, secrets))
+			}
+		}
+	}
 	e.Attempts = n
 	e.Elapsed = elapsed(n, start)
 	return &e
