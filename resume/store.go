@@ -88,6 +88,9 @@ type Store interface {
 	// it: a store that does I/O bounds each Append in time itself. An
 	// Append of no events only says that the writer is alive
 	// (Info.Written); it may come concurrently with the writer's others.
+	// Append must not retain events or their Data once it returns (as
+	// io.Writer must not retain p): the server frames the next events
+	// into the same buffer. A store keeps copies.
 	Append(ctx context.Context, stream string, events []Event) error
 	// End marks the stream complete: readers get every event and then
 	// ended.

@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) resume.Store) {
 	t.Run("ended short", func(t *testing.T) { testTruncated(t, newStore(t)) })
 	t.Run("delete", func(t *testing.T) { testDelete(t, newStore(t)) })
 	t.Run("visit", func(t *testing.T) { testVisit(t, newStore(t)) })
+	t.Run("keeps copies of what it is given", func(t *testing.T) { testNoRetain(t, newStore(t)) })
 }
 
 func ctx(t testing.TB) context.Context {
