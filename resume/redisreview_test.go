@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/streamguard/streamguard/resume"
+	"github.com/streamguard/streamguard/resume/resumetest"
 )
 
 // TestRedisStoreEndWithoutEventsExpires: a stream ended before its first
@@ -90,5 +91,42 @@ func TestRedisStoreAppendBatchAsReadersTakeIt(t *testing.T) {
 		_, _, err := s.Read(rctx, name, 0)
 		cancel()
 		t.Errorf("lens %q accepted by the script; Read: %v", tc.lens, err)
+	}
+}
+
+// TestRedisStoreAppendRetried: a client that retries an append whose
+// reply it lost (go-redis does after a broken connection) sends the batch
+// stored last again: it succeeds and adds nothing, instead of failing as
+// out of sequence (the server then ended the stream as truncated though
+// every event was stored). Another batch of the same events' numbers is
+// still refused.
+func TestRedisStoreAppendRetried(t *testing.T) {
+	c := redisClient(t)
+	s := redisStore(t, c, resume.RedisConfig{})
+	ctx := context.Background()
+	name := resumetest.Name()
+	if err := s.Create(ctx, name, []byte("owner")); err != nil {
+		t.Fatal(err)
+	}
+	first := []resume.Event{resumetest.Event(name, 1)}
+	batch := []resume.Event{resumetest.Event(name, 2), resumetest.Event(name, 3)}
+	for _, b := range [][]resume.Event{first, batch, batch} {
+		if err := s.Append(ctx, name, b); err != nil {
+			t.Fatalf("Append of %d..%d: %v", b[0].Seq, b[len(b)-1].Seq, err)
+		}
+	}
+	other := []resume.Event{{Seq: 2, Data: []byte("data: other\n")}, resumetest.Event(name, 3)}
+	if err := s.Append(ctx, name, other); !errors.Is(err, resume.ErrSequence) {
+		t.Errorf("another batch of events 2 and 3: %v, want ErrSequence", err)
+	}
+	if err := s.Append(ctx, name, first); !errors.Is(err, resume.ErrSequence) {
+		t.Errorf("a batch before the last: %v, want ErrSequence", err)
+	}
+	if err := s.End(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	got := resumetest.ReadAll(t, s, name, 0)
+	if len(got) != 3 || got[1].Seq != 2 || string(got[2].Data) != string(batch[1].Data) {
+		t.Fatalf("read %d events, want 1, 2, 3 once each: %v", len(got), got)
 	}
 }

@@ -173,6 +173,8 @@ return 1
 // count, the lengths, the bytes, max bytes. A batch whose lengths are not
 // count decimal numbers, comma-separated, adding up to its bytes is refused
 // (SGBATCH), so that no client can store a batch the readers would fail on.
+// The batch stored last, sent again (a client's retry), is stored already:
+// it succeeds and adds nothing.
 var appendScript = newScript(prelude + `
 local m = redis.call('HMGET', KEYS[1], 'last', 'ended', 'bytes')
 if not m[1] then return missing() end
@@ -181,6 +183,14 @@ if m[2] == '1' then
 end
 local seq = tonumber(m[1])
 if tonumber(ARGV[4]) ~= seq + 1 then
+	-- The very batch stored last, again: a client's retry of a call
+	-- whose reply was lost (go-redis retries after a broken connection).
+	if tonumber(ARGV[4]) + tonumber(ARGV[5]) - 1 == seq then
+		local e = redis.call('XRANGE', KEYS[2], '0-' .. seq, '0-' .. seq)
+		if e[1] and e[1][2][1] == 'n' and e[1][2][2] == ARGV[5] and e[1][2][4] == ARGV[6] and e[1][2][6] == ARGV[7] then
+			return seq
+		end
+	end
 	return redis.error_reply('SGSEQUENCE event out of sequence')
 end
 local k, sum = 0, 0
