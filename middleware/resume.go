@@ -175,6 +175,7 @@ func serveResumable(w http.ResponseWriter, r *http.Request, next http.Handler, c
 	}
 	defer cancel(nil)
 	rw := newResumeWriter(w, rc, name, ctx, cancel)
+	rw.startBeats()
 	defer func() { // after finish
 		if last, err := rw.storeFailure(); err != nil {
 			cfg.log(r, "resume store failed: stream "+name+" is stored up to event "+strconv.FormatUint(last, 10)+" only", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -179,5 +180,40 @@ func TestResumeStopAfterTerminal(t *testing.T) {
 	rresp.Body.Close()
 	if err != nil || rresp.StatusCode != 200 || len(body) != 0 {
 		t.Errorf("a resume after the last event: %d %q, %v; want 200 and a clean end", rresp.StatusCode, body, err)
+	}
+}
+
+// TestResumeLateHeader: a handler that takes longer than the store keeps
+// an untouched stream to send its header (an upstream queued for that
+// long) still gets a stream it can store and that resumes: the writer's
+// beats keep the reservation from its creation, not from its header.
+func TestResumeLateHeader(t *testing.T) {
+	store := resume.NewMemoryStore(resume.MemoryConfig{MaxAge: 150 * time.Millisecond})
+	var logged strings.Builder
+	h := middleware.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(450 * time.Millisecond) // three times the store's MaxAge
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: 1\n\ndata: 2\n\n")
+	}), middleware.ServerConfig{Resume: &middleware.ResumeConfig{Store: store, Linger: 40 * time.Millisecond},
+		Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(resp.Body)
+	resp.Body.Close()
+	name := resp.Header.Get(sse.ResumableStreamHeader)
+	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+	req.Header.Set(sse.LastEventIDHeader, name+".1")
+	rresp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(rresp.Body)
+	rresp.Body.Close()
+	if want := "data: 2\nid: " + name + ".2\n\n"; rresp.StatusCode != 200 || string(body) != want {
+		t.Errorf("the resume: %d %q, want 200 %q (logged: %s)", rresp.StatusCode, body, want, logged.String())
 	}
 }

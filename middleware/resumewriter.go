@@ -111,23 +111,25 @@ func (w *resumeWriter) writeHeaderLocked(code int) {
 	// no content coding, not the answer to a HEAD (ownBytesFit).
 	if code >= 200 && code <= 299 && sse.IsEventStream(h.Get("Content-Type")) && ownBytesFit(h, code, ow != nil && ow.head) {
 		w.resumabl = true
-		first := w.rc.beat()
-		if time.Since(w.created) >= first {
-			// A late header: the store has not heard of the writer since
-			// the stream's creation, and a resume must not take it for
-			// gone (writerGone). It beats now.
-			first = 0
-		}
-		t := time.AfterFunc(time.Hour, w.heartbeat)
-		w.beat.Store(t)
-		t.Reset(first)
 		w.w.Header().Set(sse.ResumableStreamHeader, w.name)
 		if ow != nil {
 			ow.onFailure(w.fail)
 			ow.boundSends(w.ctx, w.rc.linger())
 		}
 	}
+	if !w.resumabl {
+		w.noBeats.Store(true) // nothing to keep: the stream is deleted at the end
+	}
 	w.w.WriteHeader(code)
+}
+
+// startBeats starts the writer's beats (see heartbeat) at the stream's
+// creation, not at its header: a handler slower than the store's MaxAge
+// or TTL to answer (an upstream queued that long) keeps its stream.
+func (w *resumeWriter) startBeats() {
+	t := time.AfterFunc(time.Hour, w.heartbeat)
+	w.beat.Store(t) // before it can fire: heartbeat resets it
+	t.Reset(w.rc.beat())
 }
 
 func (w *resumeWriter) Write(p []byte) (int, error) {
