@@ -39,7 +39,9 @@
 // retries 500, 502, 503 and 504); it keeps no copy of a result it could not
 // deliver. A result may therefore arrive more than once: make your Func
 // idempotent, keyed by the request ID, and keep it short (hand long work to
-// a queue and return).
+// a queue and return). The signature covers the body, not when it was sent:
+// a captured delivery verifies for ever. Config.MaxAge turns away results
+// older than it (set it above the platform's retry window).
 //
 // Sign and Verify expose the signature scheme for tests of a receiver and for
 // receivers built on something other than net/http.

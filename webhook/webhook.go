@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/streamguard/streamguard"
 )
@@ -44,6 +45,14 @@ type Config struct {
 	// memory to check its signature, however large).
 	MaxBody int64
 
+	// MaxAge, if set, refuses a result whose time is older than MaxAge, or
+	// more than a minute ahead of this clock, or missing, with 401 before
+	// Func is called: a captured delivery replayed later is turned away,
+	// not only deduplicated by Func. Zero means no check: the platform may
+	// retry a delivery long after its result (set MaxAge above its retry
+	// window), and Func must be idempotent anyway.
+	MaxAge time.Duration
+
 	// Logger, if set, receives one record per rejected webhook (Warn:
 	// method, path, remote address and the reason) and per Func error
 	// (Error: the request ID and the error). Secrets, signatures and bodies
@@ -74,7 +83,8 @@ func (c Config) maxBody() int64 {
 // It answers, always with a JSON body ({"error": "..."} on failure):
 //
 //   - 405 for a method other than POST;
-//   - 401 for a missing or wrong signature, and fn is not called;
+//   - 401 for a missing or wrong signature, or with Config.MaxAge a result
+//     too old, and fn is not called;
 //   - 413 for a body over Config.MaxBody;
 //   - 400 for a body that is not an async result (not JSON, or without a
 //     request_id);
@@ -98,14 +108,29 @@ func NewHandler(secrets []string, fn Func, cfg Config) http.Handler {
 	if fn == nil {
 		panic("webhook: NewHandler with a nil Func")
 	}
-	return &receiver{keys: keys(secrets), fn: fn, maxBody: cfg.maxBody(), log: cfg.Logger}
+	return &receiver{keys: keys(secrets), fn: fn, maxBody: cfg.maxBody(), maxAge: cfg.MaxAge, log: cfg.Logger}
 }
 
 type receiver struct {
 	keys    [][]byte
 	fn      Func
 	maxBody int64
+	maxAge  time.Duration
 	log     *slog.Logger
+}
+
+// maxSkew is how far ahead of the receiver's clock a result's time may be
+// under Config.MaxAge.
+const maxSkew = time.Minute
+
+// fresh reports whether result's time is within h.maxAge of now (always,
+// without a MaxAge).
+func (h *receiver) fresh(result *streamguard.AsyncResult, now time.Time) bool {
+	if h.maxAge <= 0 {
+		return true
+	}
+	at, err := time.Parse(time.RFC3339Nano, result.Time)
+	return err == nil && now.Sub(at) <= h.maxAge && at.Sub(now) <= maxSkew
 }
 
 // errNotResult is the answer to a body that is valid JSON but no result.
@@ -151,6 +176,10 @@ func (h *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			err = errNotResult
 		}
 		h.reject(w, r, http.StatusBadRequest, "the body is not an async result: "+err.Error())
+		return
+	}
+	if !h.fresh(&result, time.Now()) {
+		h.reject(w, r, http.StatusUnauthorized, "stale webhook: its time is outside the receiver's MaxAge (a replay?)")
 		return
 	}
 	if err := h.fn(r.Context(), &result, streamguard.ClassifyAsync(&result)); err != nil {

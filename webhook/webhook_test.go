@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/streamguard/streamguard"
 	"github.com/streamguard/streamguard/webhook"
@@ -395,5 +396,41 @@ func TestNewHandlerPanics(t *testing.T) {
 			}()
 			build()
 		})
+	}
+}
+
+// TestMaxAge: with Config.MaxAge, a signed result whose time is older
+// than it (a captured delivery replayed), too far ahead of the clock, or
+// missing is refused with 401 and Func is not called; a fresh one is
+// taken. Without it, an old result is taken (the platform's late retry).
+func TestMaxAge(t *testing.T) {
+	now := time.Now().UTC()
+	at := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339Nano) }
+	for _, c := range []struct {
+		name   string
+		maxAge time.Duration
+		time   string
+		ok     bool
+	}{
+		{"fresh", time.Hour, at(-time.Minute), true},
+		{"older than MaxAge", time.Hour, at(-2 * time.Hour), false},
+		{"far ahead", time.Hour, at(10 * time.Minute), false},
+		{"a little ahead (skew)", time.Hour, at(10 * time.Second), true},
+		{"no time", time.Hour, "", false},
+		{"not a time", time.Hour, "yesterday", false},
+		{"no MaxAge: an old result", 0, "2024-04-30T01:01:08.883423Z", true},
+	} {
+		rec := &recorder{}
+		srv := newReceiver(t, []string{secret}, rec, webhook.Config{MaxAge: c.maxAge})
+		r := success
+		r.Time = c.time
+		body := payload(t, r)
+		resp, got := post(t, srv, bytes.NewReader(body), webhook.Sign(body, secret))
+		if ok := resp.StatusCode == http.StatusOK && rec.count() == 1; ok != c.ok {
+			t.Errorf("%s: %d %s, %d calls; want accepted %v", c.name, resp.StatusCode, got, rec.count(), c.ok)
+		}
+		if !c.ok && resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s: %d, want 401", c.name, resp.StatusCode)
+		}
 	}
 }
