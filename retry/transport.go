@@ -238,7 +238,8 @@ func (t *transport) judge(a, req *http.Request, resp *http.Response, err error, 
 }
 
 // roundTrip is base.RoundTrip, with a response that comes with an error
-// (a broken base) closed and dropped: the error wins, as in http.Client.
+// (a broken base) closed and dropped: the error wins, as in http.Client;
+// and a response without its Request given the attempt's.
 func roundTrip(base http.RoundTripper, a *http.Request) (*http.Response, error) {
 	resp, err := base.RoundTrip(a)
 	if err != nil && resp != nil {
@@ -246,6 +247,11 @@ func roundTrip(base http.RoundTripper, a *http.Request) (*http.Response, error) 
 			resp.Body.Close()
 		}
 		resp = nil
+	}
+	if resp != nil && resp.Request == nil {
+		// As net/http's transport sets it: what classifies the response
+		// takes the credentials to scrub from the request it names.
+		resp.Request = a
 	}
 	return resp, err
 }
