@@ -42,6 +42,7 @@ type writer struct {
 
 	mu      sync.Mutex
 	wrote   bool  // the header is written
+	ownBody bool  // the response is the writer's own JSON error: the handler's trailers are not its
 	isSSE   bool  // a 2xx text/event-stream response that takes the writer's own bytes (ownBytesFit)
 	lines   bool  // a 2xx JSON-lines response (sse.IsJSONLines) that takes them
 	seq     bool  // and a JSON text sequence (sse.IsJSONSeq): a record may begin anywhere
@@ -288,8 +289,9 @@ func (w *writer) close() (abort bool) {
 	w.stopHeartbeat()
 	switch {
 	case w.hijacked:
-	case w.wrote:
+	case w.wrote && !w.ownBody:
 		keepTrailers(w.rw.Header(), w.header)
+	case w.wrote:
 	default:
 		// A handler that returns without writing gets net/http's implicit
 		// 200, with the fields it set, as net/http sends them.

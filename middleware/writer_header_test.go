@@ -121,6 +121,8 @@ func TestWriteErrorKeepsHandlerFields(t *testing.T) {
 			h.Set("Content-Encoding", "gzip")
 			h.Set("Content-Length", "12345")
 			h.Set("Trailer", "X-Checksum")
+			h.Set("X-Checksum", "abc")
+			h.Set(http.TrailerPrefix+"X-Digest", "def")
 			h.Set("Cache-Control", "public, max-age=3600")
 			h.Set("Expires", "Thu, 01 Dec 2099 16:00:00 GMT")
 			middleware.WriteError(w, r, &streamguard.Error{StatusCode: http.StatusTooManyRequests, Source: streamguard.SourceModel,
@@ -135,6 +137,9 @@ func TestWriteErrorKeepsHandlerFields(t *testing.T) {
 			if got := resp.Header.Get(k); got != want {
 				t.Errorf("%s: %q, want %q", k, got, want)
 			}
+		}
+		if len(resp.Trailer) != 0 {
+			t.Errorf("the JSON error came with the handler's trailers %v", resp.Trailer)
 		}
 	})
 }

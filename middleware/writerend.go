@@ -59,7 +59,7 @@ func (w *writer) endAs(status int, err error, beforeHeader, handlerFields bool) 
 			errorHeader(w.rw.Header(), w.header)
 		}
 		writeJSON(&w.out, status, errorMessage(err))
-		w.wrote = true
+		w.wrote, w.ownBody = true, true
 	case w.isSSE && w.pos == atEventBoundary:
 		if werr := sse.WriteFailureFrame(&w.out, err); werr == nil {
 			http.NewResponseController(w.rw).Flush()
