@@ -174,7 +174,7 @@ func jsonText(raw json.RawMessage) (string, bool) {
 // htmlTitle returns the text of an HTML page's <title>, or of its first <h1>,
 // or the page's text with its tags removed: "502 Bad Gateway" for nginx's page.
 func htmlTitle(page []byte) string {
-	lower := bytes.ToLower(page)
+	lower := asciiLower(page)
 	for _, tag := range []string{"title", "h1"} {
 		open := bytes.Index(lower, []byte("<"+tag))
 		if open < 0 {
@@ -196,6 +196,23 @@ func htmlTitle(page []byte) string {
 	return stripTags(page)
 }
 
+// asciiLower returns b with A to Z folded to lower case and every other
+// byte as it is: offsets in it are offsets in b (bytes.ToLower turns an
+// invalid byte into three, and changes the length of some characters).
+func asciiLower(b []byte) []byte {
+	out := make([]byte, len(b))
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		out[i] = c
+	}
+	return out
+}
+
+// stripTags returns b's text without its tags, its runs of spaces made
+// one. It keeps all of it (b is an error body, at most MaxErrorBody): the
+// message is cut only after the scrub, so that no part of a key survives.
 func stripTags(b []byte) string {
 	var out strings.Builder
 	in := false
@@ -215,9 +232,6 @@ func stripTags(b []byte) string {
 				space = false
 			}
 			out.WriteByte(c)
-		}
-		if out.Len() >= MaxMessage {
-			break
 		}
 	}
 	return out.String()

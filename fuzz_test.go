@@ -27,6 +27,8 @@ func FuzzClassify(f *testing.F) {
 	f.Add(500, "application/json", "", []byte(`{"error":{"message":{"nested":true},"code":[1]},"detail":{"a":1}}`))
 	f.Add(502, "", "", []byte("\xef\xbb\xbf{\"error\":\"client closed connection\"}"))
 	f.Add(503, "text/html", "", []byte("<title>"))
+	f.Add(503, "text/html", "", []byte("<title>\xd1\xe5\xf0\xe2\xe8\xf1 \xed\xe5\xe4\xee\xf1\xf2\xf3\xef\xe5\xed</title>"))
+	f.Add(503, "text/html", "", []byte("<TITLE>\u212a\u023a</TITLE>"))
 	f.Add(200, "", "", []byte(`{"error":"x"}`))
 	f.Add(-1, "", "X-Request-Id: \x00\x01", []byte(nil))
 	f.Fuzz(func(t *testing.T, status int, contentType, header string, body []byte) {
