@@ -228,3 +228,14 @@ func TestRedactingCopyLongLine(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactingCopyNoSecret: a line longer than the buffer, with no
+// secret to cut, goes through whole (it panicked: the bytes held back
+// were -1).
+func TestRedactingCopyNoSecret(t *testing.T) {
+	body := strings.Repeat("x", 100<<10) + "\nend"
+	var out bytes.Buffer
+	if _, err := io.Copy((&redactor{}).wrap(&out), iotest.HalfReader(strings.NewReader(body))); err != nil || out.String() != body {
+		t.Fatalf("copied %d bytes, %v; want %d", out.Len(), err, len(body))
+	}
+}

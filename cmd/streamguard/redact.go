@@ -91,7 +91,7 @@ func (w *redactingWriter) ReadFrom(src io.Reader) (int64, error) {
 		out := w.r.scrub(append(carry, line...))
 		carry = nil
 		if err == bufio.ErrBufferFull {
-			keep := min(len(out), w.r.longest()-1)
+			keep := max(0, min(len(out), w.r.longest()-1)) // no secret: none
 			carry = append([]byte(nil), out[len(out)-keep:]...)
 			out = out[:len(out)-keep]
 		}
