@@ -315,6 +315,9 @@ func TestAttackRedirectCrossOrigin(t *testing.T) {
 				if got.Get("X-Request-Tag") != "tag-1" {
 					t.Errorf("X-Request-Tag = %q at the target; want it kept", got.Get("X-Request-Tag"))
 				}
+				if ref := got.Get("Referer"); !tc.keep && ref != "" {
+					t.Errorf("Referer %q reached %s: the URL before, its query's keys included", ref, tc.to)
+				}
 				for k, v := range creds {
 					switch at := got.Get(k); {
 					case tc.keep && at != v:

@@ -16,7 +16,8 @@ const maxRedirects = 10
 // and on any change of origin from the first request (scheme, host or port;
 // net/http alone keeps Authorization and cookies for a subdomain or another
 // port of the same host) every credential header is dropped, the user's
-// extra names included. The origin is compared with the first request's,
+// extra names included, and the Referer net/http sets (the URL before,
+// with its query). The origin is compared with the first request's,
 // whose headers net/http copies afresh for each hop.
 func redirectPolicy(extra []string) func(*http.Request, []*http.Request) error {
 	return func(req *http.Request, via []*http.Request) error {
@@ -31,6 +32,8 @@ func redirectPolicy(extra []string) func(*http.Request, []*http.Request) error {
 				delete(req.Header, name)
 			}
 		}
+		// net/http names the last URL, its query's keys included.
+		req.Header.Del("Referer")
 		return nil
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/streamguard/streamguard"
 	"github.com/streamguard/streamguard/sse"
 )
 
@@ -28,8 +29,22 @@ var hopHeaders = []string{
 // with WriteError: a failure event on an event stream. The upstream's
 // Resumable-Stream header is not relayed: inside NewHandler with Resume
 // set, the relay's streams are its own to resume.
+//
+// An upstream's redirect is relayed as it is, never followed (client is
+// copied with a CheckRedirect that says so): following it would send the
+// caller's request, turned into a GET, to wherever the upstream points. A
+// request path with a "." or ".." segment (raw or escaped) is answered 400:
+// joined to upstream's path it could climb out of it.
 func Relay(upstream *url.URL, client *http.Client) http.Handler {
+	c := *client
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	client = &c
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if dotSegment(r.URL.EscapedPath()) {
+			WriteError(w, r, &streamguard.Error{Source: streamguard.SourceRequest, Reason: streamguard.ReasonBadRequest,
+				StatusCode: http.StatusBadRequest, Message: "the request path has a . or .. segment"})
+			return
+		}
 		out, err := http.NewRequestWithContext(r.Context(), r.Method, target(upstream, r.URL).String(), r.Body)
 		if err != nil {
 			WriteError(w, r, err)
@@ -61,6 +76,20 @@ func Relay(upstream *url.URL, client *http.Client) http.Handler {
 			markWhole(w) // a server's stop now has nothing to cut
 		}
 	})
+}
+
+// dotSegment reports whether an escaped path has a "." or ".." segment,
+// its dots raw or escaped (%2e), or a segment net/http would read as one
+// once a "%2f" in it is unescaped.
+func dotSegment(p string) bool {
+	for seg := range strings.SplitSeq(p, "/") {
+		for part := range strings.SplitSeq(strings.ReplaceAll(strings.ToLower(seg), "%2f", "/"), "/") {
+			if d := strings.ReplaceAll(part, "%2e", "."); d == "." || d == ".." {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // target joins the request's path and query to upstream's. The paths are

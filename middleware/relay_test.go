@@ -1,11 +1,13 @@
 package middleware_test
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -232,6 +234,77 @@ func TestResumableHeaderKinds(t *testing.T) {
 		}
 		if err != nil || (name != "") != tc.resumable || string(body) != want {
 			t.Errorf("%s: %s: %q, %v (Resumable-Stream %q), want %q", tc.field, tc.value, body, err, name, want)
+		}
+	}
+}
+
+// TestRelayRedirectRelayed: an upstream's redirect reaches the caller as
+// it is; the relay does not follow it (it sent the caller's POST, turned
+// into a GET, to wherever the upstream pointed, with the relay's query).
+func TestRelayRedirectRelayed(t *testing.T) {
+	hits := make(chan string, 4)
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits <- r.Method }))
+	defer other.Close()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+"/landing", http.StatusFound)
+	}))
+	defer up.Close()
+	u, _ := url.Parse(up.URL + "/base?api_key=QSECRET123")
+	relay := httptest.NewServer(middleware.Relay(u, middleware.NewClient(middleware.Config{})))
+	defer relay.Close()
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Post(relay.URL+"/redir", "application/json", strings.NewReader(`{"prompt":"x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != other.URL+"/landing" {
+		t.Errorf("%d Location %q; want the upstream's 302", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	select {
+	case m := <-hits:
+		t.Errorf("the relay followed the redirect: a %s reached its target", m)
+	default:
+	}
+}
+
+// TestRelayRefusesDotSegments: a request path with a "." or ".." segment,
+// raw or escaped, is answered 400 and never reaches the upstream: joined
+// to the upstream's base path it climbed out of it.
+func TestRelayRefusesDotSegments(t *testing.T) {
+	got := make(chan string, 16)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got <- r.URL.EscapedPath() }))
+	defer up.Close()
+	u, _ := url.Parse(up.URL + "/v1/tenant-a")
+	relay := httptest.NewServer(middleware.NewHandler(middleware.Relay(u, middleware.NewClient(middleware.Config{})), middleware.ServerConfig{}))
+	defer relay.Close()
+	for path, bad := range map[string]bool{
+		"/../../admin": true, "/a/%2e%2e/b": true, "/a/.%2E/b": true, "/a%2f..%2fb": true, "/./x": true, "/a/..": true,
+		"/a..b/c": false, "/.../x": false, "/models/org%2Fmodel": false,
+	} {
+		conn, err := net.Dial("tcp", relay.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n", path)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		conn.Close()
+		if bad != (resp.StatusCode == http.StatusBadRequest) {
+			t.Errorf("%s: %d; want 400: %v", path, resp.StatusCode, bad)
+		}
+		select {
+		case p := <-got:
+			if bad {
+				t.Errorf("%s reached the upstream as %s", path, p)
+			}
+		default:
+			if !bad {
+				t.Errorf("%s did not reach the upstream", path)
+			}
 		}
 	}
 }
