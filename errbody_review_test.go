@@ -26,7 +26,7 @@ func TestHTMLPageNotUTF8(t *testing.T) {
 		"<title>\xd1\xe5\xf0\xe2\xe8\xf1 \xed\xe5\xe4\xee\xf1\xf2\xf3\xef\xe5\xed</title>", // windows-1251
 		"<title>" + strings.Repeat("\xff", 3000) + "</title>",
 		"<TITLE>\u212a\u212a\u212a down</TITLE><h1>x</h1>", // the Kelvin sign: 3 bytes, k in lower case
-		"<title>\u023a\u023a\u023a down</title>",            // 2 bytes, 3 in lower case
+		"<title>\u023a\u023a\u023a down</title>",           // 2 bytes, 3 in lower case
 	} {
 		resp := &http.Response{StatusCode: 503, Header: http.Header{"Content-Type": {"text/html"}}}
 		e := streamguard.Classify(resp, []byte(page))
