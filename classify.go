@@ -41,12 +41,18 @@ const (
 // X-Baseten-Error-Source and X-Baseten-Error-Code headers mark the model as the
 // source. Classify is pure, reads nothing from resp.Body, and never panics.
 func Classify(resp *http.Response, body []byte) *Error {
+	return classify(resp, body, len(body) >= MaxErrorBody)
+}
+
+// classify is Classify of a body that was cut short (over MaxErrorBody,
+// or its read failed) when cut: a key at its end may have been split.
+func classify(resp *http.Response, body []byte, cut bool) *Error {
 	if resp == nil || resp.StatusCode < 400 {
 		return nil
 	}
 	secrets := redact.Secrets(resp.Request) // a server may echo the key it rejected
-	if len(body) >= MaxErrorBody {
-		body = redact.DropCut(body[:MaxErrorBody], secrets)
+	if cut {
+		body = redact.DropCut(body[:min(len(body), MaxErrorBody)], secrets)
 	}
 	b := parseBody(body, resp.Header.Get("Content-Type"))
 	e := &Error{
@@ -237,6 +243,6 @@ func Check(resp *http.Response) error {
 	if resp == nil || resp.StatusCode < 400 {
 		return nil
 	}
-	prefix, _ := errprefix.Keep(resp)
-	return Classify(resp, prefix)
+	prefix, complete := errprefix.Keep(resp)
+	return classify(resp, prefix, !complete)
 }

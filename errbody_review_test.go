@@ -1,6 +1,9 @@
 package streamguard_test
 
 import (
+	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -48,5 +51,94 @@ func TestHTMLKeyAtTheCut(t *testing.T) {
 	e := streamguard.Classify(resp, []byte(body))
 	if strings.Contains(e.Message, reviewKey[:6]) || len(e.Message) > streamguard.MaxMessage {
 		t.Errorf("message %q (%d bytes): a part of the key, or over MaxMessage", e.Message, len(e.Message))
+	}
+}
+
+// conformed returns resp's body once Conform ran, and its error.message.
+func conformed(t *testing.T, resp *http.Response) (string, string) {
+	t.Helper()
+	streamguard.Conform(resp)
+	b, _ := io.ReadAll(resp.Body)
+	var doc struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("the conformed body %s is not JSON: %v", b, err)
+	}
+	return string(b), doc.Error.Message
+}
+
+// TestConformEscapedKey: a key a server echoed JSON-escaped (\u002B for
+// '+', as .NET writes it; a key right after a "\n") is scrubbed from the
+// strings the SDK decodes, not only from the encoded text.
+func TestConformEscapedKey(t *testing.T) {
+	const key = "Xb3+Tq9Lm2/Np4Rt6Vw9Yb1Qs3Ue5Hk="
+	body := `{"error":{"message":"invalid key Xb3\u002BTq9Lm2\/Np4Rt6Vw9Yb1Qs3Ue5Hk=\nupstream said:\nsk-proj-abcdefghijklmnop and ` + reviewKey[:27] + `\u006b","type":"authentication_error"}}`
+	req := keyRequest(key)
+	req.Header.Set("X-Api-Key", reviewKey)
+	resp := &http.Response{StatusCode: 401, Header: http.Header{"Content-Type": {"application/json"}}, Request: req,
+		Body: io.NopCloser(strings.NewReader(body))}
+	_, msg := conformed(t, resp)
+	for _, s := range []string{"Xb3+Tq9", "sk-proj-abcdef", reviewKey} {
+		if strings.Contains(msg, s) {
+			t.Errorf("the SDK reads %q: %q in it", msg, s)
+		}
+	}
+	if !strings.Contains(msg, "invalid key") {
+		t.Errorf("message %q, want the server's words", msg)
+	}
+}
+
+// TestConformLiteralSecret: a credential whose value is a JSON literal (a
+// cookie "remember_me=true") is scrubbed from strings only: the body stays
+// a document the SDK decodes.
+func TestConformLiteralSecret(t *testing.T) {
+	req := keyRequest(reviewKey)
+	req.Header.Set("Cookie", "remember_me=true; sid=abcdef123456")
+	body := `{"error":{"message":"rate limited, sid abcdef123456","type":"rate_limit_error","code":null,"retryable":true}}`
+	resp := &http.Response{StatusCode: 429, Header: http.Header{"Content-Type": {"application/json"}}, Request: req,
+		Body: io.NopCloser(strings.NewReader(body))}
+	b, msg := conformed(t, resp)
+	if !strings.Contains(b, `"retryable":true`) || strings.Contains(msg, "abcdef123456") {
+		t.Errorf("body %s", b)
+	}
+}
+
+// errAfter reads r, then fails with err.
+type errAfter struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errAfter) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err == io.EOF {
+		return n, e.err
+	}
+	return n, err
+}
+
+func (e *errAfter) Close() error { return nil }
+
+// TestBodyCutByReadError: an error body whose read failed in the middle
+// of an echoed key is cut short as one over MaxErrorBody is: the start of
+// the key is dropped, from Check's error and from Conform's body.
+func TestBodyCutByReadError(t *testing.T) {
+	partial := `{"error":{"message":"invalid api key ` + reviewKey[:len(reviewKey)-2]
+	for _, conform := range []bool{false, true} {
+		resp := &http.Response{StatusCode: 401, Header: http.Header{"Content-Type": {"application/json"}}, Request: keyRequest(reviewKey),
+			Body: &errAfter{strings.NewReader(partial), errors.New("connection reset by peer")}}
+		var text string
+		if conform {
+			b, _ := conformed(t, resp)
+			text = b
+		} else {
+			text = streamguard.Check(resp).Error()
+		}
+		if strings.Contains(text, reviewKey[:8]) {
+			t.Errorf("conform %v: %q holds the key's start", conform, text)
+		}
 	}
 }

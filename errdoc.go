@@ -91,7 +91,9 @@ func (e *Error) MarshalJSON() ([]byte, error) {
 // conformed response still returns the same Source, Reason, Message and
 // Code. The original body is closed. A body the SDKs already parse is left
 // as it is, except that the request's credentials and well-known key shapes
-// a server echoed in it are replaced by REDACTED, as in an Error; a body
+// a server echoed in its strings are replaced by REDACTED, as in an Error
+// (the document is then re-encoded), and that one cut short (over
+// MaxErrorBody, or a read that failed) is replaced too; a body
 // still content-encoded, and the answer to a HEAD, are left alone. It returns nil, and
 // does nothing, for a nil resp or a status below 400.
 func Conform(resp *http.Response) error {
@@ -99,17 +101,19 @@ func Conform(resp *http.Response) error {
 		return nil
 	}
 	prefix, complete := errprefix.Keep(resp)
-	e := Classify(resp, prefix)
+	e := classify(resp, prefix, !complete)
 	switch {
 	case resp.Header.Get("Content-Encoding") != "", resp.Request != nil && resp.Request.Method == http.MethodHead:
-	case !sdkShaped(prefix):
+	case !sdkShaped(prefix) || !complete:
+		// A body cut short (over MaxErrorBody, or its read failed) could
+		// hold a credential past the cut: the error's document replaces it.
 		doc, _ := e.MarshalJSON()
 		replaceBody(resp, doc)
-	case complete:
+	default:
 		// The SDK will quote this body: not with a credential the server
 		// echoed back in it.
-		if s := redact.Request(string(prefix), resp.Request); s != string(prefix) {
-			replaceBody(resp, []byte(s))
+		if b, changed := scrubJSON(prefix, redact.Secrets(resp.Request)); changed {
+			replaceBody(resp, b)
 		}
 	}
 	return e
