@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -140,5 +141,20 @@ func TestBodyCutByReadError(t *testing.T) {
 		if strings.Contains(text, reviewKey[:8]) {
 			t.Errorf("conform %v: %q holds the key's start", conform, text)
 		}
+	}
+}
+
+// TestClassifyEventLarge: a huge in-stream error event (8 MiB, the guard's
+// cap) costs little to classify: only its first MaxErrorBody bytes are
+// read (it allocated 446 MB).
+func TestClassifyEventLarge(t *testing.T) {
+	data := []byte(`{"error":[` + strings.Repeat(`{},`, (8<<20)/3-10) + `{}]}`)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	e := streamguard.ClassifyEvent(data)
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 4<<20 || e.Reason != streamguard.ReasonModelError {
+		t.Errorf("%d KiB allocated, %v; want less than 4 MiB and the model's error", n>>10, e)
 	}
 }

@@ -149,3 +149,21 @@ func TestGuardNoEventsQuoteScrubbed(t *testing.T) {
 		t.Errorf("a password cut by the quote: %v", err)
 	}
 }
+
+// TestInBandEscapedKey: an in-stream error echoing the request's key
+// JSON-escaped (\u006b for 'k') does not carry it into the verdict: the
+// decoded message is scrubbed too.
+func TestInBandEscapedKey(t *testing.T) {
+	const key = "Zq8x7Lm2Np4Rt6Vw9Yb1Qs3Ue5Hk"
+	req, _ := http.NewRequest(http.MethodPost, "https://model.example/v1/chat/completions", nil)
+	req.Header.Set("Authorization", "Api-Key "+key)
+	data := `data: {"error":{"message":"bad key ` + key[:27] + `\u006b","type":"invalid_request_error"}}` + "\n\n"
+	resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"text/event-stream"}}, ContentLength: -1,
+		Body: &chunkedBody{data: []byte(data), k: 7}, Request: req}
+	sse.Guard(resp, sse.Config{})
+	_, err := io.ReadAll(resp.Body)
+	var se *streamguard.Error
+	if !errors.As(err, &se) || strings.Contains(se.Error(), key[:10]) || !strings.Contains(se.Message, "bad key") {
+		t.Fatalf("verdict %v", err)
+	}
+}

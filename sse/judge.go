@@ -2,6 +2,7 @@ package sse
 
 import (
 	"bytes"
+	"unicode/utf8"
 
 	"github.com/streamguard/streamguard"
 	"github.com/streamguard/streamguard/internal/redact"
@@ -145,9 +146,28 @@ func (b *body) sawError(data []byte) {
 		// The model may echo the key it was called with: it goes before
 		// the event is read and its message cut (a key the cut split
 		// would no longer match).
-		if secrets := redact.Secrets(b.req); len(secrets) > 0 {
+		secrets := redact.Secrets(b.req)
+		if len(secrets) > 0 {
 			data = []byte(redact.Scrub(string(data), secrets))
 		}
-		b.inband = streamguard.ClassifyEvent(data)
+		e := streamguard.ClassifyEvent(data)
+		if len(secrets) > 0 {
+			// And after it is decoded: a key the server JSON-escaped
+			// (\u002B for '+') matched nothing above.
+			e.Message = scrubDecoded(e.Message, secrets, streamguard.MaxMessage)
+			e.Code = scrubDecoded(e.Code, secrets, 128)
+		}
+		b.inband = e
 	}
+}
+
+// scrubDecoded scrubs secrets from s, a decoded field cut to at most max
+// bytes: when it may have been cut, the start of a secret at its end goes
+// too.
+func scrubDecoded(s string, secrets []string, max int) string {
+	s = redact.Scrub(s, secrets)
+	if len(s) >= max-utf8.UTFMax {
+		s = string(redact.DropCut([]byte(s), secrets))
+	}
+	return s
 }
