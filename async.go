@@ -88,7 +88,7 @@ func ClassifyAsync(r *AsyncResult) []*Error {
 	if r == nil || len(r.Errors) == 0 {
 		return nil
 	}
-	id := Sanitize(r.RequestID, 128)
+	id := clean(r.RequestID, 128, nil)
 	errs := make([]*Error, 0, len(r.Errors))
 	for _, ae := range r.Errors {
 		code := clean(ae.Code, 128, nil)

@@ -59,7 +59,7 @@ func classify(resp *http.Response, body []byte, cut bool) *Error {
 		StatusCode: resp.StatusCode,
 		Message:    clean(b.message, MaxMessage, secrets),
 		Code:       clean(b.code, 128, secrets),
-		RequestID:  clean(RequestID(resp.Header), 128, secrets),
+		RequestID:  clean(rawRequestID(resp.Header), 128, secrets), // scrubbed before its cut
 	}
 	if resp.Request != nil {
 		e.Attempts = ctxkey.Attempt(resp.Request.Context())
@@ -206,9 +206,14 @@ func modelHeaders(h http.Header) bool {
 // response headers (X-Baseten-Request-Id, X-Request-Id or Request-Id, matched
 // case-insensitively), sanitized, or "".
 func RequestID(h http.Header) string {
+	return redact.Shapes(Sanitize(rawRequestID(h), 128))
+}
+
+// rawRequestID is RequestID's header value as it came.
+func rawRequestID(h http.Header) string {
 	for _, k := range requestIDHeaders {
 		if v := headerValue(h, k); v != "" {
-			return redact.Shapes(Sanitize(v, 128))
+			return v
 		}
 	}
 	return ""

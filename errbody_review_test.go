@@ -158,3 +158,20 @@ func TestClassifyEventLarge(t *testing.T) {
 		t.Errorf("%d KiB allocated, %v; want less than 4 MiB and the model's error", n>>10, e)
 	}
 }
+
+// TestRequestIDScrubbedBeforeCut: a request id holding the request's key
+// past its 128-byte cut leaves no part of the key (it was cut, then
+// scrubbed); an async result's request id is scrubbed of key shapes.
+func TestRequestIDScrubbedBeforeCut(t *testing.T) {
+	resp := &http.Response{StatusCode: 500, Header: http.Header{"X-Request-Id": {strings.Repeat("a", 110) + " " + reviewKey}},
+		Request: keyRequest(reviewKey)}
+	if e := streamguard.Classify(resp, nil); strings.Contains(e.RequestID, reviewKey[:8]) {
+		t.Errorf("request id %q holds the key's start", e.RequestID)
+	}
+	r := &streamguard.AsyncResult{RequestID: "sk-live-abcdefghijklmnop", Errors: []streamguard.AsyncError{{Code: "MODEL_PREDICT_ERROR", Message: "x"}}}
+	for _, e := range streamguard.ClassifyAsync(r) {
+		if strings.Contains(e.RequestID, "abcdefghijklmnop") {
+			t.Errorf("async request id %q", e.RequestID)
+		}
+	}
+}
