@@ -114,7 +114,8 @@ func Headers(ctx context.Context) []string {
 // values of its credential query parameters and every query value of
 // minOpaque bytes or more but a few well-known ones' (a JWT, a signature:
 // raw and unescaped; not an api-version or a model), and its
-// userinfo, longest first; each with '/' also as JSON's "\/".
+// userinfo, longest first; each with '/' also as JSON's "\/", and
+// percent-encoded as a query value and as a path segment.
 // r may be nil.
 func Secrets(r *http.Request) []string {
 	if r == nil {
@@ -127,6 +128,13 @@ func Secrets(r *http.Request) []string {
 			if strings.Contains(s, "/") {
 				// As a JSON encoder that escapes '/' (PHP's) echoes it.
 				out = append(out, strings.ReplaceAll(s, "/", `\/`))
+			}
+			// As a server echoes it in a URL it builds (a key with '+',
+			// '/' or '=', as base64 has them).
+			for _, e := range []string{url.QueryEscape(s), url.PathEscape(s)} {
+				if e != s {
+					out = append(out, e)
+				}
 			}
 		}
 	}

@@ -157,3 +157,16 @@ func TestDropCut(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretsPercentEncoded: a header's key a server echoes in a URL it
+// built, percent-encoded as a query value or a path segment, is scrubbed
+// whole (only the tail after its '=' was, by chance).
+func TestSecretsPercentEncoded(t *testing.T) {
+	r, _ := http.NewRequest("GET", "https://h/p", nil)
+	r.Header.Set("X-Api-Key", "AbCd+EfGh/IjKl=MnOp0123456789")
+	for _, msg := range []string{"see https://h/x?k=AbCd%2BEfGh%2FIjKl%3DMnOp0123456789", "see https://h/keys/AbCd+EfGh%2FIjKl=MnOp0123456789/info"} {
+		if got := Request(msg, r); strings.Contains(got, "AbCd") {
+			t.Errorf("%q left %q", msg, got)
+		}
+	}
+}
