@@ -132,7 +132,7 @@ func parseProbe(args []string, stderr io.Writer) (o probeOptions, target *url.UR
 	fs.BoolVar(&o.stream, "stream", false, "print SSE events as they arrive")
 	fs.DurationVar(&o.budget, "budget", 0, "request budget (default the platform's 1200s)")
 	fs.IntVar(&o.attempts, "attempts", 0, "attempts in all, the first included (default 5)")
-	fs.DurationVar(&o.idle, "idle", 0, "end a stream as stalled after this long without bytes (0: the library's default, 2m0s, and 10m0s before the first byte; negative: off)")
+	fs.DurationVar(&o.idle, "idle", 0, "end a stream as stalled after this long without bytes, once its first byte came (before it: 10m0s, or longer if this is; 0: the library's default, 2m0s; negative: off)")
 	fs.BoolVar(&o.json, "json", false, "print one JSON object per line, for scripts")
 	fs.BoolVar(&o.trace, "trace", false, "print the finished spans and their attributes to stderr")
 	fs.Usage = func() {
@@ -174,6 +174,9 @@ func (o *probeOptions) request(ctx context.Context, target *url.URL, red *redact
 			return nil, fmt.Errorf("bad header %q: want 'Name: value'", redactAll(h))
 		}
 		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+		if !validHeader(name, value) {
+			return nil, fmt.Errorf("bad header %q: a name or value HTTP does not allow", redactAll(h))
+		}
 		header.Add(name, value)
 		if sensitive(name) {
 			red.add(value)
@@ -240,7 +243,7 @@ func (o *probeOptions) call(client *http.Client, req *http.Request, out *printer
 			if o.stream {
 				res.events, res.bytes, err = out.stream(resp.Body, start)
 			} else {
-				res.bytes, err = io.Copy(out.w, resp.Body)
+				res.bytes, err = out.body(resp.Body)
 			}
 		}
 		resp.Body.Close()

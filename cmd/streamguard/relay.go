@@ -64,7 +64,7 @@ func parseRelay(args []string, stderr io.Writer) (relayConfig, int) {
 	fs.StringVar(&c.upstream, "upstream", "", "the upstream's base URL (required)")
 	fs.StringVar(&c.store, "store", "memory", `where streams are kept: "memory", or Redis to share them between relays: redis://[[USER]:PASSWORD@]HOST:PORT/DB, rediss://... over TLS (default $`+storeEnv+`, which keeps a password out of the process list)`)
 	fs.DurationVar(&c.budget, "budget", streamguard.SyncBudget, "each request's time budget, upstream and downstream")
-	fs.DurationVar(&c.idle, "idle", sse.DefaultIdleTimeout, "an upstream stream silent this long is stalled (negative: off)")
+	fs.DurationVar(&c.idle, "idle", sse.DefaultIdleTimeout, "an upstream stream silent this long after its first byte is stalled (before it: 10m0s, or longer if this is; negative: off)")
 	fs.DurationVar(&c.linger, "linger", middleware.DefaultLinger, "how long a stream's upstream work outlives its client, waiting for a resume")
 	fs.DurationVar(&c.drain, "drain", 10*time.Second, "on SIGTERM, how long the requests in flight may run on before the streams still running end as cut (0: at once)")
 	if err := fs.Parse(args); err != nil {

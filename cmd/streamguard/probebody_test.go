@@ -1,0 +1,44 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// TestProbeJSONBody: with --json, a body not read as a stream is one line
+// {"type": "body", ...}: every line of the output is one JSON object (the
+// body was printed as it came, and a body without its last LF ran into the
+// result line).
+func TestProbeJSONBody(t *testing.T) {
+	for _, body := range []string{"hello", "data: {\"a\":1}\n\ndata: [DONE]\n\n", strings.Repeat("x", maxJSONBody+10)} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(body)) }))
+		code, stdout, stderr := probeRun(t, nil, "--json", srv.URL)
+		srv.Close()
+		lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
+		if code != 0 || len(lines) != 2 {
+			t.Fatalf("exit %d, %d lines\nstdout: %.300s\nstderr: %s", code, len(lines), stdout, stderr)
+		}
+		var first, last map[string]any
+		if json.Unmarshal([]byte(lines[0]), &first) != nil || json.Unmarshal([]byte(lines[1]), &last) != nil {
+			t.Fatalf("not JSON lines: %.300q", stdout)
+		}
+		data, _ := first["data"].(string)
+		if first["type"] != "body" || !strings.HasPrefix(body, data) || (len(body) > maxJSONBody) != (first["truncated"] == true) ||
+			last["type"] != "result" || last["bytes"] != float64(len(body)) {
+			t.Errorf("body of %d bytes: %.200v / %v", len(body), first, last)
+		}
+	}
+}
+
+// TestProbeBadHeader: a header HTTP does not allow is a usage error (exit
+// 2), not a network failure retried.
+func TestProbeBadHeader(t *testing.T) {
+	for _, h := range []string{"X-Custom: va\x01lue", "X Custom: v", "X-Custom: a\rb"} {
+		if code, _, stderr := probeRun(t, nil, "-H", h, "http://127.0.0.1:1/"); code != 2 || !strings.Contains(stderr, "bad header") {
+			t.Errorf("%q: exit %d, %q; want 2 and a bad header", h, code, stderr)
+		}
+	}
+}
