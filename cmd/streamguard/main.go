@@ -46,6 +46,9 @@ Exit codes: 0 success, 1 classified failure, 2 usage error.
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first signal starts a graceful end (the relay's drain); a second
+	// one ends the process at once, as without the handler.
+	context.AfterFunc(ctx, stop)
 	code := run1(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
 	stop()
 	os.Exit(code)
