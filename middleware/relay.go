@@ -24,7 +24,9 @@ var hopHeaders = []string{
 // the headers but the hop-by-hop ones, and the body. The request's path is
 // joined to upstream's path and its query added to upstream's; its headers
 // go along, credentials included, so an upstream's 401 is the caller's own
-// and is relayed as it is; but Accept-Encoding, as client's transport
+// and is relayed as it is (unless upstream holds a userinfo: the relay's
+// own credentials, whose refusal is answered 502, see WriteError); but
+// Accept-Encoding, as client's transport
 // negotiates compression itself and decompresses. A stream that fails after its header is ended
 // with WriteError: a failure event on an event stream. The upstream's
 // Resumable-Stream header is not relayed: inside NewHandler with Resume
@@ -61,10 +63,16 @@ func Relay(upstream *url.URL, client *http.Client) http.Handler {
 		out.Header.Del("Accept-Encoding")
 		resp, err := client.Do(out)
 		if err != nil {
-			WriteError(w, r, err)
+			WriteError(w, r, noAnswer(err))
 			return
 		}
 		defer resp.Body.Close()
+		if upstream.User != nil && refusedCredentials(resp.StatusCode) {
+			// The relay's own credentials (upstream's userinfo) refused:
+			// not the caller's to fix (WriteError answers 502).
+			WriteError(w, r, streamguard.Check(resp))
+			return
+		}
 		copyHeader(w.Header(), resp.Header)
 		w.Header().Del(sse.ResumableStreamHeader)
 		w.Header().Del("Content-Length")
@@ -76,6 +84,19 @@ func Relay(upstream *url.URL, client *http.Client) http.Handler {
 			markWhole(w) // a server's stop now has nothing to cut
 		}
 	})
+}
+
+// noAnswer is the error the relay answers for err, the client's failure
+// to get an answer from the upstream: the transport's text (a dial error
+// naming the upstream's internal address) is not the caller's to see.
+func noAnswer(err error) error {
+	var se *streamguard.Error
+	if !errors.As(err, &se) || se.StatusCode != 0 || se.Source != streamguard.SourceNetwork {
+		return err
+	}
+	e := *se
+	e.Message, e.Err = "the upstream could not be reached ("+string(se.Reason)+")", nil
+	return &e
 }
 
 // dotSegment reports whether an escaped path has a "." or ".." segment,

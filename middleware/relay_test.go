@@ -308,3 +308,54 @@ func TestRelayRefusesDotSegments(t *testing.T) {
 		}
 	}
 }
+
+// TestRelayUpstreamFailureWords: a relay that cannot reach its upstream
+// does not tell its caller the upstream's internal address (the dial
+// error's text); an upstream that refuses the relay's own credentials (its
+// URL's userinfo) is answered 502 unauthorized, not passed on as the
+// caller's 401.
+func TestRelayUpstreamFailureWords(t *testing.T) {
+	dead, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	u, _ := url.Parse("http://" + deadAddr + "/v1")
+	relay := httptest.NewServer(middleware.NewHandler(middleware.Relay(u, middleware.NewClient(middleware.Config{Retry: retry.Policy{MaxAttempts: 1}})), middleware.ServerConfig{}))
+	defer relay.Close()
+	resp, err := http.Get(relay.URL + "/models")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway || strings.Contains(string(b), deadAddr) || !strings.Contains(string(b), "could not be reached") {
+		t.Errorf("unreachable upstream: %d %s", resp.StatusCode, b)
+	}
+
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		io.WriteString(w, `{"error":{"message":"bad key","type":"invalid_request_error"}}`)
+	}))
+	defer up.Close()
+	for _, withUser := range []bool{false, true} {
+		u, _ := url.Parse(up.URL + "/v1")
+		if withUser {
+			u.User = url.UserPassword("relay", "s3cret-relay-key")
+		}
+		relay := httptest.NewServer(middleware.NewHandler(middleware.Relay(u, middleware.NewClient(middleware.Config{})), middleware.ServerConfig{}))
+		resp, err := http.Get(relay.URL + "/models")
+		relay.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		want := http.StatusUnauthorized
+		if withUser {
+			want = http.StatusBadGateway
+		}
+		if resp.StatusCode != want || (withUser && strings.Contains(string(b), "bad key")) {
+			t.Errorf("userinfo %v: %d %s; want %d", withUser, resp.StatusCode, b, want)
+		}
+	}
+}
