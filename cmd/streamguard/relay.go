@@ -62,7 +62,7 @@ func parseRelay(args []string, stderr io.Writer) (relayConfig, int) {
 	fs.Usage = func() { fmt.Fprint(stderr, relayUsage); fs.PrintDefaults() }
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:8080", "address to serve on")
 	fs.StringVar(&c.upstream, "upstream", "", "the upstream's base URL (required)")
-	fs.StringVar(&c.store, "store", "memory", `where streams are kept: "memory", or Redis to share them between relays: redis://[[USER]:PASSWORD@]HOST:PORT/DB, rediss://... over TLS (default $`+storeEnv+`, which keeps a password out of the process list)`)
+	fs.StringVar(&c.store, "store", "memory", `where streams are kept: "memory", or Redis to share them between relays: redis://[[USER]:PASSWORD@]HOST:PORT/DB, rediss://... over TLS; unset, $`+storeEnv+` if set (it keeps a password out of the process list)`)
 	fs.DurationVar(&c.budget, "budget", streamguard.SyncBudget, "each request's time budget, upstream and downstream")
 	fs.DurationVar(&c.idle, "idle", sse.DefaultIdleTimeout, "an upstream stream silent this long after its first byte is stalled (before it: 10m0s, or longer if this is; negative: off)")
 	fs.DurationVar(&c.linger, "linger", middleware.DefaultLinger, "how long a stream's upstream work outlives its client, waiting for a resume")
@@ -82,9 +82,19 @@ func parseRelay(args []string, stderr io.Writer) (relayConfig, int) {
 	}
 	// The layers would take these for their defaults, or raise them, while
 	// the relay said it runs with what was typed.
-	if c.budget <= 0 || c.idle == 0 || c.linger < middleware.MinLinger || c.drain < 0 {
-		fmt.Fprintf(stderr, "streamguard relay: -budget must be positive, -idle non-zero (negative: off), -linger at least %v, -drain not negative\n", middleware.MinLinger)
-		return c, 2
+	for _, bad := range []struct {
+		bad bool
+		msg string
+	}{
+		{c.budget <= 0, "-budget must be positive"},
+		{c.idle == 0, "-idle must not be 0 (negative: off)"},
+		{c.linger < middleware.MinLinger, "-linger must be at least " + middleware.MinLinger.String()},
+		{c.drain < 0, "-drain must not be negative"},
+	} {
+		if bad.bad {
+			fmt.Fprintf(stderr, "streamguard relay: %s\n", bad.msg)
+			return c, 2
+		}
 	}
 	return c, -1
 }
@@ -114,6 +124,9 @@ func relay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	store, closeStore, err := openStore(c.store)
 	if err != nil {
 		fmt.Fprintf(stderr, "streamguard relay: -store: %v\n", err)
+		if errors.Is(err, errStoreDown) {
+			return 1 // not a usage error: the store did not answer
+		}
 		return 2
 	}
 	defer closeStore()
@@ -241,12 +254,17 @@ func (f *inflight) wait(d time.Duration) bool {
 	}
 }
 
+// errStoreDown wraps the failure of a store that did not answer (a Redis
+// down, or refusing the password): the relay exits 1, not 2.
+var errStoreDown = errors.New("the store did not answer")
+
 // openStore opens the store a -store flag names.
 func openStore(spec string) (resume.Store, func(), error) {
+	lower := strings.ToLower(spec) // a URL's scheme is case-insensitive
 	switch {
-	case spec == "memory":
+	case lower == "memory":
 		return resume.NewMemoryStore(resume.MemoryConfig{}), func() {}, nil
-	case strings.HasPrefix(spec, "redis://"), strings.HasPrefix(spec, "rediss://"):
+	case strings.HasPrefix(lower, "redis://"), strings.HasPrefix(lower, "rediss://"):
 		return openRedis(spec)
 	}
 	return nil, nil, fmt.Errorf("%q is neither memory nor redis://HOST:PORT/DB nor rediss://HOST:PORT/DB", redact.RawURL(spec))
@@ -264,7 +282,7 @@ func openRedis(spec string) (resume.Store, func(), error) {
 	defer cancel()
 	if _, err := c.Do(ctx, "PING"); err != nil {
 		c.Close()
-		return nil, nil, fmt.Errorf("%s: %v", redact.RawURL(spec), err)
+		return nil, nil, fmt.Errorf("%s: %w: %v", redact.RawURL(spec), errStoreDown, err)
 	}
 	// The client talks to one node: on a Cluster, most of the store's calls
 	// would get MOVED. (A server that refuses INFO is taken as one node.)

@@ -70,16 +70,19 @@ func TestRelayUsage(t *testing.T) {
 	}
 }
 
-// TestRelayStoreErrors: a store the relay cannot use stops it at once
-// with exit 2, and what it says never holds the store's password.
+// TestRelayStoreErrors: a store the relay cannot use stops it at once,
+// with exit 2 when the -store value is wrong and 1 when the store does not
+// answer (a usage error it is not), and what it says never holds the
+// store's password. A URL's scheme is case-insensitive.
 func TestRelayStoreErrors(t *testing.T) {
 	canceled, cancel := context.WithCancel(context.Background())
 	cancel() // a relay that took the store would stop at once, exit 0
-	for _, store := range []string{"disk://u:hunter2@x", "redis://u:hunter2@h\x7f", "rediss://u:hunter2@127.0.0.1:1/0", "redis://u:hunter2@127.0.0.1:1/x",
-		"redis://hunter2@127.0.0.1:1/0", "rediss://hunter2@127.0.0.1:1/x", "redis://default:/hunter2@127.0.0.1:1/0", "redis://default:12#hunter2@127.0.0.1:1/0", "redis:/default:hunter2@h"} {
+	for store, want := range map[string]int{"disk://u:hunter2@x": 2, "redis://u:hunter2@h\x7f": 2, "rediss://u:hunter2@127.0.0.1:1/0": 1, "redis://u:hunter2@127.0.0.1:1/x": 2,
+		"redis://hunter2@127.0.0.1:1/0": 1, "rediss://hunter2@127.0.0.1:1/x": 2, "redis://default:/hunter2@127.0.0.1:1/0": 2, "redis://default:12#hunter2@127.0.0.1:1/0": 2,
+		"redis:/default:hunter2@h": 2, "REDIS://u:hunter2@127.0.0.1:1/0": 1} {
 		var out, errb bytes.Buffer
-		if code := relay(canceled, []string{"-listen", "127.0.0.1:0", "-upstream", "http://x", "-store", store}, &out, &errb); code != 2 {
-			t.Errorf("%q: exit %d", store, code)
+		if code := relay(canceled, []string{"-listen", "127.0.0.1:0", "-upstream", "http://x", "-store", store}, &out, &errb); code != want {
+			t.Errorf("%q: exit %d, want %d: %s", store, code, want, errb.String())
 		}
 		if all := out.String() + errb.String(); strings.Contains(all, "hunter2") || !strings.Contains(all, "-store") {
 			t.Errorf("%q: %s", store, all)
@@ -136,10 +139,10 @@ func TestRelayStoreUserName(t *testing.T) {
 func TestRelayDurations(t *testing.T) {
 	canceled, cancel := context.WithCancel(context.Background())
 	cancel()
-	for _, extra := range [][]string{{"-linger", "0"}, {"-linger", "-1s"}, {"-linger", "1ms"}, {"-budget", "0"}, {"-budget", "-1s"}, {"-idle", "0"}} {
+	for _, extra := range [][]string{{"-linger", "0"}, {"-linger", "-1s"}, {"-linger", "1ms"}, {"-budget", "0"}, {"-budget", "-1s"}, {"-idle", "0"}, {"-drain", "-1s"}} {
 		var out, errb bytes.Buffer
 		code := relay(canceled, append([]string{"-listen", "127.0.0.1:0", "-upstream", "http://127.0.0.1:9"}, extra...), &out, &errb)
-		if code != 2 || !strings.Contains(errb.String(), "-linger at least 100ms") {
+		if code != 2 || !strings.Contains(errb.String(), extra[0]+" must") { // the flag named
 			t.Errorf("%q: exit %d, said %q", extra, code, out.String()+errb.String())
 		}
 	}
