@@ -3,6 +3,7 @@ package middleware
 import (
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -25,7 +26,8 @@ var hopHeaders = []string{
 // joined to upstream's path and its query added to upstream's; its headers
 // go along, credentials included, so an upstream's 401 is the caller's own
 // and is relayed as it is (unless upstream holds a userinfo: the relay's
-// own credentials, whose refusal is answered 502, see WriteError); but
+// own credentials, whose refusal is answered 502, see WriteError), the
+// caller's address appended to X-Forwarded-For; but
 // Accept-Encoding, as client's transport
 // negotiates compression itself and decompresses. A stream that fails after its header is ended
 // with WriteError: a failure event on an event stream. The upstream's
@@ -57,6 +59,7 @@ func Relay(upstream *url.URL, client *http.Client) http.Handler {
 			out.Body = http.NoBody
 		}
 		copyHeader(out.Header, r.Header)
+		forwardedFor(out.Header, r.RemoteAddr)
 		out.Header.Del(sse.LastEventIDHeader)
 		// The client's transport asks for gzip itself and decompresses:
 		// the guard and resume frame events, which they cannot in gzip.
@@ -84,6 +87,20 @@ func Relay(upstream *url.URL, client *http.Client) http.Handler {
 			markWhole(w) // a server's stop now has nothing to cut
 		}
 	})
+}
+
+// forwardedFor appends the caller's address to h's X-Forwarded-For, as
+// httputil.ReverseProxy does: an upstream that reads it gets the caller,
+// not a list the caller wrote alone.
+func forwardedFor(h http.Header, remoteAddr string) {
+	ip, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		return
+	}
+	if prior := h.Values("X-Forwarded-For"); len(prior) > 0 {
+		ip = strings.Join(prior, ", ") + ", " + ip
+	}
+	h.Set("X-Forwarded-For", ip)
 }
 
 // noAnswer is the error the relay answers for err, the client's failure

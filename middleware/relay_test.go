@@ -359,3 +359,25 @@ func TestRelayUpstreamFailureWords(t *testing.T) {
 		}
 	}
 }
+
+// TestRelayForwardedFor: the relay appends its caller's address to
+// X-Forwarded-For, as httputil.ReverseProxy does (it passed the caller's
+// own list on as it came, which an upstream could take for the caller).
+func TestRelayForwardedFor(t *testing.T) {
+	got := make(chan string, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got <- r.Header.Get("X-Forwarded-For") }))
+	defer up.Close()
+	u, _ := url.Parse(up.URL)
+	relay := httptest.NewServer(middleware.Relay(u, middleware.NewClient(middleware.Config{})))
+	defer relay.Close()
+	req, _ := http.NewRequest(http.MethodGet, relay.URL+"/x", nil)
+	req.Header.Set("X-Forwarded-For", "10.9.8.7")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if xff := <-got; xff != "10.9.8.7, 127.0.0.1" {
+		t.Errorf("X-Forwarded-For %q, want the caller's list and the caller", xff)
+	}
+}
