@@ -42,3 +42,15 @@ func TestProbeBadHeader(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactorEchoForms: a key the server echoes JSON-escaped or
+// percent-encoded is cut from the probe's output too.
+func TestRedactorEchoForms(t *testing.T) {
+	red := &redactor{}
+	red.add("Bearer ab+cd/ef<gh>ij")
+	for _, echo := range []string{"ab+cd/ef<gh>ij", `ab+cd\/ef\u003cgh\u003eij`, "ab%2Bcd%2Fef%3Cgh%3Eij", "ab+cd%2Fef%3Cgh%3Eij"} {
+		if got := string(red.scrub([]byte("key " + echo + " bad"))); got != "key "+redacted+" bad" {
+			t.Errorf("%q: %q", echo, got)
+		}
+	}
+}

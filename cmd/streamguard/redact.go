@@ -3,7 +3,10 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"io"
+	"net/url"
+	"slices"
 	"strings"
 	"sync"
 
@@ -32,9 +35,18 @@ func (r *redactor) add(secret string) {
 	if len(secret) < 4 {
 		return // too short to cut without mangling the output; not a real key
 	}
+	// And as a server may echo it: in a JSON string ('/' as "\/", '<' as
+	// "\u003c"), in a URL it built (percent-encoded).
+	j, _ := json.Marshal(secret)
+	js := string(j[1 : len(j)-1])
+	forms := []string{secret, js, strings.ReplaceAll(js, "/", `\/`), url.QueryEscape(secret), url.PathEscape(secret)}
 	r.mu.Lock()
-	r.secrets = append(r.secrets, []byte(secret))
-	r.mu.Unlock()
+	defer r.mu.Unlock()
+	for i, f := range forms {
+		if !slices.Contains(forms[:i], f) {
+			r.secrets = append(r.secrets, []byte(f))
+		}
+	}
 }
 
 // longest is the length of the longest secret (0 for none).
