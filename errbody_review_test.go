@@ -175,3 +175,12 @@ func TestRequestIDScrubbedBeforeCut(t *testing.T) {
 		}
 	}
 }
+
+// TestHint408: a 408 is the server's timeout reading the request, not the
+// prediction running past the platform's budget.
+func TestHint408(t *testing.T) {
+	e := streamguard.Classify(&http.Response{StatusCode: http.StatusRequestTimeout, Header: http.Header{}}, nil)
+	if h := e.Hint(); strings.Contains(h, "1200") || !strings.Contains(h, "408") {
+		t.Errorf("hint %q", h)
+	}
+}

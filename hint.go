@@ -71,6 +71,9 @@ func (e *Error) baseHint() string {
 // gateway's 504 apart, quoting the budget in force when the error has it.
 func (e *Error) timeoutHint() string {
 	switch {
+	case e.Source == SourceRequest:
+		// A 408: the server gave up waiting for the request itself.
+		return "the server timed out reading the request (408): check that the request body is sent promptly and whole, then retry"
 	case e.Source == SourceClient:
 		return "your own deadline expired first: set your client's timeout to the model's expected response time (the platform allows 1200 s)"
 	case e.Budget > 0 && errors.Is(e, ErrBudgetExceeded):
