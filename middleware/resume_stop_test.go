@@ -66,14 +66,7 @@ func TestResumeStop(t *testing.T) {
 			}
 		}
 		resp.Body.Close()
-		rreq, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
-		rreq.Header.Set(sse.LastEventIDHeader, name+".2")
-		rresp, err := http.DefaultClient.Do(rreq)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, err := io.ReadAll(rresp.Body)
-		rresp.Body.Close()
+		_, body, err := resumeFrom(t, ctx, srv.URL, name+".2")
 		if err != nil || !strings.Contains(string(body), `"source":"platform","reason":"truncated"`) || !strings.HasSuffix(string(body), "id: "+name+".3\n\n") {
 			t.Errorf("leave %v: the resume read %q, %v; want the truncated failure event", leave, body, err)
 		}
@@ -170,17 +163,25 @@ func TestResumeStopAfterTerminal(t *testing.T) {
 	if err != nil || len(rest) != 0 {
 		t.Errorf("after the stop the client read %q, %v; want a clean end", rest, err)
 	}
-	rreq, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
-	rreq.Header.Set(sse.LastEventIDHeader, name+".2")
-	rresp, err := http.DefaultClient.Do(rreq)
+	status, body, err := resumeFrom(t, ctx, srv.URL, name+".2")
+	if err != nil || status != 200 || len(body) != 0 {
+		t.Errorf("a resume after the last event: %d %q, %v; want 200 and a clean end", status, body, err)
+	}
+}
+
+// resumeFrom resumes the stream at url after the event id, and returns
+// the answer's status and body.
+func resumeFrom(t *testing.T, ctx context.Context, url, id string) (int, []byte, error) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req.Header.Set(sse.LastEventIDHeader, id)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, err := io.ReadAll(rresp.Body)
-	rresp.Body.Close()
-	if err != nil || rresp.StatusCode != 200 || len(body) != 0 {
-		t.Errorf("a resume after the last event: %d %q, %v; want 200 and a clean end", rresp.StatusCode, body, err)
-	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, body, err
 }
 
 // TestResumeLateHeader: a handler that takes longer than the store keeps
@@ -205,15 +206,8 @@ func TestResumeLateHeader(t *testing.T) {
 	io.ReadAll(resp.Body)
 	resp.Body.Close()
 	name := resp.Header.Get(sse.ResumableStreamHeader)
-	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
-	req.Header.Set(sse.LastEventIDHeader, name+".1")
-	rresp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(rresp.Body)
-	rresp.Body.Close()
-	if want := "data: 2\nid: " + name + ".2\n\n"; rresp.StatusCode != 200 || string(body) != want {
-		t.Errorf("the resume: %d %q, want 200 %q (logged: %s)", rresp.StatusCode, body, want, logged.String())
+	status, body, _ := resumeFrom(t, context.Background(), srv.URL, name+".1")
+	if want := "data: 2\nid: " + name + ".2\n\n"; status != 200 || string(body) != want {
+		t.Errorf("the resume: %d %q, want 200 %q (logged: %s)", status, body, want, logged.String())
 	}
 }
