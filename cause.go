@@ -6,8 +6,6 @@ import (
 	"errors"
 	"net/url"
 	"strings"
-
-	"github.com/streamguard/streamguard/internal/redact"
 )
 
 // ErrBudgetExceeded is the context cause the middleware sets when a
@@ -101,13 +99,8 @@ func inChain(err, target error) bool {
 // frame of a stream relayed through streamguard keeps the source and reason it
 // names, so a failure keeps its attribution across a relay. StatusCode
 // is left 0 for the caller to fill in; data that is not JSON becomes the
-// message as it is. Data past MaxErrorBody is not read (an event may hold
-// megabytes; its message is cut to MaxMessage anyway). ClassifyEvent never
-// returns nil.
+// message as it is. ClassifyEvent never returns nil.
 func ClassifyEvent(data []byte) *Error {
-	if len(data) > MaxErrorBody {
-		data = redact.DropCutToken(data[:MaxErrorBody])
-	}
 	var b body
 	var ev struct {
 		Response *struct {

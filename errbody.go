@@ -123,8 +123,14 @@ func parseJSON(raw []byte) (body, bool) {
 }
 
 // reencode returns raw, a valid JSON value, encoded again with its strings'
-// escapes undone where JSON allows it: "\/" and "\u002f" as '/'.
+// escapes undone where JSON allows it: "\/" and "\u002f" as '/'. A value
+// over MaxErrorBody is returned as it is, cut there: its message is cut
+// to MaxMessage anyway, and decoding megabytes of it (an in-stream error
+// event may hold 8 MiB) would cost tens of times that.
 func reencode(raw json.RawMessage) string {
+	if len(raw) > MaxErrorBody {
+		return string(raw[:MaxErrorBody])
+	}
 	var v any
 	if json.Unmarshal(raw, &v) != nil {
 		return string(raw)

@@ -145,8 +145,9 @@ func TestBodyCutByReadError(t *testing.T) {
 }
 
 // TestClassifyEventLarge: a huge in-stream error event (8 MiB, the guard's
-// cap) costs little to classify: only its first MaxErrorBody bytes are
-// read (it allocated 446 MB).
+// cap) costs a few times its size to classify, not fifty (it allocated
+// 446 MB: its "error" array was decoded whole to be encoded again), and a
+// large one is classified by its fields as a small one is.
 func TestClassifyEventLarge(t *testing.T) {
 	data := []byte(`{"error":[` + strings.Repeat(`{},`, (8<<20)/3-10) + `{}]}`)
 	var before, after runtime.MemStats
@@ -154,8 +155,12 @@ func TestClassifyEventLarge(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	e := streamguard.ClassifyEvent(data)
 	runtime.ReadMemStats(&after)
-	if n := after.TotalAlloc - before.TotalAlloc; n > 4<<20 || e.Reason != streamguard.ReasonModelError {
-		t.Errorf("%d KiB allocated, %v; want less than 4 MiB and the model's error", n>>10, e)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 4*uint64(len(data)) || e.Reason != streamguard.ReasonModelError {
+		t.Errorf("%d KiB allocated for %d KiB, %v; want at most 4 times and the model's error", n>>10, len(data)>>10, e)
+	}
+	big := `{"error":{"message":"overloaded","type":"overloaded_error","detail":"` + strings.Repeat("x", streamguard.MaxErrorBody) + `"}}`
+	if e := streamguard.ClassifyEvent([]byte(big)); e.Code != "overloaded_error" || e.Message != "overloaded" || !e.Retryable {
+		t.Errorf("a large overloaded event: %+v", e)
 	}
 }
 
@@ -182,5 +187,29 @@ func TestHint408(t *testing.T) {
 	e := streamguard.Classify(&http.Response{StatusCode: http.StatusRequestTimeout, Header: http.Header{}}, nil)
 	if h := e.Hint(); strings.Contains(h, "1200") || !strings.Contains(h, "408") {
 		t.Errorf("hint %q", h)
+	}
+}
+
+// TestConformSecretsInOddPlaces: a quoted cookie value (the decoded string
+// has no quotes), a secret in a duplicate key's value (the decoding keeps
+// the last), and a key named as the marker already is: none reaches the
+// SDK, and no field is lost to a renamed key.
+func TestConformSecretsInOddPlaces(t *testing.T) {
+	req := keyRequest("abcdefghijklmnop")
+	req.Header.Set("Cookie", `sid="Zq9vT3xLm2"`)
+	for _, body := range []string{
+		`{"error":{"message":"bad session","sid":"Zq9vT3xLm2"}}`,
+		`{"error":{"message":"Incorrect API key provided: abcdefghijklmnop","message":"invalid key"}}`,
+		`{"error":{"message":"x","REDACTED":1,"abcdefghijklmnop":2}}`,
+	} {
+		resp := &http.Response{StatusCode: 401, Header: http.Header{"Content-Type": {"application/json"}}, Request: req,
+			Body: io.NopCloser(strings.NewReader(body))}
+		b, _ := conformed(t, resp)
+		if strings.Contains(b, "Zq9vT3xLm2") || strings.Contains(b, "abcdefghijklmnop") {
+			t.Errorf("%s became %s", body, b)
+		}
+		if strings.Contains(body, `"REDACTED":1`) && (!strings.Contains(b, `":1`) || !strings.Contains(b, `":2`)) {
+			t.Errorf("%s lost a field: %s", body, b)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package streamguard
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 
 	"github.com/streamguard/streamguard/internal/redact"
 )
@@ -22,9 +23,11 @@ func scrubJSON(raw []byte, secrets []string) ([]byte, bool) {
 		return nil, false
 	}
 	v, changed := scrubValue(v, secrets)
-	if !changed {
+	if !changed && redact.Scrub(string(raw), secrets) == string(raw) {
 		return raw, false
 	}
+	// Encoded again when a secret was in the text but in no decoded value
+	// too: in a duplicate key's value, which the decoding dropped.
 	var out bytes.Buffer
 	enc := json.NewEncoder(&out)
 	enc.SetEscapeHTML(false)
@@ -53,17 +56,26 @@ func scrubValue(v any, secrets []string) (any, bool) {
 		}
 		return x, changed
 	case map[string]any:
+		out := make(map[string]any, len(x))
 		changed := false
 		for k, e := range x {
 			e, c := scrubValue(e, secrets)
 			if sk := redact.Scrub(k, secrets); sk != k {
-				delete(x, k)
 				k, c = sk, true
+				for i := 2; taken(out, k) || taken(x, k); i++ {
+					k = sk + "_" + strconv.Itoa(i) // another key of the same name kept
+				}
 			}
-			x[k] = e
+			out[k] = e
 			changed = changed || c
 		}
-		return x, changed
+		return out, changed
 	}
 	return v, false
+}
+
+// taken reports whether m has the key k.
+func taken(m map[string]any, k string) bool {
+	_, ok := m[k]
+	return ok
 }

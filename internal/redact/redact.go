@@ -168,6 +168,9 @@ func Secrets(r *http.Request) []string {
 			for i, f := range fields(v) {
 				if _, val, ok := strings.Cut(f, "="); ok {
 					add(val) // a cookie's value
+					if len(val) > 2 && val[0] == '"' && val[len(val)-1] == '"' {
+						add(val[1 : len(val)-1]) // and without its quotes, as it is decoded
+					}
 				} else if i == 0 && strings.ContainsRune(v, ' ') {
 					continue // an auth scheme: Bearer, Basic, Api-Key
 				}
@@ -175,7 +178,12 @@ func Secrets(r *http.Request) []string {
 			}
 		}
 	}
-	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
+	slices.SortFunc(out, func(a, b string) int { // longest first; equal ones together for Compact
+		if len(a) != len(b) {
+			return len(b) - len(a)
+		}
+		return strings.Compare(a, b)
+	})
 	return slices.Compact(out)
 }
 
