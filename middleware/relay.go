@@ -25,8 +25,9 @@ var hopHeaders = []string{
 // the headers but the hop-by-hop ones, and the body. The request's path is
 // joined to upstream's path and its query added to upstream's; its headers
 // go along, credentials included, so an upstream's 401 is the caller's own
-// and is relayed as it is (unless upstream holds a userinfo: the relay's
-// own credentials, whose refusal is answered 502, see WriteError), the
+// and is relayed as it is (unless the caller sent no Authorization and
+// upstream holds a userinfo: the relay's own credentials then, whose
+// refusal is answered 502, see WriteError), the
 // caller's address appended to X-Forwarded-For; but
 // Accept-Encoding, as client's transport
 // negotiates compression itself and decompresses. A stream that fails after its header is ended
@@ -70,9 +71,10 @@ func Relay(upstream *url.URL, client *http.Client) http.Handler {
 			return
 		}
 		defer resp.Body.Close()
-		if upstream.User != nil && refusedCredentials(resp.StatusCode) {
-			// The relay's own credentials (upstream's userinfo) refused:
-			// not the caller's to fix (WriteError answers 502).
+		if upstream.User != nil && r.Header.Get("Authorization") == "" && refusedCredentials(resp.StatusCode) {
+			// The relay's own credentials (upstream's userinfo, which
+			// net/http sends when the caller sent no Authorization)
+			// refused: not the caller's to fix (WriteError answers 502).
 			WriteError(w, r, streamguard.Check(resp))
 			return
 		}

@@ -337,25 +337,28 @@ func TestRelayUpstreamFailureWords(t *testing.T) {
 		io.WriteString(w, `{"error":{"message":"bad key","type":"invalid_request_error"}}`)
 	}))
 	defer up.Close()
-	for _, withUser := range []bool{false, true} {
+	for _, c := range []struct {
+		withUser, callerAuth bool
+		want                 int
+	}{{false, false, 401}, {false, true, 401}, {true, false, 502}, {true, true, 401}} {
 		u, _ := url.Parse(up.URL + "/v1")
-		if withUser {
+		if c.withUser {
 			u.User = url.UserPassword("relay", "s3cret-relay-key")
 		}
 		relay := httptest.NewServer(middleware.NewHandler(middleware.Relay(u, middleware.NewClient(middleware.Config{})), middleware.ServerConfig{}))
-		resp, err := http.Get(relay.URL + "/models")
+		req, _ := http.NewRequest(http.MethodGet, relay.URL+"/models", nil)
+		if c.callerAuth {
+			req.Header.Set("Authorization", "Bearer caller-own-key") // net/http sends it, not the userinfo
+		}
+		resp, err := http.DefaultClient.Do(req)
 		relay.Close()
 		if err != nil {
 			t.Fatal(err)
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		want := http.StatusUnauthorized
-		if withUser {
-			want = http.StatusBadGateway
-		}
-		if resp.StatusCode != want || (withUser && strings.Contains(string(b), "bad key")) {
-			t.Errorf("userinfo %v: %d %s; want %d", withUser, resp.StatusCode, b, want)
+		if resp.StatusCode != c.want || (c.want == 502 && strings.Contains(string(b), "bad key")) {
+			t.Errorf("userinfo %v, the caller's Authorization %v: %d %s; want %d", c.withUser, c.callerAuth, resp.StatusCode, b, c.want)
 		}
 	}
 }

@@ -87,7 +87,19 @@ func (w *resumeWriter) Unwrap() http.ResponseWriter { return w.w }
 // a response whose header was never written is no stream, and the store
 // forgets it when the handler returns.
 func (w *resumeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	return http.NewResponseController(w.w).Hijack()
+	conn, buf, err := http.NewResponseController(w.w).Hijack()
+	if err == nil {
+		// No stream, then: its reservation is given back now (beaten
+		// alive, a WebSocket held for hours kept a store slot).
+		w.noBeats.Store(true)
+		if t := w.beat.Load(); t != nil {
+			t.Stop()
+		}
+		ctx, cancel := context.WithTimeout(w.sctx, 5*time.Second)
+		defer cancel()
+		w.rc.Store.Delete(ctx, w.name)
+	}
+	return conn, buf, err
 }
 
 func (w *resumeWriter) WriteHeader(code int) {

@@ -53,10 +53,11 @@ type writer struct {
 	// event, so the handler's next LF, the second half of that CRLF, must
 	// not reach the client as a line end of its own.
 	dropLF   bool
-	ended    bool // the response was ended for the handler, or it returned: further writes fail
-	ending   bool // end is writing the failure event through failWith
-	done     bool // ServeHTTP is returning: nothing may write any more
-	abort    bool // the response must be aborted once the handler returns
+	ended    bool        // the response was ended for the handler, or it returned: further writes fail
+	ending   bool        // end is writing the failure event through failWith
+	done     bool        // ServeHTTP is returning: nothing may write any more
+	closed   atomic.Bool // done, for the methods that must not wait for mu (the deadlines)
+	abort    bool        // the response must be aborted once the handler returns
 	hijacked bool
 	err      error // the first write or flush error
 	// failWith writes the failure event of a resumable stream through its
@@ -245,28 +246,26 @@ func (w *writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // net/http's HTTP/2 writer panics on them then, and its HTTP/1 one would
 // set them on the connection's next request.
 
+// They do not take mu, which a write holds while it blocks: a deadline
+// set from another goroutine is what unblocks a write stuck on a client
+// that stopped reading.
+
 func (w *writer) SetReadDeadline(t time.Time) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.done {
+	if w.closed.Load() {
 		return errEnded
 	}
 	return http.NewResponseController(w.rw).SetReadDeadline(t)
 }
 
 func (w *writer) SetWriteDeadline(t time.Time) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.done {
+	if w.closed.Load() {
 		return errEnded
 	}
 	return http.NewResponseController(w.rw).SetWriteDeadline(t)
 }
 
 func (w *writer) EnableFullDuplex() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.done {
+	if w.closed.Load() {
 		return errEnded
 	}
 	return http.NewResponseController(w.rw).EnableFullDuplex()
@@ -282,6 +281,7 @@ func (w *writer) close() (abort bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.done = true
+	w.closed.Store(true)
 	// A goroutine the handler left behind gets errEnded: net/http's writer
 	// is not the handler's any more (a Write panics on HTTP/2, and races
 	// with the connection's next response on HTTP/1).

@@ -1,9 +1,11 @@
 package middleware_test
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -175,5 +177,92 @@ func TestResumableHEADAlone(t *testing.T) {
 	}
 	if n, _ := store.Len(); n != 0 || served.Load() != 1 {
 		t.Errorf("%d streams in the store, the handler served %d HEADs; want 0 and 1", n, served.Load())
+	}
+}
+
+// TestResumeHijackFreesSlot: a hijacked request (a WebSocket) gives its
+// stream's reservation back: with the beats from the stream's creation, a
+// connection held for long kept a slot of the store, and a full store
+// answered the next stream 503.
+func TestResumeHijackFreesSlot(t *testing.T) {
+	store := resume.NewMemoryStore(resume.MemoryConfig{MaxStreams: 1})
+	release := make(chan struct{})
+	defer close(release)
+	h := middleware.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/ws" {
+			c, _, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+			<-release
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: hi\n\n")
+	}), middleware.ServerConfig{Resume: &middleware.ResumeConfig{Store: store, Linger: time.Second}})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	ws, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	io.WriteString(ws, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+	if resp, err := http.ReadResponse(bufio.NewReader(ws), nil); err != nil || resp.StatusCode != 101 {
+		t.Fatalf("the upgrade: %v", err)
+	}
+	resp, err := http.Get(srv.URL + "/sse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("a stream while a hijacked connection is held: %d %s, want 200", resp.StatusCode, b)
+	}
+}
+
+// TestDeadlineUnblocksWrite: a write deadline set from another goroutine
+// ends a write stuck on a client that stopped reading (the deadline waited
+// for the lock the stuck write held).
+func TestDeadlineUnblocksWrite(t *testing.T) {
+	setDL := make(chan time.Duration, 1)
+	wrote := make(chan error, 1)
+	h := middleware.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			start := time.Now()
+			rc.SetWriteDeadline(time.Now())
+			setDL <- time.Since(start)
+		}()
+		buf := make([]byte, 1<<20)
+		for range 256 {
+			if _, err := w.Write(buf); err != nil {
+				wrote <- err
+				return
+			}
+		}
+		wrote <- nil
+	}), middleware.ServerConfig{})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n") // and never read
+	select {
+	case d := <-setDL:
+		if err := <-wrote; err == nil {
+			t.Errorf("the write went on past its deadline")
+		}
+		t.Logf("SetWriteDeadline took %v", d)
+	case <-time.After(5 * time.Second):
+		t.Fatal("SetWriteDeadline waited for the stuck write")
 	}
 }

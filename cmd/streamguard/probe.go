@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -80,7 +79,7 @@ func probe(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		fmt.Fprintf(stderr, "streamguard probe: %v\n", err)
 		return 2
 	}
-	out := &printer{w: stdout, errw: stderr, json: o.json}
+	out := &printer{w: stdout, errw: stderr, json: o.json, red: red}
 	var attempts atomic.Int64
 	attempts.Store(1)
 	cfg := middleware.Config{
@@ -273,18 +272,6 @@ type result struct {
 	bytes     int64
 	elapsed   time.Duration
 	err       error
-}
-
-// printer writes the probe's output, for people or, with json, for scripts.
-type printer struct {
-	w, errw io.Writer
-	json    bool
-	live    bool // a live line is on stderr
-}
-
-func (p *printer) line(w io.Writer, v map[string]any) {
-	b, _ := json.Marshal(v)
-	w.Write(append(b, '\n'))
 }
 
 func (p *printer) retry(a retry.Attempt) {

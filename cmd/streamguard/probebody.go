@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"strings"
 )
@@ -51,4 +52,22 @@ func validHeader(name, value string) bool {
 		}
 	}
 	return true
+}
+
+// printer writes the probe's output, for people or, with json, for scripts.
+type printer struct {
+	w, errw io.Writer
+	json    bool
+	live    bool      // a live line is on stderr
+	red     *redactor // what w and errw cut, cut from a JSON line's strings before they are escaped
+}
+
+func (p *printer) line(w io.Writer, v map[string]any) {
+	for k, x := range v {
+		if s, ok := x.(string); ok && p.red != nil {
+			v[k] = string(p.red.scrub([]byte(s)))
+		}
+	}
+	b, _ := json.Marshal(v)
+	w.Write(append(b, '\n'))
 }

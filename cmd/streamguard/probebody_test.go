@@ -54,3 +54,16 @@ func TestRedactorEchoForms(t *testing.T) {
 		}
 	}
 }
+
+// TestProbeJSONEchoForms: with --json, a key the server echoed in a form
+// the JSON line escapes again (\/ became \\/) is cut before the escaping.
+func TestProbeJSONEchoForms(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"echo":"ab+cd\/ef\u003cgh\u003eij"}`))
+	}))
+	defer srv.Close()
+	code, stdout, stderr := probeRun(t, nil, "--json", "-H", "Authorization: Bearer ab+cd/ef<gh>ij", srv.URL)
+	if code != 0 || strings.Contains(stdout, "ab+cd") || !strings.Contains(stdout, redacted) {
+		t.Errorf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+}
