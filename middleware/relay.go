@@ -109,8 +109,8 @@ func forwardedFor(h http.Header, remoteAddr string) {
 // to get an answer from the upstream: the transport's text (a dial error
 // naming the upstream's internal address) is not the caller's to see.
 func noAnswer(err error) error {
-	var se *streamguard.Error
-	if !errors.As(err, &se) || se.StatusCode != 0 || se.Source != streamguard.SourceNetwork {
+	se := streamguard.FromError(err) // a client without the stack returns the transport's error as it is
+	if se == nil || se.StatusCode != 0 || se.Source != streamguard.SourceNetwork {
 		return err
 	}
 	e := *se

@@ -319,16 +319,18 @@ func TestRelayUpstreamFailureWords(t *testing.T) {
 	deadAddr := dead.Addr().String()
 	dead.Close()
 	u, _ := url.Parse("http://" + deadAddr + "/v1")
-	relay := httptest.NewServer(middleware.NewHandler(middleware.Relay(u, middleware.NewClient(middleware.Config{Retry: retry.Policy{MaxAttempts: 1}})), middleware.ServerConfig{}))
-	defer relay.Close()
-	resp, err := http.Get(relay.URL + "/models")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadGateway || strings.Contains(string(b), deadAddr) || !strings.Contains(string(b), "could not be reached") {
-		t.Errorf("unreachable upstream: %d %s", resp.StatusCode, b)
+	for _, client := range []*http.Client{middleware.NewClient(middleware.Config{Retry: retry.Policy{MaxAttempts: 1}}), {}} {
+		relay := httptest.NewServer(middleware.NewHandler(middleware.Relay(u, client), middleware.ServerConfig{}))
+		resp, err := http.Get(relay.URL + "/models")
+		relay.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadGateway || strings.Contains(string(b), deadAddr) || !strings.Contains(string(b), "could not be reached") {
+			t.Errorf("unreachable upstream: %d %s", resp.StatusCode, b)
+		}
 	}
 
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -66,7 +66,9 @@ type ResumeConfig struct {
 	// with a truncated failure event from the platform, stored (so that
 	// resumes at any replica sharing the store get it at once, not after
 	// a linger without the writer's beats) and sent to its client if it
-	// is still there. The handlers return once their work stops; wait for
+	// is still there; a request whose response had not begun gets 503
+	// with Retry-After: 1 (inside NewHandler, whose writer knows whether
+	// it began). The handlers return once their work stops; wait for
 	// them (Shutdown again) before closing the store. Resumes being
 	// served end with their request's context (cancel the server's
 	// BaseContext). Nil means never.

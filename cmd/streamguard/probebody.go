@@ -21,11 +21,11 @@ func (p *printer) body(r io.Reader) (int64, error) {
 	}
 	var buf bytes.Buffer
 	n, err := io.Copy(&buf, io.LimitReader(r, maxJSONBody))
-	if err != nil {
-		return n, err
+	var rest int64
+	if err == nil {
+		rest, err = io.Copy(io.Discard, r)
 	}
-	rest, err := io.Copy(io.Discard, r)
-	v := map[string]any{"type": "body", "data": buf.String()}
+	v := map[string]any{"type": "body", "data": buf.String()} // what came, even when the read failed
 	if rest > 0 {
 		v["truncated"] = true
 	}
