@@ -55,6 +55,9 @@ func FromError(err error) *Error {
 		// The transport's response-header timeout: the gateway did not
 		// answer within the budget it was given.
 		e.Source, e.Reason = SourcePlatform, ReasonTimeout
+	case badRequest(msg):
+		// A request net/http refuses to send: no retry will change it.
+		e.Source, e.Reason = SourceRequest, ReasonBadRequest
 	default:
 		// A dial or TLS handshake timeout lands here too: net's and
 		// net/http's timeout errors claim to be context.DeadlineExceeded
@@ -62,6 +65,17 @@ func FromError(err error) *Error {
 		e.Source, e.Reason, e.Retryable = SourceNetwork, ReasonConnection, true
 	}
 	return e
+}
+
+// badRequest reports whether a transport error's text is net/http's
+// refusal of the request itself: a URL, method or header it cannot send.
+func badRequest(msg string) bool {
+	for _, t := range []string{"unsupported protocol scheme", "no Host in request URL", "invalid header field", "invalid method", "http: nil Request"} {
+		if strings.Contains(msg, t) {
+			return true
+		}
+	}
+	return false
 }
 
 // inChain reports whether target itself stands in err's chain, following

@@ -59,15 +59,15 @@ func TestNoResponseErrorScrubbed(t *testing.T) {
 	}
 }
 
-// TestUnknownFailureNotRetryable: a failure the transport does not retry
-// because it does not know it to be transient (here an unsupported scheme)
-// is not marked Retryable either, for an outer loop that trusts it.
+// TestUnknownFailureNotRetryable: a request net/http refuses to send
+// (here an unsupported scheme) is the request's failure, not marked
+// Retryable, for an outer loop that trusts it.
 func TestUnknownFailureNotRetryable(t *testing.T) {
 	rt := retry.NewTransport(nil, retry.Policy{})
 	req, _ := http.NewRequest(http.MethodGet, "ftp://127.0.0.1/x", nil)
 	_, err := rt.RoundTrip(req)
 	var se *streamguard.Error
-	if !errors.As(err, &se) || se.Retryable || se.Attempts != 1 {
-		t.Fatalf("%v (%+v); want one attempt, not retryable", err, se)
+	if !errors.As(err, &se) || se.Retryable || se.Attempts != 1 || se.Source != streamguard.SourceRequest {
+		t.Fatalf("%v (%+v); want one attempt, the request's, not retryable", err, se)
 	}
 }

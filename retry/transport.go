@@ -217,10 +217,7 @@ func (t *transport) judge(a, req *http.Request, resp *http.Response, err error, 
 		if t.resends(err, a, req) {
 			return f, true
 		}
-		if k := classifySend(err); k == permanent || k == unknown {
-			// Not a failure this package retries: nor should an outer
-			// loop that trusts Retryable (an unsupported scheme, a
-			// malformed response, a base transport's own error).
+		if classifySend(err) == permanent {
 			f.err.Retryable = false
 		}
 		return f, false
