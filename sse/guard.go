@@ -301,15 +301,6 @@ func (b *body) reserve(n int) {
 	b.buf = nb
 }
 
-// lead returns the bytes of a byte-order mark at the start of the bytes
-// held back, ahead of the first event or record: no part of its size.
-func (b *body) lead() int {
-	if b.lines != nil {
-		return b.lines.lead
-	}
-	return b.p.bom
-}
-
 // overflow ends the stream: more than MaxEventBytes are held back, of an
 // event complete and too large (the parser stops before one) or of one
 // still incomplete, which is then too large once complete. (As many, with

@@ -56,6 +56,15 @@ func (p *parser) resetEvent() {
 // bom is the UTF-8 byte-order mark an SSE parser drops at a stream's start.
 const bom = "\xef\xbb\xbf"
 
+// lead returns the bytes of a byte-order mark at the start of the bytes
+// held back, ahead of the first event or record: no part of its size.
+func (b *body) lead() int {
+	if b.lines != nil {
+		return b.lines.lead
+	}
+	return b.p.bom
+}
+
 // parse scans win, whose first byte is the first byte of the current
 // (incomplete) event, calls owner.onEvent for every event it completes, and
 // returns the offset just past the last complete event: win[:n] may be
