@@ -69,9 +69,12 @@ func FromError(err error) *Error {
 
 // badRequest reports whether a transport error's text is net/http's
 // refusal of the request itself: a URL, method or header it cannot send.
+// Only at the text's start: an error quoting a server's bytes (a GOAWAY's
+// debug data) must not pass for one.
 func badRequest(msg string) bool {
-	for _, t := range []string{"unsupported protocol scheme", "no Host in request URL", "invalid header field", "invalid method", "http: nil Request"} {
-		if strings.Contains(msg, t) {
+	for _, t := range []string{`unsupported protocol scheme "`, "http: no Host in request URL", "net/http: invalid header field ",
+		"net/http: invalid method ", "http: nil Request."} {
+		if strings.HasPrefix(msg, t) {
 			return true
 		}
 	}

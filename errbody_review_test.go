@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"runtime"
 	"strings"
 	"testing"
@@ -210,6 +211,24 @@ func TestConformSecretsInOddPlaces(t *testing.T) {
 		}
 		if strings.Contains(body, `"REDACTED":1`) && (!strings.Contains(b, `":1`) || !strings.Contains(b, `":2`)) {
 			t.Errorf("%s lost a field: %s", body, b)
+		}
+	}
+}
+
+// TestBadRequestOnlyNetHTTPs: a request net/http refuses to send is the
+// request's bad_request; a transport error that quotes a server's words
+// (a GOAWAY's debug data saying "invalid method") stays a retryable
+// connection failure.
+func TestBadRequestOnlyNetHTTPs(t *testing.T) {
+	for msg, want := range map[string]streamguard.Source{
+		`unsupported protocol scheme "ftp"`: streamguard.SourceRequest,
+		`net/http: invalid method "A B"`:    streamguard.SourceRequest,
+		`http2: server sent GOAWAY and closed the connection; LastStreamID=1, ErrCode=NO_ERROR, debug="invalid method"`: streamguard.SourceNetwork,
+		`read: connection reset; unsupported protocol scheme "x"`:                                                       streamguard.SourceNetwork,
+	} {
+		e := streamguard.FromError(&url.Error{Op: "Post", URL: "https://api.example/v1", Err: errors.New(msg)})
+		if e.Source != want || e.Retryable != (want == streamguard.SourceNetwork) {
+			t.Errorf("%q: %s %s retryable %v; want %s", msg, e.Source, e.Reason, e.Retryable, want)
 		}
 	}
 }

@@ -88,16 +88,24 @@ func (w *resumeWriter) Unwrap() http.ResponseWriter { return w.w }
 // forgets it when the handler returns.
 func (w *resumeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, buf, err := http.NewResponseController(w.w).Hijack()
-	if err == nil {
+	if err != nil {
+		return conn, buf, err
+	}
+	w.mu.Lock()
+	stream := w.wrote
+	if !stream {
 		// No stream, then: its reservation is given back now (beaten
 		// alive, a WebSocket held for hours kept a store slot).
 		w.noBeats.Store(true)
 		if t := w.beat.Load(); t != nil {
 			t.Stop()
 		}
+	}
+	w.mu.Unlock()
+	if !stream {
 		ctx, cancel := context.WithTimeout(w.sctx, 5*time.Second)
 		defer cancel()
-		w.rc.Store.Delete(ctx, w.name)
+		w.rc.Store.Delete(ctx, w.name) // a failure leaves it to expire
 	}
 	return conn, buf, err
 }

@@ -53,11 +53,12 @@ type writer struct {
 	// event, so the handler's next LF, the second half of that CRLF, must
 	// not reach the client as a line end of its own.
 	dropLF   bool
-	ended    bool        // the response was ended for the handler, or it returned: further writes fail
-	ending   bool        // end is writing the failure event through failWith
-	done     bool        // ServeHTTP is returning: nothing may write any more
-	closed   atomic.Bool // done, for the methods that must not wait for mu (the deadlines)
-	abort    bool        // the response must be aborted once the handler returns
+	ended    bool       // the response was ended for the handler, or it returned: further writes fail
+	ending   bool       // end is writing the failure event through failWith
+	done     bool       // ServeHTTP is returning: nothing may write any more
+	dlMu     sync.Mutex // orders the deadlines with close, without mu
+	closed   bool       // done, under dlMu
+	abort    bool       // the response must be aborted once the handler returns
 	hijacked bool
 	err      error // the first write or flush error
 	// failWith writes the failure event of a resumable stream through its
@@ -248,24 +249,30 @@ func (w *writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 // They do not take mu, which a write holds while it blocks: a deadline
 // set from another goroutine is what unblocks a write stuck on a client
-// that stopped reading.
+// that stopped reading. dlMu orders them with close.
 
 func (w *writer) SetReadDeadline(t time.Time) error {
-	if w.closed.Load() {
+	w.dlMu.Lock()
+	defer w.dlMu.Unlock()
+	if w.closed {
 		return errEnded
 	}
 	return http.NewResponseController(w.rw).SetReadDeadline(t)
 }
 
 func (w *writer) SetWriteDeadline(t time.Time) error {
-	if w.closed.Load() {
+	w.dlMu.Lock()
+	defer w.dlMu.Unlock()
+	if w.closed {
 		return errEnded
 	}
 	return http.NewResponseController(w.rw).SetWriteDeadline(t)
 }
 
 func (w *writer) EnableFullDuplex() error {
-	if w.closed.Load() {
+	w.dlMu.Lock()
+	defer w.dlMu.Unlock()
+	if w.closed {
 		return errEnded
 	}
 	return http.NewResponseController(w.rw).EnableFullDuplex()
@@ -281,7 +288,9 @@ func (w *writer) close() (abort bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.done = true
-	w.closed.Store(true)
+	w.dlMu.Lock()
+	w.closed = true
+	w.dlMu.Unlock()
 	// A goroutine the handler left behind gets errEnded: net/http's writer
 	// is not the handler's any more (a Write panics on HTTP/2, and races
 	// with the connection's next response on HTTP/1).

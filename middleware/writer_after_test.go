@@ -266,3 +266,49 @@ func TestDeadlineUnblocksWrite(t *testing.T) {
 		t.Fatal("SetWriteDeadline waited for the stuck write")
 	}
 }
+
+// deadlineRecorder is a ResponseWriter whose SetWriteDeadline, for mark,
+// says it began and then takes its time, as a slow call may; it records
+// whether it was still running when ServeHTTP had returned.
+type deadlineRecorder struct {
+	*httptest.ResponseRecorder
+	mark        time.Time
+	entered     chan struct{}
+	returned    chan struct{}
+	afterReturn atomic.Bool
+}
+
+func (d *deadlineRecorder) SetWriteDeadline(t time.Time) error {
+	if !t.Equal(d.mark) {
+		return nil
+	}
+	close(d.entered)
+	select {
+	case <-d.returned:
+		d.afterReturn.Store(true)
+	case <-time.After(300 * time.Millisecond):
+	}
+	return nil
+}
+
+// TestDeadlineNotAfterReturn: a deadline set by a goroutine of the handler
+// as the handler returns reaches net/http's writer before ServeHTTP
+// returns, never after (net/http's HTTP/2 writer panics then).
+func TestDeadlineNotAfterReturn(t *testing.T) {
+	d := &deadlineRecorder{ResponseRecorder: httptest.NewRecorder(), mark: time.Unix(12345, 0),
+		entered: make(chan struct{}), returned: make(chan struct{})}
+	done := make(chan struct{})
+	h := middleware.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		go func() {
+			defer close(done)
+			http.NewResponseController(w).SetWriteDeadline(d.mark)
+		}()
+		<-d.entered // the goroutine is in the call as the handler returns
+	}), middleware.ServerConfig{})
+	h.ServeHTTP(d, httptest.NewRequest(http.MethodGet, "/", nil))
+	close(d.returned)
+	<-done
+	if d.afterReturn.Load() {
+		t.Fatal("net/http's SetWriteDeadline ran on after ServeHTTP returned")
+	}
+}
