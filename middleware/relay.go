@@ -23,23 +23,25 @@ var hopHeaders = []string{
 // client (the client stack: budget, retry, stream guard, tracing) and
 // relays the answer as it arrives, flushing after every read: the status,
 // the headers but the hop-by-hop ones, and the body. The request's path is
-// joined to upstream's path and its query added to upstream's; its headers
+// joined to upstream's path and its query added to upstream's. Its headers
 // go along, credentials included, so an upstream's 401 is the caller's own
 // and is relayed as it is (unless the caller sent no Authorization and
 // upstream holds a userinfo: the relay's own credentials then, whose
-// refusal is answered 502, see WriteError), the
-// caller's address appended to X-Forwarded-For; but
-// Accept-Encoding, as client's transport
-// negotiates compression itself and decompresses. A stream that fails after its header is ended
-// with WriteError: a failure event on an event stream. The upstream's
-// Resumable-Stream header is not relayed: inside NewHandler with Resume
-// set, the relay's streams are its own to resume.
+// refusal is answered 502, see WriteError); the caller's address is
+// appended to X-Forwarded-For; Accept-Encoding is dropped, as client's
+// transport negotiates compression itself and decompresses. A stream that
+// fails after its header is ended with WriteError: a failure event on an
+// event stream. The upstream's Resumable-Stream header is not relayed:
+// inside NewHandler with Resume set, the relay's streams are its own to
+// resume.
 //
 // An upstream's redirect is relayed as it is, never followed (client is
 // copied with a CheckRedirect that says so): following it would send the
 // caller's request, turned into a GET, to wherever the upstream points. A
 // request path with a "." or ".." segment (raw or escaped) is answered 400:
-// joined to upstream's path it could climb out of it.
+// joined to upstream's path it could climb out of it. An upstream it
+// cannot reach is answered without the transport's words, which name the
+// upstream's address.
 func Relay(upstream *url.URL, client *http.Client) http.Handler {
 	c := *client
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
