@@ -2,7 +2,6 @@ package retry
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -341,14 +340,15 @@ func (t *transport) retries(resp *http.Response) bool {
 // wraps and that is not ours to change. Its text is scrubbed of req's
 // credentials, which a server may have echoed into a transport error (a
 // malformed status line, an HTTP/2 GOAWAY's debug data); when they were
-// there, its Err is that scrubbed text too.
+// there, its Err is that scrubbed text too, which errors.Is still sees
+// through (redact.Error).
 func noResponse(err error, req *http.Request, n int, start time.Time) *streamguard.Error {
 	e := *streamguard.FromError(err)
 	if secrets := redact.Secrets(req); len(secrets) > 0 {
 		e.Message = redact.Scrub(e.Message, secrets)
 		if e.Err != nil {
 			if text := e.Err.Error(); redact.Scrub(text, secrets) != text {
-				e.Err = errors.New(redact.Scrub(text, secrets))
+				e.Err = redact.Error(e.Err, redact.Scrub(text, secrets))
 			}
 		}
 	}
