@@ -35,9 +35,12 @@ var hopHeaders = []string{
 // inside NewHandler with Resume set, the relay's streams are its own to
 // resume.
 //
-// An upstream's redirect is relayed as it is, never followed (client is
-// copied with a CheckRedirect that says so): following it would send the
-// caller's request, turned into a GET, to wherever the upstream points. A
+// An upstream's redirect is relayed, never followed (client is copied with
+// a CheckRedirect that says so): following it would send the caller's
+// request, turned into a GET, to wherever the upstream points. A Location
+// into upstream (its origin and path) is rewritten to the same place
+// through the relay, as nginx's proxy_redirect does by default; any other
+// is relayed as it is. A
 // request path with a "." or ".." segment (raw or escaped) is answered 400:
 // joined to upstream's path it could climb out of it. An upstream it
 // cannot reach is answered without the transport's words, which name the
@@ -81,6 +84,7 @@ func Relay(upstream *url.URL, client *http.Client) http.Handler {
 			return
 		}
 		copyHeader(w.Header(), resp.Header)
+		relocate(w.Header(), upstream)
 		w.Header().Del(sse.ResumableStreamHeader)
 		w.Header().Del("Content-Length")
 		w.WriteHeader(resp.StatusCode)
@@ -91,6 +95,41 @@ func Relay(upstream *url.URL, client *http.Client) http.Handler {
 			markWhole(w) // a server's stop now has nothing to cut
 		}
 	})
+}
+
+// relocate rewrites h's Location when it points into upstream: an
+// absolute URL of upstream's scheme and host, or a path from the root,
+// under upstream's path. It becomes the path under the relay (upstream's
+// path taken off, upstream's own query too), so the caller comes back
+// through the relay and never sees the upstream's address or the query
+// values (keys) the relay adds.
+func relocate(h http.Header, upstream *url.URL) {
+	loc := h.Get("Location")
+	u, err := url.Parse(loc)
+	if loc == "" || err != nil || u.Opaque != "" || (u.Host == "" && !strings.HasPrefix(loc, "/")) || strings.HasPrefix(loc, "//") {
+		return
+	}
+	if u.Host != "" && (!strings.EqualFold(u.Scheme, upstream.Scheme) || !strings.EqualFold(u.Host, upstream.Host)) {
+		return
+	}
+	base := strings.TrimSuffix(upstream.EscapedPath(), "/")
+	rest, ok := strings.CutPrefix(u.EscapedPath(), base)
+	if !ok || (rest != "" && rest[0] != '/') {
+		return
+	}
+	if upstream.RawQuery != "" {
+		if q, ok := strings.CutPrefix(u.RawQuery, upstream.RawQuery); ok && (q == "" || q[0] == '&') {
+			u.RawQuery = strings.TrimPrefix(q, "&")
+		}
+	}
+	out := "/" + strings.TrimPrefix(rest, "/")
+	if u.RawQuery != "" {
+		out += "?" + u.RawQuery
+	}
+	if u.Fragment != "" {
+		out += "#" + u.EscapedFragment()
+	}
+	h.Set("Location", out)
 }
 
 // forwardedFor appends the caller's address to h's X-Forwarded-For, as
@@ -121,14 +160,17 @@ func noAnswer(err error) error {
 }
 
 // dotSegment reports whether an escaped path has a "." or ".." segment,
-// its dots raw or escaped (%2e), or a segment net/http would read as one
-// once a "%2f" in it is unescaped.
+// its dots raw or escaped (%2e), or a segment an upstream may read as one:
+// once a "%2f" in it is unescaped, at a backslash (raw or %5c, which some
+// servers take for a slash), or before a ";" (a path parameter, which
+// some servers drop: "..;").
 func dotSegment(p string) bool {
+	p = strings.NewReplacer("%2f", "/", "%2F", "/", "%5c", "/", "%5C", "/", `\`, "/").Replace(p)
 	for seg := range strings.SplitSeq(p, "/") {
-		for part := range strings.SplitSeq(strings.ReplaceAll(strings.ToLower(seg), "%2f", "/"), "/") {
-			if d := strings.ReplaceAll(part, "%2e", "."); d == "." || d == ".." {
-				return true
-			}
+		seg, _, _ = strings.Cut(strings.ToLower(seg), ";")
+		seg, _, _ = strings.Cut(seg, "%3b")
+		if d := strings.ReplaceAll(seg, "%2e", "."); d == "." || d == ".." {
+			return true
 		}
 	}
 	return false

@@ -268,8 +268,48 @@ func TestRelayRedirectRelayed(t *testing.T) {
 	}
 }
 
+// TestRelayRedirectIntoUpstream: a Location into the upstream (absolute,
+// or a path from the root under its base path) comes back as the same
+// place under the relay, without the upstream's address or the query the
+// relay adds; any other Location is relayed as it is.
+func TestRelayRedirectIntoUpstream(t *testing.T) {
+	var upURL string
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		loc := strings.NewReplacer("UP", upURL).Replace(r.URL.Query().Get("to"))
+		w.Header().Set("Location", loc)
+		w.WriteHeader(http.StatusFound)
+	}))
+	defer up.Close()
+	upURL = up.URL
+	u, _ := url.Parse(up.URL + "/v1/base?api_key=QSECRET123")
+	relay := httptest.NewServer(middleware.Relay(u, middleware.NewClient(middleware.Config{})))
+	defer relay.Close()
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for to, want := range map[string]string{
+		"UP/v1/base/models/x?api_key=QSECRET123&page=2": "/models/x?page=2",
+		"UP/v1/base":                       "/",
+		"/v1/base/next#frag":               "/next#frag",
+		"UP/v1/basement":                   "UP/v1/basement",
+		"/elsewhere":                       "/elsewhere",
+		"https://example.com/v1/base/x":    "https://example.com/v1/base/x",
+		"//evil.example/v1/base/x":         "//evil.example/v1/base/x",
+		"relative/path":                    "relative/path",
+		"UP/v1/base/a?api_key=QSECRET1234": "/a?api_key=QSECRET1234",
+	} {
+		resp, err := c.Get(relay.URL + "/r?to=" + url.QueryEscape(to))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got, w := resp.Header.Get("Location"), strings.ReplaceAll(want, "UP", upURL); got != w {
+			t.Errorf("upstream's Location %q: relayed %q, want %q", to, got, w)
+		}
+	}
+}
+
 // TestRelayRefusesDotSegments: a request path with a "." or ".." segment,
-// raw or escaped, is answered 400 and never reaches the upstream: joined
+// raw or escaped, or one some servers read so (before a backslash or a
+// ";"), is answered 400 and never reaches the upstream: joined
 // to the upstream's base path it climbed out of it.
 func TestRelayRefusesDotSegments(t *testing.T) {
 	got := make(chan string, 16)
@@ -280,7 +320,8 @@ func TestRelayRefusesDotSegments(t *testing.T) {
 	defer relay.Close()
 	for path, bad := range map[string]bool{
 		"/../../admin": true, "/a/%2e%2e/b": true, "/a/.%2E/b": true, "/a%2f..%2fb": true, "/./x": true, "/a/..": true,
-		"/a..b/c": false, "/.../x": false, "/models/org%2Fmodel": false,
+		"/a/..%5cadmin": true, "/a/..%5Cadmin": true, "/a/..;/admin": true, "/a/..%3B/b": true, "/a/.;x=1/b": true,
+		"/a..b/c": false, "/.../x": false, "/models/org%2Fmodel": false, "/a;v=1/b": false, "/x%5cy": false,
 	} {
 		conn, err := net.Dial("tcp", relay.Listener.Addr().String())
 		if err != nil {
