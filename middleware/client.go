@@ -125,7 +125,10 @@ type Config struct {
 func NewTransport(cfg Config) http.RoundTripper {
 	base := cfg.Base
 	if base == nil {
-		base = DefaultBase(cfg.deadline(false))
+		// One base serves both kinds of routes: its header timeout is
+		// the longer deadline, and each request's own (Deadline) holds
+		// it to its route's.
+		base = DefaultBase(max(cfg.deadline(false), cfg.deadline(true)))
 	}
 	policy := retryPolicy(cfg)
 	if policy.Logger == nil {
@@ -168,9 +171,10 @@ func Chain(base http.RoundTripper, layers ...Layer) http.RoundTripper {
 // after 30 s (under the gateway's 60 s keep-alive, so the client never reuses
 // a connection the gateway is closing), 256 connections and 128 idle
 // connections per host, 10 s to dial and 10 s for the TLS handshake, a
-// response-header timeout of headerTimeout (NewTransport passes the budget
-// and its grace: the gateway answers within the budget, even while it holds a
-// request for a model scaling from zero), and HTTP/2 attempted. headerTimeout <= 0 means none.
+// response-header timeout of headerTimeout (NewTransport passes the longer
+// of the sync and async deadlines, a budget and its grace: the gateway
+// answers within the budget, even while it holds a request for a model
+// scaling from zero), and HTTP/2 attempted. headerTimeout <= 0 means none.
 func DefaultBase(headerTimeout time.Duration) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext

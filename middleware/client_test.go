@@ -321,3 +321,31 @@ func TestRedirectDropsCredentials(t *testing.T) {
 		}
 	}
 }
+
+// TestAsyncRouteHeaderTimeout: an async route's answer may take longer
+// than the sync budget (the base transport's header timeout was the sync
+// deadline, for both kinds of routes), while a sync route's still ends at
+// its own.
+func TestAsyncRouteHeaderTimeout(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(600 * time.Millisecond):
+		case <-r.Context().Done():
+			return
+		}
+		w.Write([]byte(`{"request_id":"x"}`))
+	}))
+	defer srv.Close()
+	c := middleware.NewClient(middleware.Config{Budget: 300 * time.Millisecond, AsyncBudget: 10 * time.Second,
+		Retry: retry.Policy{MaxAttempts: 1}})
+	resp, err := c.Post(srv.URL+"/model/async_predict", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatalf("async route answered in 600 ms with AsyncBudget 10 s: %v", err)
+	}
+	resp.Body.Close()
+	resp, err = c.Post(srv.URL+"/model/predict", "application/json", strings.NewReader(`{}`))
+	if err == nil {
+		resp.Body.Close()
+		t.Fatal("sync route answered in 600 ms with Budget 300 ms: no timeout")
+	}
+}

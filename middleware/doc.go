@@ -12,8 +12,10 @@
 //     gateway's own 504 arrives before the client gives up; a caller's shorter
 //     deadline always wins. The time left goes to the server in the
 //     Request-Timeout-Ms header. Bodies over the platform's limits (100 MiB,
-//     or 256 KiB on async routes) fail before they are sent;
-//  2. retry: 502 and 503 with exponential backoff inside the budget;
+//     or 256 KiB on async routes) fail before they are sent (once the cap
+//     is sent for a body of unknown length);
+//  2. retry: 502, 503, hinted 429s and connection failures with
+//     exponential backoff inside the budget;
 //  3. tracing: one CLIENT span per attempt, ended with the body;
 //  4. the stream guard: a 2xx body that fails after its header returns a
 //     *streamguard.Error from Read, never a clean io.EOF;

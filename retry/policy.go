@@ -16,8 +16,9 @@ const (
 	DefaultMaxAttempts = 5
 
 	// DefaultMaxRetryAfter caps a server's Retry-After or retry-after-ms
-	// hint: 30 s, the longest step of the default schedule. A hostile or
-	// mistaken hint (a day) is cut to it.
+	// hint: 30 s, the longest step of the default schedule. A longer hint
+	// is cut to it, unless it runs past the request's deadline: then the
+	// retries end at once, with the response that sent it.
 	DefaultMaxRetryAfter = 30 * time.Second
 
 	// DefaultMaxBufferedBody is the largest request body without GetBody

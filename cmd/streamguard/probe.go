@@ -129,7 +129,7 @@ func parseProbe(args []string, stderr io.Writer) (o probeOptions, target *url.UR
 	fs.Var(&o.headers, "H", "request header 'Name: value' (repeatable)")
 	fs.StringVar(&o.data, "d", "", "request body: a string, or @file to read it from a file")
 	fs.BoolVar(&o.stream, "stream", false, "print SSE events as they arrive")
-	fs.DurationVar(&o.budget, "budget", 0, "request budget (default the platform's 1200s)")
+	fs.DurationVar(&o.budget, "budget", 0, "request budget (default the platform's 1200s plus 10s grace)")
 	fs.IntVar(&o.attempts, "attempts", 0, "attempts in all, the first included (default 5)")
 	fs.DurationVar(&o.idle, "idle", 0, "end a stream as stalled after this long without bytes, once its first byte came (before it: 10m0s, or longer if this is; 0: the library's default, 2m0s; negative: off)")
 	fs.BoolVar(&o.json, "json", false, "print one JSON object per line, for scripts")
