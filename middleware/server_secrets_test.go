@@ -3,6 +3,7 @@ package middleware_test
 import (
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -63,5 +64,39 @@ func TestWriteErrorScrubsErrAndRequestID(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestBasicCredentialScrubbed: a key sent as a Basic credential (curl -u
+// KEY:), which a handler reads decoded and quotes, reaches neither the
+// error body nor the panic log.
+func TestBasicCredentialScrubbed(t *testing.T) {
+	const key = "gw_live_4f9a0c7e21b84d55a3"
+	var logBuf syncBuffer
+	mux := http.NewServeMux()
+	mux.HandleFunc("/writeerror", func(w http.ResponseWriter, r *http.Request) {
+		user, _, _ := r.BasicAuth()
+		middleware.WriteError(w, r, errors.New("no account for key "+user))
+	})
+	mux.HandleFunc("/panic", func(w http.ResponseWriter, r *http.Request) {
+		user, _, _ := r.BasicAuth()
+		panic("no account for key " + user)
+	})
+	srv := serve(t, false, middleware.ServerConfig{Logger: slog.New(slog.NewTextHandler(&logBuf, nil))}, mux)
+	for _, path := range []string{"/writeerror", "/panic"} {
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		req.SetBasicAuth(key, "")
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(b), key) || !strings.Contains(string(b), "no account for key") && path == "/writeerror" {
+			t.Errorf("%s: error body %d %q", path, resp.StatusCode, b)
+		}
+	}
+	if !strings.Contains(logBuf.String(), "handler panic") || strings.Contains(logBuf.String(), key) {
+		t.Errorf("panic log %q: want the panic, without the Basic credential", strings.SplitN(logBuf.String(), " stack=", 2)[0])
 	}
 }

@@ -111,9 +111,13 @@ func Timeout(cfg ServerConfig) func(http.Handler) http.Handler {
 			// waited for: the failure event it writes (through a resume's
 			// hook, outside the writer's lock) is out before the layer
 			// returns.
+			// Its expiry also ends a read of the request's body (a client
+			// uploading slowly): the handler blocked in it cannot see its
+			// context end.
 			expire := func() {
 				if errors.Is(context.Cause(ctx), streamguard.ErrBudgetExceeded) {
 					endBudget(cfg, w, r, budget)
+					_ = http.NewResponseController(rw).SetReadDeadline(time.Now())
 				}
 			}
 			expired := make(chan struct{})

@@ -11,6 +11,7 @@ package redact
 
 import (
 	"context"
+	"encoding/base64"
 	"net/http"
 	"net/url"
 	"slices"
@@ -110,7 +111,8 @@ func Headers(ctx context.Context) []string {
 
 // Secrets returns the strings that nothing recorded about r may contain: the
 // values of its credential headers (whole, and token by token, so that
-// "Bearer sk-..." removes "sk-..." too; a cookie's values one by one), the
+// "Bearer sk-..." removes "sk-..." too; a cookie's values one by one; a
+// Basic credential's user and password decoded), the
 // values of its credential query parameters and every query value of
 // minOpaque bytes or more but a few well-known ones' (a JWT, a signature:
 // raw and unescaped; not an api-version or a model), and its
@@ -176,6 +178,7 @@ func Secrets(r *http.Request) []string {
 				}
 				add(f)
 			}
+			basic(v, add)
 		}
 	}
 	slices.SortFunc(out, func(a, b string) int { // longest first; equal ones together for Compact
@@ -205,6 +208,24 @@ func Request(s string, r *http.Request) string {
 		return s
 	}
 	return Scrub(s, Secrets(r))
+}
+
+// basic adds the user, password and both joined of a Basic credential
+// (Authorization: Basic base64(user:pass)), which a handler reads decoded
+// (r.BasicAuth) and may quote: "curl -u KEY:" sends a key so.
+func basic(v string, add func(string)) {
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(v), " ")
+	if !ok || !strings.EqualFold(scheme, "Basic") {
+		return
+	}
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(tok))
+	if err != nil {
+		return
+	}
+	user, pass, _ := strings.Cut(string(b), ":")
+	add(string(b))
+	add(user)
+	add(pass)
 }
 
 // fields splits a header value at spaces, commas and semicolons.

@@ -170,3 +170,20 @@ func TestSecretsPercentEncoded(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretsBasic: a key sent as a Basic credential (curl -u KEY:) is
+// removed as the handler reads it, decoded: the user, the password, both.
+func TestSecretsBasic(t *testing.T) {
+	r, _ := http.NewRequest("GET", "https://h/p", nil)
+	r.SetBasicAuth("gw_live_4f9a0c7e21b84d55a3", "hunter2hunter2")
+	user, pass, _ := r.BasicAuth()
+	for _, msg := range []string{"no account for key " + user, "bad password " + pass, "creds " + user + ":" + pass} {
+		if got := Request(msg, r); strings.Contains(got, "gw_live") || strings.Contains(got, "hunter2") {
+			t.Errorf("%q left %q", msg, got)
+		}
+	}
+	r.Header.Set("Authorization", "Basic !!!not-base64")
+	if got := Request("see !!!not-base64", r); strings.Contains(got, "not-base64") {
+		t.Errorf("an undecodable Basic token left %q", got)
+	}
+}
