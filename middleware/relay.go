@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/streamguard/streamguard"
 	"github.com/streamguard/streamguard/sse"
@@ -44,7 +45,9 @@ var hopHeaders = []string{
 // request path with a "." or ".." segment (raw or escaped) is answered 400:
 // joined to upstream's path it could climb out of it. An upstream it
 // cannot reach is answered without the transport's words, which name the
-// upstream's address.
+// upstream's address; a caller's body that could not be read is the
+// caller's failure (413 over a server's cap such as MaxBodyBytes, 400
+// otherwise), whatever the client made of it.
 func Relay(upstream *url.URL, client *http.Client) http.Handler {
 	c := *client
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -55,7 +58,8 @@ func Relay(upstream *url.URL, client *http.Client) http.Handler {
 				StatusCode: http.StatusBadRequest, Message: "the request path has a . or .. segment"})
 			return
 		}
-		out, err := http.NewRequestWithContext(r.Context(), r.Method, target(upstream, r.URL).String(), r.Body)
+		body := &callerBody{ReadCloser: r.Body}
+		out, err := http.NewRequestWithContext(r.Context(), r.Method, target(upstream, r.URL).String(), body)
 		if err != nil {
 			WriteError(w, r, err)
 			return
@@ -72,6 +76,10 @@ func Relay(upstream *url.URL, client *http.Client) http.Handler {
 		out.Header.Del("Accept-Encoding")
 		resp, err := client.Do(out)
 		if err != nil {
+			if berr := body.failure(); berr != nil {
+				WriteError(w, r, berr) // the caller's body, not the upstream
+				return
+			}
 			WriteError(w, r, noAnswer(err))
 			return
 		}
@@ -144,6 +152,45 @@ func forwardedFor(h http.Header, remoteAddr string) {
 		ip = strings.Join(prior, ", ") + ", " + ip
 	}
 	h.Set("X-Forwarded-For", ip)
+}
+
+// callerBody is the caller's request body as the relay sends it on; it
+// keeps the first failure of its reads (not their end), which the client
+// may report as its own.
+type callerBody struct {
+	io.ReadCloser
+	mu  sync.Mutex
+	err error
+}
+
+func (b *callerBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		b.mu.Lock()
+		if b.err == nil {
+			b.err = err
+		}
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+// failure is the error the relay answers for a read of the caller's body
+// that failed: a server's cap (http.MaxBytesReader, NewHandler's
+// MaxBodyBytes) as it is, for its 413; any other as the caller's request
+// that could not be read. Nil when every read went well.
+func (b *callerBody) failure() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var mbe *http.MaxBytesError
+	switch {
+	case b.err == nil:
+		return nil
+	case errors.As(b.err, &mbe):
+		return mbe
+	}
+	return &streamguard.Error{Source: streamguard.SourceRequest, Reason: streamguard.ReasonBadRequest,
+		StatusCode: http.StatusBadRequest, Message: "the request body could not be read", Err: b.err}
 }
 
 // noAnswer is the error the relay answers for err, the client's failure

@@ -427,3 +427,31 @@ func TestRelayForwardedFor(t *testing.T) {
 		t.Errorf("X-Forwarded-For %q, want the caller's list and the caller", xff)
 	}
 }
+
+// TestRelayBodyOverServerCap: inside NewHandler, a caller's body of no
+// declared length over MaxBodyBytes is answered 413, as for any handler,
+// not 502 "the upstream could not be reached": the failed read of the
+// caller's body is the caller's, whatever client the relay uses.
+func TestRelayBodyOverServerCap(t *testing.T) {
+	protocols(t, func(t *testing.T, h2 bool) {
+		up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			io.WriteString(w, "{}")
+		}))
+		defer up.Close()
+		u, _ := url.Parse(up.URL)
+		for name, client := range map[string]*http.Client{"stack": middleware.NewClient(middleware.Config{}), "plain": {}} {
+			srv := serve(t, h2, middleware.ServerConfig{MaxBodyBytes: 100}, middleware.Relay(u, client))
+			body := io.MultiReader(strings.NewReader(strings.Repeat("x", 5000))) // no length: chunked, or DATA frames
+			resp, err := srv.Client().Post(srv.URL+"/v1/chat/completions", "application/json", body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusRequestEntityTooLarge {
+				t.Errorf("%s client: %d %q, want 413", name, resp.StatusCode, b)
+			}
+		}
+	})
+}

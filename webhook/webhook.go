@@ -158,6 +158,12 @@ func (h *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		src = io.LimitReader(r.Body, h.maxBody+1)
 	}
 	body, err := io.ReadAll(src)
+	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+		// A server's own cap (http.MaxBytesReader, NewHandler's
+		// MaxBodyBytes) smaller than ours: the same refusal, not retried.
+		h.reject(w, r, http.StatusRequestEntityTooLarge, tooLarge(int64(len(body)), mbe.Limit, true))
+		return
+	}
 	if err != nil {
 		h.reject(w, r, http.StatusBadRequest, "reading the webhook body: "+err.Error())
 		return

@@ -274,6 +274,27 @@ func TestBodyLimit(t *testing.T) {
 	}
 }
 
+// TestServerCapBelowOurs: a server's own cap (http.MaxBytesReader, as
+// NewHandler's MaxBodyBytes sets it) smaller than MaxBody refuses a chunked
+// body with 413, as ours does, not 400: the platform retries a 400.
+func TestServerCapBelowOurs(t *testing.T) {
+	r := success
+	r.Data = json.RawMessage(`"` + strings.Repeat("x", 2000) + `"`)
+	body := payload(t, r)
+	rec := &recorder{}
+	h := webhook.NewHandler([]string{secret}, rec.fn, webhook.Config{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, 100)
+		h.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	resp, got := post(t, srv, io.MultiReader(bytes.NewReader(body)), webhook.Sign(body, secret))
+	wantJSONError(t, resp, got, http.StatusRequestEntityTooLarge)
+	if !strings.Contains(got, "exceeds maximum size of 100 bytes") || rec.count() != 0 {
+		t.Fatalf("body %s, %d calls", got, rec.count())
+	}
+}
+
 // The default cap is 1 MiB.
 func TestDefaultBodyLimit(t *testing.T) {
 	rec := &recorder{}
