@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/streamguard/streamguard"
@@ -111,13 +113,19 @@ func Timeout(cfg ServerConfig) func(http.Handler) http.Handler {
 			// waited for: the failure event it writes (through a resume's
 			// hook, outside the writer's lock) is out before the layer
 			// returns.
+			r2 := r.WithContext(ctx)
+			body := watchBody(r2)
 			// Its expiry also ends a read of the request's body (a client
-			// uploading slowly): the handler blocked in it cannot see its
-			// context end.
+			// uploading slowly), which a handler blocked in it cannot see.
+			// Only while the body is unfinished: once it is, HTTP/1's
+			// server reads the connection to see the client leave, and a
+			// deadline there would end the request's context as if it had.
 			expire := func() {
 				if errors.Is(context.Cause(ctx), streamguard.ErrBudgetExceeded) {
 					endBudget(cfg, w, r, budget)
-					_ = http.NewResponseController(rw).SetReadDeadline(time.Now())
+					if body != nil && !body.finished.Load() {
+						_ = http.NewResponseController(rw).SetReadDeadline(time.Now())
+					}
 				}
 			}
 			expired := make(chan struct{})
@@ -128,11 +136,41 @@ func Timeout(cfg ServerConfig) func(http.Handler) http.Handler {
 				}
 			}()
 			defer expire()
-			r2 := r.WithContext(ctx)
 			defer keepPattern(r, r2)
 			next.ServeHTTP(w, r2)
 		})
 	}
+}
+
+// watchedBody is a request body that knows when it is finished: read to
+// its end or to a failure, or closed.
+type watchedBody struct {
+	io.ReadCloser
+	finished atomic.Bool
+}
+
+// watchBody puts a watchedBody in place of r's body and returns it; nil
+// when r has none.
+func watchBody(r *http.Request) *watchedBody {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	b := &watchedBody{ReadCloser: r.Body}
+	r.Body = b
+	return b
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil {
+		b.finished.Store(true)
+	}
+	return n, err
+}
+
+func (b *watchedBody) Close() error {
+	b.finished.Store(true)
+	return b.ReadCloser.Close()
 }
 
 // endBudget ends the response to r because its budget expired: the 504,
