@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/streamguard/streamguard"
+	"github.com/streamguard/streamguard/internal/ctxkey"
 	"github.com/streamguard/streamguard/internal/streamstat"
 )
 
@@ -16,6 +17,16 @@ import (
 // attempt abandoned because its response headers did not arrive within
 // [Policy.HeaderTimeout].
 var ErrHeaderTimeout = errors.New("no response headers within the attempt's header timeout")
+
+// headerTimeoutError is the failure of an attempt whose headers did not
+// come within the header timeout, and the cause its context ends with.
+func (t *transport) headerTimeoutError() *streamguard.Error {
+	return &streamguard.Error{
+		Source: streamguard.SourcePlatform, Reason: streamguard.ReasonTimeout, Retryable: true,
+		Message: "no response headers within the attempt's header timeout of " + t.headerTimeout.String(),
+		Err:     ErrHeaderTimeout,
+	}
+}
 
 // Header-timeout states of one attempt: the first to change it from
 // waiting wins.
@@ -39,21 +50,24 @@ func (t *transport) send(a *http.Request) (*http.Response, error) {
 	var state atomic.Int32
 	timer := time.AfterFunc(t.headerTimeout, func() {
 		if state.CompareAndSwap(waiting, timedOut) {
-			cancel(ErrHeaderTimeout)
+			cancel(t.headerTimeoutError()) // the layers below classify their end by it
+		}
+	})
+	// A layer below (tracing) says when the headers came, before it
+	// reads an error body: that read is not the headers' wait.
+	ctx = ctxkey.WithHeadersArrived(ctx, func() {
+		if state.CompareAndSwap(waiting, answered) {
+			timer.Stop()
 		}
 	})
 	resp, err := roundTrip(t.base, a.WithContext(ctx))
 	timer.Stop()
-	if !state.CompareAndSwap(waiting, answered) {
+	if !state.CompareAndSwap(waiting, answered) && state.Load() != answered {
 		if resp != nil {
 			resp.Body.Close()
 		}
 		cancel(nil)
-		return nil, &streamguard.Error{
-			Source: streamguard.SourcePlatform, Reason: streamguard.ReasonTimeout, Retryable: true,
-			Message: "no response headers within the attempt's header timeout of " + t.headerTimeout.String(),
-			Err:     ErrHeaderTimeout,
-		}
+		return nil, t.headerTimeoutError()
 	}
 	switch {
 	case err != nil, resp.Body == nil, resp.Body == http.NoBody:

@@ -61,6 +61,7 @@ type body struct {
 	statBytes    atomic.Int64
 	statFirst    atomic.Int64 // unix nanoseconds of the first event; 0: none
 	statTerminal atomic.Bool
+	statDialect  atomic.Int32 // the dialect once the terminal event came; 0 before
 	began        atomic.Bool  // a byte arrived: idleAfter applies, not idleFirst
 	stallLimit   atomic.Int64 // the limit that stalled the stream, for its message
 	timer        *time.Timer
@@ -385,7 +386,9 @@ func (b *body) StreamStats() streamstat.Stats {
 		s.FirstEvent = time.Unix(0, ns)
 	}
 	if b.finished.Load() {
-		s.Dialect = b.dialectName()
+		s.Dialect = b.dialectName(b.dialect)
+	} else if d := b.statDialect.Load(); d > 0 {
+		s.Dialect = b.dialectName(int(d)) // a caller that closes after the terminal event
 	}
 	b.statMu.Lock()
 	if len(b.resumeLog) > 0 {

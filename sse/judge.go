@@ -132,10 +132,11 @@ func (b *body) judge(typ, data []byte) {
 
 func (b *body) sawTerminal(dialect int) {
 	b.terminal = true
-	b.statTerminal.Store(true)
 	if b.dialect == 0 {
 		b.dialect = dialect
 	}
+	b.statDialect.Store(int32(b.dialect))
+	b.statTerminal.Store(true)
 	if b.gen.on {
 		b.genTerminal()
 	}

@@ -12,6 +12,7 @@ func (b *body) openArray() {
 // closeArray is called when a streamed array's ']' arrives: its terminal.
 func (b *body) closeArray() {
 	b.terminal = true
+	b.statDialect.Store(int32(b.dialect))
 	b.statTerminal.Store(true)
 }
 

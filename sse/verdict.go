@@ -85,26 +85,28 @@ func (b *body) verdict() *streamguard.Error {
 		return e
 	case b.dialect > 0 && !b.terminal:
 		e := b.fail(streamguard.SourcePlatform, streamguard.ReasonTruncated, ErrNoTerminal,
-			"the "+b.dialectName()+" stream ended without its terminal event")
+			"the "+b.dialectName(b.dialect)+" stream ended without its terminal event")
 		e.Retryable = true
 		return e
 	}
 	return nil
 }
 
-func (b *body) dialectName() string {
+// dialectName names dialect (1 + its index, as b.dialect holds it) among
+// the stream's dialects, or "" for none.
+func (b *body) dialectName(dialect int) string {
 	ds := b.cfg.Dialects
 	if ds == nil && b.lines != nil {
-		if b.dialect > 0 && b.dialect <= len(lineDialects) {
-			return lineDialects[b.dialect-1]
+		if dialect > 0 && dialect <= len(lineDialects) {
+			return lineDialects[dialect-1]
 		}
 		return ""
 	}
 	if ds == nil {
 		ds = DefaultDialects()
 	}
-	if b.dialect > 0 && b.dialect <= len(ds) {
-		return ds[b.dialect-1].Name
+	if dialect > 0 && dialect <= len(ds) {
+		return ds[dialect-1].Name
 	}
 	return ""
 }

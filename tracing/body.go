@@ -34,6 +34,7 @@ type call struct {
 
 	bytes     atomic.Int64
 	firstByte atomic.Int64 // nanoseconds from start to the first byte; 0 until then
+	closing   atomic.Bool  // Close began: a Read it cuts short ends as closed
 	ended     atomic.Bool
 }
 
@@ -59,7 +60,13 @@ func (c *call) Read(p []byte) (int, error) {
 	if n > 0 && c.bytes.Add(int64(n)) == int64(n) {
 		c.firstByte.Store(max(1, int64(time.Since(c.start))))
 	}
-	if err != nil {
+	switch {
+	case err == nil:
+	case err != io.EOF && c.closing.Load():
+		// A Read blocked while another goroutine closed the body: the
+		// caller's Close, whichever of the two ends the span first.
+		c.end(nil, endClose)
+	default:
 		c.end(err, endRead)
 	}
 	return n, err
@@ -67,6 +74,7 @@ func (c *call) Read(p []byte) (int, error) {
 
 // Close closes the body beneath and ends the span if nothing ended it yet.
 func (c *call) Close() error {
+	c.closing.Store(true)
 	err := c.rc.Close()
 	c.end(nil, endClose)
 	return err

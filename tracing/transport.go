@@ -117,6 +117,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 	rep, _ := resp.Body.(streamstat.Reporter)
 	if resp.StatusCode >= 400 {
+		// The headers came: a header timeout above (the retry layer's)
+		// must not cut the error body's read short.
+		ctxkey.HeadersArrived(req.Context())
 		var se *streamguard.Error
 		if errors.As(streamguard.Check(resp), &se) {
 			c.fail = se
@@ -206,26 +209,48 @@ func bodyFailure(ctx context.Context, err error) *streamguard.Error {
 
 // contextFailure classifies the end of the caller's context: the request
 // budget's expiry (ErrBudgetExceeded as its cause) is the platform's
-// timeout; anything else is the caller's cancellation or deadline. HTTP/2
+// timeout, a layer's own failure as its cause is that failure (the retry
+// layer's header timeout); anything else is the caller's cancellation or
+// deadline. HTTP/2
 // returns the bare ctx.Err() without its cause, so the cause is read from the
 // context itself.
 func contextFailure(ctx context.Context) *streamguard.Error {
-	if cause := context.Cause(ctx); errors.Is(cause, streamguard.ErrBudgetExceeded) {
+	cause := context.Cause(ctx)
+	if errors.Is(cause, streamguard.ErrBudgetExceeded) {
 		return streamguard.FromError(cause)
+	}
+	if se := layerCause(cause); se != nil {
+		return se
 	}
 	return streamguard.FromError(ctx.Err())
 }
 
+// layerCause is the failure a layer above ended the context with, its own
+// classification (the retry layer's header timeout: the platform's), or
+// nil when the cause is a bare context error.
+func layerCause(cause error) *streamguard.Error {
+	var se *streamguard.Error
+	if errors.As(cause, &se) && se.Source != streamguard.SourceClient {
+		return se
+	}
+	return nil
+}
+
 // withContext corrects a client-sourced *Error whose context's cause says the
-// request budget expired (the HTTP/2 transport loses that cause).
+// request budget expired (the HTTP/2 transport loses that cause), or holds
+// a layer's own failure (layerCause).
 func withContext(ctx context.Context, se *streamguard.Error) *streamguard.Error {
 	if se.Source != streamguard.SourceClient || ctx.Err() == nil {
 		return se
 	}
-	if cause := context.Cause(ctx); errors.Is(cause, streamguard.ErrBudgetExceeded) {
+	cause := context.Cause(ctx)
+	if errors.Is(cause, streamguard.ErrBudgetExceeded) {
 		c := *se
 		c.Source, c.Reason, c.Retryable = streamguard.SourcePlatform, streamguard.ReasonTimeout, false
 		return &c
+	}
+	if lc := layerCause(cause); lc != nil {
+		return lc
 	}
 	return se
 }
