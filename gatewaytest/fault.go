@@ -114,7 +114,10 @@ func RateLimited(retryAfter time.Duration) Fault {
 // a model crash or a gateway timeout mid-stream looks like to a client. An
 // HTTP/1.0 client cannot see a cut: its response ends with the connection,
 // so the half event is followed by what reads as a clean end. When the model
-// writes no more than after events, the cut follows them.
+// writes no more than after events, the cut follows them; so it does when
+// the model's next write does not come within half a second of the cut's
+// point (a model thinking, or waiting on its context). An SSE heartbeat
+// (comment lines) after the point is dropped: the half is an event's.
 func Cut(after int) Fault { return Fault{kind: KindCut, after: after} }
 
 // EndEarly forwards the model's first after events and then ends the

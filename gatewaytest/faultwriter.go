@@ -1,8 +1,10 @@
 package gatewaytest
 
 import (
+	"bytes"
 	"context"
 	"net/http"
+	"time"
 )
 
 // faultWriter forwards a model's response up to fault.after complete events
@@ -17,7 +19,8 @@ type faultWriter struct {
 	events      int
 	scan        eventScanner
 	faulted     bool
-	half        []byte // KindCut: the half event to send before the cut
+	half        []byte      // KindCut: the half event to send before the cut
+	cutTimer    *time.Timer // KindCut: ends a model that does not write again
 }
 
 func (fw *faultWriter) Header() http.Header { return fw.w.Header() }
@@ -50,6 +53,9 @@ func (fw *faultWriter) Write(p []byte) (int, error) {
 	}
 	if fw.faulted {
 		if fw.fault.kind == KindCut && fw.half == nil && len(p) > 0 {
+			if fw.scan.framing == framingSSE && isComment(p) {
+				return len(p), nil // a heartbeat is no event: wait for the next one
+			}
 			fw.half = halfEvent(p, fw.scan.framing)
 			fw.cancel()
 		}
@@ -96,10 +102,29 @@ func (fw *faultWriter) trigger() {
 		fw.stall()
 	case KindCut:
 		if fw.half == nil {
-			return // the model's next write gives the half event
+			// The model's next write gives the half event; a model that
+			// writes nothing for cutWait is cut without one.
+			fw.cutTimer = time.AfterFunc(cutWait, fw.cancel)
+			return
 		}
 	}
 	fw.cancel() // the model's work is over
+}
+
+// cutWait is how long a Cut waits for the model's next write, whose first
+// half it sends before the cut, when the cut's point came at the end of a
+// write: a model thinking longer is cut after its events as they are.
+const cutWait = 500 * time.Millisecond
+
+// isComment reports whether p, an SSE write, holds only comment lines (a
+// heartbeat) and line ends.
+func isComment(p []byte) bool {
+	for line := range bytes.Lines(p) {
+		if l := bytes.TrimRight(line, "\r\n"); len(l) > 0 && l[0] != ':' {
+			return false
+		}
+	}
+	return true
 }
 
 // stall holds the response open until the client leaves or the gateway

@@ -20,6 +20,9 @@ func (g *Gateway) serveStreamFault(w http.ResponseWriter, r *http.Request, fault
 	defer cancel()
 	fw := &faultWriter{w: w, fault: fault, ctx: ctx, cancel: cancel, closing: g.closing}
 	g.Model.ServeHTTP(fw, r.WithContext(ctx))
+	if fw.cutTimer != nil {
+		fw.cutTimer.Stop()
+	}
 	switch fault.kind {
 	case KindEndEarly:
 		return // the handler returns normally: a clean end

@@ -242,3 +242,44 @@ func TestEndEarlyCRLFSplitAcrossWrites(t *testing.T) {
 		t.Fatalf("EndEarly(1): %v, %q; want the first event with its CRLF", err, got)
 	}
 }
+
+// TestCutModelPausing: a model that thinks after the cut's point (here it
+// waits on its context) is cut after its events, not held until the
+// client gives up; a heartbeat it writes after the point is not taken for
+// the next event's half.
+func TestCutModelPausing(t *testing.T) {
+	for _, beat := range []bool{false, true} {
+		srv := gatewaytest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			for i := range 2 {
+				fmt.Fprintf(w, "data: %d\n\n", i)
+				http.NewResponseController(w).Flush()
+			}
+			if beat {
+				io.WriteString(w, ": keep-alive\n\n")
+			}
+			<-r.Context().Done() // thinking until the end
+		}))
+		srv.Script(gatewaytest.Cut(2))
+		done := make(chan string, 1)
+		go func() {
+			resp, err := srv.Client().Get(srv.URL + "/")
+			if err != nil {
+				done <- err.Error()
+				return
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			done <- fmt.Sprintf("%q %v", b, err)
+		}()
+		select {
+		case got := <-done:
+			if want := `"data: 0\n\ndata: 1\n\n" unexpected EOF`; got != want {
+				t.Errorf("heartbeat %v: %s, want %s", beat, got, want)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("heartbeat %v: no cut 20 s after the model paused", beat)
+		}
+		srv.Close()
+	}
+}
