@@ -236,10 +236,23 @@ func TestStreamFaults(t *testing.T) {
 				resp := get(t, own, "/v1/chat/completions")
 				br := bufio.NewReader(resp.Body)
 				readEvents(t, br, 5)
+				type result struct {
+					rest []byte
+					err  error
+				}
+				got := make(chan result, 1)
+				go func() {
+					rest, err := io.ReadAll(br)
+					got <- result{rest, err}
+				}()
+				select {
+				case r := <-got: // a stall that is not one
+					t.Fatalf("the stream went on before the gateway closed: %q, %v", r.rest, r.err)
+				case <-time.After(200 * time.Millisecond):
+				}
 				own.Gateway.Close()
-				rest, err := io.ReadAll(br)
-				if err == nil || len(rest) != 0 {
-					t.Errorf("after the stall: %q, %v; want nothing and an error", rest, err)
+				if r := <-got; r.err == nil || len(r.rest) != 0 {
+					t.Errorf("after the stall: %q, %v; want nothing and an error", r.rest, r.err)
 				}
 			})
 			t.Run("stall until the client leaves", func(t *testing.T) {
