@@ -34,7 +34,8 @@ type body struct {
 	p        parser
 	upErr    error  // what the upstream returned with its last bytes, handled after them
 	final    error  // returned by every Read once the stream is over
-	frame    []byte // the failure frame still to deliver
+	frame    []byte // the failure frame still to deliver, or splice's LF
+	endCR    bool   // the last byte delivered is a CR
 	events   int64
 	bytes    int64
 	lastID   []byte
@@ -182,7 +183,7 @@ func (b *body) Read(p []byte) (int, error) {
 		if b.r < b.ready {
 			n := copy(p, b.buf[b.r:b.ready])
 			b.r += n
-			b.delivered(n)
+			b.delivered(p[:n])
 			return n, nil
 		}
 		if len(b.frame) > 0 {
@@ -209,13 +210,20 @@ func (b *body) Read(p []byte) (int, error) {
 			n, b.upErr = b.upstreamRead(p)
 		}
 		if n > 0 {
-			b.delivered(n)
+			b.delivered(p[:n])
 			return n, nil
 		}
 	}
 }
 
-func (b *body) delivered(n int) {
+// delivered counts d, bytes just handed to the consumer, and notes whether
+// they end in a CR (see splice).
+func (b *body) delivered(d []byte) {
+	n := len(d)
+	if n == 0 {
+		return
+	}
+	b.endCR = d[n-1] == '\r'
 	b.bytes += int64(n)
 	b.statBytes.Store(b.bytes)
 	b.statEvents.Store(b.events)

@@ -269,6 +269,14 @@ func (b *body) splice(rc io.ReadCloser, v *streamguard.Error) {
 	// or its id, from the resumer (see parser.follow). Its BOM is dropped
 	// before the parser (dropBOM).
 	b.p = parser{owner: b, follow: true, bomDone: true}
+	if b.endCR && len(b.frame) == 0 {
+		// The cut came between a CR and its LF: a consumer that splits
+		// lines at LF only (bufio.Scanner, openai-go, anthropic-sdk-go)
+		// would read the CR and the continuation's first line as one,
+		// and never see the blank line that ended the last event. The
+		// LF goes first; to a parser of the spec, CRLF is one line end.
+		b.frame, b.endCR = lf, false
+	}
 	b.r, b.ready, b.w = 0, 0, 0
 	b.upErr = nil
 	b.stalled.Store(false)
@@ -277,6 +285,9 @@ func (b *body) splice(rc io.ReadCloser, v *streamguard.Error) {
 		b.timer.Reset(b.idleAfter)
 	}
 }
+
+// lf is the line end splice sends after a CR that its cut parted from it.
+var lf = []byte{'\n'}
 
 // closeUpstream closes the current upstream body; safe from any goroutine.
 func (b *body) closeUpstream() error {
