@@ -168,9 +168,13 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Close closes the body; it is finished once Close returns: HTTP/1's
+// Close reads what is left of the body (256 KiB at most), which a client
+// may trickle as slowly as the handler's reads.
 func (b *watchedBody) Close() error {
+	err := b.ReadCloser.Close()
 	b.finished.Store(true)
-	return b.ReadCloser.Close()
+	return err
 }
 
 // endBudget ends the response to r because its budget expired: the 504,

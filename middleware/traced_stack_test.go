@@ -228,3 +228,36 @@ func TestDialectWhenClosedAfterTerminal(t *testing.T) {
 		t.Errorf("dialect %q, verdict %q; want openai, complete", a["streamguard.stream.dialect"], a["streamguard.stream.verdict"])
 	}
 }
+
+// TestSiblingCauseIsCancellation: a caller's context canceled with another
+// request's failure as its cause (errgroup.WithContext does so) is this
+// request's cancellation on its span, not that failure.
+func TestSiblingCauseIsCancellation(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	defer srv.Close()
+	cfg, rec, rd := tracedConfig(t)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sibling := &streamguard.Error{StatusCode: 429, Source: streamguard.SourcePlatform, Reason: streamguard.ReasonRateLimited, Message: "another request"}
+	stop := time.AfterFunc(50*time.Millisecond, func() { cancel(sibling) })
+	defer stop.Stop()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/v1/x", nil)
+	resp, err := clientFor(t, srv, cfg).Do(req)
+	if err == nil {
+		resp.Body.Close()
+		t.Fatal("no error")
+	}
+	var se *streamguard.Error
+	if !errors.As(err, &se) || se.Source != streamguard.SourceClient || se.Reason != streamguard.ReasonCanceled || !errors.Is(err, sibling) {
+		t.Errorf("error %v (%+v), want the caller's cancellation, its cause in the chain", err, se)
+	}
+	for _, s := range rec.Ended() {
+		for _, kv := range s.Attributes() {
+			if (kv.Key == "error.type" || kv.Key == "streamguard.error.reason") && kv.Value.String() == "rate_limited" {
+				t.Errorf("span %s: %s = rate_limited, the sibling's failure", s.Name(), kv.Key)
+			}
+		}
+	}
+	if got := failureCounts(t, rd); got["platform/rate_limited"] != 0 {
+		t.Errorf("failures %v: the sibling's counted as this request's", got)
+	}
+}

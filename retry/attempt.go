@@ -50,7 +50,7 @@ func (t *transport) send(a *http.Request) (*http.Response, error) {
 	var state atomic.Int32
 	timer := time.AfterFunc(t.headerTimeout, func() {
 		if state.CompareAndSwap(waiting, timedOut) {
-			cancel(t.headerTimeoutError()) // the layers below classify their end by it
+			cancel(&ctxkey.Cause{Err: t.headerTimeoutError()}) // the layers below classify their end by it
 		}
 	})
 	// A layer below (tracing) says when the headers came, before it

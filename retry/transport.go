@@ -2,6 +2,7 @@ package retry
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -335,7 +336,8 @@ func (t *transport) retries(resp *http.Response) bool {
 }
 
 // noResponse classifies the error of attempt n of req, which obtained no
-// response, for a request whose first attempt began at start. It copies
+// response, for a request whose first attempt began at start; a failure
+// that is the cause of req's canceled context is the caller's cancellation. It copies
 // the *streamguard.Error FromError returns, which may be one that err
 // wraps and that is not ours to change. Its text is scrubbed of req's
 // credentials, which a server may have echoed into a transport error (a
@@ -343,7 +345,15 @@ func (t *transport) retries(resp *http.Response) bool {
 // there, its Err is that scrubbed text too, which errors.Is still sees
 // through (redact.Error).
 func noResponse(err error, req *http.Request, n int, start time.Time) *streamguard.Error {
-	e := *streamguard.FromError(err)
+	se := streamguard.FromError(err)
+	if ctx := req.Context(); ctx.Err() != nil && errors.Is(context.Cause(ctx), se) {
+		// net/http returns the context's cause as the request's error:
+		// a failure the caller canceled it with (a sibling's, through
+		// errgroup) is not this request's, which the caller canceled.
+		se = streamguard.FromError(ctx.Err())
+		se.Err = err
+	}
+	e := *se
 	if secrets := redact.Secrets(req); len(secrets) > 0 {
 		e.Message = redact.Scrub(e.Message, secrets)
 		if e.Err != nil {

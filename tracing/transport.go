@@ -227,10 +227,11 @@ func contextFailure(ctx context.Context) *streamguard.Error {
 
 // layerCause is the failure a layer above ended the context with, its own
 // classification (the retry layer's header timeout: the platform's), or
-// nil when the cause is a bare context error.
+// nil for any other cause: a caller's own, even a *streamguard.Error (an
+// errgroup cancels with a sibling's failure), is its cancellation.
 func layerCause(cause error) *streamguard.Error {
 	var se *streamguard.Error
-	if errors.As(cause, &se) && se.Source != streamguard.SourceClient {
+	if lc, ok := cause.(*ctxkey.Cause); ok && errors.As(lc.Err, &se) {
 		return se
 	}
 	return nil
@@ -238,12 +239,22 @@ func layerCause(cause error) *streamguard.Error {
 
 // withContext corrects a client-sourced *Error whose context's cause says the
 // request budget expired (the HTTP/2 transport loses that cause), or holds
-// a layer's own failure (layerCause).
+// a layer's own failure (layerCause); and one that is the context's cause
+// itself, which the context classifies.
 func withContext(ctx context.Context, se *streamguard.Error) *streamguard.Error {
-	if se.Source != streamguard.SourceClient || ctx.Err() == nil {
+	if ctx.Err() == nil {
 		return se
 	}
 	cause := context.Cause(ctx)
+	if errors.Is(cause, se) {
+		// net/http returns the context's cause as the request's error: a
+		// failure someone canceled the context with (a sibling's, through
+		// errgroup; the retry layer's header timeout), not this request's.
+		return contextFailure(ctx)
+	}
+	if se.Source != streamguard.SourceClient {
+		return se
+	}
 	if errors.Is(cause, streamguard.ErrBudgetExceeded) {
 		c := *se
 		c.Source, c.Reason, c.Retryable = streamguard.SourcePlatform, streamguard.ReasonTimeout, false

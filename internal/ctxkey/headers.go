@@ -20,3 +20,14 @@ func HeadersArrived(ctx context.Context) {
 		f()
 	}
 }
+
+// Cause wraps the failure a layer ends an attempt's context with (the
+// retry layer's header timeout), so that the layers below tell it from any
+// other cause: a caller's errgroup cancels its context with a sibling's
+// error, which is not this request's failure.
+type Cause struct{ Err error }
+
+func (c *Cause) Error() string { return c.Err.Error() }
+
+// Unwrap returns the failure.
+func (c *Cause) Unwrap() error { return c.Err }
