@@ -53,8 +53,13 @@ func (fw *faultWriter) Write(p []byte) (int, error) {
 	}
 	if fw.faulted {
 		if fw.fault.kind == KindCut && fw.half == nil && len(p) > 0 {
-			if fw.scan.framing == framingSSE && isComment(p) {
-				return len(p), nil // a heartbeat is no event: wait for the next one
+			if fw.scan.framing == framingSSE {
+				// A heartbeat is no event: the half is the next event's,
+				// in this write or a later one.
+				n := len(p)
+				if p = skipComments(p); len(p) == 0 {
+					return n, nil
+				}
 			}
 			fw.half = halfEvent(p, fw.scan.framing)
 			fw.cancel()
@@ -116,15 +121,20 @@ func (fw *faultWriter) trigger() {
 // write: a model thinking longer is cut after its events as they are.
 const cutWait = 500 * time.Millisecond
 
-// isComment reports whether p, an SSE write, holds only comment lines (a
-// heartbeat) and line ends.
-func isComment(p []byte) bool {
-	for line := range bytes.Lines(p) {
-		if l := bytes.TrimRight(line, "\r\n"); len(l) > 0 && l[0] != ':' {
-			return false
+// skipComments returns p, an SSE write, past its leading comment lines (a
+// heartbeat) and blank lines.
+func skipComments(p []byte) []byte {
+	for len(p) > 0 {
+		line := p
+		if i := bytes.IndexByte(p, '\n'); i >= 0 {
+			line = p[:i+1]
 		}
+		if l := bytes.TrimRight(line, "\r\n"); len(l) > 0 && l[0] != ':' {
+			return p
+		}
+		p = p[len(line):]
 	}
-	return true
+	return p
 }
 
 // stall holds the response open until the client leaves or the gateway

@@ -256,7 +256,10 @@ func TestCutModelPausing(t *testing.T) {
 				http.NewResponseController(w).Flush()
 			}
 			if beat {
-				io.WriteString(w, ": keep-alive\n\n")
+				const hb = ": keep-alive\n\n"
+				if n, err := io.WriteString(w, hb); n != len(hb) || err != nil {
+					t.Errorf("the heartbeat's write: %d, %v; want it all taken", n, err) // io.Writer: n < len needs an error
+				}
 			}
 			<-r.Context().Done() // thinking until the end
 		}))
@@ -281,5 +284,27 @@ func TestCutModelPausing(t *testing.T) {
 			t.Fatalf("heartbeat %v: no cut 20 s after the model paused", beat)
 		}
 		srv.Close()
+	}
+}
+
+// TestCutHalfAfterHeartbeat: a heartbeat and the next event in one write
+// after the cut's point: the half is the event's, not the heartbeat.
+func TestCutHalfAfterHeartbeat(t *testing.T) {
+	srv := gatewaytest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: 0\n\n")
+		http.NewResponseController(w).Flush()
+		io.WriteString(w, ": keep-alive\n\ndata: {\"n\":1}\n\n")
+	}))
+	defer srv.Close()
+	srv.Script(gatewaytest.Cut(1))
+	resp, err := srv.Client().Get(srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if rest, ok := strings.CutPrefix(string(b), "data: 0\n\n"); !ok || !strings.HasPrefix(rest, "data: {") || strings.Contains(rest, "\n\n") || err == nil {
+		t.Errorf("%q, %v: want the event, then half of the next one, then a cut", b, err)
 	}
 }

@@ -105,41 +105,6 @@ func Relay(upstream *url.URL, client *http.Client) http.Handler {
 	})
 }
 
-// relocate rewrites h's Location when it points into upstream: an
-// absolute URL of upstream's scheme and host, or a path from the root,
-// under upstream's path. It becomes the path under the relay (upstream's
-// path taken off, upstream's own query too), so the caller comes back
-// through the relay and never sees the upstream's address or the query
-// values (keys) the relay adds.
-func relocate(h http.Header, upstream *url.URL) {
-	loc := h.Get("Location")
-	u, err := url.Parse(loc)
-	if loc == "" || err != nil || u.Opaque != "" || (u.Host == "" && !strings.HasPrefix(loc, "/")) || strings.HasPrefix(loc, "//") {
-		return
-	}
-	if u.Host != "" && (!strings.EqualFold(u.Scheme, upstream.Scheme) || !strings.EqualFold(u.Host, upstream.Host)) {
-		return
-	}
-	base := strings.TrimSuffix(upstream.EscapedPath(), "/")
-	rest, ok := strings.CutPrefix(u.EscapedPath(), base)
-	if !ok || (rest != "" && rest[0] != '/') {
-		return
-	}
-	if upstream.RawQuery != "" {
-		if q, ok := strings.CutPrefix(u.RawQuery, upstream.RawQuery); ok && (q == "" || q[0] == '&') {
-			u.RawQuery = strings.TrimPrefix(q, "&")
-		}
-	}
-	out := "/" + strings.TrimPrefix(rest, "/")
-	if u.RawQuery != "" {
-		out += "?" + u.RawQuery
-	}
-	if u.Fragment != "" {
-		out += "#" + u.EscapedFragment()
-	}
-	h.Set("Location", out)
-}
-
 // forwardedFor appends the caller's address to h's X-Forwarded-For, as
 // httputil.ReverseProxy does: an upstream that reads it gets the caller,
 // not a list the caller wrote alone.

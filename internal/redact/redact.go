@@ -112,7 +112,7 @@ func Headers(ctx context.Context) []string {
 // Secrets returns the strings that nothing recorded about r may contain: the
 // values of its credential headers (whole, and token by token, so that
 // "Bearer sk-..." removes "sk-..." too; a cookie's values one by one; a
-// Basic credential's user and password decoded), the
+// Basic credential decoded, see basic), the
 // values of its credential query parameters and every query value of
 // minOpaque bytes or more but a few well-known ones' (a JWT, a signature:
 // raw and unescaped; not an api-version or a model), and its
@@ -210,22 +210,29 @@ func Request(s string, r *http.Request) string {
 	return Scrub(s, Secrets(r))
 }
 
-// basic adds the user, password and both joined of a Basic credential
-// (Authorization: Basic base64(user:pass)), which a handler reads decoded
-// (r.BasicAuth) and may quote: "curl -u KEY:" sends a key so.
+// basic adds what a Basic credential (Authorization: Basic
+// base64(user:pass)) holds decoded, which a handler reads so (r.BasicAuth)
+// and may quote: the password, both joined, and the user when the password
+// is empty ("curl -u KEY:" sends a key so). A user beside a password is a
+// name ("api", "admin"), not a secret: removing it would mangle messages.
 func basic(v string, add func(string)) {
 	scheme, tok, ok := strings.Cut(strings.TrimSpace(v), " ")
 	if !ok || !strings.EqualFold(scheme, "Basic") {
 		return
 	}
-	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(tok))
+	tok = strings.TrimSpace(tok)
+	b, err := base64.StdEncoding.DecodeString(tok)
 	if err != nil {
-		return
+		if b, err = base64.RawStdEncoding.DecodeString(tok); err != nil {
+			return
+		}
 	}
 	user, pass, _ := strings.Cut(string(b), ":")
 	add(string(b))
-	add(user)
 	add(pass)
+	if pass == "" {
+		add(user)
+	}
 }
 
 // fields splits a header value at spaces, commas and semicolons.

@@ -2,6 +2,7 @@ package redact
 
 import (
 	"context"
+	"encoding/base64"
 	"net/http"
 	"strings"
 	"testing"
@@ -175,12 +176,23 @@ func TestSecretsPercentEncoded(t *testing.T) {
 // removed as the handler reads it, decoded: the user, the password, both.
 func TestSecretsBasic(t *testing.T) {
 	r, _ := http.NewRequest("GET", "https://h/p", nil)
-	r.SetBasicAuth("gw_live_4f9a0c7e21b84d55a3", "hunter2hunter2")
-	user, pass, _ := r.BasicAuth()
-	for _, msg := range []string{"no account for key " + user, "bad password " + pass, "creds " + user + ":" + pass} {
-		if got := Request(msg, r); strings.Contains(got, "gw_live") || strings.Contains(got, "hunter2") {
+	r.SetBasicAuth("gw_live_4f9a0c7e21b84d55a3", "")
+	user, _, _ := r.BasicAuth()
+	if got := Request("no account for key "+user, r); strings.Contains(got, "gw_live") {
+		t.Errorf("the key as the user left %q", got)
+	}
+	r.SetBasicAuth("user", "hunter2hunter2")
+	for _, msg := range []string{"bad password hunter2hunter2", "creds user:hunter2hunter2"} {
+		if got := Request(msg, r); strings.Contains(got, "hunter2") {
 			t.Errorf("%q left %q", msg, got)
 		}
+	}
+	if msg := "user quota exceeded"; Request(msg, r) != msg {
+		t.Errorf("a user beside a password, a name, was removed: %q", Request(msg, r))
+	}
+	r.Header.Set("Authorization", "Basic "+base64.RawStdEncoding.EncodeToString([]byte("api:zq5f3a9c1e7b")))
+	if got := Request("bad key zq5f3a9c1e7b", r); strings.Contains(got, "5f3a9c1e7b") {
+		t.Errorf("an unpadded Basic token's password left %q", got)
 	}
 	r.Header.Set("Authorization", "Basic !!!not-base64")
 	if got := Request("see !!!not-base64", r); strings.Contains(got, "not-base64") {
