@@ -9,7 +9,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/streamguard/streamguard"
 	"github.com/streamguard/streamguard/sse"
 )
@@ -349,5 +351,31 @@ func TestResumeLoneCR(t *testing.T) {
 	got, se := edgeGet(t, h)
 	if evs := specEvents(got); strings.Join(evs, ",") != "e1,e2,e3,e4" {
 		t.Errorf("events %q (verdict %v, resume Last-Event-ID %q), want e1..e4 each once", evs, se, h.reqs[len(h.reqs)-1].Header.Get("Last-Event-ID"))
+	}
+}
+
+// TestResumeBackoffGivesUp: a Backoff that gives up after one resume ends
+// the stream with that said, not as a deadline leaving no time (there is
+// none) nor as "no resume was possible" after one.
+func TestResumeBackoffGivesUp(t *testing.T) {
+	h := &scripted{serve: func(i int, w http.ResponseWriter, r *http.Request) bool {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprintf(w, "id: %d\ndata: e%d\n\n", i+1, i+1)
+		return true
+	}}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	cfg := sse.Config{Resume: sse.ResumeConfig{Backoff: func() backoff.BackOff {
+		return backoff.WithMaxRetries(backoff.NewConstantBackOff(time.Millisecond), 1)
+	}}}
+	c := &http.Client{Transport: sse.NewTransport(http.DefaultTransport, cfg)}
+	resp, err := c.Get(srv.URL) // no deadline
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, se := readAll(t, resp)
+	if se == nil || se.Resumes != 1 || strings.Contains(se.Message, "deadline") || strings.Contains(se.Message, "no resume was possible") ||
+		!strings.Contains(se.Message, "no resume after 1: the resume backoff gave up") {
+		t.Fatalf("%+v: want one resume, then the backoff's giving up said", se)
 	}
 }

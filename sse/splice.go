@@ -41,6 +41,10 @@ var errResumeHeaders = errors.New("sse: no response to the resume within the idl
 // the wait before its resume would end.
 var errNoBudget = errors.New("the request's deadline leaves no time for the wait before a resume")
 
+// errBackoffStop is the resume error of a stream whose resume backoff gave
+// up (ResumeConfig.Backoff returned backoff.Stop).
+var errBackoffStop = errors.New("the resume backoff gave up")
+
 // startResume lets the configured resumers look at the stream; the first
 // that follows it makes the stream resumable.
 func (b *body) startResume(resp *http.Response, rt http.RoundTripper) {
@@ -127,9 +131,9 @@ func (b *body) resumeOnce(v *streamguard.Error) (*http.Response, bool) {
 		r.err = err
 		return nil, false
 	}
-	wait, ok := r.wait(b.cfg.Resume)
-	if !ok {
-		r.err = errNoBudget
+	wait, err := r.wait(b.cfg.Resume)
+	if err != nil {
+		r.err = err
 		closeBody(req)
 		return nil, false
 	}
@@ -194,23 +198,24 @@ func (r *resuming) end() {
 	}
 }
 
-// wait returns how long to wait before the next resume, and false when the
-// request's deadline would pass first or the backoff gives up.
-func (r *resuming) wait(c ResumeConfig) (time.Duration, bool) {
+// wait returns how long to wait before the next resume, or why there is
+// none: the backoff gives up (errBackoffStop), or the request's deadline
+// would pass first (errNoBudget).
+func (r *resuming) wait(c ResumeConfig) (time.Duration, error) {
 	d := r.retry
 	if d <= 0 {
 		if r.bo == nil {
 			r.bo = c.backoff()
 		}
 		if d = r.bo.NextBackOff(); d == backoff.Stop {
-			return 0, false
+			return 0, errBackoffStop
 		}
 	}
 	d = min(d, c.maxWait())
 	if dl, ok := r.ctx.Deadline(); ok && time.Until(dl) <= d {
-		return d, false
+		return d, errNoBudget
 	}
-	return d, true
+	return d, nil
 }
 
 // sleep waits d, or until the caller leaves; false when it left.
@@ -322,7 +327,10 @@ func (b *body) annotateResume(v *streamguard.Error) {
 		return
 	}
 	what := "no resume was possible: "
-	if r.n > 0 && r.err != errNoBudget {
+	switch {
+	case r.n > 0 && (r.err == errNoBudget || r.err == errBackoffStop):
+		what = "no resume after " + strconv.Itoa(r.n) + ": "
+	case r.n > 0:
 		what = "resume " + strconv.Itoa(r.n) + " (" + r.name + ") failed: "
 	}
 	v.Message += "; " + what + b.resumeText(r.err)
