@@ -337,9 +337,9 @@ func (t *transport) retries(resp *http.Response) bool {
 
 // noResponse classifies the error of attempt n of req, which obtained no
 // response, for a request whose first attempt began at start; a failure
-// that is the cause of req's canceled context is the caller's cancellation. It copies
-// the *streamguard.Error FromError returns, which may be one that err
-// wraps and that is not ours to change. Its text is scrubbed of req's
+// that is the cause of req's canceled context is the caller's
+// cancellation. It copies the *streamguard.Error FromError returns, which
+// may be one that err wraps and that is not ours to change. Its text is scrubbed of req's
 // credentials, which a server may have echoed into a transport error (a
 // malformed status line, an HTTP/2 GOAWAY's debug data); when they were
 // there, its Err is that scrubbed text too, which errors.Is still sees

@@ -211,9 +211,8 @@ func bodyFailure(ctx context.Context, err error) *streamguard.Error {
 // budget's expiry (ErrBudgetExceeded as its cause) is the platform's
 // timeout, a layer's own failure as its cause is that failure (the retry
 // layer's header timeout); anything else is the caller's cancellation or
-// deadline. HTTP/2
-// returns the bare ctx.Err() without its cause, so the cause is read from the
-// context itself.
+// deadline. HTTP/2 returns the bare ctx.Err() without its cause, so the
+// cause is read from the context itself.
 func contextFailure(ctx context.Context) *streamguard.Error {
 	cause := context.Cause(ctx)
 	if errors.Is(cause, streamguard.ErrBudgetExceeded) {
