@@ -93,7 +93,11 @@ func (fw *faultWriter) act(p []byte, k int) (int, error) {
 		return n, err
 	}
 	if fw.fault.kind == KindCut {
-		fw.half = halfEvent(p[k:], fw.scan.framing)
+		rest := p[k:]
+		if fw.scan.framing == framingSSE {
+			rest = skipComments(rest) // a heartbeat is no event
+		}
+		fw.half = halfEvent(rest, fw.scan.framing)
 	}
 	fw.trigger()
 	return n, errFaulted

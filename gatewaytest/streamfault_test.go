@@ -308,3 +308,23 @@ func TestCutHalfAfterHeartbeat(t *testing.T) {
 		t.Errorf("%q, %v: want the event, then half of the next one, then a cut", b, err)
 	}
 }
+
+// TestCutHalfAfterHeartbeatAtPoint: the cut's point, a heartbeat and the
+// next event in one write: the half is the event's.
+func TestCutHalfAfterHeartbeatAtPoint(t *testing.T) {
+	srv := gatewaytest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: 0\n\n: keep-alive keep-alive keep-alive\n\ndata: {\"n\":1}\n\n")
+	}))
+	defer srv.Close()
+	srv.Script(gatewaytest.Cut(1))
+	resp, err := srv.Client().Get(srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if rest, ok := strings.CutPrefix(string(b), "data: 0\n\n"); !ok || !strings.HasPrefix(rest, "data: {") || strings.Contains(rest, "\n\n") || err == nil {
+		t.Errorf("%q, %v: want the event, then half of the next one, then a cut", b, err)
+	}
+}

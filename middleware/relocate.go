@@ -22,6 +22,9 @@ func relocate(h http.Header, upstream *url.URL) {
 	if u.Host != "" && !sameOrigin(u, upstream) {
 		return
 	}
+	if dotSegment(u.EscapedPath()) {
+		return // where it leads is for its resolution, not for a prefix
+	}
 	base := strings.TrimSuffix(upstream.EscapedPath(), "/")
 	rest, ok := strings.CutPrefix(u.EscapedPath(), base)
 	if !ok || (rest != "" && rest[0] != '/') {

@@ -25,6 +25,8 @@ func TestRelocate(t *testing.T) {
 		{"https://up/v1", "https://up/v2/x", "https://up/v2/x"},
 		{"https://up/v1", "http://up/v1/x", "http://up/v1/x"},
 		{"https://[::1]:8443/v1", "https://[::1]:8443/v1/x", "/x"},
+		{"https://up/v1", "https://up/v1/../admin", "https://up/v1/../admin"},
+		{"https://up/v1", "/v1/%2e%2e/admin", "/v1/%2e%2e/admin"},
 	} {
 		u, _ := url.Parse(tc.upstream)
 		h := http.Header{"Location": {tc.loc}}

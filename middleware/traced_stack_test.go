@@ -261,3 +261,42 @@ func TestSiblingCauseIsCancellation(t *testing.T) {
 		t.Errorf("failures %v: the sibling's counted as this request's", got)
 	}
 }
+
+// TestSiblingCauseDuringStream: the errgroup case after the headers: a stream whose caller cancels
+// its context with a sibling's failure (rate_limited) is this request's
+// cancellation, on its span and for its caller, as before the headers.
+func TestSiblingCauseDuringStream(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: {\"choices\":[]}\n\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	cfg, rec, rd := tracedConfig(t)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sibling := &streamguard.Error{StatusCode: 429, Source: streamguard.SourcePlatform, Reason: streamguard.ReasonRateLimited, Message: "another request"}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/v1/x", nil)
+	resp, err := clientFor(t, srv, cfg).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := time.AfterFunc(50*time.Millisecond, func() { cancel(sibling) })
+	defer stop.Stop()
+	_, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var se *streamguard.Error
+	if !errors.As(err, &se) || se.Source != streamguard.SourceClient || se.Reason != streamguard.ReasonCanceled {
+		t.Errorf("Read error %v, want the caller's cancellation", err)
+	}
+	for _, s := range rec.Ended() {
+		for _, kv := range s.Attributes() {
+			if (kv.Key == "error.type" || kv.Key == "streamguard.error.reason" || kv.Key == "streamguard.stream.verdict") && kv.Value.String() == "rate_limited" {
+				t.Errorf("span %s: %s = rate_limited, the sibling's failure", s.Name(), kv.Key)
+			}
+		}
+	}
+	if got := failureCounts(t, rd); got["platform/rate_limited"] != 0 {
+		t.Errorf("failures %v: the sibling's counted as this request's", got)
+	}
+}

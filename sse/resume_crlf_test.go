@@ -74,3 +74,52 @@ func TestResumeCutBetweenCRAndLF(t *testing.T) {
 		}
 	}
 }
+
+// TestFailureFrameAfterLoneCR: a CRLF stream cut between the CR and the LF
+// of its last blank line and not resumed: the failure event comes after the
+// missing LF, so an LF-only consumer reads its data line (it read
+// "\rdata: ...", and the last event dispatched as the error).
+func TestFailureFrameAfterLoneCR(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: a\r\n\r")
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	}))
+	defer srv.Close()
+	cfg := fastResume()
+	cfg.FailureEvent = true
+	c := &http.Client{Transport: sse.NewTransport(http.DefaultTransport, cfg)}
+	resp, err := c.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, se := readAll(t, resp)
+	var lines []string
+	for sc := bufio.NewScanner(strings.NewReader(string(got))); sc.Scan(); {
+		lines = append(lines, sc.Text())
+	}
+	if len(lines) < 3 || lines[0] != "data: a" || lines[1] != "" || !strings.HasPrefix(lines[2], `data: {"error"`) {
+		t.Errorf("verdict %v; an LF-only consumer reads %q, want the event, a blank line, the failure event", se, lines)
+	}
+}
+
+// TestSpliceLFCounted: the LF a resume sends after a lone CR is counted in
+// Error.Bytes, the bytes delivered to the reader.
+func TestSpliceLFCounted(t *testing.T) {
+	ev := func(i int) string { return fmt.Sprintf("id: %d\r\ndata: e%d\r\n\r\n", i, i) }
+	h := &scripted{serve: func(a int, w http.ResponseWriter, r *http.Request) bool {
+		w.Header().Set("Content-Type", "text/event-stream")
+		if a == 0 {
+			s := ev(1) + ev(2)
+			io.WriteString(w, s[:len(s)-1])
+			return true
+		}
+		io.WriteString(w, ev(1)) // starts over: resume_mismatch
+		return false
+	}}
+	got, se := edgeGet(t, h)
+	if se == nil || se.Bytes != int64(len(got)) {
+		t.Errorf("delivered %d bytes %q, Error.Bytes %+v", len(got), got, se)
+	}
+}

@@ -281,6 +281,8 @@ func (b *body) splice(rc io.ReadCloser, v *streamguard.Error) {
 		// and never see the blank line that ended the last event. The
 		// LF goes first; to a parser of the spec, CRLF is one line end.
 		b.frame, b.endCR = lf, false
+		b.bytes++ // delivered before anything else
+		b.statBytes.Store(b.bytes)
 	}
 	b.r, b.ready, b.w = 0, 0, 0
 	b.upErr = nil

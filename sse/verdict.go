@@ -3,10 +3,12 @@ package sse
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"strconv"
 
 	"github.com/streamguard/streamguard"
+	"github.com/streamguard/streamguard/internal/ctxkey"
 	"github.com/streamguard/streamguard/internal/redact"
 )
 
@@ -34,7 +36,11 @@ func (b *body) finish() {
 	}
 	b.final = v
 	if b.cfg.FailureEvent && b.isSSE {
-		b.frame = AppendFailureFrame(nil, v)
+		var start []byte
+		if b.endCR {
+			start = []byte{'\n'} // the line end the cut parted from its CR (see splice)
+		}
+		b.frame = AppendFailureFrame(start, v)
 	} else if b.cfg.FailureEvent && b.lines != nil {
 		b.frame = b.lines.failureRecord(v)
 	}
@@ -61,9 +67,11 @@ func (b *body) verdict() *streamguard.Error {
 	case b.ctx.Err() != nil:
 		cause := context.Cause(b.ctx)
 		e := streamguard.FromError(cause)
-		if e.Source == streamguard.SourceNetwork {
-			// A cause of the caller's own making.
-			e.Source, e.Reason = streamguard.SourceClient, streamguard.ReasonCanceled
+		if !errors.Is(cause, streamguard.ErrBudgetExceeded) && ctxkey.LayerFailure(cause) == nil {
+			// A cause of the caller's own making (even a failure: an
+			// errgroup cancels with a sibling's): its cancellation, or
+			// its deadline, the cause kept in the chain.
+			e = streamguard.FromError(b.ctx.Err())
 		}
 		return b.fail(e.Source, e.Reason, cause, e.Message)
 	case b.tooLarge:

@@ -230,7 +230,7 @@ func contextFailure(ctx context.Context) *streamguard.Error {
 // errgroup cancels with a sibling's failure), is its cancellation.
 func layerCause(cause error) *streamguard.Error {
 	var se *streamguard.Error
-	if lc, ok := cause.(*ctxkey.Cause); ok && errors.As(lc.Err, &se) {
+	if f := ctxkey.LayerFailure(cause); f != nil && errors.As(f, &se) {
 		return se
 	}
 	return nil

@@ -31,3 +31,12 @@ func (c *Cause) Error() string { return c.Err.Error() }
 
 // Unwrap returns the failure.
 func (c *Cause) Unwrap() error { return c.Err }
+
+// LayerFailure returns the failure a layer's Cause holds when err, a
+// context's cause, is one; nil for any other cause (the caller's own).
+func LayerFailure(err error) error {
+	if c, ok := err.(*Cause); ok {
+		return c.Err
+	}
+	return nil
+}

@@ -213,8 +213,10 @@ func Request(s string, r *http.Request) string {
 // basic adds what a Basic credential (Authorization: Basic
 // base64(user:pass)) holds decoded, which a handler reads so (r.BasicAuth)
 // and may quote: the password, both joined, and the user when the password
-// is empty ("curl -u KEY:" sends a key so). A user beside a password is a
-// name ("api", "admin"), not a secret: removing it would mangle messages.
+// is too short to be one ("curl -u KEY:" sends a key so, or with a
+// placeholder) or the user is as long as an opaque value. A short user
+// beside a password is a name ("api", "admin"), not a secret: removing it
+// would mangle messages.
 func basic(v string, add func(string)) {
 	scheme, tok, ok := strings.Cut(strings.TrimSpace(v), " ")
 	if !ok || !strings.EqualFold(scheme, "Basic") {
@@ -230,7 +232,7 @@ func basic(v string, add func(string)) {
 	user, pass, _ := strings.Cut(string(b), ":")
 	add(string(b))
 	add(pass)
-	if pass == "" {
+	if len(pass) < minSecret || len(user) >= minOpaque {
 		add(user)
 	}
 }

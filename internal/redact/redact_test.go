@@ -181,6 +181,10 @@ func TestSecretsBasic(t *testing.T) {
 	if got := Request("no account for key "+user, r); strings.Contains(got, "gw_live") {
 		t.Errorf("the key as the user left %q", got)
 	}
+	r.SetBasicAuth("gw_live_4f9a0c7e21b84d55a3", "X") // a placeholder password
+	if got := Request("no account for key "+user, r); strings.Contains(got, "gw_live") {
+		t.Errorf("the key as the user, beside a placeholder, left %q", got)
+	}
 	r.SetBasicAuth("user", "hunter2hunter2")
 	for _, msg := range []string{"bad password hunter2hunter2", "creds user:hunter2hunter2"} {
 		if got := Request(msg, r); strings.Contains(got, "hunter2") {
