@@ -287,44 +287,31 @@ func TestCutModelPausing(t *testing.T) {
 	}
 }
 
-// TestCutHalfAfterHeartbeat: a heartbeat and the next event in one write
-// after the cut's point: the half is the event's, not the heartbeat.
+// TestCutHalfAfterHeartbeat: a heartbeat and the next event after the
+// cut's point, in a write of their own or in the write that reaches the
+// point: the half is the event's, not the heartbeat's.
 func TestCutHalfAfterHeartbeat(t *testing.T) {
-	srv := gatewaytest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		io.WriteString(w, "data: 0\n\n")
-		http.NewResponseController(w).Flush()
-		io.WriteString(w, ": keep-alive\n\ndata: {\"n\":1}\n\n")
-	}))
-	defer srv.Close()
-	srv.Script(gatewaytest.Cut(1))
-	resp, err := srv.Client().Get(srv.URL + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if rest, ok := strings.CutPrefix(string(b), "data: 0\n\n"); !ok || !strings.HasPrefix(rest, "data: {") || strings.Contains(rest, "\n\n") || err == nil {
-		t.Errorf("%q, %v: want the event, then half of the next one, then a cut", b, err)
-	}
-}
-
-// TestCutHalfAfterHeartbeatAtPoint: the cut's point, a heartbeat and the
-// next event in one write: the half is the event's.
-func TestCutHalfAfterHeartbeatAtPoint(t *testing.T) {
-	srv := gatewaytest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		io.WriteString(w, "data: 0\n\n: keep-alive keep-alive keep-alive\n\ndata: {\"n\":1}\n\n")
-	}))
-	defer srv.Close()
-	srv.Script(gatewaytest.Cut(1))
-	resp, err := srv.Client().Get(srv.URL + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if rest, ok := strings.CutPrefix(string(b), "data: 0\n\n"); !ok || !strings.HasPrefix(rest, "data: {") || strings.Contains(rest, "\n\n") || err == nil {
-		t.Errorf("%q, %v: want the event, then half of the next one, then a cut", b, err)
+	for _, writes := range [][]string{
+		{"data: 0\n\n", ": keep-alive\n\ndata: {\"n\":1}\n\n"},
+		{"data: 0\n\n: keep-alive keep-alive keep-alive\n\ndata: {\"n\":1}\n\n"},
+	} {
+		srv := gatewaytest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			for _, s := range writes {
+				io.WriteString(w, s)
+				http.NewResponseController(w).Flush()
+			}
+		}))
+		srv.Script(gatewaytest.Cut(1))
+		resp, err := srv.Client().Get(srv.URL + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		srv.Close()
+		if rest, ok := strings.CutPrefix(string(b), "data: 0\n\n"); !ok || !strings.HasPrefix(rest, "data: {") || strings.Contains(rest, "\n\n") || err == nil {
+			t.Errorf("writes %q: %q, %v; want the event, then half of the next one, then a cut", writes, b, err)
+		}
 	}
 }
