@@ -126,17 +126,20 @@ func (fw *faultWriter) trigger() {
 const cutWait = 500 * time.Millisecond
 
 // skipComments returns p, an SSE write, past its leading comment lines (a
-// heartbeat) and blank lines.
+// heartbeat) and blank lines, their ends CRLF, LF or CR.
 func skipComments(p []byte) []byte {
 	for len(p) > 0 {
-		line := p
-		if i := bytes.IndexByte(p, '\n'); i >= 0 {
-			line = p[:i+1]
+		end := len(p)
+		if i := bytes.IndexAny(p, "\r\n"); i >= 0 {
+			end = i + 1
+			if p[i] == '\r' && end < len(p) && p[end] == '\n' {
+				end++
+			}
 		}
-		if l := bytes.TrimRight(line, "\r\n"); len(l) > 0 && l[0] != ':' {
+		if l := bytes.TrimRight(p[:end], "\r\n"); len(l) > 0 && l[0] != ':' {
 			return p
 		}
-		p = p[len(line):]
+		p = p[end:]
 	}
 	return p
 }

@@ -294,6 +294,8 @@ func TestCutHalfAfterHeartbeat(t *testing.T) {
 	for _, writes := range [][]string{
 		{"data: 0\n\n", ": keep-alive\n\ndata: {\"n\":1}\n\n"},
 		{"data: 0\n\n: keep-alive keep-alive keep-alive\n\ndata: {\"n\":1}\n\n"},
+		{"data: 0\r\r", ": keep-alive\r\rdata: {\"n\":1}\r\r"},
+		{"data: 0\r\r: keep-alive\r\rdata: {\"n\":1}\r\r"},
 	} {
 		srv := gatewaytest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/event-stream")
@@ -310,7 +312,7 @@ func TestCutHalfAfterHeartbeat(t *testing.T) {
 		b, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		srv.Close()
-		if rest, ok := strings.CutPrefix(string(b), "data: 0\n\n"); !ok || !strings.HasPrefix(rest, "data: {") || strings.Contains(rest, "\n\n") || err == nil {
+		if rest, ok := strings.CutPrefix(string(b), writes[0][:9]); !ok || !strings.HasPrefix(rest, "data: {") || strings.ContainsAny(rest, "\r\n") || err == nil {
 			t.Errorf("writes %q: %q, %v; want the event, then half of the next one, then a cut", writes, b, err)
 		}
 	}

@@ -10,9 +10,9 @@ import (
 // absolute URL of upstream's scheme and host, or a path from the root,
 // under upstream's path. It becomes the path under the relay (upstream's
 // path taken off, upstream's own query values too, wherever they are), so
-// the caller comes back
-// through the relay and never sees the upstream's address or the query
-// values (keys) the relay adds.
+// the caller comes back through the relay and never sees the upstream's
+// address or the query values (keys) the relay adds. Its dot segments are
+// resolved first, as the caller would resolve them.
 func relocate(h http.Header, upstream *url.URL) {
 	loc := h.Get("Location")
 	u, err := url.Parse(loc)
@@ -22,11 +22,8 @@ func relocate(h http.Header, upstream *url.URL) {
 	if u.Host != "" && !sameOrigin(u, upstream) {
 		return
 	}
-	if dotSegment(u.EscapedPath()) {
-		return // where it leads is for its resolution, not for a prefix
-	}
 	base := strings.TrimSuffix(upstream.EscapedPath(), "/")
-	rest, ok := strings.CutPrefix(u.EscapedPath(), base)
+	rest, ok := strings.CutPrefix(removeDots(u.EscapedPath()), base)
 	if !ok || (rest != "" && rest[0] != '/') {
 		return
 	}
@@ -39,6 +36,32 @@ func relocate(h http.Header, upstream *url.URL) {
 		out += "#" + u.EscapedFragment()
 	}
 	h.Set("Location", out)
+}
+
+// removeDots resolves the "." and ".." segments of an escaped path (raw or
+// %2e, as URL parsers read them), as RFC 3986's remove_dot_segments does.
+func removeDots(p string) string {
+	if !dotSegment(p) {
+		return p
+	}
+	var out []string
+	segs := strings.Split(p, "/")
+	for i, seg := range segs {
+		switch strings.ReplaceAll(strings.ToLower(seg), "%2e", ".") {
+		case ".":
+		case "..":
+			if len(out) > 1 {
+				out = out[:len(out)-1]
+			}
+		default:
+			out = append(out, seg)
+			continue
+		}
+		if i == len(segs)-1 {
+			out = append(out, "") // a last dot segment leaves a directory
+		}
+	}
+	return strings.Join(out, "/")
 }
 
 // dropPairs returns query q without the name=value pairs of own (the

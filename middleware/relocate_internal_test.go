@@ -25,8 +25,12 @@ func TestRelocate(t *testing.T) {
 		{"https://up/v1", "https://up/v2/x", "https://up/v2/x"},
 		{"https://up/v1", "http://up/v1/x", "http://up/v1/x"},
 		{"https://[::1]:8443/v1", "https://[::1]:8443/v1/x", "/x"},
-		{"https://up/v1", "https://up/v1/../admin", "https://up/v1/../admin"},
+		{"https://up/v1", "https://up/v1/../admin", "https://up/v1/../admin"}, // out of the base path
 		{"https://up/v1", "/v1/%2e%2e/admin", "/v1/%2e%2e/admin"},
+		{"https://api.example.com/v1?key=QSECRET123", "https://api.example.com/v1/./x?key=QSECRET123", "/x"},
+		{"https://api.example.com/v1?key=QSECRET123", "/v1/a/../x?key=QSECRET123", "/x"},
+		{"https://up/v1", "https://up/v1/a/%2E%2e/b/.", "/b/"},
+		{"https://up/v1", "https://up/v1/a/..", "/"},
 	} {
 		u, _ := url.Parse(tc.upstream)
 		h := http.Header{"Location": {tc.loc}}

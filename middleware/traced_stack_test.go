@@ -266,6 +266,16 @@ func TestSiblingCauseIsCancellation(t *testing.T) {
 // its context with a sibling's failure (rate_limited) is this request's
 // cancellation, on its span and for its caller, as before the headers.
 func TestSiblingCauseDuringStream(t *testing.T) {
+	for _, sibling := range []*streamguard.Error{
+		{StatusCode: 429, Source: streamguard.SourcePlatform, Reason: streamguard.ReasonRateLimited, Message: "another request"},
+		{Source: streamguard.SourcePlatform, Reason: streamguard.ReasonTimeout, Message: "request budget of 1s exceeded",
+			Err: streamguard.ErrBudgetExceeded, Budget: time.Second}, // a sibling's budget: not this request's
+	} {
+		siblingCauseDuringStream(t, sibling)
+	}
+}
+
+func siblingCauseDuringStream(t *testing.T, sibling *streamguard.Error) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		io.WriteString(w, "data: {\"choices\":[]}\n\n")
@@ -275,7 +285,6 @@ func TestSiblingCauseDuringStream(t *testing.T) {
 	defer srv.Close()
 	cfg, rec, rd := tracedConfig(t)
 	ctx, cancel := context.WithCancelCause(context.Background())
-	sibling := &streamguard.Error{StatusCode: 429, Source: streamguard.SourcePlatform, Reason: streamguard.ReasonRateLimited, Message: "another request"}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/v1/x", nil)
 	resp, err := clientFor(t, srv, cfg).Do(req)
 	if err != nil {
@@ -286,17 +295,17 @@ func TestSiblingCauseDuringStream(t *testing.T) {
 	_, err = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	var se *streamguard.Error
-	if !errors.As(err, &se) || se.Source != streamguard.SourceClient || se.Reason != streamguard.ReasonCanceled {
-		t.Errorf("Read error %v, want the caller's cancellation", err)
+	if !errors.As(err, &se) || se.Source != streamguard.SourceClient || se.Reason != streamguard.ReasonCanceled || !errors.Is(err, sibling) {
+		t.Errorf("sibling %s: Read error %v, want the caller's cancellation, the cause in its chain", sibling.Reason, err)
 	}
 	for _, s := range rec.Ended() {
 		for _, kv := range s.Attributes() {
-			if (kv.Key == "error.type" || kv.Key == "streamguard.error.reason" || kv.Key == "streamguard.stream.verdict") && kv.Value.String() == "rate_limited" {
-				t.Errorf("span %s: %s = rate_limited, the sibling's failure", s.Name(), kv.Key)
+			if (kv.Key == "error.type" || kv.Key == "streamguard.error.reason" || kv.Key == "streamguard.stream.verdict") && kv.Value.String() == string(sibling.Reason) {
+				t.Errorf("span %s: %s = %s, the sibling's failure", s.Name(), kv.Key, sibling.Reason)
 			}
 		}
 	}
-	if got := failureCounts(t, rd); got["platform/rate_limited"] != 0 {
+	if got := failureCounts(t, rd); got["platform/"+string(sibling.Reason)] != 0 {
 		t.Errorf("failures %v: the sibling's counted as this request's", got)
 	}
 }

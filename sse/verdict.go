@@ -3,7 +3,6 @@ package sse
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"strconv"
 
@@ -67,7 +66,9 @@ func (b *body) verdict() *streamguard.Error {
 	case b.ctx.Err() != nil:
 		cause := context.Cause(b.ctx)
 		e := streamguard.FromError(cause)
-		if !errors.Is(cause, streamguard.ErrBudgetExceeded) && ctxkey.LayerFailure(cause) == nil {
+		// The budget's cause is the bare sentinel; one that wraps it (a
+		// sibling's budget failure, through errgroup) is the caller's.
+		if cause != streamguard.ErrBudgetExceeded && ctxkey.LayerFailure(cause) == nil {
 			// A cause of the caller's own making (even a failure: an
 			// errgroup cancels with a sibling's): its cancellation, or
 			// its deadline, the cause kept in the chain.

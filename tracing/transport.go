@@ -215,7 +215,7 @@ func bodyFailure(ctx context.Context, err error) *streamguard.Error {
 // cause is read from the context itself.
 func contextFailure(ctx context.Context) *streamguard.Error {
 	cause := context.Cause(ctx)
-	if errors.Is(cause, streamguard.ErrBudgetExceeded) {
+	if cause == streamguard.ErrBudgetExceeded { // bare: one that wraps it is a caller's (errgroup)
 		return streamguard.FromError(cause)
 	}
 	if se := layerCause(cause); se != nil {
@@ -254,7 +254,7 @@ func withContext(ctx context.Context, se *streamguard.Error) *streamguard.Error 
 	if se.Source != streamguard.SourceClient {
 		return se
 	}
-	if errors.Is(cause, streamguard.ErrBudgetExceeded) {
+	if cause == streamguard.ErrBudgetExceeded {
 		c := *se
 		c.Source, c.Reason, c.Retryable = streamguard.SourcePlatform, streamguard.ReasonTimeout, false
 		return &c
