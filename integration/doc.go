@@ -6,8 +6,8 @@
 //
 // Run it from this directory:
 //
-//	go test -race -count=1 ./...          # the full load test: 200 streams of 1,000 events
-//	go test -race -short -count=1 ./...   # what CI runs: 40 streams of 200 events
+//	go test -race -count=1 ./...          # what CI runs; the load tests at 200 streams of 1,000 events
+//	go test -race -short -count=1 ./...   # quicker: 40 streams of 200 events
 //
 // The nginx tests skip when nginx is not installed, unless $CI is set (to
 // anything but ""), where they fail, as the tests that need redis do:
