@@ -107,7 +107,7 @@ func (c *cancelBody) Close() error {
 // quotes that budget; any other error is returned as it is.
 func withBudget(err error, budget time.Duration) error {
 	se, ok := err.(*streamguard.Error)
-	if !ok || se.Budget != 0 || !errors.Is(err, streamguard.ErrBudgetExceeded) {
+	if !ok || se.Budget != 0 || se.Source != streamguard.SourcePlatform || !errors.Is(err, streamguard.ErrBudgetExceeded) {
 		return err
 	}
 	e := *se

@@ -41,13 +41,13 @@ var hopHeaders = []string{
 // request, turned into a GET, to wherever the upstream points. A Location
 // into upstream (its origin and path) is rewritten to the same place
 // through the relay, as nginx's proxy_redirect does by default; any other
-// is relayed as it is. A
-// request path with a "." or ".." segment (raw or escaped) is answered 400:
-// joined to upstream's path it could climb out of it. An upstream it
-// cannot reach is answered without the transport's words, which name the
-// upstream's address; a caller's body that could not be read is the
-// caller's failure (413 over a server's cap such as MaxBodyBytes, 400
-// otherwise), whatever the client made of it.
+// keeps its address; none keeps the query values upstream's URL holds (a
+// key). A request path with a "." or ".." segment (raw or escaped) is
+// answered 400: joined to upstream's path it could climb out of it. An
+// upstream it cannot reach is answered without the transport's words,
+// which name the upstream's address; a caller's body that could not be
+// read is the caller's failure (413 over a server's cap such as
+// MaxBodyBytes, 400 otherwise), whatever the client made of it.
 func Relay(upstream *url.URL, client *http.Client) http.Handler {
 	c := *client
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

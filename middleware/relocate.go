@@ -12,22 +12,27 @@ import (
 // path taken off, upstream's own query values too, wherever they are), so
 // the caller comes back through the relay and never sees the upstream's
 // address or the query values (keys) the relay adds. Its dot segments are
-// resolved first, as the caller would resolve them.
+// resolved first, as the caller would resolve them. Any other Location
+// (elsewhere on upstream's origin, which the relay does not serve, or on
+// another) keeps its address but loses upstream's query values too.
 func relocate(h http.Header, upstream *url.URL) {
 	loc := h.Get("Location")
 	u, err := url.Parse(loc)
-	if loc == "" || err != nil || u.Opaque != "" || (u.Host == "" && !strings.HasPrefix(loc, "/")) || strings.HasPrefix(loc, "//") {
+	if loc == "" || err != nil || u.Opaque != "" {
 		return
 	}
-	if u.Host != "" && !sameOrigin(u, upstream) {
-		return
-	}
+	q := dropPairs(u.RawQuery, upstream.RawQuery)
+	into := (u.Host == "" && strings.HasPrefix(loc, "/") && !strings.HasPrefix(loc, "//")) || (u.Host != "" && sameOrigin(u, upstream))
 	base := strings.TrimSuffix(upstream.EscapedPath(), "/")
 	rest, ok := strings.CutPrefix(removeDots(u.EscapedPath()), base)
-	if !ok || (rest != "" && rest[0] != '/') {
+	if !into || !ok || (rest != "" && rest[0] != '/') {
+		if q != u.RawQuery {
+			u.RawQuery = q
+			h.Set("Location", u.String())
+		}
 		return
 	}
-	u.RawQuery = dropPairs(u.RawQuery, upstream.RawQuery)
+	u.RawQuery = q
 	out := "/" + strings.TrimLeft(rest, "/") // never "//host": another origin
 	if u.RawQuery != "" {
 		out += "?" + u.RawQuery

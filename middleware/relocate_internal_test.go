@@ -31,6 +31,10 @@ func TestRelocate(t *testing.T) {
 		{"https://api.example.com/v1?key=QSECRET123", "/v1/a/../x?key=QSECRET123", "/x"},
 		{"https://up/v1", "https://up/v1/a/%2E%2e/b/.", "/b/"},
 		{"https://up/v1", "https://up/v1/a/..", "/"},
+		{"https://api.example.com/v1?key=QSECRET123", "https://api.example.com/v2/x?key=QSECRET123&p=1", "https://api.example.com/v2/x?p=1"},
+		{"https://api.example.com/v1?key=QSECRET123", "/v2/x?key=QSECRET123", "/v2/x"},
+		{"https://api.example.com/v1?key=QSECRET123", "https://other.example/v1/x?key=QSECRET123", "https://other.example/v1/x"},
+		{"https://api.example.com/v1?key=QSECRET123", "next?key=QSECRET123&a=b", "next?a=b"},
 	} {
 		u, _ := url.Parse(tc.upstream)
 		h := http.Header{"Location": {tc.loc}}

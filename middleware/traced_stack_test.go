@@ -3,6 +3,7 @@ package middleware_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -233,12 +234,20 @@ func TestDialectWhenClosedAfterTerminal(t *testing.T) {
 // request's failure as its cause (errgroup.WithContext does so) is this
 // request's cancellation on its span, not that failure.
 func TestSiblingCauseIsCancellation(t *testing.T) {
+	for _, cause := range []error{
+		&streamguard.Error{StatusCode: 429, Source: streamguard.SourcePlatform, Reason: streamguard.ReasonRateLimited, Message: "another request"},
+		fmt.Errorf("the batch's own budget: %w", streamguard.ErrBudgetExceeded), // not the stack's budget
+	} {
+		siblingCauseBeforeHeader(t, cause)
+	}
+}
+
+func siblingCauseBeforeHeader(t *testing.T, cause error) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
 	defer srv.Close()
 	cfg, rec, rd := tracedConfig(t)
 	ctx, cancel := context.WithCancelCause(context.Background())
-	sibling := &streamguard.Error{StatusCode: 429, Source: streamguard.SourcePlatform, Reason: streamguard.ReasonRateLimited, Message: "another request"}
-	stop := time.AfterFunc(50*time.Millisecond, func() { cancel(sibling) })
+	stop := time.AfterFunc(50*time.Millisecond, func() { cancel(cause) })
 	defer stop.Stop()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/v1/x", nil)
 	resp, err := clientFor(t, srv, cfg).Do(req)
@@ -247,18 +256,18 @@ func TestSiblingCauseIsCancellation(t *testing.T) {
 		t.Fatal("no error")
 	}
 	var se *streamguard.Error
-	if !errors.As(err, &se) || se.Source != streamguard.SourceClient || se.Reason != streamguard.ReasonCanceled || !errors.Is(err, sibling) {
-		t.Errorf("error %v (%+v), want the caller's cancellation, its cause in the chain", err, se)
+	if !errors.As(err, &se) || se.Source != streamguard.SourceClient || se.Reason != streamguard.ReasonCanceled || se.Budget != 0 || !errors.Is(err, cause) {
+		t.Errorf("cause %v: error %v (%+v), want the caller's cancellation, its cause in the chain", cause, err, se)
 	}
 	for _, s := range rec.Ended() {
 		for _, kv := range s.Attributes() {
-			if (kv.Key == "error.type" || kv.Key == "streamguard.error.reason") && kv.Value.String() == "rate_limited" {
-				t.Errorf("span %s: %s = rate_limited, the sibling's failure", s.Name(), kv.Key)
+			if (kv.Key == "error.type" || kv.Key == "streamguard.error.reason") && kv.Value.String() != "canceled" {
+				t.Errorf("cause %v: span %s: %s = %s, want canceled", cause, s.Name(), kv.Key, kv.Value.String())
 			}
 		}
 	}
-	if got := failureCounts(t, rd); got["platform/rate_limited"] != 0 {
-		t.Errorf("failures %v: the sibling's counted as this request's", got)
+	if got := failureCounts(t, rd); len(got) != 1 || got["client/canceled"] != 1 {
+		t.Errorf("cause %v: failures %v, want client/canceled", cause, got)
 	}
 }
 

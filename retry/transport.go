@@ -2,7 +2,6 @@ package retry
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -346,10 +345,11 @@ func (t *transport) retries(resp *http.Response) bool {
 // through (redact.Error).
 func noResponse(err error, req *http.Request, n int, start time.Time) *streamguard.Error {
 	se := streamguard.FromError(err)
-	if ctx := req.Context(); ctx.Err() != nil && errors.Is(context.Cause(ctx), se) {
+	if ctx := req.Context(); ctx.Err() != nil && callersCause(context.Cause(ctx)) {
 		// net/http returns the context's cause as the request's error:
 		// a failure the caller canceled it with (a sibling's, through
-		// errgroup) is not this request's, which the caller canceled.
+		// errgroup; a budget of its own) is not this request's, which
+		// the caller canceled.
 		se = streamguard.FromError(ctx.Err())
 		se.Err = err
 	}
@@ -365,6 +365,15 @@ func noResponse(err error, req *http.Request, n int, start time.Time) *streamgua
 	e.Attempts = n
 	e.Elapsed = elapsed(n, start)
 	return &e
+}
+
+// callersCause reports whether cause, a request context's, is the caller's
+// own: not the bare streamguard.ErrBudgetExceeded the stack's budget sets
+// (one that wraps it is a caller's), nor a layer's (ctxkey.Cause), nor the
+// bare context error of a context canceled without a cause.
+func callersCause(cause error) bool {
+	return cause != streamguard.ErrBudgetExceeded && ctxkey.LayerFailure(cause) == nil &&
+		cause != context.Canceled && cause != context.DeadlineExceeded
 }
 
 // elapsed is streamguard.Error.Elapsed after n attempts of a request whose

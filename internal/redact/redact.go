@@ -212,10 +212,12 @@ func Request(s string, r *http.Request) string {
 
 // basic adds what a Basic credential (Authorization: Basic
 // base64(user:pass)) holds decoded, which a handler reads so (r.BasicAuth)
-// and may quote: the password, both joined, and the user when it looks
-// like a key ("curl -u KEY:" sends one so, alone or beside a placeholder):
-// it holds a digit, or is as long as an opaque value. A user of letters
-// ("api", "admin", "model") is a name: removing it would mangle messages.
+// and may quote: the password, both joined, and the user unless it is a
+// name beside a real password: the user is a secret when the password is
+// too short to be one ("curl -u KEY:" sends a key so, alone or beside a
+// placeholder), or when it holds a digit or is as long as an opaque value.
+// A user of letters beside a password ("api", "admin") is a name: removing
+// it would mangle messages.
 func basic(v string, add func(string)) {
 	scheme, tok, ok := strings.Cut(strings.TrimSpace(v), " ")
 	if !ok || !strings.EqualFold(scheme, "Basic") {
@@ -231,7 +233,7 @@ func basic(v string, add func(string)) {
 	user, pass, _ := strings.Cut(string(b), ":")
 	add(string(b))
 	add(pass)
-	if len(user) >= minOpaque || strings.ContainsAny(user, "0123456789") {
+	if len(pass) < minSecret || len(user) >= minOpaque || strings.ContainsAny(user, "0123456789") {
 		add(user)
 	}
 }

@@ -194,15 +194,17 @@ func TestSecretsBasic(t *testing.T) {
 	if msg := "user quota exceeded"; Request(msg, r) != msg {
 		t.Errorf("a user beside a password, a name, was removed: %q", Request(msg, r))
 	}
-	for _, c := range [][2]string{{"user", "pwd"}, {"admin", "123"}, {"model", ""}} {
+	for _, c := range [][2]string{{"user", "pass-word"}, {"admin", "s3cret-pw"}, {"model", "hunter22"}} {
 		r.SetBasicAuth(c[0], c[1])
 		if msg := "the " + c[0] + " field is invalid"; Request(msg, r) != msg {
 			t.Errorf("Basic %s:%s: %q became %q; a name is not a secret", c[0], c[1], msg, Request(msg, r))
 		}
 	}
-	r.SetBasicAuth("k7Qz9xTp2L", "none") // a short key beside a placeholder
-	if got := Request("unknown key k7Qz9xTp2L", r); strings.Contains(got, "k7Qz9xTp2L") {
-		t.Errorf("a short key as the user left %q", got)
+	for _, c := range [][2]string{{"k7Qz9xTp2L", "none"}, {"QxZwVbNmKjHgFd", ""}, {"hfKqWzRtLpXv", "x"}} {
+		r.SetBasicAuth(c[0], c[1]) // a key as the user, beside a placeholder or nothing
+		if got := Request("unknown key "+c[0], r); strings.Contains(got, c[0]) {
+			t.Errorf("Basic %s:%s left %q", c[0], c[1], got)
+		}
 	}
 	r.Header.Set("Authorization", "Basic "+base64.RawStdEncoding.EncodeToString([]byte("api:zq5f3a9c1e7b")))
 	if got := Request("bad key zq5f3a9c1e7b", r); strings.Contains(got, "5f3a9c1e7b") {
