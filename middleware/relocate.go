@@ -27,7 +27,9 @@ func relocate(h http.Header, upstream *url.URL) {
 	rest, ok := strings.CutPrefix(removeDots(u.EscapedPath()), base)
 	if !into || !ok || (rest != "" && rest[0] != '/') {
 		if q != u.RawQuery {
-			u.RawQuery = q
+			// "?" keeps a Location of a query alone from becoming "",
+			// which resolves to the caller's own URL, query and all.
+			u.RawQuery, u.ForceQuery = q, q == "" && u.Scheme == "" && u.Host == "" && u.Path == ""
 			h.Set("Location", u.String())
 		}
 		return

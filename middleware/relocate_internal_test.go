@@ -35,6 +35,9 @@ func TestRelocate(t *testing.T) {
 		{"https://api.example.com/v1?key=QSECRET123", "/v2/x?key=QSECRET123", "/v2/x"},
 		{"https://api.example.com/v1?key=QSECRET123", "https://other.example/v1/x?key=QSECRET123", "https://other.example/v1/x"},
 		{"https://api.example.com/v1?key=QSECRET123", "next?key=QSECRET123&a=b", "next?a=b"},
+		{"https://api.example.com/v1?key=QSECRET123", "?key=QSECRET123", "?"},
+		{"https://api.example.com/v1?key=QSECRET123", "?key=QSECRET123#top", "?#top"},
+		{"https://api.example.com/v1", "?a=b", "?a=b"},
 	} {
 		u, _ := url.Parse(tc.upstream)
 		h := http.Header{"Location": {tc.loc}}

@@ -318,3 +318,49 @@ func siblingCauseDuringStream(t *testing.T, sibling *streamguard.Error) {
 		t.Errorf("failures %v: the sibling's counted as this request's", got)
 	}
 }
+
+// TestOwnFailureAsCallerCancels: an attempt's own failure (its header
+// timeout) that comes as the caller cancels with a cause of its own stays
+// that failure, on the caller's error as on the span and in the metric.
+func TestOwnFailureAsCallerCancels(t *testing.T) {
+	protocols(t, func(t *testing.T, h2 bool) {
+		release := make(chan struct{})
+		defer close(release)
+		srv := serve(t, h2, middleware.ServerConfig{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}))
+		ctx, cancel := context.WithCancelCause(context.Background())
+		inner := srv.Client().Transport
+		cfg, rec, rd := tracedConfig(t)
+		cfg.Retry.MaxAttempts = 2
+		cfg.Retry.HeaderTimeout = 100 * time.Millisecond
+		cfg.Base = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			resp, err := inner.RoundTrip(r)
+			if err != nil {
+				cancel(errors.New("user pressed stop")) // the caller cancels at that moment
+			}
+			return resp, err
+		})
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/v1/x", nil)
+		resp, err := clientFor(t, srv, cfg).Do(req)
+		if err == nil {
+			resp.Body.Close()
+			t.Fatal("no error")
+		}
+		var se *streamguard.Error
+		span := ""
+		for _, s := range rec.Ended() {
+			for _, kv := range s.Attributes() {
+				if kv.Key == "streamguard.error.source" {
+					span += kv.Value.String()
+				}
+			}
+		}
+		if !errors.As(err, &se) || se.Source != streamguard.SourcePlatform || span != "platform" || failureCounts(t, rd)["platform/timeout"] != 1 {
+			t.Errorf("caller's error %v; span source %q; failures %v: want the header timeout, the platform's, on all three", err, span, failureCounts(t, rd))
+		}
+	})
+}

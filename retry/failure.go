@@ -11,6 +11,9 @@ import (
 	"net/http"
 	"strings"
 	"syscall"
+
+	"github.com/streamguard/streamguard"
+	"github.com/streamguard/streamguard/internal/ctxkey"
 )
 
 // sendKind says what a round trip's error tells about whether the request
@@ -136,6 +139,32 @@ func idempotent(req *http.Request) bool {
 	}
 	_, ok := req.Header["X-Idempotency-Key"]
 	return ok
+}
+
+// canceled is err, the failure of an attempt that ended with ctx, made to
+// wrap ctx's error and cause (contextError). When err is the cause itself,
+// which net/http returns, and the cause is the caller's own (a sibling's
+// failure, through errgroup; a budget of its own), it is the caller's
+// cancellation, not this request's failure; a failure of the attempt's
+// own (its header timeout) that came as the caller canceled stays what it
+// is.
+func canceled(ctx context.Context, err error) error {
+	werr := contextError(ctx, err)
+	if cause := context.Cause(ctx); callersCause(cause) && errors.Is(err, cause) {
+		se := streamguard.FromError(ctx.Err())
+		se.Err = werr
+		return se
+	}
+	return werr
+}
+
+// callersCause reports whether cause, a request context's, is the caller's
+// own: not the bare streamguard.ErrBudgetExceeded the stack's budget sets
+// (one that wraps it is a caller's), nor a layer's (ctxkey.Cause), nor the
+// bare context error of a context canceled without a cause.
+func callersCause(cause error) bool {
+	return cause != streamguard.ErrBudgetExceeded && ctxkey.LayerFailure(cause) == nil &&
+		cause != context.Canceled && cause != context.DeadlineExceeded
 }
 
 // contextError is err, the error of a round trip that failed because ctx

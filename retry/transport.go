@@ -158,7 +158,7 @@ func (t *transport) run(req *http.Request) (*http.Response, error) {
 			if last.valid() {
 				return last.result(n, start)
 			}
-			return nil, noResponse(contextError(ctx, err), req, n, start)
+			return nil, noResponse(canceled(ctx, err), req, n, start)
 		}
 		f, retry := t.judge(a, req, resp, err, n, start, src.replay)
 		retry, err = t.checked(ctx, &f, retry)
@@ -335,25 +335,15 @@ func (t *transport) retries(resp *http.Response) bool {
 }
 
 // noResponse classifies the error of attempt n of req, which obtained no
-// response, for a request whose first attempt began at start; a failure
-// that is the cause of req's canceled context is the caller's
-// cancellation. It copies the *streamguard.Error FromError returns, which
-// may be one that err wraps and that is not ours to change. Its text is scrubbed of req's
+// response, for a request whose first attempt began at start. It copies
+// the *streamguard.Error FromError returns, which may be one that err
+// wraps and that is not ours to change. Its text is scrubbed of req's
 // credentials, which a server may have echoed into a transport error (a
 // malformed status line, an HTTP/2 GOAWAY's debug data); when they were
 // there, its Err is that scrubbed text too, which errors.Is still sees
 // through (redact.Error).
 func noResponse(err error, req *http.Request, n int, start time.Time) *streamguard.Error {
-	se := streamguard.FromError(err)
-	if ctx := req.Context(); ctx.Err() != nil && callersCause(context.Cause(ctx)) {
-		// net/http returns the context's cause as the request's error:
-		// a failure the caller canceled it with (a sibling's, through
-		// errgroup; a budget of its own) is not this request's, which
-		// the caller canceled.
-		se = streamguard.FromError(ctx.Err())
-		se.Err = err
-	}
-	e := *se
+	e := *streamguard.FromError(err)
 	if secrets := redact.Secrets(req); len(secrets) > 0 {
 		e.Message = redact.Scrub(e.Message, secrets)
 		if e.Err != nil {
@@ -365,15 +355,6 @@ func noResponse(err error, req *http.Request, n int, start time.Time) *streamgua
 	e.Attempts = n
 	e.Elapsed = elapsed(n, start)
 	return &e
-}
-
-// callersCause reports whether cause, a request context's, is the caller's
-// own: not the bare streamguard.ErrBudgetExceeded the stack's budget sets
-// (one that wraps it is a caller's), nor a layer's (ctxkey.Cause), nor the
-// bare context error of a context canceled without a cause.
-func callersCause(cause error) bool {
-	return cause != streamguard.ErrBudgetExceeded && ctxkey.LayerFailure(cause) == nil &&
-		cause != context.Canceled && cause != context.DeadlineExceeded
 }
 
 // elapsed is streamguard.Error.Elapsed after n attempts of a request whose

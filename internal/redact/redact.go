@@ -233,9 +233,19 @@ func basic(v string, add func(string)) {
 	user, pass, _ := strings.Cut(string(b), ":")
 	add(string(b))
 	add(pass)
-	if len(pass) < minSecret || len(user) >= minOpaque || strings.ContainsAny(user, "0123456789") {
+	if !(len(pass) >= minSecret && len(user) < minOpaque && letters(user)) {
 		add(user)
 	}
+}
+
+// letters reports whether s holds ASCII letters only.
+func letters(s string) bool {
+	for i := range len(s) {
+		if c := s[i] | 0x20; c < 'a' || c > 'z' {
+			return false
+		}
+	}
+	return true
 }
 
 // fields splits a header value at spaces, commas and semicolons.

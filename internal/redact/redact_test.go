@@ -200,7 +200,7 @@ func TestSecretsBasic(t *testing.T) {
 			t.Errorf("Basic %s:%s: %q became %q; a name is not a secret", c[0], c[1], msg, Request(msg, r))
 		}
 	}
-	for _, c := range [][2]string{{"k7Qz9xTp2L", "none"}, {"QxZwVbNmKjHgFd", ""}, {"hfKqWzRtLpXv", "x"}} {
+	for _, c := range [][2]string{{"k7Qz9xTp2L", "none"}, {"QxZwVbNmKjHgFd", ""}, {"hfKqWzRtLpXv", "x"}, {"key_AbCdEfGhIj", "hunter22"}, {"tok.QxZwVbNmKj", "hunter22"}} {
 		r.SetBasicAuth(c[0], c[1]) // a key as the user, beside a placeholder or nothing
 		if got := Request("unknown key "+c[0], r); strings.Contains(got, c[0]) {
 			t.Errorf("Basic %s:%s left %q", c[0], c[1], got)
