@@ -29,7 +29,7 @@ func relocate(h http.Header, upstream *url.URL) {
 		if q != u.RawQuery {
 			// "?" keeps a Location of a query alone from becoming "",
 			// which resolves to the caller's own URL, query and all.
-			u.RawQuery, u.ForceQuery = q, q == "" && u.Scheme == "" && u.Host == "" && u.Path == ""
+			u.RawQuery, u.ForceQuery = q, q == "" && u.Host == "" && u.Path == ""
 			h.Set("Location", u.String())
 		}
 		return

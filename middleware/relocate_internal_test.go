@@ -37,6 +37,7 @@ func TestRelocate(t *testing.T) {
 		{"https://api.example.com/v1?key=QSECRET123", "next?key=QSECRET123&a=b", "next?a=b"},
 		{"https://api.example.com/v1?key=QSECRET123", "?key=QSECRET123", "?"},
 		{"https://api.example.com/v1?key=QSECRET123", "?key=QSECRET123#top", "?#top"},
+		{"https://api.example.com/v1?key=QSECRET123", "https:?key=QSECRET123", "https:?"},
 		{"https://api.example.com/v1", "?a=b", "?a=b"},
 	} {
 		u, _ := url.Parse(tc.upstream)

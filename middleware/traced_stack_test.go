@@ -237,13 +237,18 @@ func TestSiblingCauseIsCancellation(t *testing.T) {
 	for _, cause := range []error{
 		&streamguard.Error{StatusCode: 429, Source: streamguard.SourcePlatform, Reason: streamguard.ReasonRateLimited, Message: "another request"},
 		fmt.Errorf("the batch's own budget: %w", streamguard.ErrBudgetExceeded), // not the stack's budget
+		errors.New("the user pressed stop"),
 	} {
-		siblingCauseBeforeHeader(t, cause)
+		for _, h2 := range []bool{false, true} { // HTTP/2's transport returns ctx.Err(), not the cause
+			siblingCauseBeforeHeader(t, cause, h2)
+		}
 	}
 }
 
-func siblingCauseBeforeHeader(t *testing.T, cause error) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+func siblingCauseBeforeHeader(t *testing.T, cause error, h2 bool) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	srv.EnableHTTP2 = h2
+	srv.StartTLS()
 	defer srv.Close()
 	cfg, rec, rd := tracedConfig(t)
 	ctx, cancel := context.WithCancelCause(context.Background())
@@ -257,17 +262,17 @@ func siblingCauseBeforeHeader(t *testing.T, cause error) {
 	}
 	var se *streamguard.Error
 	if !errors.As(err, &se) || se.Source != streamguard.SourceClient || se.Reason != streamguard.ReasonCanceled || se.Budget != 0 || !errors.Is(err, cause) {
-		t.Errorf("cause %v: error %v (%+v), want the caller's cancellation, its cause in the chain", cause, err, se)
+		t.Errorf("HTTP/2 %v, cause %v: error %v (%+v), want the caller's cancellation, its cause in the chain", h2, cause, err, se)
 	}
 	for _, s := range rec.Ended() {
 		for _, kv := range s.Attributes() {
 			if (kv.Key == "error.type" || kv.Key == "streamguard.error.reason") && kv.Value.String() != "canceled" {
-				t.Errorf("cause %v: span %s: %s = %s, want canceled", cause, s.Name(), kv.Key, kv.Value.String())
+				t.Errorf("HTTP/2 %v, cause %v: span %s: %s = %s, want canceled", h2, cause, s.Name(), kv.Key, kv.Value.String())
 			}
 		}
 	}
 	if got := failureCounts(t, rd); len(got) != 1 || got["client/canceled"] != 1 {
-		t.Errorf("cause %v: failures %v, want client/canceled", cause, got)
+		t.Errorf("HTTP/2 %v, cause %v: failures %v, want client/canceled", h2, cause, got)
 	}
 }
 

@@ -143,14 +143,16 @@ func idempotent(req *http.Request) bool {
 
 // canceled is err, the failure of an attempt that ended with ctx, made to
 // wrap ctx's error and cause (contextError). When err is the cause itself,
-// which net/http returns, and the cause is the caller's own (a sibling's
+// or ctx's error, which net/http returns, and the cause is the caller's own (a sibling's
 // failure, through errgroup; a budget of its own), it is the caller's
 // cancellation, not this request's failure; a failure of the attempt's
 // own (its header timeout) that came as the caller canceled stays what it
 // is.
 func canceled(ctx context.Context, err error) error {
 	werr := contextError(ctx, err)
-	if cause := context.Cause(ctx); callersCause(cause) && errors.Is(err, cause) {
+	// net/http's HTTP/1 transport returns the cause, its HTTP/2 one the
+	// context's bare error.
+	if cause := context.Cause(ctx); callersCause(cause) && (errors.Is(err, cause) || errors.Is(err, ctx.Err())) {
 		se := streamguard.FromError(ctx.Err())
 		se.Err = werr
 		return se
