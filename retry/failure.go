@@ -13,7 +13,7 @@ import (
 	"syscall"
 
 	"github.com/streamguard/streamguard"
-	"github.com/streamguard/streamguard/internal/ctxkey"
+	"github.com/streamguard/streamguard/internal/ctxcause"
 )
 
 // sendKind says what a round trip's error tells about whether the request
@@ -152,21 +152,12 @@ func canceled(ctx context.Context, err error) error {
 	werr := contextError(ctx, err)
 	// net/http's HTTP/1 transport returns the cause, its HTTP/2 one the
 	// context's bare error.
-	if cause := context.Cause(ctx); callersCause(cause) && (errors.Is(err, cause) || errors.Is(err, ctx.Err())) {
+	if cause := context.Cause(ctx); ctxcause.Callers(cause) && (errors.Is(err, cause) || errors.Is(err, ctx.Err())) {
 		se := streamguard.FromError(ctx.Err())
 		se.Err = werr
 		return se
 	}
 	return werr
-}
-
-// callersCause reports whether cause, a request context's, is the caller's
-// own: not the bare streamguard.ErrBudgetExceeded the stack's budget sets
-// (one that wraps it is a caller's), nor a layer's (ctxkey.Cause), nor the
-// bare context error of a context canceled without a cause.
-func callersCause(cause error) bool {
-	return cause != streamguard.ErrBudgetExceeded && ctxkey.LayerFailure(cause) == nil &&
-		cause != context.Canceled && cause != context.DeadlineExceeded
 }
 
 // contextError is err, the error of a round trip that failed because ctx

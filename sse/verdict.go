@@ -7,7 +7,7 @@ import (
 	"strconv"
 
 	"github.com/streamguard/streamguard"
-	"github.com/streamguard/streamguard/internal/ctxkey"
+	"github.com/streamguard/streamguard/internal/ctxcause"
 	"github.com/streamguard/streamguard/internal/redact"
 )
 
@@ -66,9 +66,7 @@ func (b *body) verdict() *streamguard.Error {
 	case b.ctx.Err() != nil:
 		cause := context.Cause(b.ctx)
 		e := streamguard.FromError(cause)
-		// The budget's cause is the bare sentinel; one that wraps it (a
-		// sibling's budget failure, through errgroup) is the caller's.
-		if cause != streamguard.ErrBudgetExceeded && ctxkey.LayerFailure(cause) == nil {
+		if ctxcause.Callers(cause) {
 			// A cause of the caller's own making (even a failure: an
 			// errgroup cancels with a sibling's): its cancellation, or
 			// its deadline, the cause kept in the chain.
