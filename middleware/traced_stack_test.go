@@ -34,6 +34,15 @@ func tracedConfig(t *testing.T) (middleware.Config, *tracetest.SpanRecorder, *sd
 	return cfg, rec, rd
 }
 
+// spanAttrs returns s's attributes as strings, by key.
+func spanAttrs(s sdktrace.ReadOnlySpan) map[attribute.Key]string {
+	a := map[attribute.Key]string{}
+	for _, kv := range s.Attributes() {
+		a[kv.Key] = kv.Value.String()
+	}
+	return a
+}
+
 // failureCounts returns streamguard.client.failures as "source/reason" to
 // its count.
 func failureCounts(t *testing.T, rd *sdkmetric.ManualReader) map[string]int64 {
@@ -88,10 +97,7 @@ func TestHeaderTimeoutTraced(t *testing.T) {
 		t.Fatalf("%d spans, want one per attempt", len(spans))
 	}
 	for _, s := range spans {
-		a := map[attribute.Key]string{}
-		for _, kv := range s.Attributes() {
-			a[kv.Key] = kv.Value.String()
-		}
+		a := spanAttrs(s)
 		if s.Status().Code != codes.Error || a["error.type"] != "timeout" || a["streamguard.error.source"] != "platform" {
 			t.Errorf("attempt span: status %v, error.type %q, source %q; want Error, timeout, platform",
 				s.Status().Code, a["error.type"], a["streamguard.error.source"])
@@ -177,11 +183,7 @@ func TestCloseDuringBlockedReadTraced(t *testing.T) {
 	}
 	verdicts := map[string]int{}
 	for _, s := range rec.Ended() {
-		for _, kv := range s.Attributes() {
-			if kv.Key == "streamguard.stream.verdict" {
-				verdicts[kv.Value.String()]++
-			}
-		}
+		verdicts[spanAttrs(s)["streamguard.stream.verdict"]]++
 	}
 	if verdicts["closed"] != n || len(verdicts) != 1 {
 		t.Errorf("verdicts %v, want closed for all %d", verdicts, n)
@@ -221,10 +223,7 @@ func TestDialectWhenClosedAfterTerminal(t *testing.T) {
 	if len(spans) != 1 {
 		t.Fatalf("%d spans", len(spans))
 	}
-	a := map[attribute.Key]string{}
-	for _, kv := range spans[0].Attributes() {
-		a[kv.Key] = kv.Value.String()
-	}
+	a := spanAttrs(spans[0])
 	if a["streamguard.stream.dialect"] != "openai" || a["streamguard.stream.verdict"] != "complete" {
 		t.Errorf("dialect %q, verdict %q; want openai, complete", a["streamguard.stream.dialect"], a["streamguard.stream.verdict"])
 	}
@@ -265,9 +264,9 @@ func siblingCauseBeforeHeader(t *testing.T, cause error, h2 bool) {
 		t.Errorf("HTTP/2 %v, cause %v: error %v (%+v), want the caller's cancellation, its cause in the chain", h2, cause, err, se)
 	}
 	for _, s := range rec.Ended() {
-		for _, kv := range s.Attributes() {
-			if (kv.Key == "error.type" || kv.Key == "streamguard.error.reason") && kv.Value.String() != "canceled" {
-				t.Errorf("HTTP/2 %v, cause %v: span %s: %s = %s, want canceled", h2, cause, s.Name(), kv.Key, kv.Value.String())
+		for _, k := range []attribute.Key{"error.type", "streamguard.error.reason"} {
+			if v, ok := spanAttrs(s)[k]; ok && v != "canceled" {
+				t.Errorf("HTTP/2 %v, cause %v: span %s: %s = %s, want canceled", h2, cause, s.Name(), k, v)
 			}
 		}
 	}
@@ -313,9 +312,9 @@ func siblingCauseDuringStream(t *testing.T, sibling *streamguard.Error) {
 		t.Errorf("sibling %s: Read error %v, want the caller's cancellation, the cause in its chain", sibling.Reason, err)
 	}
 	for _, s := range rec.Ended() {
-		for _, kv := range s.Attributes() {
-			if (kv.Key == "error.type" || kv.Key == "streamguard.error.reason" || kv.Key == "streamguard.stream.verdict") && kv.Value.String() == string(sibling.Reason) {
-				t.Errorf("span %s: %s = %s, the sibling's failure", s.Name(), kv.Key, sibling.Reason)
+		for _, k := range []attribute.Key{"error.type", "streamguard.error.reason", "streamguard.stream.verdict"} {
+			if spanAttrs(s)[k] == string(sibling.Reason) {
+				t.Errorf("span %s: %s = %s, the sibling's failure", s.Name(), k, sibling.Reason)
 			}
 		}
 	}
@@ -358,11 +357,7 @@ func TestOwnFailureAsCallerCancels(t *testing.T) {
 		var se *streamguard.Error
 		span := ""
 		for _, s := range rec.Ended() {
-			for _, kv := range s.Attributes() {
-				if kv.Key == "streamguard.error.source" {
-					span += kv.Value.String()
-				}
-			}
+			span += spanAttrs(s)["streamguard.error.source"]
 		}
 		if !errors.As(err, &se) || se.Source != streamguard.SourcePlatform || span != "platform" || failureCounts(t, rd)["platform/timeout"] != 1 {
 			t.Errorf("caller's error %v; span source %q; failures %v: want the header timeout, the platform's, on all three", err, span, failureCounts(t, rd))
