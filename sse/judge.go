@@ -143,11 +143,13 @@ func (b *body) sawTerminal(dialect int) {
 }
 
 func (b *body) sawError(data []byte) {
+	// The model may echo the key it was called with: it goes before the
+	// event is read and its message cut (a key the cut split would no
+	// longer match), and from the event's bytes passed on (a relay must not
+	// hand its own key to its caller), masked in place, their length kept.
+	secrets := redact.Secrets(b.req)
+	defer redact.Mask(b.event, secrets) // after the event is read: data may be its bytes
 	if b.inband == nil {
-		// The model may echo the key it was called with: it goes before
-		// the event is read and its message cut (a key the cut split
-		// would no longer match).
-		secrets := redact.Secrets(b.req)
 		if len(secrets) > 0 {
 			data = []byte(redact.Scrub(string(data), secrets))
 		}

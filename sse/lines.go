@@ -325,7 +325,9 @@ func (b *body) onRecord(rec []byte) {
 		b.statFirst.Store(time.Now().UnixNano())
 	}
 	if b.cfg.Dialects != nil {
+		b.event = rec
 		b.judge(nil, rec)
+		b.event = nil // it may be the consumer's buffer
 		return
 	}
 	switch {
@@ -336,7 +338,9 @@ func (b *body) onRecord(rec []byte) {
 	}
 	key, rest := firstKey(rec)
 	if string(key) == "error" && isErrorValue(rest) {
+		b.event = rec
 		b.sawError(rec)
+		b.event = nil
 		return
 	}
 	switch {

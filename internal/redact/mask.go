@@ -1,0 +1,60 @@
+package redact
+
+import "bytes"
+
+// Mask overwrites, in place, every one of secrets (as Secrets returns them)
+// and every well-known key shape (as Shapes finds them) in b with a mask of
+// the same length: Marker, followed by '*' for a longer value, or '*' alone
+// for a shorter one. It serves bytes that are passed on as they came (an
+// error event of a stream, which the guard frames without copying): their
+// length, and every offset into them, stay as they were. A mask holds no
+// token byte, so that no shape is found in it again. It reports whether it
+// changed b.
+func Mask(b []byte, secrets []string) bool {
+	changed := false
+	for _, sec := range secrets { // longest first: a shorter one inside it is gone with it
+		for i := 0; ; {
+			k := bytes.Index(b[i:], []byte(sec))
+			if k < 0 {
+				break
+			}
+			fill(b[i+k : i+k+len(sec)])
+			i, changed = i+k+len(sec), true
+		}
+	}
+	if !bytes.Contains(b, []byte(keyPrefix)) && !hasScheme(b) {
+		return changed
+	}
+	s := string(b) // the error path: one copy to find the shapes in
+	for i := 0; i < len(s); {
+		if start, end := shapeAt(s, i); end > start {
+			fill(b[start:end])
+			i, changed = end, true
+			continue
+		}
+		i++
+	}
+	return changed
+}
+
+// hasScheme reports whether b may hold an auth scheme's token (see
+// shapeAt): the cheap test before a search.
+func hasScheme(b []byte) bool {
+	for _, sc := range schemes {
+		if len(b) > len(sc) && bytes.Contains(bytes.ToLower(b), []byte(sc+" ")) {
+			return true
+		}
+	}
+	return false
+}
+
+// fill writes the mask of a removed value over it.
+func fill(v []byte) {
+	n := 0
+	if len(v) >= len(Marker) {
+		n = copy(v, Marker)
+	}
+	for i := n; i < len(v); i++ {
+		v[i] = '*'
+	}
+}

@@ -1,0 +1,66 @@
+package sse_test
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/streamguard/streamguard"
+	"github.com/streamguard/streamguard/sse"
+)
+
+// TestErrorEventMasked: an error event or record that echoes the request's
+// key (a relay's own, which it passes on to its caller) is passed on with
+// the key masked in place, the bytes' length kept, however the reads split
+// it; an event that is not an error is passed on as it came.
+func TestErrorEventMasked(t *testing.T) {
+	const key = "bt0x9QzLmN4pR7sT2vW5yA8cE1gH3jK6" // no known shape: only the request has it
+	const shape = "sk-proj-Ab12Cd34Ef56Gh78"       // a key shape the request does not have
+	cases := []struct{ ct, before, errEvent string }{
+		{"text/event-stream", "data: {\"text\":\"" + shape + "\"}\n\n",
+			"event: error\ndata: {\"error\":{\"message\":\"key " + key + " is over quota\",\n" +
+				"data: \"hint\":\"or " + shape + "\"}}\n\n"},
+		{"application/x-ndjson", "{\"model\":\"m\",\"response\":\"" + shape + "\",\"done\":false}\n",
+			"{\"error\":\"key " + key + " is over quota, or " + shape + "\"}\n"},
+	}
+	for _, c := range cases {
+		for _, k := range []int{1, 5, 64, 1 << 20} {
+			for _, bufN := range []int{7, 4096} {
+				req, _ := http.NewRequest(http.MethodPost, "https://model.example/v1/chat", nil)
+				req.Header.Set("Authorization", "Api-Key "+key)
+				resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {c.ct}}, ContentLength: -1,
+					Body: &chunkedBody{data: []byte(c.before + c.errEvent), k: k}, Request: req}
+				sse.Guard(resp, sse.Config{})
+				out, err := readAllBuf(resp.Body, bufN)
+				var se *streamguard.Error
+				if !errors.As(err, &se) || !errors.Is(err, sse.ErrInBand) {
+					t.Fatalf("%s k=%d: verdict %v, want the in-band error", c.ct, k, err)
+				}
+				got := string(out)
+				if len(got) != len(c.before+c.errEvent) || !strings.HasPrefix(got, c.before) {
+					t.Fatalf("%s k=%d buf=%d: %q", c.ct, k, bufN, got)
+				}
+				rest := got[len(c.before):]
+				if strings.Contains(rest, key[:8]) || strings.Contains(rest, shape[3:]) || !strings.Contains(rest, "REDACTED*") ||
+					!strings.Contains(rest, "is over quota") {
+					t.Errorf("%s k=%d buf=%d: the error passed on as %q", c.ct, k, bufN, rest)
+				}
+			}
+		}
+	}
+}
+
+func readAllBuf(r io.Reader, n int) ([]byte, error) {
+	var out []byte
+	buf := make([]byte, n)
+	for range 1_000_000 {
+		k, err := r.Read(buf)
+		out = append(out, buf[:k]...)
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, errors.New("the body never ended")
+}
