@@ -42,7 +42,8 @@ var hopHeaders = []string{
 // into upstream (its origin and path) is rewritten to the same place
 // through the relay, as nginx's proxy_redirect does by default; any other
 // keeps its address; none keeps the query values upstream's URL holds (a
-// key). A request path with a "." or ".." segment (raw or escaped) is
+// key); Content-Location is rewritten so too. A redirect's body, which
+// quotes the Location as upstream wrote it, is dropped. A request path with a "." or ".." segment (raw or escaped) is
 // answered 400: joined to upstream's path it could climb out of it. An
 // upstream it cannot reach is answered without the transport's words,
 // which name the upstream's address; a caller's body that could not be
@@ -91,18 +92,34 @@ func Relay(upstream *url.URL, client *http.Client) http.Handler {
 			WriteError(w, r, streamguard.Check(resp))
 			return
 		}
-		copyHeader(w.Header(), resp.Header)
-		relocate(w.Header(), upstream)
-		w.Header().Del(sse.ResumableStreamHeader)
-		w.Header().Del("Content-Length")
-		w.WriteHeader(resp.StatusCode)
-		switch whole, err := pump(w, resp.Body); {
-		case err != nil:
-			WriteError(w, r, err)
-		case whole:
-			markWhole(w) // a server's stop now has nothing to cut
-		}
+		answer(w, r, resp, upstream)
 	})
+}
+
+// answer relays resp, upstream's answer to r, to w.
+func answer(w http.ResponseWriter, r *http.Request, resp *http.Response, upstream *url.URL) {
+	copyHeader(w.Header(), resp.Header)
+	relocate(w.Header(), "Location", upstream)
+	relocate(w.Header(), "Content-Location", upstream)
+	w.Header().Del(sse.ResumableStreamHeader)
+	w.Header().Del("Content-Length")
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		// A redirect's body (net/http's, nginx's) quotes its Location as
+		// upstream wrote it, upstream's address and query values (a key)
+		// included: the caller has the rewritten header, and no body.
+		w.Header().Del("Content-Type")
+		w.Header().Del("Content-Encoding")
+		w.WriteHeader(resp.StatusCode)
+		markWhole(w)
+		return
+	}
+	w.WriteHeader(resp.StatusCode)
+	switch whole, err := pump(w, resp.Body); {
+	case err != nil:
+		WriteError(w, r, err)
+	case whole:
+		markWhole(w) // a server's stop now has nothing to cut
+	}
 }
 
 // forwardedFor appends the caller's address to h's X-Forwarded-For, as

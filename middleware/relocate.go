@@ -6,17 +6,18 @@ import (
 	"strings"
 )
 
-// relocate rewrites h's Location when it points into upstream: an
-// absolute URL of upstream's scheme and host, or a path from the root,
-// under upstream's path. It becomes the path under the relay (upstream's
-// path taken off, upstream's own query values too, wherever they are), so
-// the caller comes back through the relay and never sees the upstream's
-// address or the query values (keys) the relay adds. Its dot segments are
-// resolved first, as the caller would resolve them. Any other Location
-// (elsewhere on upstream's origin, which the relay does not serve, or on
-// another) keeps its address but loses upstream's query values too.
-func relocate(h http.Header, upstream *url.URL) {
-	loc := h.Get("Location")
+// relocate rewrites h's header name (Location, Content-Location) when it
+// points into upstream: an absolute URL of upstream's scheme and host, or a
+// path from the root, under upstream's path. It becomes the path under the
+// relay (upstream's path taken off, upstream's own query values too,
+// wherever they are), so the caller comes back through the relay and never
+// sees the upstream's address or the query values (keys) the relay adds.
+// Its dot segments are resolved first, as the caller would resolve them.
+// Any other value (elsewhere on upstream's origin, which the relay does not
+// serve, or on another) keeps its address but loses upstream's query values
+// too.
+func relocate(h http.Header, name string, upstream *url.URL) {
+	loc := h.Get(name)
 	u, err := url.Parse(loc)
 	if loc == "" || err != nil || u.Opaque != "" {
 		return
@@ -30,7 +31,7 @@ func relocate(h http.Header, upstream *url.URL) {
 			// "?" keeps a Location of a query alone from becoming "",
 			// which resolves to the caller's own URL, query and all.
 			u.RawQuery, u.ForceQuery = q, q == "" && u.Host == "" && u.Path == ""
-			h.Set("Location", u.String())
+			h.Set(name, u.String())
 		}
 		return
 	}
@@ -42,7 +43,7 @@ func relocate(h http.Header, upstream *url.URL) {
 	if u.Fragment != "" {
 		out += "#" + u.EscapedFragment()
 	}
-	h.Set("Location", out)
+	h.Set(name, out)
 }
 
 // removeDots resolves the "." and ".." segments of an escaped path (raw or

@@ -42,7 +42,7 @@ func TestRelocate(t *testing.T) {
 	} {
 		u, _ := url.Parse(tc.upstream)
 		h := http.Header{"Location": {tc.loc}}
-		relocate(h, u)
+		relocate(h, "Location", u)
 		if got := h.Get("Location"); got != tc.want {
 			t.Errorf("upstream %s, Location %s: %q, want %q", tc.upstream, tc.loc, got, tc.want)
 		}

@@ -1,0 +1,82 @@
+package middleware_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/streamguard/streamguard/middleware"
+	"github.com/streamguard/streamguard/retry"
+)
+
+// TestRelayRedirectBodyDropped: a redirect's body, which quotes the
+// Location as the upstream wrote it (net/http's does), does not reach the
+// caller: neither the upstream's address nor the key the relay adds; the
+// Content-Location into the upstream is rewritten as the Location is.
+func TestRelayRedirectBodyDropped(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Location", "http://"+r.Host+"/v1/base/doc?"+r.URL.RawQuery)
+		http.Redirect(w, r, "http://"+r.Host+"/v1/base/next?"+r.URL.RawQuery, http.StatusFound)
+	}))
+	defer up.Close()
+	const key = "QKEYQKEYQKEY1234"
+	u, _ := url.Parse(up.URL + "/v1/base?key=" + key)
+	relay := httptest.NewServer(middleware.NewHandler(middleware.Relay(u, middleware.NewClient(middleware.Config{})), middleware.ServerConfig{}))
+	defer relay.Close()
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(relay.URL + "/r?y=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusFound {
+		t.Fatalf("%d, %v", resp.StatusCode, err)
+	}
+	if got := resp.Header.Get("Location"); got != "/next?y=2" {
+		t.Errorf("Location %q", got)
+	}
+	if got := resp.Header.Get("Content-Location"); got != "/doc?y=2" {
+		t.Errorf("Content-Location %q", got)
+	}
+	host := strings.TrimPrefix(up.URL, "http://")
+	if s := string(b); strings.Contains(s, key) || strings.Contains(s, host) {
+		t.Errorf("the redirect's body reached the caller: %q", s)
+	}
+}
+
+// TestRelayErrorEventMasked: the upstream echoes the relay's own credential
+// (its URL's password, sent as Basic) in an error record or event of a 200
+// stream: the caller gets the error with the credential masked.
+func TestRelayErrorEventMasked(t *testing.T) {
+	const key = "relaysecret0123456789"
+	for _, ct := range []string{"application/x-ndjson", "text/event-stream"} {
+		up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, pass, _ := r.BasicAuth()
+			w.Header().Set("Content-Type", ct)
+			if ct == "text/event-stream" {
+				io.WriteString(w, "data: {\"text\":\"tok\"}\n\nevent: error\ndata: {\"error\":{\"message\":\"key "+pass+" is over quota\"}}\n\n")
+				return
+			}
+			io.WriteString(w, `{"model":"m","response":"tok","done":false}`+"\n"+`{"error":"key `+pass+` is over quota"}`+"\n")
+		}))
+		u, _ := url.Parse(up.URL)
+		u.User = url.UserPassword("svc", key)
+		front := httptest.NewServer(middleware.NewHandler(middleware.Relay(u,
+			middleware.NewClient(middleware.Config{Retry: retry.Policy{MaxAttempts: 1}})), middleware.ServerConfig{}))
+		resp, err := http.Post(front.URL+"/api/chat", "application/json", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		front.Close()
+		up.Close()
+		if s := string(b); strings.Contains(s, key[:10]) || !strings.Contains(s, "is over quota") {
+			t.Errorf("%s: the caller got %q", ct, s)
+		}
+	}
+}
