@@ -108,7 +108,9 @@ type body struct {
 // its closing ']' is truncated. JSON streams are never resumed.
 //
 // Any other body (a raw chunked application/octet-stream, as Truss streams
-// are) is passed through read by read, and only transport failures are
+// are), and any body with a Content-Encoding (a request that asked for gzip
+// itself, so net/http left the body compressed), is passed through read by
+// read, and only transport failures are
 // judged: a close-delimited HTTP/1 body that ends early ends in a clean EOF
 // and cannot be told from a complete one.
 func Guard(resp *http.Response, cfg Config) {
@@ -139,16 +141,29 @@ func guard(resp *http.Response, cfg Config, rt http.RoundTripper) {
 	if resp.Request != nil {
 		b.ctx, b.req = resp.Request.Context(), resp.Request
 	}
-	if IsEventStream(resp.Header.Get("Content-Type")) {
+	switch {
+	case encoded(resp.Header):
+		// Compressed bytes (a caller that asked for gzip itself gets them
+		// so): no line ends to frame by, only the transport to judge.
+	case IsEventStream(resp.Header.Get("Content-Type")):
 		b.isSSE = true
 		b.p.owner = b
 		b.gen.on = cfg.Dialects == nil
-	} else if k := framingOf(resp); k != 0 {
-		b.lines = &lineParser{kind: k, owner: b}
+	default:
+		if k := framingOf(resp); k != 0 {
+			b.lines = &lineParser{kind: k, owner: b}
+		}
 	}
 	b.startResume(resp, rt)
 	b.startIdleTimer()
 	resp.Body = b
+}
+
+// encoded reports whether h announces a content coding (gzip, br, ...):
+// net/http's transport removes the header when it decompresses itself.
+func encoded(h http.Header) bool {
+	enc := strings.TrimSpace(h.Get("Content-Encoding"))
+	return enc != "" && !strings.EqualFold(enc, "identity")
 }
 
 // emptyEventStream reports whether resp, whose body is http.NoBody, is an

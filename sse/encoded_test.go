@@ -1,0 +1,69 @@
+package sse_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/streamguard/streamguard"
+	"github.com/streamguard/streamguard/sse"
+)
+
+// TestEncodedBodyPassedThrough: a caller that asks for gzip itself gets the
+// body compressed (net/http decompresses only what it asked for): the guard
+// passes it through as it came, and judges the transport alone, whatever
+// its Content-Type; a cut of it is still truncated.
+func TestEncodedBodyPassedThrough(t *testing.T) {
+	var gz bytes.Buffer
+	for n := 0; n < 1000 && !bytes.Contains(gz.Bytes(), []byte("\n")); n++ {
+		// Compressed bytes with an LF among them, which a line parser
+		// would take for a line end.
+		gz.Reset()
+		zw := gzip.NewWriter(&gz)
+		for i := range 50 + n {
+			fmt.Fprintf(zw, `{"model":"m","created_at":"2025-01-01T00:00:00Z","response":"tok %d","done":false}`+"\n", i)
+		}
+		io.WriteString(zw, `{"model":"m","created_at":"2025-01-01T00:00:01Z","response":"","done":true}`+"\n")
+		zw.Close()
+	}
+	for _, ct := range []string{"application/x-ndjson", "text/event-stream"} {
+		for _, cut := range []bool{false, true} {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", ct)
+				w.Header().Set("Content-Encoding", "gzip")
+				if !cut {
+					w.Write(gz.Bytes())
+					return
+				}
+				w.Header().Set("Content-Length", "100000")
+				w.Write(gz.Bytes()[:gz.Len()/2])
+				w.(http.Flusher).Flush()
+				c, _, _ := http.NewResponseController(w).Hijack()
+				c.Close()
+			}))
+			c := &http.Client{Transport: sse.NewTransport(http.DefaultTransport, sse.Config{})}
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/generate", strings.NewReader("{}"))
+			req.Header.Set("Accept-Encoding", "gzip") // net/http leaves the body encoded
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			srv.Close()
+			var se *streamguard.Error
+			switch {
+			case !cut && (err != nil || !bytes.Equal(got, gz.Bytes())):
+				t.Errorf("%s: %d of %d bytes, %v", ct, len(got), gz.Len(), err)
+			case cut && (!errors.As(err, &se) || se.Reason != streamguard.ReasonTruncated || !bytes.Equal(got, gz.Bytes()[:gz.Len()/2])):
+				t.Errorf("%s, cut: %d bytes, %v", ct, len(got), err)
+			}
+		}
+	}
+}
