@@ -47,7 +47,8 @@ const (
 	// ReasonNoEvents: a 2xx text/event-stream body ended without a single
 	// event: empty, only comments, or not an event stream at all (an HTML
 	// error page, a JSON error object). Code says which: "empty",
-	// "comments", "html", "json" or "text".
+	// "comments", "html", "json" or "text". A body cut inside its first
+	// event ("data: {...", a JSON line's "{...") is truncated instead.
 	ReasonNoEvents Reason = "no_events"
 	// ReasonResumeMismatch: a broken stream was resumed, and the server's
 	// continuation did not start right after the last event delivered (it

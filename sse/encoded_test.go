@@ -67,3 +67,28 @@ func TestEncodedBodyPassedThrough(t *testing.T) {
 		}
 	}
 }
+
+// TestFirstEventCut: a body that ends cleanly inside its first event or
+// JSON line is truncated (retryable), not a body without events; text that
+// is neither is still no_events.
+func TestFirstEventCut(t *testing.T) {
+	for _, c := range []struct{ ct, body, reason string }{
+		{"application/x-ndjson", `{"model":"llama3.2","created_at":"2025-01-01T00:00:00Z","mess`, "truncated"},
+		{"application/x-ndjson", "\ufeff\n[1, 2", "truncated"},
+		{"application/json-seq", "\x1e{\"a\":", "truncated"},
+		{"text/event-stream", ": ping\n\ndata: {\"choices\":[{\"del", "truncated"},
+		{"text/event-stream", "event: message\ndata: {}", "truncated"},
+		{"application/x-ndjson", "<html><body>Bad gateway", "no_events"},
+		{"text/event-stream", "Bad gateway", "no_events"},
+		{"text/event-stream", ": ping\n\n", "no_events"},
+	} {
+		resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {c.ct}}, ContentLength: -1,
+			Body: &chunkedBody{data: []byte(c.body), k: 5}}
+		sse.Guard(resp, sse.Config{})
+		_, err := io.ReadAll(resp.Body)
+		var se *streamguard.Error
+		if !errors.As(err, &se) || string(se.Reason) != c.reason || se.Retryable != (c.reason == "truncated" || se.Code == "comments") {
+			t.Errorf("%s %q: %v, want %s", c.ct, c.body, err, c.reason)
+		}
+	}
+}

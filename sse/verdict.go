@@ -80,7 +80,7 @@ func (b *body) verdict() *streamguard.Error {
 		e := b.fail(streamguard.SourceNetwork, streamguard.ReasonTruncated, up, streamguard.Sanitize(up.Error(), streamguard.MaxMessage))
 		e.Retryable = true
 		return e
-	case (b.isSSE || b.lines != nil && b.lines.kind != framingArray) && b.events == 0:
+	case (b.isSSE || b.lines != nil && b.lines.kind != framingArray) && b.events == 0 && !b.cutFirst():
 		return b.noEvents()
 	case b.w > b.ready:
 		e := b.fail(streamguard.SourcePlatform, streamguard.ReasonTruncated, ErrPartialEvent, "stream ended in the middle of "+b.aUnit())
@@ -97,6 +97,22 @@ func (b *body) verdict() *streamguard.Error {
 		return e
 	}
 	return nil
+}
+
+// cutFirst reports whether the bytes held back at the end of a body without
+// events are the start of its first event or JSON line, cut (truncated),
+// rather than a body of something else (no_events).
+func (b *body) cutFirst() bool {
+	held := bytes.TrimLeft(b.buf[b.ready:b.w], "\ufeff \t\r\n\x1e")
+	if b.lines != nil {
+		return len(held) > 0 && (held[0] == '{' || held[0] == '[')
+	}
+	for _, f := range [...]string{"data:", "event:", "id:", "retry:"} {
+		if bytes.HasPrefix(held, []byte(f)) {
+			return true
+		}
+	}
+	return false
 }
 
 // dialectName names dialect (1 + its index, as b.dialect holds it) among
