@@ -241,6 +241,7 @@ func copyHeader(dst, src http.Header) {
 func pump(w http.ResponseWriter, body io.Reader) (whole bool, err error) {
 	rc := http.NewResponseController(w)
 	buf := make([]byte, 32<<10)
+	lf := true // the last byte written was an LF
 	for {
 		n, err := body.Read(buf)
 		if n > 0 {
@@ -250,12 +251,25 @@ func pump(w http.ResponseWriter, body io.Reader) (whole bool, err error) {
 			if ferr := rc.Flush(); ferr != nil && !errors.Is(ferr, http.ErrNotSupported) {
 				return false, nil
 			}
+			lf = buf[n-1] == '\n'
 		}
 		if err == io.EOF {
 			return true, nil
 		}
 		if err != nil {
+			if !lf && lineEnded(w, err) {
+				w.Write([]byte{'\n'}) // the failure record goes on a line of its own
+			}
 			return false, err
 		}
 	}
+}
+
+// lineEnded reports whether err, a JSON-lines stream's failure after its
+// last line came whole without its line end (the guard delivers such a
+// line at a clean end only when it is whole JSON), ends at a record: it
+// does when it is the guard's verdict of a clean end (no terminal record,
+// an error record), so an LF may end that line for the failure record.
+func lineEnded(w http.ResponseWriter, err error) bool {
+	return sse.IsJSONLines(w.Header().Get("Content-Type")) && (errors.Is(err, sse.ErrNoTerminal) || errors.Is(err, sse.ErrInBand))
 }

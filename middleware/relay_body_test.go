@@ -80,3 +80,33 @@ func TestRelayErrorEventMasked(t *testing.T) {
 		}
 	}
 }
+
+// TestRelayLastLineWithoutLF: an Ollama stream whose last line, whole JSON,
+// comes without its LF and which then fails (no "done": true record, or an
+// error record) ends with a failure record on a line of its own, not with
+// an aborted response.
+func TestRelayLastLineWithoutLF(t *testing.T) {
+	const line = `{"model":"llama3.2","created_at":"2025-01-01T00:00:00Z","message":{"role":"assistant","content":"tok"},"done":false}`
+	for _, last := range []string{line, `{"error":"the model crashed"}`} {
+		up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/x-ndjson")
+			io.WriteString(w, line+"\n"+last)
+		}))
+		u, _ := url.Parse(up.URL)
+		front := httptest.NewServer(middleware.NewHandler(middleware.Relay(u,
+			middleware.NewClient(middleware.Config{Retry: retry.Policy{MaxAttempts: 1}})), middleware.ServerConfig{}))
+		resp, err := http.Post(front.URL+"/api/chat", "application/json", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		front.Close()
+		up.Close()
+		got := string(b)
+		rest, ok := strings.CutPrefix(got, line+"\n"+last+"\n")
+		if err != nil || !ok || !strings.HasPrefix(rest, `{"error":`) || strings.Count(rest, "\n") != 1 || !strings.HasSuffix(rest, "}\n") {
+			t.Errorf("last line %.20q: the caller got %q, %v", last, got, err)
+		}
+	}
+}
