@@ -34,6 +34,16 @@ func tracedConfig(t *testing.T) (middleware.Config, *tracetest.SpanRecorder, *sd
 	return cfg, rec, rd
 }
 
+// unanswered is a handler that never answers: its request ends when the
+// client cancels it, and its connection is cut. (A response written once
+// the request's context ends could race the cancellation: net/http's
+// transport returns a response that comes in before it closed the
+// connection, and the test would see a 200 for a canceled request.)
+func unanswered(_ http.ResponseWriter, r *http.Request) {
+	<-r.Context().Done()
+	panic(http.ErrAbortHandler)
+}
+
 // spanAttrs returns s's attributes as strings, by key.
 func spanAttrs(s sdktrace.ReadOnlySpan) map[attribute.Key]string {
 	a := map[attribute.Key]string{}
@@ -76,6 +86,7 @@ func TestHeaderTimeoutTraced(t *testing.T) {
 		select {
 		case <-release:
 		case <-r.Context().Done():
+			panic(http.ErrAbortHandler) // see unanswered
 		}
 	}))
 	defer srv.Close()
@@ -245,7 +256,7 @@ func TestSiblingCauseIsCancellation(t *testing.T) {
 }
 
 func siblingCauseBeforeHeader(t *testing.T, cause error, h2 bool) {
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(unanswered))
 	srv.EnableHTTP2 = h2
 	srv.StartTLS()
 	defer srv.Close()
@@ -257,7 +268,7 @@ func siblingCauseBeforeHeader(t *testing.T, cause error, h2 bool) {
 	resp, err := clientFor(t, srv, cfg).Do(req)
 	if err == nil {
 		resp.Body.Close()
-		t.Fatal("no error")
+		t.Fatalf("HTTP/2 %v, cause %v: no error: %d %v", h2, cause, resp.StatusCode, resp.Header)
 	}
 	var se *streamguard.Error
 	if !errors.As(err, &se) || se.Source != streamguard.SourceClient || se.Reason != streamguard.ReasonCanceled || se.Budget != 0 || !errors.Is(err, cause) {
@@ -334,6 +345,7 @@ func TestOwnFailureAsCallerCancels(t *testing.T) {
 			select {
 			case <-release:
 			case <-r.Context().Done():
+				panic(http.ErrAbortHandler) // see unanswered
 			}
 		}))
 		ctx, cancel := context.WithCancelCause(context.Background())
