@@ -34,6 +34,13 @@ const maxLastEventID = 256
 // no client came back within the linger.
 var errLinger = errors.New("middleware: no client resumed the stream within its linger")
 
+// errLingered ends a stream whose work the linger canceled, whatever
+// failure the handler saw of it (a Relay's upstream read canceled): for
+// resumes that come after, it was cut short on the server.
+var errLingered = &streamguard.Error{Source: streamguard.SourcePlatform, Reason: streamguard.ReasonTruncated,
+	StatusCode: http.StatusBadGateway, Retryable: true,
+	Message: "no client resumed the stream within its linger: its work was canceled before the stream's end"}
+
 // ResumeConfig turns on resumable streams on the server side (see the
 // resume package for the protocol). The zero value keeps streams in an
 // in-memory store of the handler's own (resume.NewMemoryStore with its

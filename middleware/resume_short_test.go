@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -271,5 +272,44 @@ func TestResumableSilentClient(t *testing.T) {
 	}
 	if n != events {
 		t.Fatalf("the resume got %d events, want %d", n, events)
+	}
+}
+
+// TestRelayLingerEndsTruncated: a Relay whose work the linger canceled (no
+// client came back) fails its upstream read with the cancellation: a resume
+// after that learns the stream was cut short on the server (truncated,
+// platform), not that the model failed.
+func TestRelayLingerEndsTruncated(t *testing.T) {
+	model := &slowModel{tick: 10 * time.Millisecond, canceled: make(chan error, 1)}
+	up := httptest.NewServer(model)
+	defer up.Close()
+	u, _ := url.Parse(up.URL)
+	store := resume.NewMemoryStore(resume.MemoryConfig{})
+	srv := httptest.NewServer(middleware.NewHandler(middleware.Relay(u, up.Client()),
+		middleware.ServerConfig{Resume: &middleware.ResumeConfig{Store: store, Linger: 200 * time.Millisecond}}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := resp.Header.Get(sse.ResumableStreamHeader)
+	io.ReadFull(resp.Body, make([]byte, 64))
+	resp.Body.Close()
+	srv.CloseClientConnections()
+	select {
+	case <-model.canceled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upstream work was never canceled")
+	}
+	if !waitUntil(5*time.Second, func() bool { i, err := store.Info(context.Background(), name); return err == nil && i.Ended }) {
+		t.Fatal("the stream never ended")
+	}
+	_, body, _ := resumeFrom(t, context.Background(), srv.URL, name+".1")
+	tail := string(body)
+	if i := strings.LastIndex(tail, `data: {"error"`); i >= 0 {
+		tail = tail[i:]
+	}
+	if !strings.Contains(tail, `"source":"platform","reason":"truncated"`) || !strings.Contains(tail, "linger") {
+		t.Fatalf("a resume after the linger ends with %q, want the platform's truncation", tail)
 	}
 }

@@ -302,8 +302,11 @@ func (w *resumeWriter) failLocked(err error) bool {
 		return true
 	}
 	w.failed = true
-	if errors.Is(context.Cause(w.ctx), errStopped) {
+	switch cause := context.Cause(w.ctx); {
+	case errors.Is(cause, errStopped):
 		err = errShutDown // the handler's failure is that of its canceled work
+	case errors.Is(cause, errLinger):
+		err = errLingered // so too
 	}
 	f := &w.f
 	if f.ending { // a complete event, waiting to see if an LF follows its CR
