@@ -25,23 +25,29 @@ func (s *memStream) room(size int) int64 {
 // once room's bytes fit.
 func (m *MemoryStore) place(s *memStream, size int) []byte {
 	if size > len(s.tail) {
-		var c []byte
-		switch n := len(m.free); {
-		case size > memChunk:
-			c = make([]byte, size)
-		case n > 0:
-			c, m.free = m.free[n-1], m.free[:n-1]
-		default:
-			c = make([]byte, memChunk)
-		}
-		s.chunks = append(s.chunks, c)
-		s.bytes += int64(len(c))
-		m.bytes += int64(len(c))
-		s.tail = c
+		m.grow(s, size)
 	}
 	d := s.tail[:size:size]
 	s.tail = s.tail[size:]
 	return d
+}
+
+// grow gives s a new last chunk, for a batch of size bytes: a chunk of its
+// own, or a reused one. Called with mu held, once room's bytes fit.
+func (m *MemoryStore) grow(s *memStream, size int) {
+	var c []byte
+	switch n := len(m.free); {
+	case size > memChunk:
+		c = make([]byte, size)
+	case n > 0:
+		c, m.free = m.free[n-1], m.free[:n-1]
+	default:
+		c = make([]byte, memChunk)
+	}
+	s.chunks = append(s.chunks, c)
+	s.bytes += int64(len(c))
+	m.bytes += int64(len(c))
+	s.tail = c
 }
 
 // batchSize is what one batch costs in a stream's list of batches. It

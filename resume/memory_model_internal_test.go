@@ -186,7 +186,7 @@ func (h *modelTest) create(name string) {
 	owner, want := fmt.Appendf(nil, "owner %d", h.step), ErrExists
 	if h.streams[name] == nil { // Create does not look at its age
 		if want = ErrFull; h.evict(1, memChunk) {
-			want, h.streams[name] = nil, &mStream{owner: bytes.Clone(owner), seen: h.now, written: h.now}
+			want, h.streams[name] = nil, &mStream{owner: bytes.Clone(owner), seen: h.now, written: h.now, bytes: memChunk, tail: memChunk} // its first chunk
 			h.touch(h.streams[name])
 		}
 	}

@@ -1,6 +1,7 @@
 package resume_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"runtime"
@@ -122,19 +123,14 @@ func TestMemoryStoreLimits(t *testing.T) {
 		if _, err := s.Info(ctx, done); !errors.Is(err, resume.ErrExpired) {
 			t.Fatalf("the ended stream forgotten for it: %v, want ErrExpired", err)
 		}
-		// An ended stream of no bytes, and every byte taken by live ones: a
-		// new stream would find its place by forgetting the ended one, and
-		// no bytes.
-		other := resumetest.Name()
-		if err := errors.Join(s.Create(ctx, other, []byte("o")), s.End(ctx, other),
-			s.Append(ctx, x, []resume.Event{resumetest.Event(x, 1)})); err != nil {
-			t.Fatal(err)
+		// Every byte taken by live streams (x's first chunk is its own
+		// from its Create on): a new stream is refused, not taken and
+		// then refused its events.
+		if err := s.Append(ctx, x, []resume.Event{resumetest.Event(x, 1)}); err != nil {
+			t.Fatalf("x's first event, in the chunk its Create took: %v", err)
 		}
 		if err := s.Create(ctx, resumetest.Name(), []byte("o")); !errors.Is(err, resume.ErrFull) {
 			t.Fatalf("a stream with every byte taken by live ones: %v, want ErrFull", err)
-		}
-		if _, err := s.Info(ctx, other); err != nil {
-			t.Fatalf("the refused Create forgot the ended stream: %v", err)
 		}
 	})
 	t.Run("bytes taken by live streams", func(t *testing.T) {
@@ -367,4 +363,37 @@ func TestMemoryBatchesCounted(t *testing.T) {
 		t.Errorf("MaxBytes %d, %d events: the heap holds %d more bytes (%.1fx)", max, n, held, float64(held)/max)
 	}
 	runtime.KeepAlive(m)
+}
+
+// TestMemoryCreateTakesItsChunk: a stream the store takes gets room for its
+// first events: Create takes its first chunk, and refuses (ErrFull) once
+// live streams hold every byte, instead of taking streams whose first
+// Append is then refused.
+func TestMemoryCreateTakesItsChunk(t *testing.T) {
+	ctx := context.Background()
+	m := resume.NewMemoryStore(resume.MemoryConfig{MaxBytes: 40 << 10})
+	var taken []string
+	for range 4 {
+		n := resumetest.Name()
+		if err := m.Create(ctx, n, []byte{1}); errors.Is(err, resume.ErrFull) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		taken = append(taken, n)
+	}
+	if len(taken) != 2 {
+		t.Errorf("%d streams taken in 40 KiB, want 2 (a chunk of 16 KiB each)", len(taken))
+	}
+	for _, n := range taken {
+		if err := m.Append(ctx, n, []resume.Event{{Seq: 1, Data: bytes.Repeat([]byte("x"), 100)}}); err != nil {
+			t.Errorf("a stream taken, its first event refused: %v", err)
+		}
+	}
+	for _, n := range taken {
+		m.Delete(ctx, n)
+	}
+	if streams, b := m.Len(); streams != 0 || b != 0 {
+		t.Errorf("after Delete: %d streams, %d bytes", streams, b)
+	}
 }
