@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/streamguard/streamguard"
+	"github.com/streamguard/streamguard/internal/redact"
 	"github.com/streamguard/streamguard/middleware"
 	"github.com/streamguard/streamguard/retry"
 	"github.com/streamguard/streamguard/sse"
@@ -164,7 +165,7 @@ func parseProbe(args []string, stderr io.Writer) (o probeOptions, target *url.UR
 
 // request builds the probe's request from its options, and gives red every
 // secret in it: the values of credential headers, the API key from the
-// environment, and the URL's query values.
+// environment, and the request's secrets as the library finds them.
 func (o *probeOptions) request(ctx context.Context, target *url.URL, red *redactor, getenv func(string) string) (*http.Request, error) {
 	header := make(http.Header)
 	for _, h := range o.headers {
@@ -187,17 +188,9 @@ func (o *probeOptions) request(ctx context.Context, target *url.URL, red *redact
 			header.Set("Authorization", "Api-Key "+key)
 		}
 	}
-	for _, v := range target.Query() {
-		for _, s := range v {
-			red.add(s) // query values may be keys
-		}
-	}
 	if u := target.User; u != nil {
-		// Go sends the userinfo as Basic auth: a server may echo it in
-		// either form.
+		// Go sends the userinfo as Basic auth: a server may echo it so.
 		pw, _ := u.Password()
-		red.add(u.Username())
-		red.add(pw)
 		red.add(base64.StdEncoding.EncodeToString([]byte(u.Username() + ":" + pw)))
 	}
 	var body io.Reader
@@ -225,6 +218,13 @@ func (o *probeOptions) request(ctx context.Context, target *url.URL, red *redact
 	req.Header = header
 	if body != nil && req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	// And what the library takes for the request's secrets: each cookie's
+	// value, a Basic credential decoded, the userinfo, the values of
+	// credential query parameters and long opaque ones (not ?stream=true:
+	// every value would mangle the output).
+	for _, s := range redact.Secrets(req) {
+		red.add(s)
 	}
 	return req, nil
 }

@@ -67,3 +67,26 @@ func TestProbeJSONEchoForms(t *testing.T) {
 		t.Errorf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 	}
 }
+
+// TestProbeRedactsAsTheLibrary: a key after a scheme in another case
+// ("bearer"), a cookie's value and a key in the query are cut from what the
+// probe prints; a query value that is no secret (?stream=true) is not, nor
+// the words of the body that happen to equal it.
+func TestProbeRedactsAsTheLibrary(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok := strings.Fields(r.Header.Get("Authorization"))[1]
+		c, _ := r.Cookie("session")
+		w.Write([]byte(`{"done":true,"token":"` + tok + `","cookie":"` + c.Value + `","key":"` + r.URL.Query().Get("api_key") + `"}`))
+	}))
+	defer srv.Close()
+	code, stdout, stderr := probeRun(t, nil, "-H", "Authorization: bearer tokABCDEFGH12345", "-H", "Cookie: a=1; session=COOKIEVAL123",
+		srv.URL+"/v1?stream=true&api_key=QKEY9876")
+	if code != 0 || !strings.Contains(stdout, `"done":true`) {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	for _, s := range []string{"tokABCDEFGH12345", "COOKIEVAL123", "QKEY9876"} {
+		if strings.Contains(stdout+stderr, s) {
+			t.Errorf("%s reached the output: %s", s, stdout)
+		}
+	}
+}

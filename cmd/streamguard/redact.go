@@ -14,8 +14,9 @@ import (
 )
 
 // redactor cuts the secrets it was given (API keys, credential headers,
-// query values) from everything the probe prints, whole and in the forms a
-// header carries them ("Bearer <key>", "Api-Key <key>").
+// the request's secrets as the library finds them, in its query and
+// userinfo too) from everything the probe prints, whole and in the forms a
+// header carries them ("Bearer <key>", "Api-Key <key>", in any case).
 type redactor struct {
 	mu      sync.Mutex
 	secrets [][]byte
@@ -28,8 +29,9 @@ const redacted = redact.Marker
 func (r *redactor) add(secret string) {
 	secret = strings.TrimSpace(secret)
 	for _, scheme := range []string{"Bearer ", "Api-Key ", "Basic ", "Token "} {
-		if rest, ok := strings.CutPrefix(secret, scheme); ok && len(rest) >= 4 {
-			r.add(rest)
+		// An auth scheme is read in any case (RFC 9110): "bearer KEY".
+		if len(secret) >= len(scheme)+4 && strings.EqualFold(secret[:len(scheme)], scheme) {
+			r.add(secret[len(scheme):])
 		}
 	}
 	if len(secret) < 4 {
