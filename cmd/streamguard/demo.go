@@ -116,6 +116,9 @@ func runDemo(ctx context.Context, stdout io.Writer) bool {
 	passed := 0
 	all := scenarios()
 	for _, sc := range all {
+		if ctx.Err() != nil {
+			break // interrupted: the scenarios left are not run
+		}
 		gw, client := h1, c1
 		if sc.h2 {
 			gw, client = h2, c2
@@ -123,6 +126,9 @@ func runDemo(ctx context.Context, stdout io.Writer) bool {
 		model.set(sc.model)
 		gw.Script(sc.script...)
 		o := run(ctx, client, gw, sc)
+		if ctx.Err() != nil {
+			break // the interruption's cancellation, not this scenario's verdict
+		}
 		verdict := "complete"
 		if o.reason != "" {
 			verdict = "failed"
@@ -145,6 +151,10 @@ func runDemo(ctx context.Context, stdout io.Writer) bool {
 			o.attempts, o.resumes, o.events, verdict, dash(o.hint))
 	}
 	tw.Flush()
+	if ctx.Err() != nil {
+		fmt.Fprintf(stdout, "\ninterrupted: %d/%d scenarios run, all classified as expected\n", passed, len(all))
+		return false
+	}
 	fmt.Fprintf(stdout, "\n%d/%d scenarios classified as expected in %.1fs\n", passed, len(all), time.Since(start).Seconds())
 	return passed == len(all)
 }

@@ -65,8 +65,11 @@ func run1(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 			fmt.Fprint(stderr, usage)
 			return 2
 		}
-		if runDemo(ctx, stdout) {
+		switch ok := runDemo(ctx, stdout); {
+		case ok:
 			return 0
+		case ctx.Err() != nil:
+			return 130 // interrupted, as a shell reports SIGINT
 		}
 		return 1
 	}

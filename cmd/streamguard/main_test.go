@@ -55,6 +55,19 @@ func TestDemoClassifiesEveryScenario(t *testing.T) {
 	}
 }
 
+// TestDemoInterrupted: a demo interrupted (Ctrl-C) stops, says so and exits
+// 130, without blaming the classification of the scenarios it cut short.
+func TestDemoInterrupted(t *testing.T) {
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithCancel(context.Background()) // as a signal's: no deadline, which the retries would heed
+	defer cancel()
+	time.AfterFunc(300*time.Millisecond, cancel)
+	code := run1(ctx, nil, &out, &errb, noenv)
+	if text := out.String(); code != 130 || !strings.Contains(text, "interrupted") || strings.Contains(text, "UNEXPECTED") {
+		t.Errorf("exit %d:\n%s", code, text)
+	}
+}
+
 func TestDemoExitCode(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run1(context.Background(), []string{"demo", "extra"}, &out, &errb, noenv); code != 2 {
