@@ -14,7 +14,8 @@ import (
 // credentials r presents: the values of its credential headers
 // (Authorization, Api-Key, X-Api-Key, Cookie, any header whose name says
 // token, secret, password or auth, and the names in extra) and of its
-// credential query parameters, by name. A store keeps this hash, never the
+// credential query parameters, by name; an Authorization's scheme in any
+// case, a Cookie header whole. A store keeps this hash, never the
 // credentials; a resume must present credentials with the same hash. A
 // request without credentials hashes too: its streams can be resumed by any
 // request without credentials, as the stream itself could be read.
@@ -22,6 +23,9 @@ func OwnerHash(key []byte, r *http.Request, extra []string) []byte {
 	var parts []string
 	for name, vals := range r.Header {
 		if redact.IsCredentialHeader(name, extra) {
+			if name == "Authorization" || name == "Proxy-Authorization" {
+				vals = authSchemeFolded(vals)
+			}
 			parts = append(parts, "h:"+strings.ToLower(name)+"="+strings.Join(vals, "\x00"))
 		}
 	}
@@ -37,6 +41,21 @@ func OwnerHash(key []byte, r *http.Request, extra []string) []byte {
 		mac.Write([]byte{0xff})
 	}
 	return mac.Sum(nil)
+}
+
+// authSchemeFolded returns an Authorization header's values with their
+// auth scheme in lower case and one space after it: the scheme is read in
+// any case (RFC 9110, 11.1), so "bearer KEY" is the credential "Bearer KEY"
+// is.
+func authSchemeFolded(vals []string) []string {
+	out := make([]string, len(vals))
+	for i, v := range vals {
+		if scheme, rest, ok := strings.Cut(v, " "); ok {
+			v = strings.ToLower(scheme) + " " + strings.TrimLeft(rest, " ")
+		}
+		out[i] = v
+	}
+	return out
 }
 
 // SameOwner compares two owner hashes in constant time.
