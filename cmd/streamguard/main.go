@@ -21,7 +21,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -90,4 +93,24 @@ func run1(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 // isHelp reports whether arg asks for help, as the flag package reads it.
 func isHelp(arg string) bool {
 	return arg == "-h" || arg == "-help" || arg == "--help" || arg == "--h"
+}
+
+// parseFlags parses a subcommand's flags. The usage asked for (-h) goes to
+// stdout, exit 0, as the top-level command's does; a usage error and the
+// usage after it to stderr, exit 2. It returns -1 when the command may run,
+// fs's output then stderr.
+func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	err := fs.Parse(args)
+	fs.SetOutput(stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		stdout.Write(out.Bytes())
+		return 0
+	case err != nil:
+		stderr.Write(out.Bytes())
+		return 2
+	}
+	return -1
 }

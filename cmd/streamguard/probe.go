@@ -61,7 +61,7 @@ type probeOptions struct {
 }
 
 func probe(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	o, target, code := parseProbe(args, stderr)
+	o, target, code := parseProbe(args, stdout, stderr)
 	if code >= 0 {
 		return code
 	}
@@ -123,9 +123,8 @@ func probe(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 // parseProbe reads the probe's flags and its URL. code is -1 when the
 // probe should go on, and its exit code otherwise (0 for -h, 2 for a usage
 // error, which it has printed).
-func parseProbe(args []string, stderr io.Writer) (o probeOptions, target *url.URL, code int) {
+func parseProbe(args []string, stdout, stderr io.Writer) (o probeOptions, target *url.URL, code int) {
 	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.StringVar(&o.method, "X", "", "request method (default GET, or POST with -d)")
 	fs.Var(&o.headers, "H", "request header 'Name: value' (repeatable)")
 	fs.StringVar(&o.data, "d", "", "request body: a string, or @file to read it from a file")
@@ -136,17 +135,18 @@ func parseProbe(args []string, stderr io.Writer) (o probeOptions, target *url.UR
 	fs.BoolVar(&o.json, "json", false, "print one JSON object per line, for scripts")
 	fs.BoolVar(&o.trace, "trace", false, "print the finished spans and their attributes to stderr")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, probeUsage)
+		fmt.Fprint(fs.Output(), probeUsage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return o, nil, 0
-		}
-		return o, nil, 2
+	if code := parseFlags(fs, args, stdout, stderr); code >= 0 {
+		return o, nil, code
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "streamguard probe: want exactly one URL")
+		msg := "want exactly one URL"
+		if fs.NArg() > 1 && strings.HasPrefix(fs.Arg(1), "-") {
+			msg = "flags go before the URL"
+		}
+		fmt.Fprintln(stderr, "streamguard probe: "+msg)
 		fs.Usage()
 		return o, nil, 2
 	}

@@ -55,11 +55,10 @@ type relayConfig struct {
 // parseRelay reads the relay's command line; the code is the exit code
 // when the relay must not run (0 for -h, 2 for a usage error), -1 when it
 // may.
-func parseRelay(args []string, stderr io.Writer) (relayConfig, int) {
+func parseRelay(args []string, stdout, stderr io.Writer) (relayConfig, int) {
 	var c relayConfig
 	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, relayUsage); fs.PrintDefaults() }
+	fs.Usage = func() { fmt.Fprint(fs.Output(), relayUsage); fs.PrintDefaults() }
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:8080", "address to serve on")
 	fs.StringVar(&c.upstream, "upstream", "", "the upstream's base URL (required)")
 	fs.StringVar(&c.store, "store", "memory", `where streams are kept: "memory", or Redis to share them between relays: redis://[[USER]:PASSWORD@]HOST:PORT/DB, rediss://... over TLS; unset, $`+storeEnv+` if set (it keeps a password out of the process list)`)
@@ -67,14 +66,18 @@ func parseRelay(args []string, stderr io.Writer) (relayConfig, int) {
 	fs.DurationVar(&c.idle, "idle", sse.DefaultIdleTimeout, "an upstream stream silent this long after its first byte is stalled (before it: 10m0s, or longer if this is; negative: off)")
 	fs.DurationVar(&c.linger, "linger", middleware.DefaultLinger, "how long a stream's upstream work outlives its client, waiting for a resume")
 	fs.DurationVar(&c.drain, "drain", 10*time.Second, "on SIGTERM, how long the requests in flight may run on before the streams still running end as cut (0: at once)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return c, 0 // -h: the usage was asked for
-		}
-		return c, 2
+	if code := parseFlags(fs, args, stdout, stderr); code >= 0 {
+		return c, code
 	}
 	if env := os.Getenv(storeEnv); env != "" && !isSet(fs, "store") {
 		c.store = env
+	}
+	switch {
+	case c.upstream == "":
+		fmt.Fprintln(stderr, "streamguard relay: -upstream is required")
+	case fs.NArg() > 0:
+		// Not quoted: it may be a key typed out of place.
+		fmt.Fprintln(stderr, "streamguard relay: it takes flags only, and an argument follows them")
 	}
 	if c.upstream == "" || fs.NArg() > 0 {
 		fs.Usage()
@@ -112,7 +115,7 @@ func isSet(fs *flag.FlagSet, name string) bool {
 
 // relay runs the relay until ctx ends; it returns the exit code.
 func relay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	c, code := parseRelay(args, stderr)
+	c, code := parseRelay(args, stdout, stderr)
 	if code >= 0 {
 		return code
 	}

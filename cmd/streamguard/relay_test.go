@@ -282,14 +282,39 @@ func TestRelayLogs(t *testing.T) {
 	}
 }
 
-// TestRelayHelp: -h prints the relay's usage and exits 0, as the probe's
-// does; a flag it does not know exits 2.
+// TestRelayHelp: -h prints the relay's usage to stdout and exits 0, as the
+// probe's and the top-level command's do (so that `relay -h | less` shows
+// it); a flag it does not know exits 2, the usage on stderr; a usage error
+// says what is wrong.
 func TestRelayHelp(t *testing.T) {
 	for args, want := range map[string]int{"-h": 0, "-nope": 2} {
 		var out, errb bytes.Buffer
 		code := relay(context.Background(), []string{args}, &out, &errb)
-		if code != want || !strings.Contains(errb.String(), "-upstream") {
-			t.Errorf("relay %s: exit %d, want %d; said %q", args, code, want, errb.String())
+		got := errb.String()
+		if want == 0 {
+			got = out.String()
 		}
+		if code != want || !strings.Contains(got, "-upstream") {
+			t.Errorf("relay %s: exit %d, want %d; said %q", args, code, want, got)
+		}
+	}
+	for _, args := range [][]string{{}, {"-upstream", "http://x", "sk-typed-here"}} {
+		var out, errb bytes.Buffer
+		code := relay(context.Background(), args, &out, &errb)
+		first, _, _ := strings.Cut(errb.String(), "\n")
+		if code != 2 || !strings.HasPrefix(first, "streamguard relay: ") || strings.Contains(errb.String(), "sk-typed") {
+			t.Errorf("relay %q: exit %d, first line %q", args, code, first)
+		}
+	}
+	var out, errb bytes.Buffer
+	code := run1(context.Background(), []string{"probe", "-h"}, &out, &errb, noenv)
+	if code != 0 || !strings.Contains(out.String(), "usage: streamguard probe") {
+		t.Errorf("probe -h: exit %d, stdout %q", code, out.String())
+	}
+	out.Reset()
+	errb.Reset()
+	code = run1(context.Background(), []string{"probe", "http://127.0.0.1:1/", "--stream"}, &out, &errb, noenv)
+	if code != 2 || !strings.Contains(errb.String(), "flags go before the URL") {
+		t.Errorf("probe URL --stream: exit %d, stderr %q", code, errb.String())
 	}
 }
