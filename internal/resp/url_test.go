@@ -50,6 +50,23 @@ func TestURL(t *testing.T) {
 	}
 }
 
+// TestURLMessages: a URL refused says why: a password whose '/' or '#' ends
+// the host is told to escape it, a fragment is not taken for an '@'.
+func TestURLMessages(t *testing.T) {
+	for u, want := range map[string]string{
+		"redis://:S3cr3t/PW@h:6391/0": "escape '/'",
+		"redis://:S3cr3t#PW@h:6391/0": "escape '/'",
+		"redis://h:6391/0#frag":       "a '#' ends the URL",
+		"redis://h:6391/0#":           "a '#' ends the URL",
+		"redis://h:port/0":            "is not a redis://",
+	} {
+		_, err := New(u)
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "S3cr3t") {
+			t.Errorf("%q: %v, want %q", u, err, want)
+		}
+	}
+}
+
 // TestTLS talks to a redis-server of the test's own over TLS, as an ACL
 // user: the default user is off there, so a command succeeds only if the
 // client sent "AUTH user password". A wrong password fails without the
