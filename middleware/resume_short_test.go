@@ -313,3 +313,51 @@ func TestRelayLingerEndsTruncated(t *testing.T) {
 		t.Fatalf("a resume after the linger ends with %q, want the platform's truncation", tail)
 	}
 }
+
+// TestResumeStoreForgets: a store that forgets a stream while a resume is
+// sending it (evicted for room between two of its Reads) ends the resume
+// with a truncation, not with the 410 of a stream the resume did not find:
+// its header is out, and part of the stream with it.
+func TestResumeStoreForgets(t *testing.T) {
+	store := &forgetful{Store: resume.NewMemoryStore(resume.MemoryConfig{})}
+	h := middleware.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range 600 { // more than one Read of the store
+			fmt.Fprintf(w, "data: %d\n\n", i)
+		}
+	}), middleware.ServerConfig{Resume: &middleware.ResumeConfig{Store: store}})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	name := resp.Header.Get(sse.ResumableStreamHeader)
+	store.armed.Store(true)
+	code, body, _ := resumeFrom(t, context.Background(), srv.URL, name+".1")
+	tail := string(body)
+	if i := strings.LastIndex(tail, `data: {"error"`); i >= 0 {
+		tail = tail[i:]
+	}
+	if code != http.StatusOK || !strings.Contains(string(body), "data: 1\n") ||
+		!strings.Contains(tail, `"source":"platform","reason":"truncated"`) || !strings.Contains(tail, "forgot the stream") {
+		t.Fatalf("%d, last event %q", code, tail)
+	}
+}
+
+// forgetful is a store that, once armed, forgets every stream at its
+// second Read.
+type forgetful struct {
+	resume.Store
+	armed atomic.Bool
+	reads atomic.Int32
+}
+
+func (s *forgetful) Read(ctx context.Context, stream string, after uint64) ([]resume.Event, bool, error) {
+	if s.armed.Load() && s.reads.Add(1) == 2 {
+		return nil, false, resume.ErrExpired
+	}
+	return s.Store.Read(ctx, stream, after)
+}

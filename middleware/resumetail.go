@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/streamguard/streamguard"
+	"github.com/streamguard/streamguard/resume"
 	"github.com/streamguard/streamguard/sse"
 )
 
@@ -55,6 +56,8 @@ func (t *tailer) run(ctx context.Context) error {
 				return err
 			}
 			continue
+		case errors.Is(err, resume.ErrNotFound), errors.Is(err, resume.ErrExpired):
+			return forgotten(err)
 		case err != nil:
 			return err
 		}
@@ -135,6 +138,15 @@ func (t *tailer) finish() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.deadline()
+}
+
+// forgotten is the failure of a resume whose stream the store forgot while
+// it was being sent (evicted for room, or expired): not a stream the
+// resume did not find (its header is out), but one cut short.
+func forgotten(err error) error {
+	return &streamguard.Error{StatusCode: http.StatusBadGateway, Source: streamguard.SourcePlatform, Reason: streamguard.ReasonTruncated,
+		Retryable: true, Err: err,
+		Message: "the store forgot the stream while it was being resumed (evicted for room, or expired): the events after the last one sent are lost"}
 }
 
 // writerGone returns the failure of a stream that has not ended and
