@@ -40,7 +40,12 @@ const (
 
 // New returns a store in the Redis that client talks to, with cfg's
 // defaults filled in. The caller keeps the client, and closes it after
-// the store's Close.
+// the store's Close. The client's ReadTimeout must be over a second, as
+// go-redis's default (3 s) is: the store's reads at a stream's live tail
+// ask Redis to block for a second (XREAD BLOCK), and go-redis's Do, which
+// the store sends them through, does not add the block to the read
+// deadline as its typed XRead does; with a shorter one every such read
+// fails with an i/o timeout.
 func New(client redis.UniversalClient, cfg Config) *Store {
 	return resume.NewRedisStore(Client{client}, cfg)
 }
