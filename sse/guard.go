@@ -43,7 +43,7 @@ type body struct {
 	headN    int
 	scratch  []byte
 	inband   *streamguard.Error
-	event    []byte // the raw bytes of the event or record being judged: an error one is masked in place (sawError)
+	errEvent bool // the event or record being judged is an error: masked once judged (maskError)
 	terminal bool
 	dialect  int // 1 + index of the detected dialect; 0: none yet
 	tooLarge bool
@@ -367,7 +367,6 @@ func (b *body) onEvent(block []byte) {
 	if b.events == 1 {
 		b.statFirst.Store(time.Now().UnixNano())
 	}
-	b.event = block
 	if b.cfg.Dialects == nil {
 		b.judgeBuiltin(typ, data)
 		b.fast = b.dialect != 0 || b.events >= detectEvents
@@ -375,7 +374,9 @@ func (b *body) onEvent(block []byte) {
 	} else {
 		b.judge(typ, data)
 	}
-	b.event = nil // it may be the consumer's buffer
+	if b.errEvent {
+		b.maskError(block)
+	}
 }
 
 // Close closes the upstream body. It is idempotent and safe to call while

@@ -143,13 +143,12 @@ func (b *body) sawTerminal(dialect int) {
 }
 
 func (b *body) sawError(data []byte) {
-	// The model may echo the key it was called with: it goes before the
-	// event is read and its message cut (a key the cut split would no
-	// longer match), and from the event's bytes passed on (a relay must not
-	// hand its own key to its caller), masked in place, their length kept.
-	secrets := redact.Secrets(b.req)
-	defer redact.Mask(b.event, secrets) // after the event is read: data may be its bytes
+	b.errEvent = true
 	if b.inband == nil {
+		// The model may echo the key it was called with: it goes before
+		// the event is read and its message cut (a key the cut split
+		// would no longer match).
+		secrets := redact.Secrets(b.req)
 		if len(secrets) > 0 {
 			data = []byte(redact.Scrub(string(data), secrets))
 		}
@@ -162,6 +161,15 @@ func (b *body) sawError(data []byte) {
 		}
 		b.inband = e
 	}
+}
+
+// maskError masks, in place, the request's secrets and key shapes in the
+// bytes of an error event once it is judged (see redact.Mask): they are
+// passed on, and a relay must not hand its own key to its caller. raw is
+// the event's bytes in the guard's buffer or the consumer's, as delivered.
+func (b *body) maskError(raw []byte) {
+	b.errEvent = false
+	redact.Mask(raw, redact.Secrets(b.req))
 }
 
 // scrubDecoded scrubs secrets from s, a decoded field cut to at most max

@@ -325,9 +325,10 @@ func (b *body) onRecord(rec []byte) {
 		b.statFirst.Store(time.Now().UnixNano())
 	}
 	if b.cfg.Dialects != nil {
-		b.event = rec
 		b.judge(nil, rec)
-		b.event = nil // it may be the consumer's buffer
+		if b.errEvent {
+			b.maskError(rec)
+		}
 		return
 	}
 	switch {
@@ -338,9 +339,8 @@ func (b *body) onRecord(rec []byte) {
 	}
 	key, rest := firstKey(rec)
 	if string(key) == "error" && isErrorValue(rest) {
-		b.event = rec
 		b.sawError(rec)
-		b.event = nil
+		b.maskError(rec)
 		return
 	}
 	switch {

@@ -64,3 +64,23 @@ func readAllBuf(r io.Reader, n int) ([]byte, error) {
 	}
 	return out, errors.New("the body never ended")
 }
+
+// TestErrorEventMaskKeepsSyntax: a short credential value (a cookie's
+// "true", "data") is not masked in the error event passed on: it could be
+// the event's own syntax, a JSON literal or a field's name.
+func TestErrorEventMaskKeepsSyntax(t *testing.T) {
+	for _, c := range []struct{ cookie, body string }{
+		{"consent=true", "event: error\ndata: {\"error\":{\"message\":\"over quota\",\"retryable\":true}}\n\n"},
+		{"mode=data", "event: error\ndata: {\"error\":{\"message\":\"over quota\"}}\n\n"},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, "https://model.example/v1/chat", nil)
+		req.Header.Set("Cookie", c.cookie)
+		resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"text/event-stream"}}, ContentLength: -1,
+			Body: &chunkedBody{data: []byte(c.body), k: 1 << 20}, Request: req}
+		sse.Guard(resp, sse.Config{})
+		out, err := io.ReadAll(resp.Body)
+		if !errors.Is(err, sse.ErrInBand) || string(out) != c.body {
+			t.Errorf("cookie %q: passed on as %q, %v", c.cookie, out, err)
+		}
+	}
+}

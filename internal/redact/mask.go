@@ -3,16 +3,22 @@ package redact
 import "bytes"
 
 // Mask overwrites, in place, every one of secrets (as Secrets returns them)
-// and every well-known key shape (as Shapes finds them) in b with a mask of
-// the same length: Marker, followed by '*' for a longer value, or '*' alone
-// for a shorter one. It serves bytes that are passed on as they came (an
-// error event of a stream, which the guard frames without copying): their
-// length, and every offset into them, stay as they were. A mask holds no
-// token byte, so that no shape is found in it again. It reports whether it
-// changed b.
+// of minOpaque bytes or more, and every well-known key shape (as Shapes
+// finds them), in b with a mask of the same length: Marker, followed by
+// '*' for a longer value. It serves bytes that are passed on as they came
+// (an error event of a stream, which the guard frames without copying):
+// their length, and every offset into them, stay as they were. A shorter
+// secret (a cookie's "true", a parameter's "1024") could be any word of
+// them, or their syntax ("data", a JSON literal): Mask leaves it, as a
+// message scrubbed of it would read wrong but these bytes would break. A
+// mask holds no token byte, so that no shape is found in it again. It
+// reports whether it changed b.
 func Mask(b []byte, secrets []string) bool {
 	changed := false
 	for _, sec := range secrets { // longest first: a shorter one inside it is gone with it
+		if len(sec) < minOpaque {
+			break
+		}
 		for i := 0; ; {
 			k := bytes.Index(b[i:], []byte(sec))
 			if k < 0 {
@@ -48,12 +54,10 @@ func hasScheme(b []byte) bool {
 	return false
 }
 
-// fill writes the mask of a removed value over it.
+// fill writes the mask of a removed value (minShape bytes or more) over
+// it.
 func fill(v []byte) {
-	n := 0
-	if len(v) >= len(Marker) {
-		n = copy(v, Marker)
-	}
+	n := copy(v, Marker)
 	for i := n; i < len(v); i++ {
 		v[i] = '*'
 	}
