@@ -78,6 +78,8 @@ func TestFirstEventCut(t *testing.T) {
 		{"application/json-seq", "\x1e{\"a\":", "truncated"},
 		{"text/event-stream", ": ping\n\ndata: {\"choices\":[{\"del", "truncated"},
 		{"text/event-stream", "event: message\ndata: {}", "truncated"},
+		{"text/event-stream", ": keep-alive\r\n: again\ndata: {\"choices\":[{\"del", "truncated"},
+		{"text/event-stream", ": keep-alive\n: no line end", "no_events"},
 		{"application/x-ndjson", "<html><body>Bad gateway", "no_events"},
 		{"text/event-stream", "Bad gateway", "no_events"},
 		{"text/event-stream", ": ping\n\n", "no_events"},
@@ -89,6 +91,28 @@ func TestFirstEventCut(t *testing.T) {
 		var se *streamguard.Error
 		if !errors.As(err, &se) || string(se.Reason) != c.reason || se.Retryable != (c.reason == "truncated" || se.Code == "comments") {
 			t.Errorf("%s %q: %v, want %s", c.ct, c.body, err, c.reason)
+		}
+	}
+}
+
+// TestEncodedCodings: a coding in a list, or on a second header line, is a
+// coding; identity alone is none.
+func TestEncodedCodings(t *testing.T) {
+	for _, c := range []struct {
+		enc     []string
+		encoded bool
+	}{
+		{[]string{"identity, gzip"}, true},
+		{[]string{"identity", "br"}, true},
+		{[]string{" identity "}, false},
+		{nil, false},
+	} {
+		resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"text/event-stream"}, "Content-Encoding": c.enc},
+			ContentLength: -1, Body: &chunkedBody{data: []byte("\x1f\x8b\x08 not events"), k: 4}}
+		sse.Guard(resp, sse.Config{})
+		got, err := io.ReadAll(resp.Body)
+		if passed := err == nil && string(got) == "\x1f\x8b\x08 not events"; passed != c.encoded {
+			t.Errorf("Content-Encoding %q: %q, %v", c.enc, got, err)
 		}
 	}
 }

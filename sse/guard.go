@@ -162,8 +162,14 @@ func guard(resp *http.Response, cfg Config, rt http.RoundTripper) {
 // encoded reports whether h announces a content coding (gzip, br, ...):
 // net/http's transport removes the header when it decompresses itself.
 func encoded(h http.Header) bool {
-	enc := strings.TrimSpace(h.Get("Content-Encoding"))
-	return enc != "" && !strings.EqualFold(enc, "identity")
+	for _, v := range h.Values("Content-Encoding") {
+		for c := range strings.SplitSeq(v, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // emptyEventStream reports whether resp, whose body is http.NoBody, is an

@@ -107,6 +107,16 @@ func (b *body) cutFirst() bool {
 	if b.lines != nil {
 		return len(held) > 0 && (held[0] == '{' || held[0] == '[')
 	}
+	for range 1000 { // the comment lines the block starts with
+		if len(held) == 0 || held[0] != ':' {
+			break
+		}
+		i := bytes.IndexAny(held, "\r\n")
+		if i < 0 {
+			return false
+		}
+		held = bytes.TrimLeft(held[i:], "\r\n")
+	}
 	for _, f := range [...]string{"data:", "event:", "id:", "retry:"} {
 		if bytes.HasPrefix(held, []byte(f)) {
 			return true
