@@ -14,10 +14,18 @@ func (s *memStream) room(size int) int64 {
 	switch {
 	case size <= len(s.tail):
 		return 0
+	case size > memChunk && s.untouched():
+		return int64(size - len(s.tail)) // its own chunk, for the one Create took
 	case size > memChunk:
 		return int64(size)
 	}
 	return memChunk
+}
+
+// untouched reports whether s holds the chunk Create took, and nothing in
+// it: a first batch too large for it takes a chunk of its own instead.
+func (s *memStream) untouched() bool {
+	return len(s.batches) == 0 && len(s.chunks) == 1 && len(s.tail) == len(s.chunks[0])
 }
 
 // place returns size bytes of memory for a batch of s: the rest of its
@@ -35,6 +43,11 @@ func (m *MemoryStore) place(s *memStream, size int) []byte {
 // grow gives s a new last chunk, for a batch of size bytes: a chunk of its
 // own, or a reused one. Called with mu held, once room's bytes fit.
 func (m *MemoryStore) grow(s *memStream, size int) {
+	if size > memChunk && s.untouched() {
+		c := s.chunks[0]
+		s.chunks, s.tail, s.bytes, m.bytes = s.chunks[:0], nil, s.bytes-int64(len(c)), m.bytes-int64(len(c))
+		m.keep(c)
+	}
 	var c []byte
 	switch n := len(m.free); {
 	case size > memChunk:
@@ -85,14 +98,19 @@ func (m *MemoryStore) addBatch(s *memStream, b memBatch) {
 // release gives back the memory of a forgotten stream, keeping its chunks
 // for reuse up to an eighth of MaxBytes. Called with mu held.
 func (m *MemoryStore) release(s *memStream) {
-	maxFree := int(m.cfg.MaxBytes / 8 / memChunk)
 	for _, c := range s.chunks {
-		if len(c) == memChunk && len(m.free) < maxFree {
-			m.free = append(m.free, c)
-		}
+		m.keep(c)
 	}
 	m.bytes -= s.bytes
 	s.chunks, s.tail, s.batches, s.bytes = nil, nil, nil, 0
+}
+
+// keep keeps a chunk no stream holds for reuse, up to an eighth of
+// MaxBytes. Called with mu held.
+func (m *MemoryStore) keep(c []byte) {
+	if len(c) == memChunk && len(m.free) < int(m.cfg.MaxBytes/8/memChunk) {
+		m.free = append(m.free, c)
+	}
 }
 
 // detach copies events into one array of their own.

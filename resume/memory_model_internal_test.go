@@ -239,8 +239,12 @@ func (h *modelTest) appendModel(name string, evs []Event) error {
 	}
 	// A batch larger than the last chunk's room takes a chunk: 16 KiB, or its own size.
 	room := int64(max(size, memChunk))
-	if size <= s.tail {
+	fresh := size > memChunk && s.batches == 0 && s.tail == memChunk // Create's chunk gives way to one of its own
+	switch {
+	case size <= s.tail:
 		room = 0
+	case fresh:
+		room = int64(size - memChunk)
 	}
 	// A list of batches that is full doubles (from 8), counted too.
 	listCap := s.listCap
@@ -253,6 +257,9 @@ func (h *modelTest) appendModel(name string, evs []Event) error {
 	}
 	if len(evs) > 0 {
 		s.tail, s.bytes = max(s.tail, int(room))-size, s.bytes+room+grown
+		if fresh {
+			s.tail = 0
+		}
 		s.batches, s.listCap = s.batches+1, listCap
 		for _, e := range evs {
 			s.evs = append(s.evs, Event{e.Seq, bytes.Clone(e.Data)})

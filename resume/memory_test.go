@@ -397,3 +397,20 @@ func TestMemoryCreateTakesItsChunk(t *testing.T) {
 		t.Errorf("after Delete: %d streams, %d bytes", streams, b)
 	}
 }
+
+// TestMemoryLargeFirstBatch: a first batch larger than a chunk takes one
+// of its own in place of the chunk Create took, so that a store of the
+// least size still takes it, and a stream holds no chunk it never uses.
+func TestMemoryLargeFirstBatch(t *testing.T) {
+	ctx := context.Background()
+	m := resume.NewMemoryStore(resume.MemoryConfig{MaxBytes: 1}) // the least: one chunk and a list of Appends
+	if err := m.Create(ctx, "s", []byte("o")); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Append(ctx, "s", []resume.Event{{Seq: 1, Data: bytes.Repeat([]byte("x"), 17000)}}); err != nil {
+		t.Fatalf("a first event of 17,000 bytes: %v", err)
+	}
+	if _, b := m.Len(); b > 17004+1024 {
+		t.Errorf("%d bytes held for 17,004 of events", b)
+	}
+}
