@@ -113,7 +113,7 @@ func runDemo(ctx context.Context, stdout io.Writer) bool {
 	fmt.Fprintf(stdout, "streamguard demo: each platform fault, through the full client stack (gateway %s and %s)\n\n", h1.URL, h2.URL)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SCENARIO\tSTATUS\tSOURCE\tREASON\tREQUESTS\tRESUMES\tEVENTS\tVERDICT\tHINT")
-	passed := 0
+	passed, ran := 0, 0
 	all := scenarios()
 	for _, sc := range all {
 		if ctx.Err() != nil {
@@ -129,6 +129,7 @@ func runDemo(ctx context.Context, stdout io.Writer) bool {
 		if ctx.Err() != nil {
 			break // the interruption's cancellation, not this scenario's verdict
 		}
+		ran++
 		verdict := "complete"
 		if o.reason != "" {
 			verdict = "failed"
@@ -152,7 +153,7 @@ func runDemo(ctx context.Context, stdout io.Writer) bool {
 	}
 	tw.Flush()
 	if ctx.Err() != nil {
-		fmt.Fprintf(stdout, "\ninterrupted: %d/%d scenarios run, all classified as expected\n", passed, len(all))
+		fmt.Fprintf(stdout, "\ninterrupted after %d of %d scenarios: %d/%d classified as expected\n", ran, len(all), passed, ran)
 		return false
 	}
 	fmt.Fprintf(stdout, "\n%d/%d scenarios classified as expected in %.1fs\n", passed, len(all), time.Since(start).Seconds())

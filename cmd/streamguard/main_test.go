@@ -63,8 +63,11 @@ func TestDemoInterrupted(t *testing.T) {
 	defer cancel()
 	time.AfterFunc(300*time.Millisecond, cancel)
 	code := run1(ctx, nil, &out, &errb, noenv)
-	if text := out.String(); code != 130 || !strings.Contains(text, "interrupted") || strings.Contains(text, "UNEXPECTED") {
-		t.Errorf("exit %d:\n%s", code, text)
+	text := out.String()
+	var ran, of, passed, ran2 int
+	_, err := fmt.Sscanf(text[strings.LastIndex(text, "\ninterrupted")+1:], "interrupted after %d of %d scenarios: %d/%d", &ran, &of, &passed, &ran2)
+	if code != 130 || err != nil || of != len(scenarios()) || ran >= of || passed != ran || ran2 != ran || strings.Contains(text, "UNEXPECTED") {
+		t.Errorf("exit %d, %v:\n%s", code, err, text)
 	}
 }
 

@@ -219,12 +219,20 @@ func (o *probeOptions) request(ctx context.Context, target *url.URL, red *redact
 	if body != nil && req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	// And what the library takes for the request's secrets: each cookie's
-	// value, a Basic credential decoded, the userinfo, the values of
-	// credential query parameters and long opaque ones (not ?stream=true:
-	// every value would mangle the output).
-	for _, s := range redact.Secrets(req) {
+	// And what the library takes for the request's secrets: a Basic
+	// credential decoded, the userinfo, the values of credential query
+	// parameters and long opaque ones (not ?stream=true: every value would
+	// mangle the output), and each cookie's value of 16 bytes or more (not
+	// consent=true; the whole header is cut above).
+	bare := req.Clone(ctx)
+	bare.Header.Del("Cookie")
+	for _, s := range redact.Secrets(bare) {
 		red.add(s)
+	}
+	for _, c := range req.Cookies() {
+		if len(c.Value) >= 16 {
+			red.add(c.Value)
+		}
 	}
 	return req, nil
 }
