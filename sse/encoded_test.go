@@ -80,6 +80,7 @@ func TestFirstEventCut(t *testing.T) {
 		{"text/event-stream", "event: message\ndata: {}", "truncated"},
 		{"text/event-stream", ": keep-alive\r\n: again\ndata: {\"choices\":[{\"del", "truncated"},
 		{"text/event-stream", ": keep-alive\n: no line end", "no_events"},
+		{"text/event-stream", strings.Repeat(": p\n", 1001) + "data: {\"choices\":[{\"del", "truncated"},
 		{"application/x-ndjson", "<html><body>Bad gateway", "no_events"},
 		{"text/event-stream", "Bad gateway", "no_events"},
 		{"text/event-stream", ": ping\n\n", "no_events"},

@@ -107,10 +107,7 @@ func (b *body) cutFirst() bool {
 	if b.lines != nil {
 		return len(held) > 0 && (held[0] == '{' || held[0] == '[')
 	}
-	for range 1000 { // the comment lines the block starts with
-		if len(held) == 0 || held[0] != ':' {
-			break
-		}
+	for len(held) > 0 && held[0] == ':' { // the comment lines the block starts with: each pass takes one
 		i := bytes.IndexAny(held, "\r\n")
 		if i < 0 {
 			return false

@@ -229,9 +229,10 @@ func (o *probeOptions) request(ctx context.Context, target *url.URL, red *redact
 	for _, s := range redact.Secrets(bare) {
 		red.add(s)
 	}
-	for _, c := range req.Cookies() {
-		if len(c.Value) >= 16 {
-			red.add(c.Value)
+	cookies := &http.Request{URL: &url.URL{}, Header: http.Header{"Cookie": req.Header.Values("Cookie")}}
+	for _, s := range redact.Secrets(cookies) { // split as the library does: any name, any value
+		if len(s) >= 16 {
+			red.add(s)
 		}
 	}
 	return req, nil

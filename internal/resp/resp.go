@@ -94,14 +94,15 @@ func New(rawURL string) (*Client, error) {
 	const escape = "escape '/', '?', '#' and '@' in the password (%2F, %3F, %23, %40)"
 	u, err := url.Parse(rawURL)
 	switch {
-	case (err != nil || u.User == nil) && strings.Contains(rawURL, "@"):
+	case err == nil && u.User == nil && strings.Contains(rawURL, "@"),
+		err != nil && strings.Contains(rawURL, "@") && strings.Contains(err.Error(), "port"):
 		// A '/', '?' or '#' in a password ends the host: what follows
 		// would be taken as the path, and the password sent nowhere.
 		return nil, fmt.Errorf("%q: an '@' after the host: %s", redact.RawURL(rawURL), escape)
 	case err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" || u.Hostname() == "":
 		return nil, fmt.Errorf("%q is not a redis://HOST:PORT/DB or rediss://HOST:PORT/DB URL", redact.RawURL(rawURL))
 	case u.Fragment != "" || strings.Contains(rawURL, "#"):
-		return nil, fmt.Errorf("%q: a '#' ends the URL: a fragment means nothing to Redis; in a password, %s", redact.RawURL(rawURL), escape)
+		return nil, fmt.Errorf("%q: a '#' ends the URL: a fragment means nothing to Redis; %s", redact.RawURL(rawURL), escape)
 	}
 	if u.RawQuery != "" || u.ForceQuery {
 		// Other clients' options (?db=, ?password=) would be dropped

@@ -59,6 +59,7 @@ func TestURLMessages(t *testing.T) {
 		"redis://h:6391/0#frag":       "a '#' ends the URL",
 		"redis://h:6391/0#":           "a '#' ends the URL",
 		"redis://h:port/0":            "is not a redis://",
+		"redis://:100%@h/0":           "is not a redis://",
 	} {
 		_, err := New(u)
 		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "S3cr3t") {
