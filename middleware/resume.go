@@ -187,7 +187,7 @@ func serveResumable(w http.ResponseWriter, r *http.Request, next http.Handler, c
 	rw.startBeats()
 	defer func() { // after finish
 		if last, err := rw.storeFailure(); err != nil {
-			cfg.log(r, "resume store failed: stream "+name+" is stored up to event "+strconv.FormatUint(last, 10)+" only", err)
+			cfg.log(r, "resume store failed: stream "+name+" is stored up to event "+strconv.FormatUint(last, 10)+" at least (a store may keep part of the batch it refused)", err)
 		}
 	}()
 	defer rw.finish()

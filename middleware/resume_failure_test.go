@@ -167,7 +167,7 @@ func TestResumableStoreRefuses(t *testing.T) {
 	if len(data) != n || data[n-1] != strconv.Itoa(n) || ids[n-1] != name+"."+strconv.Itoa(n) {
 		t.Fatalf("live: %d events, ids %v", len(data), ids)
 	}
-	want := "stream " + name + " is stored up to event " + strconv.Itoa(keep) + " only"
+	want := "stream " + name + " is stored up to event " + strconv.Itoa(keep) + " at least"
 	for i := 0; i < 500 && !strings.Contains(logs.String(), want); i++ { // logged as the handler returns
 		time.Sleep(10 * time.Millisecond)
 	}

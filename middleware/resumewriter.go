@@ -48,7 +48,7 @@ type resumeWriter struct {
 	batch    []resume.Event // the events of f.out not yet stored
 	batchLen int            // their bytes
 	storeErr error          // the store refused: the stream goes on unstored
-	storedTo uint64         // with storeErr: the last event stored
+	storedTo uint64         // with storeErr: the last event surely stored (the Redis store may keep part of a refused Append)
 	sendErr  error          // the client is gone
 	failed   bool           // the failure event is written: nothing follows
 	tooLarge bool           // frame met an event too large to store and send
