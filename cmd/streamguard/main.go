@@ -5,7 +5,7 @@
 //
 //	streamguard [demo]            run every platform fault against an embedded gateway
 //	streamguard probe [flags] URL call a real endpoint through the client stack
-//	streamguard relay -listen ADDR -upstream URL [-store memory|redis://HOST:PORT/DB] [-budget D] [-idle D] [-linger D] [-drain D]
+//	streamguard relay -listen ADDR -upstream URL [-store memory|redis://HOST:PORT/DB] [-budget D] [-idle D] [-linger D] [-drain D] [-attempts N]
 //	                              relay to an upstream with resumable streams
 //
 // The demo starts a fault-injecting gateway on loopback and calls it through
@@ -40,7 +40,7 @@ const usage = `usage:
   streamguard [demo]             run every platform fault against an embedded gateway
   streamguard probe [flags] URL  call a real endpoint through the client stack
   streamguard relay -listen ADDR -upstream URL [-store memory|redis://HOST:PORT/DB]
-                    [-budget D] [-idle D] [-linger D] [-drain D]
+                    [-budget D] [-idle D] [-linger D] [-drain D] [-attempts N]
                                  relay to an upstream, with resumable streams
 
 Run "streamguard probe -h" or "streamguard relay -h" for the flags.

@@ -20,6 +20,7 @@ import (
 	"github.com/streamguard/streamguard/internal/resp"
 	"github.com/streamguard/streamguard/middleware"
 	"github.com/streamguard/streamguard/resume"
+	"github.com/streamguard/streamguard/retry"
 	"github.com/streamguard/streamguard/sse"
 )
 
@@ -50,6 +51,7 @@ type relayConfig struct {
 	listen, upstream, store string
 	budget, idle, linger    time.Duration
 	drain                   time.Duration
+	attempts                int
 }
 
 // parseRelay reads the relay's command line; the code is the exit code
@@ -65,6 +67,7 @@ func parseRelay(args []string, stdout, stderr io.Writer) (relayConfig, int) {
 	fs.DurationVar(&c.budget, "budget", streamguard.SyncBudget, "each request's time budget, upstream and downstream")
 	fs.DurationVar(&c.idle, "idle", sse.DefaultIdleTimeout, "an upstream stream silent this long after its first byte is stalled (before it: 10m0s, or longer if this is; negative: off)")
 	fs.DurationVar(&c.linger, "linger", middleware.DefaultLinger, "how long a stream's upstream work outlives its client, waiting for a resume")
+	fs.IntVar(&c.attempts, "attempts", retry.DefaultMaxAttempts, "attempts at the upstream in all for a request, the first included (1: no retry)")
 	fs.DurationVar(&c.drain, "drain", 10*time.Second, "on SIGTERM, how long the requests in flight may run on before the streams still running end as cut (0: at once)")
 	if code := parseFlags(fs, args, stdout, stderr); code >= 0 {
 		return c, code
@@ -93,6 +96,7 @@ func parseRelay(args []string, stdout, stderr io.Writer) (relayConfig, int) {
 		{c.idle == 0, "-idle must not be 0 (negative: off)"},
 		{c.linger < middleware.MinLinger, "-linger must be at least " + middleware.MinLinger.String()},
 		{c.drain < 0, "-drain must not be negative"},
+		{c.attempts < 1, "-attempts must be at least 1"},
 	} {
 		if bad.bad {
 			fmt.Fprintf(stderr, "streamguard relay: %s\n", bad.msg)
@@ -149,7 +153,8 @@ func relay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // exceeded and streams the store refused. Closing stop ends the streams
 // still running (ResumeConfig.Stop).
 func relayServer(up *url.URL, store resume.Store, c relayConfig, log *slog.Logger, stop <-chan struct{}) *http.Server {
-	client := middleware.NewClient(middleware.Config{Budget: c.budget, Stream: sse.Config{IdleTimeout: c.idle}, Logger: log})
+	client := middleware.NewClient(middleware.Config{Budget: c.budget, Stream: sse.Config{IdleTimeout: c.idle},
+		Retry: retry.Policy{MaxAttempts: c.attempts}, Logger: log})
 	h := middleware.NewHandler(middleware.Relay(up, client), middleware.ServerConfig{
 		Budget:    c.budget,
 		Heartbeat: 15 * time.Second,

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -139,7 +140,7 @@ func TestRelayStoreUserName(t *testing.T) {
 func TestRelayDurations(t *testing.T) {
 	canceled, cancel := context.WithCancel(context.Background())
 	cancel()
-	for _, extra := range [][]string{{"-linger", "0"}, {"-linger", "-1s"}, {"-linger", "1ms"}, {"-budget", "0"}, {"-budget", "-1s"}, {"-idle", "0"}, {"-drain", "-1s"}} {
+	for _, extra := range [][]string{{"-linger", "0"}, {"-linger", "-1s"}, {"-linger", "1ms"}, {"-budget", "0"}, {"-budget", "-1s"}, {"-idle", "0"}, {"-drain", "-1s"}, {"-attempts", "0"}} {
 		var out, errb bytes.Buffer
 		code := relay(canceled, append([]string{"-listen", "127.0.0.1:0", "-upstream", "http://127.0.0.1:9"}, extra...), &out, &errb)
 		if code != 2 || !strings.Contains(errb.String(), extra[0]+" must") { // the flag named
@@ -149,6 +150,30 @@ func TestRelayDurations(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := relay(canceled, []string{"-listen", "127.0.0.1:0", "-upstream", "http://127.0.0.1:9", "-idle", "-1s", "-linger", "100ms"}, &out, &errb); code != 0 {
 		t.Errorf("idle off, the shortest linger: exit %d, said %q", code, out.String()+errb.String())
+	}
+}
+
+// TestRelayAttempts: -attempts bounds the relay's calls to the upstream
+// for one request, the first included.
+func TestRelayAttempts(t *testing.T) {
+	var calls atomic.Int32
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Retry-After", "0")
+		http.Error(w, `{"error":"overloaded"}`, http.StatusServiceUnavailable)
+	}))
+	defer up.Close()
+	for _, n := range []int32{1, 2} {
+		calls.Store(0)
+		addr := startRelay(t, "-upstream", up.URL, "-attempts", strconv.Itoa(int(n)))
+		resp, err := http.Get("http://" + addr + "/v1/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := calls.Load(); resp.StatusCode != http.StatusServiceUnavailable || got != n {
+			t.Errorf("-attempts %d: %d, %d calls", n, resp.StatusCode, got)
+		}
 	}
 }
 
