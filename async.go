@@ -118,6 +118,12 @@ var errNoRequestID = errors.New("async submit answer has no request_id")
 // request_id holds a credential (the request's, or one of a known shape).
 var errSecretRequestID = errors.New("async submit answer's request_id holds a credential")
 
+// errBadRequestID is the cause of the error for a submit answer whose
+// request_id could not be returned as it is: over 128 bytes, or with
+// control characters, invalid UTF-8 or spaces at its ends. An altered ID
+// would poll and cancel nothing, and match no webhook's result.
+var errBadRequestID = errors.New("async submit answer's request_id is not an ID (over 128 bytes, or control characters)")
+
 // AsyncRequestID reads the answer to an async submit and returns the request
 // ID the platform queued the request under: the request_id of a 2xx body
 // {"request_id": "..."} (the platform answers 201, or 202 on some routes).
@@ -126,7 +132,8 @@ var errSecretRequestID = errors.New("async submit answer's request_id holds a cr
 // CAPACITY_EXCEEDED (async capacity or load shedding) is rate_limited,
 // platform, retryable; a 413 is payload_too_large; and so on. The body then
 // stays readable, as with Check. A 2xx whose body has no request_id, or
-// another status below 400, returns an *Error with SourceUnknown and the
+// one that is not an ID to poll with (over 128 bytes, control characters),
+// or another status below 400, returns an *Error with SourceUnknown and the
 // status. On success the body has been read (at most 64 KiB of it); the
 // caller closes it as always.
 func AsyncRequestID(resp *http.Response) (string, error) {
@@ -138,10 +145,14 @@ func AsyncRequestID(resp *http.Response) (string, error) {
 	}
 	secrets := redact.Secrets(resp.Request) // a server may echo the key
 	noID := func(cause error) error {
+		what := " without a request_id"
+		if cause == errBadRequestID {
+			what = " with a request_id that is not an ID (over 128 bytes, or control characters)"
+		}
 		return &Error{
 			StatusCode: resp.StatusCode,
 			Source:     SourceUnknown,
-			Message:    "async submit answered " + strconv.Itoa(resp.StatusCode) + " without a request_id",
+			Message:    "async submit answered " + strconv.Itoa(resp.StatusCode) + what,
 			RequestID:  clean(RequestID(resp.Header), 128, secrets),
 			Err:        cause,
 		}
@@ -160,8 +171,11 @@ func AsyncRequestID(resp *http.Response) (string, error) {
 		return "", noID(err)
 	}
 	id, _ := jsonText(answer.RequestID)
-	if id = Sanitize(id, 128); id == "" {
+	switch s := Sanitize(id, 128); {
+	case s == "":
 		return "", noID(errNoRequestID)
+	case s != id:
+		return "", noID(errBadRequestID)
 	}
 	if clean(id, 128, secrets) != id {
 		return "", noID(errSecretRequestID) // not an ID to poll with, nor to log

@@ -228,6 +228,23 @@ func TestAsyncRequestIDWithout(t *testing.T) {
 	}
 }
 
+// TestAsyncRequestIDNotAnID: a request_id that could not be returned as it
+// came (over 128 bytes, a control character, spaces at its ends) is an
+// error, not an altered ID that would poll nothing and match no webhook.
+func TestAsyncRequestIDNotAnID(t *testing.T) {
+	for _, id := range []string{strings.Repeat("a", 200), `abc\u0000def`, " abc "} {
+		resp := submit(t, submitServer(t, 201, nil, `{"request_id": "`+id+`"}`))
+		got, err := streamguard.AsyncRequestID(resp)
+		var se *streamguard.Error
+		if got != "" || !errors.As(err, &se) || se.StatusCode != 201 || !strings.Contains(se.Error(), "not an ID") {
+			t.Errorf("request_id %.20q: %q, %v", id, got, err)
+		}
+	}
+	if got, err := streamguard.AsyncRequestID(submit(t, submitServer(t, 201, nil, `{"request_id": "réq-1"}`))); got != "réq-1" || err != nil {
+		t.Errorf("a request_id of letters not ASCII: %q, %v", got, err)
+	}
+}
+
 // TestAsyncRequestIDEchoedKey: a submit answer that echoes the request's
 // key, as its request ID header or as its request_id, never puts it in
 // the error, nor returns it as an ID.

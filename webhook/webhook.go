@@ -4,15 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/streamguard/streamguard"
+	"github.com/streamguard/streamguard/internal/redact"
 )
 
 // DefaultMaxBody is the receiver's default cap on a webhook body: 1 MiB. The
@@ -29,8 +32,8 @@ const DefaultMaxBody = 1 << 20
 // entry of the result's errors array.
 //
 // Returning nil acknowledges the result: the receiver answers 200 and the
-// platform will not send it again. Returning an error answers 500, which the
-// platform retries. The platform may deliver a result more than once (a
+// platform will not send it again. Returning an error, or panicking,
+// answers 500, which the platform retries. The platform may deliver a result more than once (a
 // retry after an acknowledgement that was lost), so make Func idempotent,
 // keyed by result.RequestID. ctx is the webhook request's context: it ends
 // when the platform hangs up.
@@ -54,9 +57,10 @@ type Config struct {
 	MaxAge time.Duration
 
 	// Logger, if set, receives one record per rejected webhook (Warn:
-	// method, path, remote address and the reason) and per Func error
-	// (Error: the request ID and the error). Secrets, signatures and bodies
-	// are never logged. Nil means silent.
+	// method, path, remote address and the reason) and per Func error or
+	// panic (Error: the request ID and the error, or the panic's value and
+	// stack, scrubbed of key shapes and the request's credentials).
+	// Secrets, signatures and bodies are never logged. Nil means silent.
 	Logger *slog.Logger
 }
 
@@ -188,15 +192,38 @@ func (h *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, r, http.StatusUnauthorized, "stale webhook: its time is outside the receiver's MaxAge (a replay?)")
 		return
 	}
-	if err := h.fn(r.Context(), &result, streamguard.ClassifyAsync(&result)); err != nil {
+	if stack, err := h.call(r.Context(), &result); err != nil {
 		if h.log != nil {
-			h.log.Error("streamguard: webhook: handling the async result failed",
-				"request_id", streamguard.Sanitize(result.RequestID, 128), "error", err.Error())
+			// Func's words may quote a credential (a database URL) or
+			// hold line ends: scrubbed and sanitized, as the library's
+			// errors are.
+			attrs := []any{"request_id", streamguard.Sanitize(result.RequestID, 128),
+				"error", streamguard.Sanitize(redact.Request(err.Error(), r), streamguard.MaxMessage)}
+			if stack != nil {
+				attrs = append(attrs, "stack", string(stack))
+			}
+			h.log.Error("streamguard: webhook: handling the async result failed", attrs...)
 		}
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "handling the async result failed"})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{})
+}
+
+// call calls Func. A panic in it is its failure, answered 500 so that the
+// platform retries (a connection dropped without an answer may not be):
+// its value is the error, and its stack is returned; http.ErrAbortHandler goes on as
+// net/http means it.
+func (h *receiver) call(ctx context.Context, result *streamguard.AsyncResult) (stack []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			err, stack = fmt.Errorf("panic: %v", p), debug.Stack()
+		}
+	}()
+	return nil, h.fn(ctx, result, streamguard.ClassifyAsync(result))
 }
 
 // reject answers status with {"error": msg} and logs the rejection.
