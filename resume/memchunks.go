@@ -72,13 +72,17 @@ const batchSize = int64(unsafe.Sizeof(memBatch{}))
 // none of their events would be useless.
 const minMemBytes = memChunk + 64*batchSize
 
+// firstBatches is the room for Appends a stream's list has from its
+// Create on; it doubles when full.
+const firstBatches = 8
+
 // batchRoom is the memory adding a batch to s takes beyond its chunks: the
 // growth of its list of batches, when it is full (see addBatch).
 func (s *memStream) batchRoom() int64 {
 	if len(s.batches) < cap(s.batches) {
 		return 0
 	}
-	return int64(max(8, 2*cap(s.batches))-cap(s.batches)) * batchSize
+	return int64(max(firstBatches, 2*cap(s.batches))-cap(s.batches)) * batchSize
 }
 
 // addBatch adds b to s, counting the growth of its list of batches in the
@@ -86,7 +90,7 @@ func (s *memStream) batchRoom() int64 {
 // bytes fit.
 func (m *MemoryStore) addBatch(s *memStream, b memBatch) {
 	if grown := s.batchRoom(); grown > 0 {
-		nb := make([]memBatch, len(s.batches), max(8, 2*cap(s.batches)))
+		nb := make([]memBatch, len(s.batches), max(firstBatches, 2*cap(s.batches)))
 		copy(nb, s.batches)
 		s.batches = nb
 		s.bytes += grown

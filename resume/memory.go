@@ -38,9 +38,9 @@ type MemoryConfig struct {
 	// each stream's Appends, counted too (56 bytes an Append: a stream
 	// appended one small event at a time holds more there than in its
 	// events). The chunks of forgotten streams are reused, up to an eighth
-	// of MaxBytes kept aside for that. A stream takes its first chunk when
-	// it is created: a store whose bytes live streams hold refuses new
-	// ones rather than their first events. Zero means DefaultMaxBytes; below
+	// of MaxBytes kept aside for that. A stream takes its first chunk, and
+	// a list of 8 Appends, when it is created: a store whose bytes live
+	// streams hold refuses new ones rather than their first events. Zero means DefaultMaxBytes; below
 	// minMemBytes (one chunk, and a list of 64 Appends: 19.5 KiB) means
 	// minMemBytes.
 	MaxBytes int64
@@ -128,15 +128,18 @@ func (m *MemoryStore) Create(_ context.Context, stream string, owner []byte) err
 	if _, ok := m.streams[stream]; ok {
 		return ErrExists
 	}
-	// Room for it and its first chunk, taken now, so that a store whose
-	// bytes are all taken by live streams refuses new ones (503) instead of
-	// taking them and refusing their events.
+	// Room for it, its first chunk and its list of Appends, taken now, so
+	// that a store whose bytes are all taken by live streams refuses new
+	// ones (503) instead of taking them and refusing their events.
 	now := m.cfg.Now()
-	if !m.evict(now, 1, memChunk) {
+	if !m.evict(now, 1, memChunk+firstBatches*batchSize) {
 		return ErrFull
 	}
 	s := &memStream{name: stream, owner: append([]byte(nil), owner...), active: now, seen: now, written: now, wake: make(chan struct{})}
 	m.grow(s, memChunk)
+	s.batches = make([]memBatch, 0, firstBatches) // and its list of Appends: its first Append takes nothing more
+	s.bytes += firstBatches * batchSize
+	m.bytes += firstBatches * batchSize
 	m.streams[stream] = s
 	m.writing.push(s)
 	return nil

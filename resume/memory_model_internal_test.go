@@ -185,8 +185,10 @@ func (h *modelTest) evict(n int, size int64) bool {
 func (h *modelTest) create(name string) {
 	owner, want := fmt.Appendf(nil, "owner %d", h.step), ErrExists
 	if h.streams[name] == nil { // Create does not look at its age
-		if want = ErrFull; h.evict(1, memChunk) {
-			want, h.streams[name] = nil, &mStream{owner: bytes.Clone(owner), seen: h.now, written: h.now, bytes: memChunk, tail: memChunk} // its first chunk
+		if want = ErrFull; h.evict(1, memChunk+firstBatches*batchSize) {
+			// Its first chunk, and its list of Appends.
+			want, h.streams[name] = nil, &mStream{owner: bytes.Clone(owner), seen: h.now, written: h.now,
+				bytes: memChunk + firstBatches*batchSize, tail: memChunk, listCap: firstBatches}
 			h.touch(h.streams[name])
 		}
 	}
