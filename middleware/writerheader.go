@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/streamguard/streamguard/internal/coding"
 )
 
 // The handler's header map, and how it reaches net/http's. The handler has
@@ -98,16 +100,7 @@ func ownBytesFit(h http.Header, code int, head bool) bool {
 	if head || code == http.StatusNoContent || code == http.StatusNotModified || len(h["Content-Length"]) > 0 {
 		return false
 	}
-	for _, v := range h["Content-Encoding"] {
-		for v != "" {
-			var coding string
-			coding, v, _ = strings.Cut(v, ",")
-			if c := strings.TrimSpace(coding); c != "" && !strings.EqualFold(c, "identity") {
-				return false
-			}
-		}
-	}
-	return true
+	return !coding.Encoded(h)
 }
 
 // declaredLength returns the Content-Length h declares, or -1.

@@ -117,3 +117,16 @@ func TestEncodedCodings(t *testing.T) {
 		}
 	}
 }
+
+// TestEncodedNoBody: an event stream announced with no body at all is a
+// stream without events, whatever coding it names.
+func TestEncodedNoBody(t *testing.T) {
+	resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"text/event-stream"}, "Content-Encoding": {"gzip"}},
+		Body: http.NoBody}
+	sse.Guard(resp, sse.Config{})
+	_, err := io.ReadAll(resp.Body)
+	var se *streamguard.Error
+	if !errors.As(err, &se) || se.Reason != streamguard.ReasonNoEvents {
+		t.Errorf("verdict %v, want no_events", err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/streamguard/streamguard"
+	"github.com/streamguard/streamguard/internal/coding"
 	"github.com/streamguard/streamguard/internal/streamstat"
 )
 
@@ -122,10 +123,12 @@ func guard(resp *http.Response, cfg Config, rt http.RoundTripper) {
 	if resp == nil || resp.Body == nil || resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return
 	}
-	if resp.Body == http.NoBody {
+	noBody := resp.Body == http.NoBody
+	if noBody {
 		// An event stream announced with no body at all (HTTP/1.1
 		// Content-Length: 0, or HTTP/2 headers that end the stream) is a
-		// stream without events; any other empty body is what it says.
+		// stream without events, whatever its coding; any other empty
+		// body is what it says.
 		if !emptyEventStream(resp) {
 			return
 		}
@@ -142,7 +145,7 @@ func guard(resp *http.Response, cfg Config, rt http.RoundTripper) {
 		b.ctx, b.req = resp.Request.Context(), resp.Request
 	}
 	switch {
-	case encoded(resp.Header):
+	case coding.Encoded(resp.Header) && !noBody:
 		// Compressed bytes (a caller that asked for gzip itself gets them
 		// so): no line ends to frame by, only the transport to judge.
 	case IsEventStream(resp.Header.Get("Content-Type")):
@@ -157,45 +160,6 @@ func guard(resp *http.Response, cfg Config, rt http.RoundTripper) {
 	b.startResume(resp, rt)
 	b.startIdleTimer()
 	resp.Body = b
-}
-
-// encoded reports whether h announces a content coding (gzip, br, ...):
-// net/http's transport removes the header when it decompresses itself.
-func encoded(h http.Header) bool {
-	for _, v := range h.Values("Content-Encoding") {
-		for c := range strings.SplitSeq(v, ",") {
-			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// emptyEventStream reports whether resp, whose body is http.NoBody, is an
-// event stream that should have had one: not the answer to a HEAD, not a
-// 204 or 205.
-func emptyEventStream(resp *http.Response) bool {
-	if resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusResetContent {
-		return false
-	}
-	if resp.Request != nil && resp.Request.Method == http.MethodHead {
-		return false
-	}
-	return IsEventStream(resp.Header.Get("Content-Type")) || framingOf(resp) != 0
-}
-
-// IsEventStream reports whether a Content-Type is text/event-stream, with or
-// without parameters, in any case, without the allocations of
-// mime.ParseMediaType: the bodies the guard frames by event.
-func IsEventStream(ct string) bool {
-	const mt = "text/event-stream"
-	ct = strings.TrimLeft(ct, " \t")
-	if len(ct) < len(mt) || !strings.EqualFold(ct[:len(mt)], mt) {
-		return false
-	}
-	rest := strings.TrimLeft(ct[len(mt):], " \t")
-	return rest == "" || rest[0] == ';'
 }
 
 // Read implements io.Reader. After the last byte it returns io.EOF for a
