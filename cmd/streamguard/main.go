@@ -14,10 +14,10 @@
 // refused before upload, 429 with Retry-After, a truncated stream, a stalled
 // stream, an in-band error event, an HTTP/2 reset, a complete stream). It
 // prints a row per scenario and exits 0 when every one was classified as
-// expected, 1 otherwise.
+// expected, 1 otherwise, and 130 when it was interrupted (SIGINT, SIGTERM).
 //
 // Exit codes: 0 success; 1 a classified failure (or a demo scenario that was
-// not classified as expected); 2 a usage error.
+// not classified as expected); 2 a usage error; 130 the demo interrupted.
 package main
 
 import (
@@ -44,7 +44,7 @@ const usage = `usage:
                                  relay to an upstream, with resumable streams
 
 Run "streamguard probe -h" or "streamguard relay -h" for the flags.
-Exit codes: 0 success, 1 classified failure, 2 usage error.
+Exit codes: 0 success, 1 classified failure, 2 usage error, 130 demo interrupted.
 `
 
 func main() {

@@ -11,8 +11,8 @@ import "bytes"
 // secret (a cookie's "true", a parameter's "1024") could be any word of
 // them, or their syntax ("data", a JSON literal): Mask leaves it, as a
 // message scrubbed of it would read wrong but these bytes would break. A
-// mask holds no token byte, so that no shape is found in it again. It
-// reports whether it changed b.
+// mask found again as a shape's token ("Bearer REDACTED***") is written
+// over with itself. It reports whether it changed b.
 func Mask(b []byte, secrets []string) bool {
 	changed := false
 	for _, sec := range secrets { // longest first: a shorter one inside it is gone with it

@@ -94,8 +94,7 @@ func New(rawURL string) (*Client, error) {
 	const escape = "escape '/', '?', '#' and '@' in the password (%2F, %3F, %23, %40)"
 	u, err := url.Parse(rawURL)
 	switch {
-	case err == nil && u.User == nil && strings.Contains(rawURL, "@"),
-		err != nil && strings.Contains(rawURL, "@") && strings.Contains(err.Error(), "port"):
+	case err == nil && u.User == nil && strings.Contains(rawURL, "@"), strings.Contains(rawURL, "@") && badPort(err):
 		// A '/', '?' or '#' in a password ends the host: what follows
 		// would be taken as the path, and the password sent nowhere.
 		return nil, fmt.Errorf("%q: an '@' after the host: %s", redact.RawURL(rawURL), escape)
@@ -126,6 +125,14 @@ func New(rawURL string) (*Client, error) {
 		}
 	}
 	return c, nil
+}
+
+// badPort reports whether err is url.Parse's "invalid port", as a URL
+// whose password's '/' ended the host makes it (the password read as the
+// port).
+func badPort(err error) bool {
+	var ue *url.Error
+	return errors.As(err, &ue) && strings.HasPrefix(ue.Err.Error(), "invalid port")
 }
 
 // Close closes the idle connections, and each connection in use once its

@@ -54,12 +54,13 @@ func TestURL(t *testing.T) {
 // the host is told to escape it, a fragment is not taken for an '@'.
 func TestURLMessages(t *testing.T) {
 	for u, want := range map[string]string{
-		"redis://:S3cr3t/PW@h:6391/0": "escape '/'",
-		"redis://:S3cr3t#PW@h:6391/0": "escape '/'",
-		"redis://h:6391/0#frag":       "a '#' ends the URL",
-		"redis://h:6391/0#":           "a '#' ends the URL",
-		"redis://h:port/0":            "is not a redis://",
-		"redis://:100%@h/0":           "is not a redis://",
+		"redis://:S3cr3t/PW@h:6391/0":    "escape '/'",
+		"redis://:S3cr3t#PW@h:6391/0":    "escape '/'",
+		"redis://h:6391/0#frag":          "a '#' ends the URL",
+		"redis://h:6391/0#":              "a '#' ends the URL",
+		"redis://h:port/0":               "is not a redis://",
+		"redis://:100%@h/0":              "is not a redis://",
+		"redis://:p%zz@report.example/0": "is not a redis://",
 	} {
 		_, err := New(u)
 		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "S3cr3t") {
