@@ -122,7 +122,7 @@ var errSecretRequestID = errors.New("async submit answer's request_id holds a cr
 // request_id could not be returned as it is: over 128 bytes, or with
 // control characters, invalid UTF-8 or spaces at its ends. An altered ID
 // would poll and cancel nothing, and match no webhook's result.
-var errBadRequestID = errors.New("async submit answer's request_id is not an ID (over 128 bytes, or control characters)")
+var errBadRequestID = errors.New("async submit answer's request_id is not an ID (over 128 bytes, control characters, or spaces at its ends)")
 
 // AsyncRequestID reads the answer to an async submit and returns the request
 // ID the platform queued the request under: the request_id of a 2xx body
@@ -147,7 +147,7 @@ func AsyncRequestID(resp *http.Response) (string, error) {
 	noID := func(cause error) error {
 		what := " without a request_id"
 		if cause == errBadRequestID {
-			what = " with a request_id that is not an ID (over 128 bytes, or control characters)"
+			what = " with a request_id that is not an ID (over 128 bytes, control characters, or spaces at its ends)"
 		}
 		return &Error{
 			StatusCode: resp.StatusCode,

@@ -27,6 +27,12 @@ func TestFuncPanicAnswers500(t *testing.T) {
 		func(context.Context, *streamguard.AsyncResult, []*streamguard.Error) error {
 			return errors.New("upsert failed\nlevel=ERROR msg=forged Authorization: Bearer sk-ant-api03-AAAABBBBCCCCDDDD")
 		},
+		func(context.Context, *streamguard.AsyncResult, []*streamguard.Error) error {
+			return errors.New("upsert failed: Authorization: Bearer\tAAAABBBBCCCCDDDDxyz")
+		},
+		func(context.Context, *streamguard.AsyncResult, []*streamguard.Error) error {
+			panic(errors.New("upsert failed: Bearer\nAAAABBBBCCCCDDDDxyz"))
+		},
 	} {
 		var logs gatewaytest.SyncBuffer
 		srv := httptest.NewServer(webhook.NewHandler([]string{secret}, fn,

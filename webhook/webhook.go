@@ -194,11 +194,14 @@ func (h *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if stack, err := h.call(r.Context(), &result); err != nil {
 		if h.log != nil {
-			// Func's words may quote a credential (a database URL) or
-			// hold line ends: scrubbed and sanitized, as the library's
-			// errors are.
+			// Func's words may quote a key or hold line ends: sanitized
+			// (a tab or line end after "Bearer" made a space, so that the
+			// scrub finds the token), scrubbed of key shapes and the
+			// request's credentials, as the library's errors are. A
+			// password in a URL of its own (a database's) is Func's to
+			// keep out.
 			attrs := []any{"request_id", streamguard.Sanitize(result.RequestID, 128),
-				"error", streamguard.Sanitize(redact.Request(err.Error(), r), streamguard.MaxMessage)}
+				"error", streamguard.Sanitize(redact.Request(streamguard.Sanitize(err.Error(), 0), r), streamguard.MaxMessage)}
 			if stack != nil {
 				attrs = append(attrs, "stack", string(stack))
 			}
