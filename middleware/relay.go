@@ -43,8 +43,9 @@ var hopHeaders = []string{
 // through the relay, as nginx's proxy_redirect does by default; any other
 // keeps its address; none keeps the query values upstream's URL holds (a
 // key); Content-Location is rewritten so too. A redirect's body, which
-// quotes the Location as upstream wrote it, is dropped. A request path with a "." or ".." segment (raw or escaped) is
-// answered 400: joined to upstream's path it could climb out of it. An
+// quotes the Location as upstream wrote it, is dropped. A request path
+// with a "." or ".." segment (raw or escaped) is answered 400: joined to
+// upstream's path it could climb out of it. An
 // upstream it cannot reach is answered without the transport's words,
 // which name the upstream's address; a caller's body that could not be
 // read is the caller's failure (413 over a server's cap such as

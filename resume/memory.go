@@ -40,9 +40,9 @@ type MemoryConfig struct {
 	// events). The chunks of forgotten streams are reused, up to an eighth
 	// of MaxBytes kept aside for that. A stream takes its first chunk, and
 	// a list of 8 Appends, when it is created: a store whose bytes live
-	// streams hold refuses new ones rather than their first events. Zero means DefaultMaxBytes; below
-	// minMemBytes (one chunk, and a list of 64 Appends: 19.5 KiB) means
-	// minMemBytes.
+	// streams hold refuses new ones rather than their first events. Zero
+	// means DefaultMaxBytes; below minMemBytes (one chunk, and a list of 64
+	// Appends: 19.5 KiB) means minMemBytes.
 	MaxBytes int64
 	// MaxStreams bounds the streams held. Zero means DefaultMaxStreams.
 	MaxStreams int

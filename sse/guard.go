@@ -111,9 +111,9 @@ type body struct {
 // Any other body (a raw chunked application/octet-stream, as Truss streams
 // are), and any body with a Content-Encoding (a request that asked for gzip
 // itself, so net/http left the body compressed), is passed through read by
-// read, and only transport failures are
-// judged: a close-delimited HTTP/1 body that ends early ends in a clean EOF
-// and cannot be told from a complete one.
+// read, and only transport failures are judged: a close-delimited HTTP/1
+// body that ends early ends in a clean EOF and cannot be told from a
+// complete one.
 func Guard(resp *http.Response, cfg Config) {
 	guard(resp, cfg, cfg.Resume.Transport)
 }

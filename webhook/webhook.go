@@ -33,10 +33,10 @@ const DefaultMaxBody = 1 << 20
 //
 // Returning nil acknowledges the result: the receiver answers 200 and the
 // platform will not send it again. Returning an error, or panicking,
-// answers 500, which the platform retries. The platform may deliver a result more than once (a
-// retry after an acknowledgement that was lost), so make Func idempotent,
-// keyed by result.RequestID. ctx is the webhook request's context: it ends
-// when the platform hangs up.
+// answers 500, which the platform retries. The platform may deliver a
+// result more than once (a retry after an acknowledgement that was lost),
+// so make Func idempotent, keyed by result.RequestID. ctx is the webhook
+// request's context: it ends when the platform hangs up.
 type Func func(ctx context.Context, result *streamguard.AsyncResult, errs []*streamguard.Error) error
 
 // Config configures a receiver. The zero value is ready to use: a 1 MiB body

@@ -46,8 +46,9 @@ func Mask(b []byte, secrets []string) bool {
 // hasScheme reports whether b may hold an auth scheme's token (see
 // shapeAt): the cheap test before a search.
 func hasScheme(b []byte) bool {
+	lower := bytes.ToLower(b)
 	for _, sc := range schemes {
-		if len(b) > len(sc) && bytes.Contains(bytes.ToLower(b), []byte(sc+" ")) {
+		if bytes.Contains(lower, []byte(sc+" ")) {
 			return true
 		}
 	}
