@@ -42,7 +42,8 @@ var hopHeaders = []string{
 // into upstream (its origin and path) is rewritten to the same place
 // through the relay, as nginx's proxy_redirect does by default; any other
 // keeps its address; none keeps the query values upstream's URL holds (a
-// key); Content-Location is rewritten so too. A redirect's body, which
+// key); Content-Location, a Link's references and a Refresh's URL are
+// rewritten so too. A redirect's body, which
 // quotes the Location as upstream wrote it, is dropped. A request path
 // with a "." or ".." segment (raw or escaped) is answered 400: joined to
 // upstream's path it could climb out of it. An
@@ -102,6 +103,7 @@ func answer(w http.ResponseWriter, r *http.Request, resp *http.Response, upstrea
 	copyHeader(w.Header(), resp.Header)
 	relocate(w.Header(), "Location", upstream)
 	relocate(w.Header(), "Content-Location", upstream)
+	relocateLinks(w.Header(), upstream)
 	w.Header().Del(sse.ResumableStreamHeader)
 	w.Header().Del("Content-Length")
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {

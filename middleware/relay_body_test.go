@@ -110,3 +110,32 @@ func TestRelayLastLineWithoutLF(t *testing.T) {
 		}
 	}
 }
+
+// TestRelayLinkRelocated: a Link and a Refresh into the upstream, with the
+// key the relay adds in their query, reach the caller as paths under the
+// relay, without the upstream's address or the key.
+func TestRelayLinkRelocated(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "<http://"+r.Host+"/v1/base/models?page=2&"+r.URL.RawQuery+`>; rel="next"`)
+		w.Header().Set("Refresh", "5; url=http://"+r.Host+"/v1/base/again?"+r.URL.RawQuery)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"data":[]}`)
+	}))
+	defer up.Close()
+	const key = "QKEYQKEYQKEY1234"
+	u, _ := url.Parse(up.URL + "/v1/base?key=" + key)
+	relay := httptest.NewServer(middleware.NewHandler(middleware.Relay(u, middleware.NewClient(middleware.Config{})), middleware.ServerConfig{}))
+	defer relay.Close()
+	resp, err := http.Get(relay.URL + "/models")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if got := resp.Header.Get("Link"); got != `</models?page=2>; rel="next"` {
+		t.Errorf("Link %q", got)
+	}
+	if got := resp.Header.Get("Refresh"); got != "5; url=/again" {
+		t.Errorf("Refresh %q", got)
+	}
+}

@@ -6,44 +6,130 @@ import (
 	"strings"
 )
 
-// relocate rewrites h's header name (Location, Content-Location) when it
-// points into upstream: an absolute URL of upstream's scheme and host, or a
-// path from the root, under upstream's path. It becomes the path under the
-// relay (upstream's path taken off, upstream's own query values too,
-// wherever they are), so the caller comes back through the relay and never
-// sees the upstream's address or the query values (keys) the relay adds.
-// Its dot segments are resolved first, as the caller would resolve them.
-// Any other value (elsewhere on upstream's origin, which the relay does not
-// serve, or on another) keeps its address but loses upstream's query values
-// too.
+// relocate rewrites every value of h's header name (Location,
+// Content-Location) that points into upstream, as relocated does.
 func relocate(h http.Header, name string, upstream *url.URL) {
-	loc := h.Get(name)
+	for i, v := range h[name] {
+		h[name][i] = relocated(v, upstream)
+	}
+}
+
+// relocateLinks rewrites the URI references of h's Link values (RFC 8288:
+// "<uri>; rel=next, ...") and the URL of its Refresh ("5; url=...") as
+// relocate does a Location's: an upstream that links its own pages (a list's
+// next page, say) would otherwise hand the caller its address and the query
+// values (keys) the relay adds.
+func relocateLinks(h http.Header, upstream *url.URL) {
+	for i, v := range h["Link"] {
+		h["Link"][i] = relocateRefs(v, upstream)
+	}
+	for i, v := range h["Refresh"] {
+		h["Refresh"][i] = relocateRefresh(v, upstream)
+	}
+}
+
+// relocateRefs rewrites each "<uri>" of a Link value, outside quoted
+// parameters.
+func relocateRefs(v string, upstream *url.URL) string {
+	var b strings.Builder
+	quoted := false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case quoted && c == '\\' && i+1 < len(v):
+			b.WriteByte(c)
+			i++
+			c = v[i]
+		case c == '"':
+			quoted = !quoted
+		case !quoted && c == '<':
+			end := strings.IndexByte(v[i:], '>')
+			if end < 0 {
+				b.WriteString(v[i:]) // not a reference: left as it is
+				return b.String()
+			}
+			b.WriteByte('<')
+			b.WriteString(relocated(v[i+1:i+end], upstream))
+			i += end
+			c = '>'
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// relocateRefresh rewrites the URL of a Refresh value: a delay, then
+// ";" or ",", then the URL, after "url=" or not, quoted or not, as
+// browsers read it.
+func relocateRefresh(v string, upstream *url.URL) string {
+	i := strings.IndexAny(v, ";,")
+	if i < 0 {
+		return v
+	}
+	i = skipBlanks(v, i+1)
+	if len(v)-i >= 3 && strings.EqualFold(v[i:i+3], "url") {
+		if j := skipBlanks(v, i+3); j < len(v) && v[j] == '=' {
+			i = skipBlanks(v, j+1)
+		}
+	}
+	end := len(v)
+	if i < len(v) && (v[i] == '\'' || v[i] == '"') {
+		if k := strings.IndexByte(v[i+1:], v[i]); k >= 0 {
+			end = i + 1 + k
+		}
+		i++
+	}
+	if i >= end {
+		return v
+	}
+	return v[:i] + relocated(v[i:end], upstream) + v[end:]
+}
+
+// skipBlanks returns the index of the first byte of v at or after i that
+// is neither a space nor a tab.
+func skipBlanks(v string, i int) int {
+	for i < len(v) && (v[i] == ' ' || v[i] == '\t') {
+		i++
+	}
+	return i
+}
+
+// relocated returns loc, a Location's value, rewritten when it points into
+// upstream: an absolute URL of upstream's scheme and host, or a path from
+// the root, under upstream's path. It becomes the path under the relay
+// (upstream's path taken off, upstream's own query values too, wherever
+// they are), so the caller comes back through the relay and never sees
+// the upstream's address or the query values (keys) the relay adds. Its
+// dot segments are resolved first, as the caller would resolve them. Any
+// other value (elsewhere on upstream's origin, which the relay does not
+// serve, or on another) keeps its address but loses upstream's query
+// values too.
+func relocated(loc string, upstream *url.URL) string {
 	u, err := url.Parse(loc)
 	if loc == "" || err != nil || u.Opaque != "" {
-		return
+		return loc
 	}
 	q := dropPairs(u.RawQuery, upstream.RawQuery)
 	into := (u.Host == "" && strings.HasPrefix(loc, "/") && !strings.HasPrefix(loc, "//")) || (u.Host != "" && sameOrigin(u, upstream))
 	base := strings.TrimSuffix(upstream.EscapedPath(), "/")
 	rest, ok := strings.CutPrefix(removeDots(u.EscapedPath()), base)
 	if !into || !ok || (rest != "" && rest[0] != '/') {
-		if q != u.RawQuery {
-			// "?" keeps a Location of a query alone from becoming "",
-			// which resolves to the caller's own URL, query and all.
-			u.RawQuery, u.ForceQuery = q, q == "" && u.Host == "" && u.Path == ""
-			h.Set(name, u.String())
+		if q == u.RawQuery {
+			return loc
 		}
-		return
+		// "?" keeps a Location of a query alone from becoming "",
+		// which resolves to the caller's own URL, query and all.
+		u.RawQuery, u.ForceQuery = q, q == "" && u.Host == "" && u.Path == ""
+		return u.String()
 	}
-	u.RawQuery = q
 	out := "/" + strings.TrimLeft(rest, "/") // never "//host": another origin
-	if u.RawQuery != "" {
-		out += "?" + u.RawQuery
+	if q != "" {
+		out += "?" + q
 	}
 	if u.Fragment != "" {
 		out += "#" + u.EscapedFragment()
 	}
-	h.Set(name, out)
+	return out
 }
 
 // removeDots resolves the "." and ".." segments of an escaped path (raw or

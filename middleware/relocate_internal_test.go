@@ -48,3 +48,31 @@ func TestRelocate(t *testing.T) {
 		}
 	}
 }
+
+// TestRelocateLinks: each reference of a Link value and the URL of a
+// Refresh value are rewritten as a Location is, quoted parameters and the
+// rest of the value left as they are; every value of a header is.
+func TestRelocateLinks(t *testing.T) {
+	u, _ := url.Parse("https://api.example.com/v1?key=QSECRET123")
+	for _, tc := range []struct{ name, v, want string }{
+		{"Link", `<https://api.example.com/v1/models?page=2&key=QSECRET123>; rel="next"`, `</models?page=2>; rel="next"`},
+		{"Link", `<https://api.example.com/v1/a?key=QSECRET123>; rel=prev, <https://other.example/x?key=QSECRET123>; rel=help`, `</a>; rel=prev, <https://other.example/x>; rel=help`},
+		{"Link", `</v1/a>; title="x <https://api.example.com/v1/b?key=QSECRET123> \" <c>"; rel=x`, `</a>; title="x <https://api.example.com/v1/b?key=QSECRET123> \" <c>"; rel=x`},
+		{"Link", `<https://api.example.com/v1/a?key=QSECRET123`, `<https://api.example.com/v1/a?key=QSECRET123`},
+		{"Link", `<>; rel=self`, `<>; rel=self`},
+		{"Refresh", `5; url=https://api.example.com/v1/x?key=QSECRET123`, `5; url=/x`},
+		{"Refresh", `0;URL='https://api.example.com/v1/x?key=QSECRET123'`, `0;URL='/x'`},
+		{"Refresh", `0, "next?key=QSECRET123&a=b"`, `0, "next?a=b"`},
+		{"Refresh", `3;url = /v1/y?key=QSECRET123`, `3;url = /y`},
+		{"Refresh", `3`, `3`},
+		{"Refresh", `3;`, `3;`},
+		{"Location", `https://api.example.com/v1/x?key=QSECRET123`, `/x`},
+	} {
+		h := http.Header{tc.name: {tc.v, tc.v}}
+		relocate(h, "Location", u)
+		relocateLinks(h, u)
+		if got := h[tc.name]; len(got) != 2 || got[0] != tc.want || got[1] != tc.want {
+			t.Errorf("%s %s: %q, want %q twice", tc.name, tc.v, got, tc.want)
+		}
+	}
+}
