@@ -3,8 +3,10 @@ package sse
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"time"
 
+	"github.com/streamguard/streamguard/internal/redact"
 	"github.com/streamguard/streamguard/internal/streamstat"
 )
 
@@ -48,7 +50,16 @@ func (b *body) genStats() *streamstat.GenAI {
 	if ns := b.statFirst.Load(); ns != 0 {
 		g.FirstChunk = time.Unix(0, ns)
 	}
-	g.FinishReasons = append([]string(nil), g.FinishReasons...)
+	// A server's own words, which go onto spans and metrics: scrubbed of
+	// the request's secrets and key shapes, as its error messages are (a
+	// server that echoes the key as the model's name).
+	secrets := redact.Secrets(b.req)
+	g.ResponseID = redact.Scrub(g.ResponseID, secrets)
+	g.ResponseModel = redact.Scrub(g.ResponseModel, secrets)
+	g.FinishReasons = slices.Clone(g.FinishReasons)
+	for i, r := range g.FinishReasons {
+		g.FinishReasons[i] = redact.Scrub(r, secrets)
+	}
 	return &g
 }
 

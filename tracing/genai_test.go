@@ -264,3 +264,43 @@ func TestGenAIModelsBounded(t *testing.T) {
 		t.Errorf("%d calls recorded, %d model names: %v", recorded, len(models), models)
 	}
 }
+
+// TestGenAIEchoScrubbed: a server that echoes the request's key as the
+// response's id, model and finish reason does not put it on the span or
+// on the metrics' attributes.
+func TestGenAIEchoScrubbed(t *testing.T) {
+	const key = "xk0live0123456789abcdefXYZ"
+	f, mr, cfg := meteredFixture(t)
+	srv := quietServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		k := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprintf(w, "data: {\"id\":\"chatcmpl-%s\",\"object\":\"chat.completion.chunk\",\"model\":\"%s\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":null}]}\n\n", k, k)
+		fmt.Fprintf(w, "data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"%s\"}]}\n\ndata: [DONE]\n\n", k)
+	}), false)
+	client := &http.Client{Transport: tracing.NewTransport(sse.NewTransport(srv.Client().Transport, sse.Config{}), cfg)}
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/chat/completions", strings.NewReader(genaiReq))
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	s := f.waitSpan(t)
+	a := attrs(s)
+	if got := a[string(semconvgenai.GenAIResponseModelKey)].AsString(); got == "" {
+		t.Fatal("no response model on the span")
+	}
+	for k, v := range a {
+		if strings.Contains(v.Emit(), key) {
+			t.Errorf("span attribute %s = %s", k, v.Emit())
+		}
+	}
+	for _, p := range genaiPoints(t, mr)[tracing.MetricGenAIDuration] {
+		for _, kv := range p.attrs.ToSlice() {
+			if strings.Contains(kv.Value.Emit(), key) {
+				t.Errorf("metric attribute %s = %s", kv.Key, kv.Value.Emit())
+			}
+		}
+	}
+}
