@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/streamguard/streamguard"
+	"github.com/streamguard/streamguard/internal/redact"
 	"github.com/streamguard/streamguard/sse"
 )
 
@@ -43,18 +44,23 @@ var hopHeaders = []string{
 // through the relay, as nginx's proxy_redirect does by default; any other
 // keeps its address; none keeps the query values upstream's URL holds (a
 // key); Content-Location, a Link's references and a Refresh's URL are
-// rewritten so too. A redirect's body, which
+// rewritten so too. No header relayed keeps the relay's own credentials
+// (upstream's userinfo and query values), wherever an upstream echoes
+// them: they are replaced by REDACTED. A redirect's body, which
 // quotes the Location as upstream wrote it, is dropped. A request path
 // with a "." or ".." segment (raw or escaped) is answered 400: joined to
 // upstream's path it could climb out of it. An
 // upstream it cannot reach is answered without the transport's words,
-// which name the upstream's address; a caller's body that could not be
+// which name the upstream's address, and any other failure to get an
+// answer without upstream's URL (a client without the stack quotes it,
+// keys and all) or the request's credentials; a caller's body that could not be
 // read is the caller's failure (413 over a server's cap such as
 // MaxBodyBytes, 400 otherwise), whatever the client made of it.
 func Relay(upstream *url.URL, client *http.Client) http.Handler {
 	c := *client
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	client = &c
+	own := ownSecrets(upstream)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if dotSegment(r.URL.EscapedPath()) {
 			WriteError(w, r, &streamguard.Error{Source: streamguard.SourceRequest, Reason: streamguard.ReasonBadRequest,
@@ -83,7 +89,7 @@ func Relay(upstream *url.URL, client *http.Client) http.Handler {
 				WriteError(w, r, berr) // the caller's body, not the upstream
 				return
 			}
-			WriteError(w, r, noAnswer(err))
+			WriteError(w, r, noAnswer(err, out))
 			return
 		}
 		defer resp.Body.Close()
@@ -94,16 +100,18 @@ func Relay(upstream *url.URL, client *http.Client) http.Handler {
 			WriteError(w, r, streamguard.Check(resp))
 			return
 		}
-		answer(w, r, resp, upstream)
+		answer(w, r, resp, upstream, own)
 	})
 }
 
-// answer relays resp, upstream's answer to r, to w.
-func answer(w http.ResponseWriter, r *http.Request, resp *http.Response, upstream *url.URL) {
+// answer relays resp, upstream's answer to r, to w; own are the relay's
+// own credentials (ownSecrets).
+func answer(w http.ResponseWriter, r *http.Request, resp *http.Response, upstream *url.URL, own []string) {
 	copyHeader(w.Header(), resp.Header)
 	relocate(w.Header(), "Location", upstream)
 	relocate(w.Header(), "Content-Location", upstream)
 	relocateLinks(w.Header(), upstream)
+	scrubHeader(w.Header(), own)
 	w.Header().Del(sse.ResumableStreamHeader)
 	w.Header().Del("Content-Length")
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
@@ -179,16 +187,25 @@ func (b *callerBody) failure() error {
 }
 
 // noAnswer is the error the relay answers for err, the client's failure
-// to get an answer from the upstream: the transport's text (a dial error
-// naming the upstream's internal address) is not the caller's to see.
-func noAnswer(err error) error {
+// to get an answer to out from the upstream: the transport's text (a dial
+// error naming the upstream's internal address) is not the caller's to
+// see, nor the URL a client without the stack quotes (*url.Error), nor
+// out's credentials (the client stack's errors hold none already).
+func noAnswer(err error, out *http.Request) error {
 	se := streamguard.FromError(err) // a client without the stack returns the transport's error as it is
-	if se == nil || se.StatusCode != 0 || se.Source != streamguard.SourceNetwork {
-		return err
+	if se != nil && se.StatusCode == 0 && se.Source == streamguard.SourceNetwork {
+		e := *se
+		e.Message, e.Err = "the upstream could not be reached ("+string(se.Reason)+")", nil
+		return &e
 	}
-	e := *se
-	e.Message, e.Err = "the upstream could not be reached ("+string(se.Reason)+")", nil
-	return &e
+	var ue *url.Error
+	if !errors.As(err, new(*streamguard.Error)) && errors.As(err, &ue) && ue.Err != nil {
+		err = ue.Err
+	}
+	if text := redact.Request(err.Error(), out); text != err.Error() {
+		return redact.Error(err, text)
+	}
+	return err
 }
 
 // dotSegment reports whether an escaped path has a "." or ".." segment,

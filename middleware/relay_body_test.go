@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/streamguard/streamguard/middleware"
 	"github.com/streamguard/streamguard/retry"
@@ -137,5 +138,73 @@ func TestRelayLinkRelocated(t *testing.T) {
 	}
 	if got := resp.Header.Get("Refresh"); got != "5; url=/again" {
 		t.Errorf("Refresh %q", got)
+	}
+}
+
+// TestRelayPlainClientFailure: a Relay given a client without the stack,
+// whose failures quote the upstream's URL (*url.Error), answers the
+// caller without that URL, the key in its query or its userinfo.
+func TestRelayPlainClientFailure(t *testing.T) {
+	const key = "RELAYKEYabcdef0123456789"
+	stop := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-stop:
+		case <-r.Context().Done():
+		}
+	}))
+	defer up.Close()
+	defer close(stop)
+	u, _ := url.Parse(strings.Replace(up.URL, "http://", "http://relayuser"+key+":pw"+key+"@", 1) + "/v1?api_key=" + key)
+	relay := httptest.NewServer(middleware.NewHandler(middleware.Relay(u, &http.Client{Timeout: 50 * time.Millisecond}), middleware.ServerConfig{}))
+	defer relay.Close()
+	resp, err := http.Get(relay.URL + "/chat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	host := strings.TrimPrefix(up.URL, "http://")
+	if s := string(b); resp.StatusCode != http.StatusGatewayTimeout || strings.Contains(s, key) || strings.Contains(s, host) {
+		t.Errorf("%d %s", resp.StatusCode, s)
+	}
+}
+
+// TestRelayHeaderEchoScrubbed: the relay's own key, which an upstream
+// echoes in a header (escaped inside a login redirect's return URL, a
+// debugging echo of the request), reaches the caller as REDACTED; the
+// caller's own credentials echoed back are left as they are.
+func TestRelayHeaderEchoScrubbed(t *testing.T) {
+	const key, callers = "RELAYKEYabcdef0123456789", "CALLERKEYabcdef0123456789"
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Debug-Request", r.URL.RequestURI())
+		w.Header().Set("X-Debug-Auth", r.Header.Get("Authorization"))
+		w.Header().Set("Location", "https://login.example/start?rd="+url.QueryEscape("http://"+r.Host+r.URL.RequestURI()))
+		w.WriteHeader(http.StatusFound)
+	}))
+	defer up.Close()
+	u, _ := url.Parse(up.URL + "/v1?api_key=" + key)
+	relay := httptest.NewServer(middleware.NewHandler(middleware.Relay(u, middleware.NewClient(middleware.Config{})), middleware.ServerConfig{}))
+	defer relay.Close()
+	req, _ := http.NewRequest(http.MethodGet, relay.URL+"/redir", nil)
+	req.Header.Set("Authorization", "Bearer "+callers)
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for name, vs := range resp.Header {
+		for _, v := range vs {
+			if strings.Contains(v, key) {
+				t.Errorf("%s: %s", name, v)
+			}
+		}
+	}
+	if got := resp.Header.Get("X-Debug-Request"); got != "/v1/redir?api_key=REDACTED" {
+		t.Errorf("X-Debug-Request %q", got)
+	}
+	if got := resp.Header.Get("X-Debug-Auth"); got != "Bearer "+callers {
+		t.Errorf("X-Debug-Auth %q", got)
 	}
 }

@@ -1,10 +1,46 @@
 package middleware
 
 import (
+	"encoding/base64"
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/streamguard/streamguard/internal/redact"
 )
+
+// ownSecrets returns the relay's own credentials, those upstream's URL
+// holds, as redact.Secrets finds them: its userinfo (and the Basic
+// credential net/http makes of it) and its query values that are keys.
+func ownSecrets(upstream *url.URL) []string {
+	r := &http.Request{URL: upstream, Header: http.Header{}}
+	if u := upstream.User; u != nil {
+		pass, _ := u.Password()
+		r.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(u.Username()+":"+pass)))
+	}
+	return redact.Secrets(r)
+}
+
+// scrubHeader replaces each of secrets in h's values by redact.Marker:
+// an upstream that echoes the relay's own key in a header (a login
+// redirect's return URL, a debugging echo of the request) does not hand it
+// to the relay's caller. Key shapes are left alone: a header is the
+// caller's to read, and a key of the caller's own, echoed back, is its own.
+func scrubHeader(h http.Header, secrets []string) {
+	if len(secrets) == 0 {
+		return
+	}
+	for _, vs := range h {
+		for i, v := range vs {
+			for _, s := range secrets {
+				if strings.Contains(v, s) {
+					v = strings.ReplaceAll(v, s, redact.Marker)
+				}
+			}
+			vs[i] = v
+		}
+	}
+}
 
 // relocate rewrites every value of h's header name (Location,
 // Content-Location) that points into upstream, as relocated does.

@@ -292,14 +292,14 @@ func TestGenAIEchoScrubbed(t *testing.T) {
 		t.Fatal("no response model on the span")
 	}
 	for k, v := range a {
-		if strings.Contains(v.Emit(), key) {
-			t.Errorf("span attribute %s = %s", k, v.Emit())
+		if strings.Contains(v.String(), key) {
+			t.Errorf("span attribute %s = %s", k, v.String())
 		}
 	}
 	for _, p := range genaiPoints(t, mr)[tracing.MetricGenAIDuration] {
 		for _, kv := range p.attrs.ToSlice() {
-			if strings.Contains(kv.Value.Emit(), key) {
-				t.Errorf("metric attribute %s = %s", kv.Key, kv.Value.Emit())
+			if strings.Contains(kv.Value.String(), key) {
+				t.Errorf("metric attribute %s = %s", kv.Key, kv.Value.String())
 			}
 		}
 	}
