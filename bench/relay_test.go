@@ -30,9 +30,12 @@ import (
 // sends it). A last row, relay-resume-discard, runs the relay with resume
 // on and a store that keeps no event: what the protocol costs without its
 // store (the framing, and the ids' bytes through the kernel and the
-// reader), the ceiling any store could reach. It reports allocs/event for
-// the whole process (the
-// upstream, the front and the reader), the same for all rows apart from
+// reader), the ceiling any store could reach. Another, reverseproxy-ids,
+// is the floor's ReverseProxy giving each event an id line and nothing
+// else (no store, guard or framing: addIDs), the protocol's bytes alone,
+// what any relay that sends them pays in the kernel and the reader: the
+// fair floor for the rows with resume on. It reports allocs/event for the
+// whole process (the upstream, the front and the reader), the same for all rows apart from
 // the front's own. Each response is checked: the workload's events, all
 // of them once, in order, unaltered, and with resume their ids (relayRow).
 //
@@ -61,12 +64,20 @@ func BenchmarkRelay(b *testing.B) {
 			return s, func() bool { _, n := s.Len(); return n >= max/10*9 }
 		}
 	}
+	discard := func(*testing.B) (resume.Store, func() bool) {
+		return discardStore{resume.NewMemoryStore(resume.MemoryConfig{})}, func() bool { return true }
+	}
 	fronts := []struct {
 		name  string
 		store func(*testing.B) (resume.Store, func() bool) // and whether it is full
 		h     func(resume.Store) http.Handler
 	}{
 		{"reverseproxy", nil, func(resume.Store) http.Handler { return proxy() }},
+		{"reverseproxy-ids", discard, func(resume.Store) http.Handler {
+			rp := proxy()
+			rp.ModifyResponse = addIDs
+			return rp
+		}},
 		{"reverseproxy-resume-memory", mem(resume.DefaultMaxBytes), func(store resume.Store) http.Handler {
 			return middleware.NewHandler(proxy(), middleware.ServerConfig{Resume: &middleware.ResumeConfig{Store: store}})
 		}},
@@ -74,9 +85,7 @@ func BenchmarkRelay(b *testing.B) {
 		{"relay-resume-memory", mem(resume.DefaultMaxBytes), relay},
 		{"relay-resume-memory32", mem(32 << 20), relay},
 		{"relay-resume-redis", redisStore, relay},
-		{"relay-resume-discard", func(*testing.B) (resume.Store, func() bool) {
-			return discardStore{resume.NewMemoryStore(resume.MemoryConfig{})}, func() bool { return true }
-		}, relay},
+		{"relay-resume-discard", discard, relay},
 	}
 	for _, f := range fronts {
 		b.Run("via="+f.name, func(b *testing.B) {
@@ -181,8 +190,9 @@ func redisStore(b *testing.B) (resume.Store, func() bool) {
 }
 
 // discardStore is a memory store that keeps no event: Append accepts and
-// drops them. Only the relay-resume-discard row uses it: a resume of its
-// streams would find nothing.
+// drops them. The relay-resume-discard row uses it (a resume of its
+// streams would find nothing), and the reverseproxy-ids row, which stores
+// nothing, to say that its streams have ids.
 type discardStore struct{ *resume.MemoryStore }
 
 func (discardStore) Append(context.Context, string, []resume.Event) error { return nil }
