@@ -232,3 +232,37 @@ func TestBadRequestOnlyNetHTTPs(t *testing.T) {
 		}
 	}
 }
+
+// TestConformIdentityCoding: an error body that names the identity coding
+// (not encoded) is scrubbed and capped as one that names none; one in a
+// real coding is left as it is.
+func TestConformIdentityCoding(t *testing.T) {
+	body := `{"error":{"message":"Incorrect API key provided: ` + reviewKey + `"}}`
+	for _, ce := range []string{"identity", "Identity, identity"} {
+		resp := &http.Response{StatusCode: 401, Header: http.Header{"Content-Type": {"application/json"}, "Content-Encoding": {ce}},
+			Request: keyRequest(reviewKey), Body: io.NopCloser(strings.NewReader(body))}
+		if b, _ := conformed(t, resp); strings.Contains(b, reviewKey) {
+			t.Errorf("Content-Encoding %q: the SDK reads %s", ce, b)
+		}
+	}
+	resp := &http.Response{StatusCode: 401, Header: http.Header{"Content-Type": {"application/json"}, "Content-Encoding": {"gzip"}},
+		Request: keyRequest(reviewKey), Body: io.NopCloser(strings.NewReader("\x1f\x8b" + body))}
+	if err := streamguard.Conform(resp); err == nil {
+		t.Fatal("no error")
+	}
+	if b, _ := io.ReadAll(resp.Body); string(b) != "\x1f\x8b"+body {
+		t.Errorf("a gzip body was altered: %q", b)
+	}
+}
+
+// TestSecretsHTMLSafe: a key with '=' padding (base64), which an
+// HTML-safe JSON encoder (Gson) writes "\u003d", is found so too.
+func TestSecretsHTMLSafe(t *testing.T) {
+	const key = "A1b2C3d4E5f6G7h8I9j0KLmn=="
+	body := `{"error":{"message":"invalid key A1b2C3d4E5f6G7h8I9j0KLmn\u003d\u003d"}}`
+	resp := &http.Response{StatusCode: 401, Header: http.Header{"Content-Type": {"application/json"}},
+		Request: keyRequest(key), Body: io.NopCloser(strings.NewReader(body))}
+	if _, msg := conformed(t, resp); strings.Contains(msg, key[:20]) {
+		t.Errorf("the SDK reads %q", msg)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/streamguard/streamguard/internal/coding"
 	"github.com/streamguard/streamguard/internal/errprefix"
 	"github.com/streamguard/streamguard/internal/redact"
 )
@@ -103,7 +104,7 @@ func Conform(resp *http.Response) error {
 	prefix, complete := errprefix.Keep(resp)
 	e := classify(resp, prefix, !complete)
 	switch {
-	case resp.Header.Get("Content-Encoding") != "", resp.Request != nil && resp.Request.Method == http.MethodHead:
+	case coding.Encoded(resp.Header), resp.Request != nil && resp.Request.Method == http.MethodHead:
 	case !sdkShaped(prefix) || !complete:
 		// A body cut short (over MaxErrorBody, or its read failed) could
 		// hold a credential past the cut: the error's document replaces it.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -82,5 +83,24 @@ func TestErrorEventMaskKeepsSyntax(t *testing.T) {
 		if !errors.Is(err, sse.ErrInBand) || string(out) != c.body {
 			t.Errorf("cookie %q: passed on as %q, %v", c.cookie, out, err)
 		}
+	}
+}
+
+// TestErrorEventMaskedHTMLSafe: a key with '=' padding that the server's
+// HTML-safe JSON encoder (Gson's) echoed as "\u003d" in an error event is
+// masked in the bytes passed on too: the consumer would decode it.
+func TestErrorEventMaskedHTMLSafe(t *testing.T) {
+	const key = "A1b2C3d4E5f6G7h8I9j0KLmn=="
+	ev := "event: error\ndata: {\"error\":{\"message\":\"invalid key A1b2C3d4E5f6G7h8I9j0KLmn\\u003d\\u003d\"}}\n\n"
+	req, _ := http.NewRequest(http.MethodPost, "https://model.example/v1/chat?key="+url.QueryEscape(key), nil)
+	resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"text/event-stream"}}, ContentLength: -1,
+		Body: &chunkedBody{data: []byte("data: {}\n\n" + ev), k: 5}, Request: req}
+	sse.Guard(resp, sse.Config{})
+	out, err := readAllBuf(resp.Body, 4096)
+	if !errors.Is(err, sse.ErrInBand) {
+		t.Fatalf("verdict %v", err)
+	}
+	if s := string(out); strings.Contains(s, key[:20]) || !strings.Contains(s, "invalid key REDACTED") {
+		t.Errorf("the error passed on as %q", s)
 	}
 }

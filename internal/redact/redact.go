@@ -116,8 +116,10 @@ func Headers(ctx context.Context) []string {
 // values of its credential query parameters and every query value of
 // minOpaque bytes or more but a few well-known ones' (a JWT, a signature:
 // raw and unescaped; not an api-version or a model), and its
-// userinfo, longest first; each with '/' also as JSON's "\/", and
-// percent-encoded as a query value and as a path segment.
+// userinfo, longest first; each with '/' also as JSON's "\/", with '=',
+// '<', '>', '&' and the apostrophe also as an HTML-safe JSON encoder's
+// "\u003d" (Gson's, Go's), and percent-encoded as a query value and as a
+// path segment.
 // r may be nil.
 func Secrets(r *http.Request) []string {
 	if r == nil {
@@ -130,6 +132,12 @@ func Secrets(r *http.Request) []string {
 			if strings.Contains(s, "/") {
 				// As a JSON encoder that escapes '/' (PHP's) echoes it.
 				out = append(out, strings.ReplaceAll(s, "/", `\/`))
+			}
+			if strings.ContainsAny(s, "=<>&'") {
+				// As an HTML-safe JSON encoder echoes it (Gson escapes
+				// a base64 key's '=' padding, Go's encoder '<', '>' and
+				// '&'): the bytes a consumer decodes to the key.
+				out = append(out, htmlSafe.Replace(s))
 			}
 			// As a server echoes it in a URL it builds (a key with '+',
 			// '/' or '=', as base64 has them).
@@ -189,6 +197,10 @@ func Secrets(r *http.Request) []string {
 	})
 	return slices.Compact(out)
 }
+
+// htmlSafe escapes what HTML-safe JSON encoders escape in a string, as
+// they write it (lower-case hex).
+var htmlSafe = strings.NewReplacer("=", `\u003d`, "<", `\u003c`, ">", `\u003e`, "&", `\u0026`, "'", `\u0027`)
 
 // Scrub returns s with every one of secrets (as Secrets returns them) and
 // every well-known key shape replaced by Marker. It returns s itself, with
