@@ -100,9 +100,10 @@ type ResumeState interface {
 	// the stream with its original failure.
 	Request(ctx context.Context) (*http.Request, error)
 	// Continues is called with the first event of a continuation, before
-	// Event: it reports whether the event is the one right after the last
-	// event delivered. False ends the stream with resume_mismatch, and the
-	// event is not delivered.
+	// Event (the built-in resumable-stream state's, with every event of a
+	// continuation): it reports whether the event is the one right after
+	// the last event delivered. False ends the stream with resume_mismatch,
+	// and the event is not delivered.
 	Continues(typ, id, data []byte) bool
 }
 

@@ -29,7 +29,9 @@ func (ResumableStreamResumer) Name() string { return "resumable-stream" }
 
 // Begin follows a response whose Resumable-Stream header holds a stream
 // name (16 to 64 lower-case letters and digits), to a request whose body,
-// if any, can be sent again through GetBody.
+// if any, can be sent again through GetBody. A request that is itself a
+// resume (its Last-Event-ID "{stream}.{seq}", an EventSource's reconnect)
+// is followed from there, when its answer is that stream.
 func (ResumableStreamResumer) Begin(resp *http.Response) ResumeState {
 	name := resp.Header.Get(ResumableStreamHeader)
 	if !ValidStreamName(name) || !replayable(resp.Request) {
@@ -37,7 +39,15 @@ func (ResumableStreamResumer) Begin(resp *http.Response) ResumeState {
 	}
 	// Before its first event the stream resumes from "{stream}.0": the
 	// server has begun the work, and sends the stream from its start.
-	return &streamState{req: resp.Request, name: name, ok: true}
+	st := &streamState{req: resp.Request, name: name, ok: true}
+	if lei := resp.Request.Header.Get(LastEventIDHeader); lei != "" {
+		stream, seq, ok := ParseEventID(lei)
+		if !ok || stream != name {
+			return nil // an answer that is not the stream asked for
+		}
+		st.seq = seq
+	}
+	return st
 }
 
 // ValidStreamName reports whether s is a valid Resumable-Stream name: 16 to
@@ -109,6 +119,11 @@ func (s *streamState) Continues(typ, id, _ []byte) bool {
 	seq, ok := s.seqOf(id)
 	return ok && seq == s.seq+1
 }
+
+// everyEvent says that Continues checks every event of a continuation,
+// not its first only: each id is the one after the last, so a duplicate,
+// a gap or another stream's event is a mismatch (see follow).
+func (*streamState) everyEvent() {}
 
 func (s *streamState) Request(ctx context.Context) (*http.Request, error) {
 	if !s.ok {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/streamguard/streamguard"
+	"github.com/streamguard/streamguard/internal/coding"
 	"github.com/streamguard/streamguard/internal/redact"
 	"github.com/streamguard/streamguard/internal/streamstat"
 )
@@ -26,6 +27,7 @@ type resuming struct {
 	retry    time.Duration   // the stream's retry: field; 0: none
 	n        int             // resumes tried
 	verify   bool            // the next event is the first of a continuation
+	every    bool            // st checks every event of a continuation (everyEvent)
 	mismatch bool            // it was not the one after the last delivered
 	cutAt    int             // where in buf that event started
 	orig     *streamguard.Error
@@ -56,7 +58,8 @@ func (b *body) startResume(resp *http.Response, rt http.RoundTripper) {
 		return
 	}
 	ctx, cancel := context.WithCancel(b.ctx)
-	b.rs = &resuming{st: st, name: name, rt: rt, ctx: ctx}
+	_, every := st.(interface{ everyEvent() })
+	b.rs = &resuming{st: st, name: name, rt: rt, ctx: ctx, every: every}
 	b.rsCancel = cancel
 	b.p.follow = true // see splice
 }
@@ -78,8 +81,10 @@ func (b *body) follow(block, typ, id, data []byte) bool {
 		}
 		// An error event without an id (the server's failure of the
 		// resume, not one of the stream's events) says nothing of where
-		// the continuation stands: an event after it is checked too.
-		r.verify = len(id) == 0 && string(typ) == "error"
+		// the continuation stands: an event after it is checked too, as
+		// is every event of a state that checks them all (the rest of
+		// the continuation then takes the guard's buffer, see fill).
+		r.verify = r.every || (len(id) == 0 && string(typ) == "error")
 	}
 	if !r.st.Event(typ, id, data) {
 		r.st = nil // not resumable after all: the events cost nothing more
@@ -241,7 +246,8 @@ func closeBody(req *http.Request) {
 	}
 }
 
-// continuation checks a resume's answer: a 2xx event stream. On any other
+// continuation checks a resume's answer: a 2xx event stream, in no content
+// coding (a caller's own Accept-Encoding). On any other
 // answer it closes the body and returns why.
 func continuation(resp *http.Response, err error) error {
 	switch {
@@ -255,6 +261,9 @@ func continuation(resp *http.Response, err error) error {
 		!IsEventStream(resp.Header.Get("Content-Type")):
 		resp.Body.Close()
 		return errors.New("the resume was answered " + strconv.Itoa(resp.StatusCode) + ", not an event stream")
+	case coding.Encoded(resp.Header):
+		resp.Body.Close()
+		return errors.New("the resume was answered in a content coding, which the guard cannot read")
 	}
 	return nil
 }
