@@ -56,8 +56,10 @@ type Config struct {
 	// wait for its headers, and retries the slow ones) and no hooks
 	// (Retry.CheckRetry, Retry.BeforeRetry). Each client
 	// (each NewTransport or NewClient) gets its own retry budget,
-	// retry.NewDefaultThrottle, shared by all its requests, unless
-	// Retry.Throttle is set or NoRetryBudget is true.
+	// retry.NewDefaultThrottle, shared by all its requests and by their
+	// streams' resumes but each stream's first (sse.ResumeConfig.Budget,
+	// unless Stream.Resume.Budget is set), unless Retry.Throttle is set or
+	// NoRetryBudget is true.
 	Retry retry.Policy
 	// Logger, if set, logs each retry (Warn) and each final failure
 	// (Error): the method, the URL with its query values and userinfo
@@ -134,6 +136,10 @@ func NewTransport(cfg Config) http.RoundTripper {
 	if policy.Logger == nil {
 		policy.Logger = cfg.Logger
 	}
+	stream := cfg.Stream
+	if stream.Resume.Budget == nil && policy.Throttle != nil {
+		stream.Resume.Budget = policy.Throttle // resumes are retries too
+	}
 	return Chain(base,
 		Credentials(cfg),
 		LimitBody(cfg),
@@ -141,7 +147,7 @@ func NewTransport(cfg Config) http.RoundTripper {
 		FinalErrors(cfg),
 		func(next http.RoundTripper) http.RoundTripper { return retry.NewTransport(next, policy) },
 		func(next http.RoundTripper) http.RoundTripper { return tracing.NewTransport(next, cfg.Tracing) },
-		func(next http.RoundTripper) http.RoundTripper { return sse.NewTransport(next, cfg.Stream) },
+		func(next http.RoundTripper) http.RoundTripper { return sse.NewTransport(next, stream) },
 		TimeLeft(),
 	)
 }

@@ -89,6 +89,16 @@ func (t *Throttle) Tokens() float64 {
 	return float64(t.tokens.Load()) / 1000
 }
 
+// Spend takes a token for a retry this package's transport does not make
+// itself, a stream's resume (sse.ResumeConfig.Budget), and reports whether
+// it may go ahead: false while retries are throttled. A nil Throttle
+// always allows.
+func (t *Throttle) Spend() bool { return !t.fail() }
+
+// Refund refunds the ratio for such a retry that succeeded, as for a
+// success. A nil Throttle does nothing.
+func (t *Throttle) Refund() { t.succeed() }
+
 // fail takes a token for a retryable failure and reports whether retries
 // are throttled: the bucket is at half or less after the take. A nil
 // Throttle never throttles.

@@ -64,6 +64,26 @@ type ResumeConfig struct {
 	// NewTransport wraps. Guard, which does not know the transport a
 	// response came from, resumes only when Transport is set.
 	Transport http.RoundTripper
+	// Budget, if set, is a retry budget the resumes draw on: every resume
+	// of a stream but its first (the first repairs a cut; a later one
+	// repeats a repair, or follows another cut) asks it first, and a
+	// resume answered with a continuation refunds it. When a server is
+	// down, its streams then stop resuming once the budget is spent,
+	// instead of each trying MaxResumes times. Nil means none. The
+	// middleware package's client stack sets its retry budget here (a
+	// *retry.Throttle, shared with its retries).
+	Budget ResumeBudget
+}
+
+// ResumeBudget is a retry budget shared by many streams (see
+// ResumeConfig.Budget); *retry.Throttle is one. Its methods are called
+// from the goroutines that read the streams, concurrently.
+type ResumeBudget interface {
+	// Spend takes one retry from the budget and reports whether it may go
+	// ahead.
+	Spend() bool
+	// Refund reports a retry that succeeded.
+	Refund()
 }
 
 // A Resumer teaches the guard one way to continue a broken event stream:

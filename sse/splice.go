@@ -43,6 +43,10 @@ var errResumeHeaders = errors.New("sse: no response to the resume within the idl
 // the wait before its resume would end.
 var errNoBudget = errors.New("the request's deadline leaves no time for the wait before a resume")
 
+// errBudgetSpent is the resume error of a stream whose next resume the
+// retry budget (ResumeConfig.Budget) refused.
+var errBudgetSpent = errors.New("the client's retry budget is spent: its requests and resumes failed too often of late")
+
 // errBackoffStop is the resume error of a stream whose resume backoff gave
 // up (ResumeConfig.Backoff returned backoff.Stop).
 var errBackoffStop = errors.New("the resume backoff gave up")
@@ -137,6 +141,9 @@ func (b *body) resumeOnce(v *streamguard.Error) (*http.Response, bool) {
 		return nil, false
 	}
 	wait, err := r.wait(b.cfg.Resume)
+	if err == nil && r.n > 0 && b.cfg.Resume.Budget != nil && !b.cfg.Resume.Budget.Spend() {
+		err = errBudgetSpent
+	}
 	if err != nil {
 		r.err = err
 		closeBody(req)
@@ -164,6 +171,9 @@ func (b *body) resumeOnce(v *streamguard.Error) (*http.Response, bool) {
 	r.err = nil
 	rec.StatusCode = resp.StatusCode
 	b.logResume(rec)
+	if b.cfg.Resume.Budget != nil {
+		b.cfg.Resume.Budget.Refund()
+	}
 	return resp, false
 }
 
@@ -339,7 +349,7 @@ func (b *body) annotateResume(v *streamguard.Error) {
 	}
 	what := "no resume was possible: "
 	switch {
-	case r.n > 0 && (r.err == errNoBudget || r.err == errBackoffStop):
+	case r.n > 0 && (r.err == errNoBudget || r.err == errBackoffStop || r.err == errBudgetSpent):
 		what = "no resume after " + strconv.Itoa(r.n) + ": "
 	case r.n > 0:
 		what = "resume " + strconv.Itoa(r.n) + " (" + r.name + ") failed: "
