@@ -221,7 +221,7 @@ func (b *body) delivered(d []byte) {
 // deliver; otherwise it reads into the guard's own buffer and returns 0.
 func (b *body) fill(p []byte) int {
 	pending := b.w - b.ready
-	if pending <= len(p)/2 && (b.rs == nil || !b.rs.verify) {
+	if pending <= len(p)/2 && (b.rs == nil || !(b.rs.verify || b.rs.inCont)) {
 		k := copy(p, b.buf[b.ready:b.w])
 		b.r, b.ready, b.w = 0, 0, 0
 		n, err := b.upstreamRead(p[k:])
@@ -273,7 +273,11 @@ func (b *body) parse(win []byte, err error) int {
 	}
 	n := b.p.parse(win, err != nil)
 	if b.gen.on && b.dialect == dialectOpenAI && n > 0 {
-		b.genTail(win[:n]) // once per read, never per event
+		m := n
+		if b.rs != nil && b.rs.mismatch { // in the buffer: nothing from the stray event on is delivered
+			m = max(0, min(n, b.rs.cutAt-b.ready))
+		}
+		b.genTail(win[:m]) // once per read, never per event
 	}
 	return n
 }

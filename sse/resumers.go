@@ -3,9 +3,7 @@ package sse
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 )
@@ -120,10 +118,9 @@ func (s *streamState) Continues(typ, id, _ []byte) bool {
 	return ok && seq == s.seq+1
 }
 
-// everyEvent says that Continues checks every event of a continuation,
-// not its first only: each id is the one after the last, so a duplicate,
-// a gap or another stream's event is a mismatch (see follow).
-func (*streamState) everyEvent() {}
+// later checks a continuation's later events as its first: each id is
+// the one after the last (see laterChecker).
+func (s *streamState) later(typ, id, data []byte) bool { return s.Continues(typ, id, data) }
 
 func (s *streamState) Request(ctx context.Context) (*http.Request, error) {
 	if !s.ok {
@@ -201,6 +198,21 @@ func (s *idState) Continues(_, id, _ []byte) bool {
 	return true
 }
 
+// later checks a continuation's later events (see laterChecker): while
+// the ids count up by one, each id is the next; otherwise none is the
+// stream's first (a restart). An event without an id passes: it stops the
+// stream's resumes, not its delivery.
+func (s *idState) later(_, id, _ []byte) bool {
+	switch {
+	case id == nil:
+		return true
+	case s.counting && s.ids >= 2:
+		n, ok := parseSeq(id)
+		return ok && n == s.num+1
+	}
+	return !bytes.Equal(id, s.first)
+}
+
 func (s *idState) Request(ctx context.Context) (*http.Request, error) {
 	switch {
 	case s.events == 0:
@@ -227,139 +239,6 @@ func sendableID(id []byte) bool {
 		}
 	}
 	return true
-}
-
-// ResponsesResumer resumes an OpenAI Responses stream in background mode
-// (see DefaultResumers).
-type ResponsesResumer struct{}
-
-// Name returns "responses".
-func (ResponsesResumer) Name() string { return "responses" }
-
-// Begin follows the stream of a POST to a path ending in /responses; the
-// stream's response.created decides whether it is a background response,
-// the only kind that can be continued.
-func (ResponsesResumer) Begin(resp *http.Response) ResumeState {
-	r := resp.Request
-	if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/responses") {
-		return nil
-	}
-	return &responsesState{req: r}
-}
-
-// responsesState follows a Responses stream.
-type responsesState struct {
-	req *http.Request
-	id  string // the response's id, from response.created
-	seq uint64 // the last delivered event's sequence_number
-	ok  bool   // the last delivered event carried one
-}
-
-// created is what the guard reads of response.created.
-type created struct {
-	Type     string  `json:"type"`
-	Sequence *uint64 `json:"sequence_number"`
-	Response struct {
-		ID         string `json:"id"`
-		Background bool   `json:"background"`
-	} `json:"response"`
-}
-
-func (s *responsesState) Event(_, _, data []byte) bool {
-	if s.id == "" {
-		// The first event: response.created, of a background response,
-		// with an id that is safe in a path.
-		var c created
-		if json.Unmarshal(data, &c) != nil || c.Type != "response.created" || !c.Response.Background ||
-			c.Sequence == nil || !ValidResponseID(c.Response.ID) {
-			return false
-		}
-		s.id, s.seq, s.ok = c.Response.ID, *c.Sequence, true
-		return true
-	}
-	s.seq, s.ok = sequenceNumber(data)
-	return true
-}
-
-func (s *responsesState) Continues(_, _, data []byte) bool {
-	seq, ok := sequenceNumber(data)
-	return ok && seq == s.seq+1
-}
-
-func (s *responsesState) Request(ctx context.Context) (*http.Request, error) {
-	if !s.ok {
-		return nil, nil
-	}
-	u := *s.req.URL
-	esc := u.EscapedPath() // keeps escapes (%2F) the path was sent with
-	u.Path += "/" + s.id   // s.id is of [A-Za-z0-9_-]
-	u.RawPath = esc + "/" + s.id
-	u.RawQuery = resumeQuery(u.RawQuery, s.seq)
-	r, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-	r.Host = s.req.Host // the virtual host the request named, as Clone keeps it
-	r.Header = s.req.Header.Clone()
-	for _, h := range []string{"Content-Type", "Content-Length", "Content-Encoding", "Idempotency-Key", LastEventIDHeader} {
-		r.Header.Del(h)
-	}
-	r.Header.Set("Accept", "text/event-stream")
-	return r, nil
-}
-
-// resumeQuery is the query of a Responses resume: the request's own pairs
-// as they were sent (Go's parser would drop some, such as one holding a
-// ';', and re-encode the rest), less any stream and starting_after, then
-// stream=true&starting_after=seq.
-func resumeQuery(raw string, seq uint64) string {
-	var b strings.Builder
-	for pair := range strings.SplitSeq(raw, "&") {
-		key, _, _ := strings.Cut(pair, "=")
-		if k, err := url.QueryUnescape(key); pair == "" || (err == nil && (k == "stream" || k == "starting_after")) {
-			continue
-		}
-		b.WriteString(pair)
-		b.WriteByte('&')
-	}
-	b.WriteString("stream=true&starting_after=")
-	b.WriteString(strconv.FormatUint(seq, 10))
-	return b.String()
-}
-
-// ValidResponseID reports whether id is safe to put in a URL path: 1 to 256
-// ASCII letters, digits, '_' and '-'.
-func ValidResponseID(id string) bool {
-	if id == "" || len(id) > 256 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '_' && c != '-' {
-			return false
-		}
-	}
-	return true
-}
-
-// sequenceNumber finds the "sequence_number" of a Responses event without
-// decoding it: one search of the data.
-func sequenceNumber(data []byte) (uint64, bool) {
-	const key = `"sequence_number"`
-	i := bytes.Index(data, []byte(key))
-	if i < 0 {
-		return 0, false
-	}
-	j := skipSpace(data, i+len(key))
-	if j >= len(data) || data[j] != ':' {
-		return 0, false
-	}
-	j = skipSpace(data, j+1)
-	k := j
-	for k < len(data) && data[k] >= '0' && data[k] <= '9' {
-		k++
-	}
-	return parseSeq(data[j:k])
 }
 
 // parseSeq parses a decimal sequence number of at most 18 digits.

@@ -10,7 +10,6 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/streamguard/streamguard"
-	"github.com/streamguard/streamguard/internal/coding"
 	"github.com/streamguard/streamguard/internal/redact"
 	"github.com/streamguard/streamguard/internal/streamstat"
 )
@@ -27,29 +26,14 @@ type resuming struct {
 	retry    time.Duration   // the stream's retry: field; 0: none
 	n        int             // resumes tried
 	verify   bool            // the next event is the first of a continuation
-	every    bool            // st checks every event of a continuation (everyEvent)
+	later    laterChecker    // st, when it checks a continuation's later events too
+	inCont   bool            // in a continuation that later checks: the guard's buffer, see fill
 	mismatch bool            // it was not the one after the last delivered
 	cutAt    int             // where in buf that event started
 	orig     *streamguard.Error
 	err      error                   // why the last resume failed, for the final error
 	release  context.CancelCauseFunc // ends the context of the continuation in use
 }
-
-// errResumeHeaders is the failure of a resume whose response headers did
-// not come within the stream's idle timeout.
-var errResumeHeaders = errors.New("sse: no response to the resume within the idle timeout")
-
-// errNoBudget is the resume error of a stream whose deadline comes before
-// the wait before its resume would end.
-var errNoBudget = errors.New("the request's deadline leaves no time for the wait before a resume")
-
-// errBudgetSpent is the resume error of a stream whose next resume the
-// retry budget (ResumeConfig.Budget) refused.
-var errBudgetSpent = errors.New("the client's retry budget is spent: its requests and resumes failed too often of late")
-
-// errBackoffStop is the resume error of a stream whose resume backoff gave
-// up (ResumeConfig.Backoff returned backoff.Stop).
-var errBackoffStop = errors.New("the resume backoff gave up")
 
 // startResume lets the configured resumers look at the stream; the first
 // that follows it makes the stream resumable.
@@ -62,15 +46,24 @@ func (b *body) startResume(resp *http.Response, rt http.RoundTripper) {
 		return
 	}
 	ctx, cancel := context.WithCancel(b.ctx)
-	_, every := st.(interface{ everyEvent() })
-	b.rs = &resuming{st: st, name: name, rt: rt, ctx: ctx, every: every}
+	later, _ := st.(laterChecker)
+	b.rs = &resuming{st: st, name: name, rt: rt, ctx: ctx, later: later}
 	b.rsCancel = cancel
 	b.p.follow = true // see splice
 }
 
+// laterChecker is a ResumeState that checks the later events of a
+// continuation too, not only its first (Continues): later reports whether
+// an event after the first is the one after the last delivered, so that a
+// duplicate, a gap or a restart further on is a mismatch too.
+type laterChecker interface {
+	later(typ, id, data []byte) bool
+}
+
 // follow shows a complete event to the stream's resumer: the first event of
-// a continuation to Continues, then every event to Event. It returns false
-// when the event must not be delivered: the continuation does not follow on.
+// a continuation to Continues, its later ones to a laterChecker's later,
+// then every event to Event. It returns false when the event must not be
+// delivered: the continuation does not follow on.
 func (b *body) follow(block, typ, id, data []byte) bool {
 	r := b.rs
 	if r.st == nil {
@@ -78,23 +71,30 @@ func (b *body) follow(block, typ, id, data []byte) bool {
 	}
 	if r.verify {
 		if !r.st.Continues(typ, id, data) {
-			r.verify = false
-			r.mismatch = true
-			r.cutAt = cap(b.buf) - cap(block) // block is part of buf: see fill
-			return false
+			return b.mismatchAt(block)
 		}
 		// An error event without an id (the server's failure of the
 		// resume, not one of the stream's events) says nothing of where
-		// the continuation stands: an event after it is checked too, as
-		// is every event of a state that checks them all (the rest of
-		// the continuation then takes the guard's buffer, see fill).
-		r.verify = r.every || (len(id) == 0 && string(typ) == "error")
+		// the continuation stands: an event after it is checked too.
+		r.verify = len(id) == 0 && string(typ) == "error"
+	} else if r.inCont && !r.later.later(typ, id, data) {
+		return b.mismatchAt(block)
 	}
 	if !r.st.Event(typ, id, data) {
-		r.st = nil // not resumable after all: the events cost nothing more
+		r.st, r.inCont = nil, false // not resumable after all: the events cost nothing more
 		b.p.follow = false
 	}
 	return true
+}
+
+// mismatchAt marks the continuation's event block, which does not follow
+// on, as where the stream ends (see cutMismatch), and returns false.
+func (b *body) mismatchAt(block []byte) bool {
+	r := b.rs
+	r.verify, r.inCont = false, false
+	r.mismatch = true
+	r.cutAt = cap(b.buf) - cap(block) // block is part of buf: see fill
+	return false
 }
 
 // setRetry records a retry: field's value, in milliseconds.
@@ -131,153 +131,6 @@ func (b *body) resume() bool {
 	return false
 }
 
-// resumeOnce sends one resume request for the stream that failed with v.
-// It returns the continuation, or whether another resume may be tried.
-func (b *body) resumeOnce(v *streamguard.Error) (*http.Response, bool) {
-	r := b.rs
-	req, err := r.st.Request(r.ctx)
-	if req == nil {
-		r.err = err
-		return nil, false
-	}
-	wait, err := r.wait(b.cfg.Resume)
-	if err == nil && r.n > 0 && b.cfg.Resume.Budget != nil && !b.cfg.Resume.Budget.Spend() {
-		err = errBudgetSpent
-	}
-	if err != nil {
-		r.err = err
-		closeBody(req)
-		return nil, false
-	}
-	if !r.sleep(wait) {
-		closeBody(req)
-		return nil, false // the caller left: the verdict says so
-	}
-	r.n++
-	rec := streamstat.Resume{At: time.Now(), Protocol: r.name, Cause: string(v.Reason), LastEventID: v.LastEventID}
-	resp, rtErr := r.roundTrip(req, b.idleAfter)
-	if rtErr == nil {
-		boundErrorBody(resp, b.cfg) // continuation reads an error's body
-	}
-	if err = continuation(resp, rtErr); err != nil {
-		r.err = err
-		if resp != nil {
-			rec.StatusCode = resp.StatusCode
-		}
-		rec.Err = b.resumeText(err)
-		b.logResume(rec)
-		return nil, rtErr != nil && r.ctx.Err() == nil
-	}
-	r.err = nil
-	rec.StatusCode = resp.StatusCode
-	b.logResume(rec)
-	if b.cfg.Resume.Budget != nil {
-		b.cfg.Resume.Budget.Refund()
-	}
-	return resp, false
-}
-
-// roundTrip sends a resume request and gives up on it when its response
-// headers do not come within limit, the stream's idle timeout (0: none): a
-// resume must not hang where the stream itself would have stalled. The
-// continuation's context lives until the next resume or the stream's end.
-func (r *resuming) roundTrip(req *http.Request, limit time.Duration) (*http.Response, error) {
-	r.end()
-	if limit <= 0 {
-		return r.rt.RoundTrip(req)
-	}
-	ctx, cancel := context.WithCancelCause(req.Context())
-	t := time.AfterFunc(limit, func() { cancel(errResumeHeaders) })
-	resp, err := r.rt.RoundTrip(req.WithContext(ctx))
-	late := !t.Stop()
-	switch {
-	case err == nil && late:
-		resp.Body.Close() // the headers came as the timer fired: the body is canceled
-		err = errResumeHeaders
-	case err != nil && context.Cause(ctx) == errResumeHeaders:
-		err = errResumeHeaders
-	}
-	if err != nil {
-		cancel(nil)
-		return nil, err
-	}
-	r.release = cancel
-	return resp, nil
-}
-
-// end releases the context of the continuation in use, if any.
-func (r *resuming) end() {
-	if r.release != nil {
-		r.release(nil)
-		r.release = nil
-	}
-}
-
-// wait returns how long to wait before the next resume, or why there is
-// none: the backoff gives up (errBackoffStop), or the request's deadline
-// would pass first (errNoBudget).
-func (r *resuming) wait(c ResumeConfig) (time.Duration, error) {
-	d := r.retry
-	if d <= 0 {
-		if r.bo == nil {
-			r.bo = c.backoff()
-		}
-		if d = r.bo.NextBackOff(); d == backoff.Stop {
-			return 0, errBackoffStop
-		}
-	}
-	d = min(d, c.maxWait())
-	if dl, ok := r.ctx.Deadline(); ok && time.Until(dl) <= d {
-		return d, errNoBudget
-	}
-	return d, nil
-}
-
-// sleep waits d, or until the caller leaves; false when it left.
-func (r *resuming) sleep(d time.Duration) bool {
-	if d <= 0 {
-		return r.ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-r.ctx.Done():
-		return false
-	}
-}
-
-// closeBody closes the body of a resume request that is not sent (a body
-// from GetBody may hold a file or a pipe).
-func closeBody(req *http.Request) {
-	if req.Body != nil {
-		req.Body.Close()
-	}
-}
-
-// continuation checks a resume's answer: a 2xx event stream, in no content
-// coding (a caller's own Accept-Encoding). On any other
-// answer it closes the body and returns why.
-func continuation(resp *http.Response, err error) error {
-	switch {
-	case err != nil:
-		return err
-	case resp.StatusCode >= 400:
-		e := streamguard.Check(resp)
-		resp.Body.Close()
-		return e
-	case resp.StatusCode < 200 || resp.StatusCode > 299 || resp.StatusCode == http.StatusNoContent ||
-		!IsEventStream(resp.Header.Get("Content-Type")):
-		resp.Body.Close()
-		return errors.New("the resume was answered " + strconv.Itoa(resp.StatusCode) + ", not an event stream")
-	case coding.Encoded(resp.Header):
-		resp.Body.Close()
-		return errors.New("the resume was answered in a content coding, which the guard cannot read")
-	}
-	return nil
-}
-
 // splice makes rc, a continuation's body, the stream's upstream, in place of
 // the one that failed with v.
 func (b *body) splice(rc io.ReadCloser, v *streamguard.Error) {
@@ -307,6 +160,10 @@ func (b *body) splice(rc io.ReadCloser, v *streamguard.Error) {
 	b.upErr = nil
 	b.stalled.Store(false)
 	b.rs.verify, b.rs.orig = true, v
+	// The rest of the continuation is checked too, where the state can
+	// (laterChecker): its events then take the guard's buffer (fill), so
+	// that one that does not follow on is cut before it is delivered.
+	b.rs.inCont = b.rs.later != nil
 	if b.timer != nil {
 		b.timer.Reset(b.idleAfter)
 	}
@@ -334,9 +191,12 @@ func (b *body) cutMismatch() {
 // mismatchVerdict is the failure of a stream whose continuation did not
 // follow on; the failure the resume repaired stays reachable as its cause.
 func (b *body) mismatchVerdict() *streamguard.Error {
-	e := b.fail(streamguard.SourcePlatform, streamguard.ReasonResumeMismatch, errors.Join(ErrResumeMismatch, b.rs.orig),
-		"resume "+strconv.Itoa(b.rs.n)+" ("+b.rs.name+") did not continue right after event id "+strconv.Quote(streamguard.Sanitize(string(b.lastID), 64)))
-	return e
+	after := "the last event delivered" // a protocol that numbers its events in their data (Responses)
+	if len(b.lastID) > 0 {
+		after = "event id " + strconv.Quote(streamguard.Sanitize(string(b.lastID), 64))
+	}
+	return b.fail(streamguard.SourcePlatform, streamguard.ReasonResumeMismatch, errors.Join(ErrResumeMismatch, b.rs.orig),
+		"resume "+strconv.Itoa(b.rs.n)+" ("+b.rs.name+") did not continue right after "+after)
 }
 
 // annotateResume adds what the resumes did to the stream's failure: how
