@@ -57,7 +57,7 @@ type Config struct {
 	// (Retry.CheckRetry, Retry.BeforeRetry). Each client
 	// (each NewTransport or NewClient) gets its own retry budget,
 	// retry.NewDefaultThrottle, shared by all its requests and by their
-	// streams' resumes but each stream's first (sse.ResumeConfig.Budget,
+	// streams' resumes that repeat a failed one (sse.ResumeConfig.Budget,
 	// unless Stream.Resume.Budget is set), unless Retry.Throttle is set or
 	// NoRetryBudget is true.
 	Retry retry.Policy

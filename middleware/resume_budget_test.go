@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,25 +18,29 @@ import (
 	"github.com/streamguard/streamguard/sse"
 )
 
-// resumeBudgetServer serves streams of stream name that are cut after
-// their first event; it cuts every resume (Last-Event-ID) before its
-// headers when down is set, and otherwise finishes the stream. It counts
-// the resumes.
-func resumeBudgetServer(t *testing.T, down bool) (*httptest.Server, *atomic.Int32) {
+// resumeBudgetServer serves streams of stream name, events 1 to cuts
+// then [DONE], each answer cut after one event: the first, and every
+// resume (Last-Event-ID) after the event it asks for. When down is set it
+// cuts every resume before its headers instead. It counts the resumes.
+func resumeBudgetServer(t *testing.T, down bool, cuts int) (*httptest.Server, *atomic.Int32) {
 	const name = "0123456789abcdef0123456789abcdef"
 	var resumes atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.Header().Set(sse.ResumableStreamHeader, name)
-		if r.Header.Get(sse.LastEventIDHeader) != "" {
+		var after uint64
+		if lei := r.Header.Get(sse.LastEventIDHeader); lei != "" {
 			resumes.Add(1)
 			if down {
 				panic(http.ErrAbortHandler)
 			}
-			io.WriteString(w, "id: "+name+".2\ndata: [DONE]\n\n")
+			_, after, _ = sse.ParseEventID(lei)
+		}
+		if int(after) >= cuts {
+			io.WriteString(w, "id: "+name+"."+strconv.Itoa(int(after)+1)+"\ndata: [DONE]\n\n")
 			return
 		}
-		io.WriteString(w, "id: "+name+".1\ndata: {\"choices\":[]}\n\n")
+		io.WriteString(w, "id: "+name+"."+strconv.Itoa(int(after)+1)+"\ndata: {\"choices\":[]}\n\n")
 		w.(http.Flusher).Flush()
 		panic(http.ErrAbortHandler)
 	}))
@@ -76,12 +81,13 @@ func resumeBudgetClient(t *testing.T) *http.Client {
 }
 
 // TestResumeBudget: 50 streams cut while their server refuses every
-// resume: each stream's first resume goes ahead, the later ones draw on
-// the client's retry budget, which stops them after about 9 (and the 0.2
-// each first request's success refunds), instead of 5 per stream.
+// resume: each stream's first resume goes ahead, the later ones (each
+// after one that brought nothing) draw on the client's retry budget,
+// which stops them after about 9 (and the 0.2 each first request's
+// success refunds), instead of 5 per stream.
 func TestResumeBudget(t *testing.T) {
 	const streams = 50
-	srv, resumes := resumeBudgetServer(t, true)
+	srv, resumes := resumeBudgetServer(t, true, 1)
 	verdicts := resumeBudgetRun(t, resumeBudgetClient(t), srv.URL, streams)
 	if n := resumes.Load(); n < streams || n > streams+9+10 {
 		t.Errorf("%d resumes for %d streams", n, streams)
@@ -101,17 +107,18 @@ func TestResumeBudget(t *testing.T) {
 }
 
 // TestResumeBudgetFirstFree: 50 streams cut at once (a load balancer's
-// restart) all resume, whatever the budget holds: a stream's first resume
-// does not draw on it.
+// restart), then cut again after each event they get, 4 times in all,
+// all complete, whatever the budget holds: a resume that follows events
+// (a new cut) does not draw on it.
 func TestResumeBudgetFirstFree(t *testing.T) {
-	const streams = 50
-	srv, resumes := resumeBudgetServer(t, false)
+	const streams, cuts = 50, 4
+	srv, resumes := resumeBudgetServer(t, false, cuts)
 	for _, v := range resumeBudgetRun(t, resumeBudgetClient(t), srv.URL, streams) {
 		if v != nil {
 			t.Fatalf("verdict %v", v)
 		}
 	}
-	if n := resumes.Load(); n != streams {
+	if n := resumes.Load(); n != streams*cuts {
 		t.Errorf("%d resumes for %d streams", n, streams)
 	}
 }

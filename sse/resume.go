@@ -64,10 +64,11 @@ type ResumeConfig struct {
 	// NewTransport wraps. Guard, which does not know the transport a
 	// response came from, resumes only when Transport is set.
 	Transport http.RoundTripper
-	// Budget, if set, is a retry budget the resumes draw on: every resume
-	// of a stream but its first (the first repairs a cut; a later one
-	// repeats a repair, or follows another cut) asks it first, and a
-	// resume answered with a continuation refunds it. When a server is
+	// Budget, if set, is a retry budget the resumes draw on: a resume that
+	// repeats a failed repair (the resume before it brought no event: it
+	// got no answer, or its continuation broke at once) asks it first; a
+	// stream's first resume, and one after events were delivered (a new
+	// cut), do not. A resume answered with a continuation refunds it. When a server is
 	// down, its streams then stop resuming once the budget is spent,
 	// instead of each trying MaxResumes times. Nil means none. The
 	// middleware package's client stack sets its retry budget here (a

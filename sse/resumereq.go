@@ -42,7 +42,10 @@ func (b *body) resumeOnce(v *streamguard.Error) (*http.Response, bool) {
 		return nil, false
 	}
 	wait, err := r.wait(b.cfg.Resume)
-	if err == nil && r.n > 0 && b.cfg.Resume.Budget != nil && !b.cfg.Resume.Budget.Spend() {
+	// A resume after one that brought no event repeats a failed repair: it
+	// draws on the budget. One after events were delivered repairs a new
+	// cut, as the first does.
+	if err == nil && r.n > 0 && b.events == r.eventsAt && b.cfg.Resume.Budget != nil && !b.cfg.Resume.Budget.Spend() {
 		err = errBudgetSpent
 	}
 	if err != nil {
@@ -55,6 +58,7 @@ func (b *body) resumeOnce(v *streamguard.Error) (*http.Response, bool) {
 		return nil, false // the caller left: the verdict says so
 	}
 	r.n++
+	r.eventsAt = b.events
 	rec := streamstat.Resume{At: time.Now(), Protocol: r.name, Cause: string(v.Reason), LastEventID: v.LastEventID}
 	resp, rtErr := r.roundTrip(req, b.idleAfter)
 	if rtErr == nil {
