@@ -174,3 +174,14 @@ func TestGenAIWorkloadAllocations(t *testing.T) {
 		t.Errorf("%.0f allocations for 1,000 events, %.0f for 10,000", short, long)
 	}
 }
+
+// TestGenAIPingKeepalive: an "event: ping" keepalive (sse-starlette's)
+// before an OpenAI chat stream does not make it Anthropic's: the stream's
+// facts are gathered as OpenAI's.
+func TestGenAIPingKeepalive(t *testing.T) {
+	ping := "event: ping\ndata: 2024-05-01 10:00:00.000000\n\n"
+	g := genStats(t, guarded(sseType, nil, sse.Config{}, ping+genChatFirst+genChatContent(1)+genChatFinish+genChatUsage+genDone))
+	if g == nil || g.Dialect != sse.OpenAI.Name || g.ResponseID != "chatcmpl-9" || len(g.FinishReasons) != 1 || g.InputTokens != 11 {
+		t.Errorf("GenAI %+v", g)
+	}
+}

@@ -103,7 +103,9 @@ func (b *body) judgeBuiltinType(typ, data []byte) []byte {
 		b.sawTerminal(dialectResponses)
 	case "message_stop":
 		b.sawTerminal(dialectAnthropic)
-	case "message_start", "content_block_start", "content_block_delta", "content_block_stop", "message_delta", "ping":
+	case "message_start", "content_block_start", "content_block_delta", "content_block_stop", "message_delta":
+		// Not "ping", which Anthropic sends but so do other servers'
+		// keepalives (sse-starlette's): it says nothing of the dialect.
 		if b.dialect == 0 {
 			b.dialect = dialectAnthropic
 		}
