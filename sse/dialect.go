@@ -155,9 +155,11 @@ func responsesError(typ, data []byte) bool {
 	return false
 }
 
+// anthropicDetect names Anthropic's own events; not "ping", which other
+// servers' keepalives send too (sse-starlette's).
 func anthropicDetect(typ, data []byte) bool {
 	switch string(eventType(typ, data)) {
-	case "message_start", "content_block_start", "content_block_delta", "content_block_stop", "message_delta", "message_stop", "ping":
+	case "message_start", "content_block_start", "content_block_delta", "content_block_stop", "message_delta", "message_stop":
 		return true
 	}
 	return false
