@@ -97,7 +97,7 @@ func (b *body) genEvent(t, data []byte) {
 	switch {
 	case b.dialect == dialectOpenAI && !b.gen.first && len(data) > 0 && data[0] == '{':
 		b.gen.first = true
-		b.genOpenAI(data, false) // its finish reason or usage, if any, is genTail's
+		b.genOpenAI(data, false, false) // its finish reason or usage, if any, is genTail's
 	case b.dialect == dialectAnthropic && (string(t) == "message_start" || string(t) == "message_delta"):
 		b.genAnthropic(data)
 	case b.dialect == dialectResponses && (string(t) == "response.created" || isResponsesEnd(t)):
@@ -114,9 +114,14 @@ func isResponsesEnd(t []byte) bool {
 }
 
 // genTail walks back over the last events of win[:n], a read's whole
-// events, and decodes those that carry an OpenAI finish reason or usage.
+// events, and decodes those that carry an OpenAI finish reason; of those
+// that carry usage, the last one's counts are read (a server that sends
+// usage on every chunk, vLLM's continuous_usage_stats, counts up), by a
+// scan for its two numbers, so that such a stream costs no allocation per
+// event.
 func (b *body) genTail(win []byte) {
 	end := len(win)
+	usage := false // the read's last usage is read
 	for range maxTailLines {
 		e := end
 		for e > 0 && (win[e-1] == '\n' || win[e-1] == '\r') {
@@ -138,11 +143,55 @@ func (b *body) genTail(win []byte) {
 		if bytes.Equal(v, done) {
 			continue
 		}
-		if !hasValue(v, `"finish_reason"`, '"') && !hasValue(v, `"usage"`, '{') {
+		finish, hasUsage := hasValue(v, `"finish_reason"`, '"'), hasValue(v, `"usage"`, '{')
+		switch {
+		case finish:
+			b.genOpenAI(v, true, !usage)
+		case !hasUsage:
 			return
+		case !usage:
+			b.genUsage(v)
 		}
-		b.genOpenAI(v, true)
+		usage = usage || hasUsage
 	}
+}
+
+// genUsage reads the prompt and completion tokens of a chunk's usage.
+func (b *body) genUsage(data []byte) {
+	in, okIn := intValue(data, `"prompt_tokens"`)
+	out, okOut := intValue(data, `"completion_tokens"`)
+	if !okIn && !okOut {
+		return
+	}
+	b.genUpdate(func(g *streamstat.GenAI) {
+		if okIn {
+			g.InputTokens = in
+		}
+		if okOut {
+			g.OutputTokens = out
+		}
+	})
+}
+
+// intValue returns the non-negative integer after key and a colon in
+// data. Raw quotes around key cannot be inside a JSON string, whose quotes
+// are escaped.
+func intValue(data []byte, key string) (int64, bool) {
+	i := bytes.Index(data, []byte(key))
+	if i < 0 {
+		return 0, false
+	}
+	j := skipSpace(data, i+len(key))
+	if j >= len(data) || data[j] != ':' {
+		return 0, false
+	}
+	j = skipSpace(data, j+1)
+	k := j
+	for k < len(data) && data[k] >= '0' && data[k] <= '9' {
+		k++
+	}
+	n, ok := parseSeq(data[j:k])
+	return int64(n), ok
 }
 
 // hasValue reports whether data holds key followed by a colon and a value
@@ -177,8 +226,8 @@ type openaiChunk struct {
 }
 
 // genOpenAI reads a chunk's id and model and, when all is set, its finish
-// reasons and usage.
-func (b *body) genOpenAI(data []byte, all bool) {
+// reasons, and its usage when usage is set too.
+func (b *body) genOpenAI(data []byte, all, usage bool) {
 	var c openaiChunk
 	var err error
 	if all {
@@ -202,7 +251,7 @@ func (b *body) genOpenAI(data []byte, all bool) {
 				addReason(g, *ch.FinishReason)
 			}
 		}
-		if c.Usage != nil {
+		if c.Usage != nil && usage {
 			setTokens(&g.InputTokens, c.Usage.PromptTokens)
 			setTokens(&g.OutputTokens, c.Usage.CompletionTokens)
 		}

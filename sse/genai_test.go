@@ -185,3 +185,24 @@ func TestGenAIPingKeepalive(t *testing.T) {
 		t.Errorf("GenAI %+v", g)
 	}
 }
+
+// TestGenAIUsageEveryChunk: a server that sends usage on every chunk
+// (vLLM's continuous_usage_stats), counting up, leaves the last counts,
+// whatever the reads' sizes; a finish chunk read after them, with older
+// usage than a later one, does not bring the older back.
+func TestGenAIUsageEveryChunk(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(genChatFirst)
+	for i := 1; i <= 50; i++ {
+		b.WriteString(strings.Replace(genChatContent(i), `"usage":null`, fmt.Sprintf(`"usage":{"prompt_tokens":11,"completion_tokens":%d,"total_tokens":%d}`, i, i+11), 1))
+	}
+	finish := strings.Replace(genChatFinish, `"usage":null`, `"usage":{"prompt_tokens":11,"completion_tokens":50,"total_tokens":61}`, 1)
+	last := `data: {"id":"chatcmpl-9","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":11,"completion_tokens":51,"total_tokens":62}}` + "\n\n"
+	stream := b.String() + finish + last + genDone
+	for _, n := range []int{7, 100, 4096, len(stream)} {
+		g := genStats(t, guarded(sseType, nil, sse.Config{}, splits(stream, n)...))
+		if g == nil || g.InputTokens != 11 || g.OutputTokens != 51 || !reflect.DeepEqual(g.FinishReasons, []string{"stop"}) {
+			t.Errorf("reads of %d bytes: %+v", n, g)
+		}
+	}
+}
