@@ -198,8 +198,12 @@ func noAnswer(err error, out *http.Request) error {
 		e.Message, e.Err = "the upstream could not be reached ("+string(se.Reason)+")", nil
 		return &e
 	}
+	var own *streamguard.Error
+	if errors.As(err, &own) {
+		return own // the stack's, inside http.Client's *url.Error: its text holds neither
+	}
 	var ue *url.Error
-	if !errors.As(err, new(*streamguard.Error)) && errors.As(err, &ue) && ue.Err != nil {
+	if errors.As(err, &ue) && ue.Err != nil {
 		err = ue.Err
 	}
 	if text := redact.Request(err.Error(), out); text != err.Error() {
@@ -214,7 +218,7 @@ func noAnswer(err error, out *http.Request) error {
 // servers take for a slash), or before a ";" (a path parameter, which
 // some servers drop: "..;").
 func dotSegment(p string) bool {
-	p = strings.NewReplacer("%2f", "/", "%2F", "/", "%5c", "/", "%5C", "/", `\`, "/").Replace(p)
+	p = slashes.Replace(p)
 	for seg := range strings.SplitSeq(p, "/") {
 		seg, _, _ = strings.Cut(strings.ToLower(seg), ";")
 		seg, _, _ = strings.Cut(seg, "%3b")
@@ -224,6 +228,9 @@ func dotSegment(p string) bool {
 	}
 	return false
 }
+
+// slashes turns what some servers read as a path's slash into one.
+var slashes = strings.NewReplacer("%2f", "/", "%2F", "/", "%5c", "/", "%5C", "/", `\`, "/")
 
 // target joins the request's path and query to upstream's. The paths are
 // joined as they were sent, escapes kept: "org%2Fmodel" is one segment,

@@ -208,3 +208,55 @@ func TestRelayHeaderEchoScrubbed(t *testing.T) {
 		t.Errorf("X-Debug-Auth %q", got)
 	}
 }
+
+// TestRelayStackErrorKeepsStatus: with a key in the upstream's URL, the
+// client stack's error (a 429 it returns as an error, ErrorStatus) is
+// relayed with its status and message, not as the handler's 500 quoting
+// http.Client's *url.Error and the upstream's address.
+func TestRelayStackErrorKeepsStatus(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusTooManyRequests)
+		io.WriteString(w, `{"error":{"message":"slow down","type":"rate_limit_error"}}`)
+	}))
+	defer up.Close()
+	u, _ := url.Parse(up.URL + "/v1?api_key=RELAYKEYabcdef0123456789")
+	client := middleware.NewClient(middleware.Config{ErrorStatus: true, Retry: retry.Policy{MaxAttempts: 1}})
+	relay := httptest.NewServer(middleware.NewHandler(middleware.Relay(u, client), middleware.ServerConfig{}))
+	defer relay.Close()
+	resp, err := http.Get(relay.URL + "/chat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if s := string(b); resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(s, "slow down") || strings.Contains(s, strings.TrimPrefix(up.URL, "http://")) {
+		t.Errorf("%d %s", resp.StatusCode, s)
+	}
+}
+
+// TestRelayUserNameNotScrubbed: the user name of the upstream's userinfo,
+// a word beside a real password, is not taken for a secret in the headers
+// relayed (it would mangle "user-abc123"); the password is.
+func TestRelayUserNameNotScrubbed(t *testing.T) {
+	const pass = "Sup3rS3cretPassw0rd"
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Openai-Organization", "user-abc123")
+		w.Header().Set("X-Echo", "pass "+pass)
+	}))
+	defer up.Close()
+	u, _ := url.Parse(strings.Replace(up.URL, "http://", "http://user:"+pass+"@", 1) + "/v1")
+	relay := httptest.NewServer(middleware.NewHandler(middleware.Relay(u, middleware.NewClient(middleware.Config{})), middleware.ServerConfig{}))
+	defer relay.Close()
+	resp, err := http.Get(relay.URL + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("Openai-Organization"); got != "user-abc123" {
+		t.Errorf("Openai-Organization %q", got)
+	}
+	if got := resp.Header.Get("X-Echo"); got != "pass REDACTED" {
+		t.Errorf("X-Echo %q", got)
+	}
+}

@@ -10,13 +10,17 @@ import (
 )
 
 // ownSecrets returns the relay's own credentials, those upstream's URL
-// holds, as redact.Secrets finds them: its userinfo (and the Basic
-// credential net/http makes of it) and its query values that are keys.
+// holds, as redact.Secrets finds them: its userinfo, as the Basic
+// credential net/http makes of it (so a user name of letters beside a
+// real password, "user" or "admin", is not one: it would mangle headers
+// that hold the word), and its query values that are keys.
 func ownSecrets(upstream *url.URL) []string {
-	r := &http.Request{URL: upstream, Header: http.Header{}}
-	if u := upstream.User; u != nil {
-		pass, _ := u.Password()
-		r.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(u.Username()+":"+pass)))
+	u := *upstream
+	u.User = nil
+	r := &http.Request{URL: &u, Header: http.Header{}}
+	if ui := upstream.User; ui != nil {
+		pass, _ := ui.Password()
+		r.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(ui.Username()+":"+pass)))
 	}
 	return redact.Secrets(r)
 }
@@ -95,14 +99,19 @@ func relocateRefs(v string, upstream *url.URL) string {
 }
 
 // relocateRefresh rewrites the URL of a Refresh value: a delay, then
-// ";" or ",", then the URL, after "url=" or not, quoted or not, as
+// ";", "," or blanks, then the URL, after "url=" or not, quoted or not, as
 // browsers read it.
 func relocateRefresh(v string, upstream *url.URL) string {
-	i := strings.IndexAny(v, ";,")
-	if i < 0 {
-		return v
+	i := skipBlanks(v, 0)
+	for i < len(v) && (v[i] >= '0' && v[i] <= '9' || v[i] == '.') {
+		i++ // the delay
 	}
-	i = skipBlanks(v, i+1)
+	if j := skipBlanks(v, i); j < len(v) && (v[j] == ';' || v[j] == ',') {
+		i = j + 1
+	} else if j == i {
+		return v // neither a separator nor a blank after the delay
+	}
+	i = skipBlanks(v, i)
 	if len(v)-i >= 3 && strings.EqualFold(v[i:i+3], "url") {
 		if j := skipBlanks(v, i+3); j < len(v) && v[j] == '=' {
 			i = skipBlanks(v, j+1)

@@ -64,6 +64,8 @@ func TestRelocateLinks(t *testing.T) {
 		{"Refresh", `0;URL='https://api.example.com/v1/x?key=QSECRET123'`, `0;URL='/x'`},
 		{"Refresh", `0, "next?key=QSECRET123&a=b"`, `0, "next?a=b"`},
 		{"Refresh", `3;url = /v1/y?key=QSECRET123`, `3;url = /y`},
+		{"Refresh", `0 https://api.example.com/v1/x?key=QSECRET123`, `0 /x`},
+		{"Refresh", `1.5  URL=/v1/y?key=QSECRET123`, `1.5  URL=/y`},
 		{"Refresh", `3`, `3`},
 		{"Refresh", `3;`, `3;`},
 		{"Location", `https://api.example.com/v1/x?key=QSECRET123`, `/x`},

@@ -156,8 +156,15 @@ func (b *body) genTail(win []byte) {
 	}
 }
 
-// genUsage reads the prompt and completion tokens of a chunk's usage.
+// genUsage reads the prompt and completion tokens of a chunk's usage
+// object (from its "usage" on: another object's counts before it are not
+// its).
 func (b *body) genUsage(data []byte) {
+	u := bytes.Index(data, []byte(`"usage"`))
+	if u < 0 {
+		return
+	}
+	data = data[u:]
 	in, okIn := intValue(data, `"prompt_tokens"`)
 	out, okOut := intValue(data, `"completion_tokens"`)
 	if !okIn && !okOut {
@@ -174,8 +181,9 @@ func (b *body) genUsage(data []byte) {
 }
 
 // intValue returns the non-negative integer after key and a colon in
-// data. Raw quotes around key cannot be inside a JSON string, whose quotes
-// are escaped.
+// data, a whole number (followed by a comma, a brace or a space, not a
+// fraction). Raw quotes around key cannot be inside a JSON string, whose
+// quotes are escaped.
 func intValue(data []byte, key string) (int64, bool) {
 	i := bytes.Index(data, []byte(key))
 	if i < 0 {
@@ -189,6 +197,9 @@ func intValue(data []byte, key string) (int64, bool) {
 	k := j
 	for k < len(data) && data[k] >= '0' && data[k] <= '9' {
 		k++
+	}
+	if k >= len(data) || (data[k] != ',' && data[k] != '}' && data[k] != ' ' && data[k] != '\t' && data[k] != '\r' && data[k] != '\n') {
+		return 0, false
 	}
 	n, ok := parseSeq(data[j:k])
 	return int64(n), ok

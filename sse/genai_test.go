@@ -206,3 +206,25 @@ func TestGenAIUsageEveryChunk(t *testing.T) {
 		}
 	}
 }
+
+// TestGenAIUsageScan: the counts are read from the usage object, not from
+// another object's before it, and a count that is not a whole number is
+// not read.
+func TestGenAIUsageScan(t *testing.T) {
+	chunk := func(usage string) string {
+		return `data: {"id":"chatcmpl-9","object":"chat.completion.chunk","x":{"prompt_tokens":1},"choices":[],"usage":` + usage + "}\n\n"
+	}
+	for _, tc := range []struct {
+		usage   string
+		in, out int64
+	}{
+		{`{"prompt_tokens":4,"completion_tokens":7}`, 4, 7},
+		{`{"prompt_tokens":5.7,"completion_tokens":7 }`, -1, 7},
+		{`{"prompt_tokens_details":{"cached_tokens":3},"prompt_tokens":8,"completion_tokens":9}`, 8, 9},
+	} {
+		g := genStats(t, guarded(sseType, nil, sse.Config{}, genChatFirst, chunk(tc.usage), genDone))
+		if g == nil || g.InputTokens != tc.in || g.OutputTokens != tc.out {
+			t.Errorf("usage %s: %+v", tc.usage, g)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package sse_test
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -101,6 +102,25 @@ func TestErrorEventMaskedHTMLSafe(t *testing.T) {
 		t.Fatalf("verdict %v", err)
 	}
 	if s := string(out); strings.Contains(s, key[:20]) || !strings.Contains(s, "invalid key REDACTED") {
+		t.Errorf("the error passed on as %q", s)
+	}
+}
+
+// TestErrorEventMaskedGoEscaped: a key with '=' and '&' that Go's
+// encoding/json echoed ('&' escaped, '=' not) is masked too.
+func TestErrorEventMaskedGoEscaped(t *testing.T) {
+	const key = "Abc0defghij0123456789=&x<y"
+	msg, _ := json.Marshal(map[string]any{"error": map[string]string{"message": "invalid key " + key}})
+	ev := "event: error\ndata: " + string(msg) + "\n\n"
+	req, _ := http.NewRequest(http.MethodPost, "https://model.example/v1/chat?key="+url.QueryEscape(key), nil)
+	resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"text/event-stream"}}, ContentLength: -1,
+		Body: &chunkedBody{data: []byte("data: {}\n\n" + ev), k: 5}, Request: req}
+	sse.Guard(resp, sse.Config{})
+	out, err := readAllBuf(resp.Body, 4096)
+	if !errors.Is(err, sse.ErrInBand) {
+		t.Fatalf("verdict %v", err)
+	}
+	if s := string(out); strings.Contains(s, "0123456789") {
 		t.Errorf("the error passed on as %q", s)
 	}
 }

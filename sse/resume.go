@@ -65,10 +65,10 @@ type ResumeConfig struct {
 	// response came from, resumes only when Transport is set.
 	Transport http.RoundTripper
 	// Budget, if set, is a retry budget the resumes draw on: a resume that
-	// repeats a failed repair (the resume before it brought no event: it
-	// got no answer, or its continuation broke at once) asks it first; a
-	// stream's first resume, and one after events were delivered (a new
-	// cut), do not. A resume answered with a continuation refunds it. When a server is
+	// repeats a failed repair (the resume before it brought nothing: it
+	// got no answer, or its continuation broke before a byte of it, a
+	// comment included, was delivered) asks it first; a stream's first
+	// resume, and one after the stream went on (a new cut), do not. A resume answered with a continuation refunds it. When a server is
 	// down, its streams then stop resuming once the budget is spent,
 	// instead of each trying MaxResumes times. Nil means none. The
 	// middleware package's client stack sets its retry budget here (a

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/streamguard/streamguard"
@@ -174,27 +175,7 @@ func TestResumeLaterEventsChecked(t *testing.T) {
 		{"sse-id in order", http.MethodGet, "/", ev(1) + ev(2), ev(3) + "data: x\n\n" + ev(4), "e1 e2 e3 x e4", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := &scripted{serve: func(i int, w http.ResponseWriter, r *http.Request) bool {
-				w.Header().Set("Content-Type", "text/event-stream")
-				if i == 0 {
-					io.WriteString(w, tc.first)
-					return true
-				}
-				io.WriteString(w, tc.cont)
-				return false
-			}}
-			srv := httptest.NewServer(s)
-			defer srv.Close()
-			var body io.Reader
-			if tc.method == http.MethodPost {
-				body = strings.NewReader(`{"stream":true,"background":true}`)
-			}
-			req, _ := http.NewRequest(tc.method, srv.URL+tc.path, body)
-			resp, err := edgeClient().Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, se := readAll(t, resp)
+			got, se := cutThenResume(t, tc.method, tc.path, tc.first, tc.cont)
 			if tc.mismatch != (se != nil && se.Reason == streamguard.ReasonResumeMismatch) || (!tc.mismatch && se != nil) {
 				t.Errorf("verdict %v", se)
 			}
@@ -276,4 +257,120 @@ func TestResumeMismatchNoGenAIStats(t *testing.T) {
 		t.Errorf("GenAI %+v", g)
 	}
 	resp.Body.Close()
+}
+
+// TestResumeLaterHealthy: continuations a healthy server sends are not
+// refused by the check of their later events: SSE ids that jump ahead (a
+// shared sequence), an empty id field, Responses events without a
+// sequence_number (a keepalive; an error, which ends the stream as the
+// server's own failure).
+func TestResumeLaterHealthy(t *testing.T) {
+	rsp := func(seq int) string {
+		return fmt.Sprintf("event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":%d}\n\n", seq)
+	}
+	const created = "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_1\",\"background\":true}}\n\n"
+	const completed = "event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":%d}\n\n"
+	ev := func(i int) string { return fmt.Sprintf("id: %d\ndata: e%d\n\n", i, i) }
+	for _, tc := range []struct {
+		name, method, path string
+		first, cont        string
+		reason             streamguard.Reason // "": a clean end
+	}{
+		{"sse-id jumps ahead", http.MethodGet, "/", ev(100) + ev(101) + "id: 102\ndata: e", ev(102) + ev(105) + ev(106), ""},
+		{"sse-id empty id", http.MethodGet, "/", ev(1) + ev(2) + "id: 3\ndata: e", ev(3) + "id:\ndata: x\n\n" + ev(4), ""},
+		{"responses keepalive", http.MethodPost, "/v1/responses", created + rsp(1) + "event: response.output_text.delta\ndata: {\"ty",
+			rsp(2) + "event: keepalive\ndata: {\"type\":\"keepalive\"}\n\n" + rsp(3) + fmt.Sprintf(completed, 4), ""},
+		{"responses error", http.MethodPost, "/v1/responses", created + rsp(1) + "event: response.output_text.delta\ndata: {\"ty",
+			rsp(2) + "event: error\ndata: {\"type\":\"error\",\"code\":\"server_error\",\"message\":\"boom\"}\n\n", streamguard.ReasonModelError},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, se := cutThenResume(t, tc.method, tc.path, tc.first, tc.cont)
+			if (tc.reason == "" && se != nil) || (tc.reason != "" && (se == nil || se.Reason != tc.reason)) {
+				t.Errorf("verdict %v, want %q", se, tc.reason)
+			}
+		})
+	}
+}
+
+// countBudget is a ResumeBudget that allows every resume and counts them.
+type countBudget struct{ spent, refunded atomic.Int32 }
+
+func (c *countBudget) Spend() bool { c.spent.Add(1); return true }
+func (c *countBudget) Refund()     { c.refunded.Add(1) }
+
+// TestResumeBudgetHeartbeats: continuations that bring only comments (a
+// proxy that cuts a long think) went on: the next resume does not draw
+// on the budget; ones answered but cut before a byte, or not answered,
+// do.
+func TestResumeBudgetHeartbeats(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		cont  string // each of the continuations but the last
+		spent int32
+	}{
+		{"heartbeats", ": still thinking\n\n", 0},
+		{"nothing", "", 7},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &scripted{serve: func(i int, w http.ResponseWriter, r *http.Request) bool {
+				w.Header().Set("Content-Type", "text/event-stream")
+				w.Header().Set(sse.ResumableStreamHeader, strictName)
+				switch {
+				case i == 0:
+					io.WriteString(w, strictEvent(strictName, 1))
+					return true
+				case i < 8:
+					io.WriteString(w, tc.cont)
+					return true
+				}
+				io.WriteString(w, strictEvent(strictName, 2))
+				return false
+			}}
+			srv := httptest.NewServer(s)
+			defer srv.Close()
+			budget := &countBudget{}
+			cfg := fastResume()
+			cfg.Resume.MaxResumes, cfg.Resume.Budget = 20, budget
+			c := &http.Client{Transport: sse.NewTransport(http.DefaultTransport, cfg)}
+			req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(`{}`))
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, se := readAll(t, resp); se != nil {
+				t.Fatalf("verdict %v", se)
+			}
+			if got := budget.spent.Load(); got != tc.spent {
+				t.Errorf("%d resumes drew on the budget, want %d", got, tc.spent)
+			}
+		})
+	}
+}
+
+// cutThenResume serves first, cut, then cont to the resume, and reads a
+// request of method to path (a POST with a background Responses body)
+// through the guard: what was delivered, and the verdict.
+func cutThenResume(t *testing.T, method, path, first, cont string) ([]byte, *streamguard.Error) {
+	t.Helper()
+	s := &scripted{serve: func(i int, w http.ResponseWriter, r *http.Request) bool {
+		w.Header().Set("Content-Type", "text/event-stream")
+		if i == 0 {
+			io.WriteString(w, first)
+			return true
+		}
+		io.WriteString(w, cont)
+		return false
+	}}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	var body io.Reader
+	if method == http.MethodPost {
+		body = strings.NewReader(`{"stream":true,"background":true}`)
+	}
+	req, _ := http.NewRequest(method, srv.URL+path, body)
+	resp, err := edgeClient().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return readAll(t, resp)
 }

@@ -58,7 +58,9 @@ func (s *responsesState) Event(_, _, data []byte) bool {
 		s.id, s.seq, s.ok = c.Response.ID, *c.Sequence, true
 		return true
 	}
-	s.seq, s.ok = sequenceNumber(data)
+	if seq, ok := sequenceNumber(data); ok {
+		s.seq, s.ok = seq, true
+	} // an event without one (a keepalive, an error) leaves the position
 	return true
 }
 
@@ -67,9 +69,13 @@ func (s *responsesState) Continues(_, _, data []byte) bool {
 	return ok && seq == s.seq+1
 }
 
-// later checks a continuation's later events as its first: every
-// Responses event carries its sequence_number (see laterChecker).
-func (s *responsesState) later(typ, id, data []byte) bool { return s.Continues(typ, id, data) }
+// later checks a continuation's later events as its first (see
+// laterChecker); one without a sequence_number (a keepalive, an error)
+// passes: it is not one of the numbered events.
+func (s *responsesState) later(_, _, data []byte) bool {
+	seq, ok := sequenceNumber(data)
+	return !ok || seq == s.seq+1
+}
 
 func (s *responsesState) Request(ctx context.Context) (*http.Request, error) {
 	if !s.ok {

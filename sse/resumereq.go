@@ -42,10 +42,11 @@ func (b *body) resumeOnce(v *streamguard.Error) (*http.Response, bool) {
 		return nil, false
 	}
 	wait, err := r.wait(b.cfg.Resume)
-	// A resume after one that brought no event repeats a failed repair: it
-	// draws on the budget. One after events were delivered repairs a new
-	// cut, as the first does.
-	if err == nil && r.n > 0 && b.events == r.eventsAt && b.cfg.Resume.Budget != nil && !b.cfg.Resume.Budget.Spend() {
+	// A resume after one that brought nothing (no answer, or a
+	// continuation that broke before a byte of it was delivered: not even
+	// a comment) repeats a failed repair: it draws on the budget. One after
+	// the stream went on repairs a new cut, as the first does.
+	if err == nil && r.n > 0 && b.bytes == r.bytesAt && b.cfg.Resume.Budget != nil && !b.cfg.Resume.Budget.Spend() {
 		err = errBudgetSpent
 	}
 	if err != nil {
@@ -58,7 +59,7 @@ func (b *body) resumeOnce(v *streamguard.Error) (*http.Response, bool) {
 		return nil, false // the caller left: the verdict says so
 	}
 	r.n++
-	r.eventsAt = b.events
+	r.bytesAt = b.bytes
 	rec := streamstat.Resume{At: time.Now(), Protocol: r.name, Cause: string(v.Reason), LastEventID: v.LastEventID}
 	resp, rtErr := r.roundTrip(req, b.idleAfter)
 	if rtErr == nil {

@@ -199,16 +199,19 @@ func (s *idState) Continues(_, id, _ []byte) bool {
 }
 
 // later checks a continuation's later events (see laterChecker): while
-// the ids count up by one, each id is the next; otherwise none is the
-// stream's first (a restart). An event without an id passes: it stops the
-// stream's resumes, not its delivery.
+// the ids count up, none goes back or repeats; none is the stream's first
+// (a restart). A number further ahead passes, as it does in a stream not
+// cut (Event stops counting then: a server may number from a shared
+// sequence). An event without an id, or with an empty one, passes: it
+// stops the stream's resumes, not its delivery.
 func (s *idState) later(_, id, _ []byte) bool {
-	switch {
-	case id == nil:
+	if len(id) == 0 {
 		return true
-	case s.counting && s.ids >= 2:
-		n, ok := parseSeq(id)
-		return ok && n == s.num+1
+	}
+	if s.counting && s.ids >= 2 {
+		if n, ok := parseSeq(id); ok && n <= s.num {
+			return false
+		}
 	}
 	return !bytes.Equal(id, s.first)
 }

@@ -25,7 +25,7 @@ type resuming struct {
 	bo       backoff.BackOff // made when the first wait without retry: is due
 	retry    time.Duration   // the stream's retry: field; 0: none
 	n        int             // resumes tried
-	eventsAt int64           // the events delivered when the last was sent
+	bytesAt  int64           // the bytes delivered when the last was sent
 	verify   bool            // the next event is the first of a continuation
 	later    laterChecker    // st, when it checks a continuation's later events too
 	inCont   bool            // in a continuation that later checks: the guard's buffer, see fill

@@ -5,8 +5,8 @@
 // back ("Incorrect API key provided: sk-..."), so every text taken from the
 // wire is scrubbed before it is kept.
 //
-// Scrubbing runs on error paths only; nothing here is on the path of a
-// healthy request or stream.
+// Scrubbing runs on error paths, once per relayed response's headers and
+// once per stream's GenAI facts; never per event or per read.
 package redact
 
 import (
@@ -136,8 +136,11 @@ func Secrets(r *http.Request) []string {
 			if strings.ContainsAny(s, "=<>&'") {
 				// As an HTML-safe JSON encoder echoes it (Gson escapes
 				// a base64 key's '=' padding, Go's encoder '<', '>' and
-				// '&'): the bytes a consumer decodes to the key.
+				// '&' only): the bytes a consumer decodes to the key.
 				out = append(out, htmlSafe.Replace(s))
+				if g := goSafe.Replace(s); g != s {
+					out = append(out, g)
+				}
 			}
 			// As a server echoes it in a URL it builds (a key with '+',
 			// '/' or '=', as base64 has them).
@@ -198,9 +201,13 @@ func Secrets(r *http.Request) []string {
 	return slices.Compact(out)
 }
 
-// htmlSafe escapes what HTML-safe JSON encoders escape in a string, as
-// they write it (lower-case hex).
-var htmlSafe = strings.NewReplacer("=", `\u003d`, "<", `\u003c`, ">", `\u003e`, "&", `\u0026`, "'", `\u0027`)
+// htmlSafe escapes what HTML-safe JSON encoders escape in a string (Gson's
+// set), and goSafe what Go's encoding/json does, as they write it
+// (lower-case hex).
+var (
+	htmlSafe = strings.NewReplacer("=", `\u003d`, "<", `\u003c`, ">", `\u003e`, "&", `\u0026`, "'", `\u0027`)
+	goSafe   = strings.NewReplacer("<", `\u003c`, ">", `\u003e`, "&", `\u0026`)
+)
 
 // Scrub returns s with every one of secrets (as Secrets returns them) and
 // every well-known key shape replaced by Marker. It returns s itself, with
