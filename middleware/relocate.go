@@ -21,6 +21,9 @@ func ownSecrets(upstream *url.URL) []string {
 	if ui := upstream.User; ui != nil {
 		pass, _ := ui.Password()
 		r.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(ui.Username()+":"+pass)))
+		if pass != "" {
+			u.User = url.UserPassword("", pass) // whole, where a user with a colon hides it from Basic's split
+		}
 	}
 	return redact.Secrets(r)
 }

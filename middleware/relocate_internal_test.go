@@ -3,6 +3,7 @@ package middleware
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"testing"
 )
 
@@ -75,6 +76,18 @@ func TestRelocateLinks(t *testing.T) {
 		relocateLinks(h, u)
 		if got := h[tc.name]; len(got) != 2 || got[0] != tc.want || got[1] != tc.want {
 			t.Errorf("%s %s: %q, want %q twice", tc.name, tc.v, got, tc.want)
+		}
+	}
+}
+
+// TestOwnSecretsPassword: the password of the upstream's userinfo is one
+// of the relay's secrets whole, even when the user name holds a colon
+// (which Basic's split would move into the password).
+func TestOwnSecretsPassword(t *testing.T) {
+	for _, raw := range []string{"https://acct%3Aid:SECRETPASSWORD@h/", "https://user:SECRETPASSWORD@h/", "https://:SECRETPASSWORD@h/"} {
+		u, _ := url.Parse(raw)
+		if !slices.Contains(ownSecrets(u), "SECRETPASSWORD") {
+			t.Errorf("%s: %q", raw, ownSecrets(u))
 		}
 	}
 }

@@ -160,11 +160,10 @@ func (b *body) genTail(win []byte) {
 // object (from its "usage" on: another object's counts before it are not
 // its).
 func (b *body) genUsage(data []byte) {
-	u := bytes.Index(data, []byte(`"usage"`))
-	if u < 0 {
+	data = objectOf(data, `"usage"`)
+	if data == nil {
 		return
 	}
-	data = data[u:]
 	in, okIn := intValue(data, `"prompt_tokens"`)
 	out, okOut := intValue(data, `"completion_tokens"`)
 	if !okIn && !okOut {
@@ -178,6 +177,46 @@ func (b *body) genUsage(data []byte) {
 			g.OutputTokens = out
 		}
 	})
+}
+
+// objectOf returns the object that is key's value in data (the first
+// key followed by a colon and a brace: not a string that says it), from
+// its brace to its matching one, or nil.
+func objectOf(data []byte, key string) []byte {
+	for off := 0; off < len(data); {
+		i := bytes.Index(data[off:], []byte(key))
+		if i < 0 {
+			return nil
+		}
+		off += i + len(key)
+		j := skipSpace(data, off)
+		if j >= len(data) || data[j] != ':' {
+			continue
+		}
+		if j = skipSpace(data, j+1); j >= len(data) || data[j] != '{' {
+			continue
+		}
+		depth, inStr, esc := 0, false, false
+		for k := j; k < len(data); k++ {
+			c := data[k]
+			switch {
+			case esc:
+				esc = false
+			case inStr:
+				esc, inStr = c == '\\', c != '"'
+			case c == '"':
+				inStr = true
+			case c == '{':
+				depth++
+			case c == '}':
+				if depth--; depth == 0 {
+					return data[j : k+1]
+				}
+			}
+		}
+		return nil
+	}
+	return nil
 }
 
 // intValue returns the non-negative integer after key and a colon in

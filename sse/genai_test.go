@@ -212,7 +212,7 @@ func TestGenAIUsageEveryChunk(t *testing.T) {
 // not read.
 func TestGenAIUsageScan(t *testing.T) {
 	chunk := func(usage string) string {
-		return `data: {"id":"chatcmpl-9","object":"chat.completion.chunk","x":{"prompt_tokens":1},"choices":[],"usage":` + usage + "}\n\n"
+		return `data: {"id":"chatcmpl-9","object":"chat.completion.chunk","x":{"prompt_tokens":1},"choices":[{"index":0,"delta":{"content":"usage"}}],"usage":` + usage + "}\n\n"
 	}
 	for _, tc := range []struct {
 		usage   string
@@ -221,6 +221,8 @@ func TestGenAIUsageScan(t *testing.T) {
 		{`{"prompt_tokens":4,"completion_tokens":7}`, 4, 7},
 		{`{"prompt_tokens":5.7,"completion_tokens":7 }`, -1, 7},
 		{`{"prompt_tokens_details":{"cached_tokens":3},"prompt_tokens":8,"completion_tokens":9}`, 8, 9},
+		{`{"prompt_tokens":4},"y":{"completion_tokens":99}`, 4, -1},
+		{`{"note":"a } in a string","prompt_tokens":4,"completion_tokens":7}`, 4, 7},
 	} {
 		g := genStats(t, guarded(sseType, nil, sse.Config{}, genChatFirst, chunk(tc.usage), genDone))
 		if g == nil || g.InputTokens != tc.in || g.OutputTokens != tc.out {

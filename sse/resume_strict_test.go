@@ -173,6 +173,8 @@ func TestResumeLaterEventsChecked(t *testing.T) {
 			rsp(3, "response.output_text.delta") + rsp(4, "response.completed"), "", false},
 		{"sse-id back", http.MethodGet, "/", ev(1) + ev(2), ev(3) + ev(1) + ev(2) + ev(3) + ev(4), "e1 e2 e3", true},
 		{"sse-id in order", http.MethodGet, "/", ev(1) + ev(2), ev(3) + "data: x\n\n" + ev(4), "e1 e2 e3 x e4", false},
+		{"sse-id back after a jump", http.MethodGet, "/", ev(1) + ev(2), ev(3) + ev(5) + ev(4), "e1 e2 e3 e5", true},
+		{"sse-id repeat after a jump", http.MethodGet, "/", ev(1) + ev(2), ev(3) + ev(5) + ev(5), "e1 e2 e3 e5", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, se := cutThenResume(t, tc.method, tc.path, tc.first, tc.cont)
@@ -305,11 +307,13 @@ func (c *countBudget) Refund()     { c.refunded.Add(1) }
 func TestResumeBudgetHeartbeats(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
+		first string // the first answer, cut
 		cont  string // each of the continuations but the last
 		spent int32
 	}{
-		{"heartbeats", ": still thinking\n\n", 0},
-		{"nothing", "", 7},
+		{"heartbeats", strictEvent(strictName, 1), ": still thinking\n\n", 0},
+		{"nothing", strictEvent(strictName, 1), "", 7},
+		{"nothing after a CR", strings.ReplaceAll(strictEvent(strictName, 1), "\n", "\r\n")[:len(strictEvent(strictName, 1))+2], "", 7}, // cut after the last CR: the guard sends its LF
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := &scripted{serve: func(i int, w http.ResponseWriter, r *http.Request) bool {
@@ -317,7 +321,7 @@ func TestResumeBudgetHeartbeats(t *testing.T) {
 				w.Header().Set(sse.ResumableStreamHeader, strictName)
 				switch {
 				case i == 0:
-					io.WriteString(w, strictEvent(strictName, 1))
+					io.WriteString(w, tc.first)
 					return true
 				case i < 8:
 					io.WriteString(w, tc.cont)

@@ -147,7 +147,7 @@ func (SSEIDResumer) Begin(resp *http.Response) ResumeState {
 	if r.Method != http.MethodGet || (r.Body != nil && r.Body != http.NoBody) {
 		return nil
 	}
-	return &idState{req: r, counting: true}
+	return &idState{req: r, counting: true, rising: true}
 }
 
 // idState follows a stream with SSE ids.
@@ -159,6 +159,7 @@ type idState struct {
 	events   int    // events delivered
 	num      uint64 // last, as a number, while counting
 	counting bool   // every id so far is a decimal integer one above the one before it
+	rising   bool   // every id so far is a decimal integer above the one before it
 }
 
 func (s *idState) Event(_, id, _ []byte) bool {
@@ -171,6 +172,7 @@ func (s *idState) Event(_, id, _ []byte) bool {
 	}
 	n, isNum := parseSeq(id)
 	s.counting = s.counting && isNum && (s.ids == 0 || n == s.num+1)
+	s.rising = s.rising && isNum && (s.ids == 0 || n > s.num)
 	s.num = n
 	// Whole: a resume sends the id as it came, and a continuation is
 	// compared with it (an event's size bounds it).
@@ -199,16 +201,16 @@ func (s *idState) Continues(_, id, _ []byte) bool {
 }
 
 // later checks a continuation's later events (see laterChecker): while
-// the ids count up, none goes back or repeats; none is the stream's first
-// (a restart). A number further ahead passes, as it does in a stream not
-// cut (Event stops counting then: a server may number from a shared
+// the ids are rising numbers, none goes back or repeats; none is the
+// stream's first (a restart). A number further ahead than the next passes,
+// as it does in a stream not cut (a server may number from a shared
 // sequence). An event without an id, or with an empty one, passes: it
 // stops the stream's resumes, not its delivery.
 func (s *idState) later(_, id, _ []byte) bool {
 	if len(id) == 0 {
 		return true
 	}
-	if s.counting && s.ids >= 2 {
+	if s.rising && s.ids >= 2 {
 		if n, ok := parseSeq(id); ok && n <= s.num {
 			return false
 		}

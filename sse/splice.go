@@ -157,6 +157,7 @@ func (b *body) splice(rc io.ReadCloser, v *streamguard.Error) {
 		b.bytes++ // delivered before anything else
 		b.statBytes.Store(b.bytes)
 	}
+	b.rs.bytesAt = b.bytes // the LF above is not the continuation going on
 	b.r, b.ready, b.w = 0, 0, 0
 	b.upErr = nil
 	b.stalled.Store(false)
