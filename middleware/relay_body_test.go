@@ -25,10 +25,9 @@ func TestRelayRedirectBodyDropped(t *testing.T) {
 	defer up.Close()
 	const key = "QKEYQKEYQKEY1234"
 	u, _ := url.Parse(up.URL + "/v1/base?key=" + key)
-	relay := httptest.NewServer(middleware.NewHandler(middleware.Relay(u, middleware.NewClient(middleware.Config{})), middleware.ServerConfig{}))
-	defer relay.Close()
+	relay := relayFront(t, u, middleware.NewClient(middleware.Config{}))
 	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := c.Get(relay.URL + "/r?y=2")
+	resp, err := c.Get(relay + "/r?y=2")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,15 +65,13 @@ func TestRelayErrorEventMasked(t *testing.T) {
 		}))
 		u, _ := url.Parse(up.URL)
 		u.User = url.UserPassword("svc", key)
-		front := httptest.NewServer(middleware.NewHandler(middleware.Relay(u,
-			middleware.NewClient(middleware.Config{Retry: retry.Policy{MaxAttempts: 1}})), middleware.ServerConfig{}))
-		resp, err := http.Post(front.URL+"/api/chat", "application/json", strings.NewReader("{}"))
+		front := relayFront(t, u, middleware.NewClient(middleware.Config{Retry: retry.Policy{MaxAttempts: 1}}))
+		resp, err := http.Post(front+"/api/chat", "application/json", strings.NewReader("{}"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		front.Close()
 		up.Close()
 		if s := string(b); strings.Contains(s, key[:10]) || !strings.Contains(s, "is over quota") {
 			t.Errorf("%s: the caller got %q", ct, s)
@@ -94,15 +91,13 @@ func TestRelayLastLineWithoutLF(t *testing.T) {
 			io.WriteString(w, line+"\n"+last)
 		}))
 		u, _ := url.Parse(up.URL)
-		front := httptest.NewServer(middleware.NewHandler(middleware.Relay(u,
-			middleware.NewClient(middleware.Config{Retry: retry.Policy{MaxAttempts: 1}})), middleware.ServerConfig{}))
-		resp, err := http.Post(front.URL+"/api/chat", "application/json", strings.NewReader("{}"))
+		front := relayFront(t, u, middleware.NewClient(middleware.Config{Retry: retry.Policy{MaxAttempts: 1}}))
+		resp, err := http.Post(front+"/api/chat", "application/json", strings.NewReader("{}"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		b, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		front.Close()
 		up.Close()
 		got := string(b)
 		rest, ok := strings.CutPrefix(got, line+"\n"+last+"\n")
@@ -125,9 +120,8 @@ func TestRelayLinkRelocated(t *testing.T) {
 	defer up.Close()
 	const key = "QKEYQKEYQKEY1234"
 	u, _ := url.Parse(up.URL + "/v1/base?key=" + key)
-	relay := httptest.NewServer(middleware.NewHandler(middleware.Relay(u, middleware.NewClient(middleware.Config{})), middleware.ServerConfig{}))
-	defer relay.Close()
-	resp, err := http.Get(relay.URL + "/models")
+	relay := relayFront(t, u, middleware.NewClient(middleware.Config{}))
+	resp, err := http.Get(relay + "/models")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,9 +150,8 @@ func TestRelayPlainClientFailure(t *testing.T) {
 	defer up.Close()
 	defer close(stop)
 	u, _ := url.Parse(strings.Replace(up.URL, "http://", "http://relayuser"+key+":pw"+key+"@", 1) + "/v1?api_key=" + key)
-	relay := httptest.NewServer(middleware.NewHandler(middleware.Relay(u, &http.Client{Timeout: 50 * time.Millisecond}), middleware.ServerConfig{}))
-	defer relay.Close()
-	resp, err := http.Get(relay.URL + "/chat")
+	relay := relayFront(t, u, &http.Client{Timeout: 50 * time.Millisecond})
+	resp, err := http.Get(relay + "/chat")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,9 +177,8 @@ func TestRelayHeaderEchoScrubbed(t *testing.T) {
 	}))
 	defer up.Close()
 	u, _ := url.Parse(up.URL + "/v1?api_key=" + key)
-	relay := httptest.NewServer(middleware.NewHandler(middleware.Relay(u, middleware.NewClient(middleware.Config{})), middleware.ServerConfig{}))
-	defer relay.Close()
-	req, _ := http.NewRequest(http.MethodGet, relay.URL+"/redir", nil)
+	relay := relayFront(t, u, middleware.NewClient(middleware.Config{}))
+	req, _ := http.NewRequest(http.MethodGet, relay+"/redir", nil)
 	req.Header.Set("Authorization", "Bearer "+callers)
 	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := c.Do(req)
@@ -222,9 +214,8 @@ func TestRelayStackErrorKeepsStatus(t *testing.T) {
 	defer up.Close()
 	u, _ := url.Parse(up.URL + "/v1?api_key=RELAYKEYabcdef0123456789")
 	client := middleware.NewClient(middleware.Config{ErrorStatus: true, Retry: retry.Policy{MaxAttempts: 1}})
-	relay := httptest.NewServer(middleware.NewHandler(middleware.Relay(u, client), middleware.ServerConfig{}))
-	defer relay.Close()
-	resp, err := http.Get(relay.URL + "/chat")
+	relay := relayFront(t, u, client)
+	resp, err := http.Get(relay + "/chat")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,9 +237,8 @@ func TestRelayUserNameNotScrubbed(t *testing.T) {
 	}))
 	defer up.Close()
 	u, _ := url.Parse(strings.Replace(up.URL, "http://", "http://user:"+pass+"@", 1) + "/v1")
-	relay := httptest.NewServer(middleware.NewHandler(middleware.Relay(u, middleware.NewClient(middleware.Config{})), middleware.ServerConfig{}))
-	defer relay.Close()
-	resp, err := http.Get(relay.URL + "/x")
+	relay := relayFront(t, u, middleware.NewClient(middleware.Config{}))
+	resp, err := http.Get(relay + "/x")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,4 +249,13 @@ func TestRelayUserNameNotScrubbed(t *testing.T) {
 	if got := resp.Header.Get("X-Echo"); got != "pass REDACTED" {
 		t.Errorf("X-Echo %q", got)
 	}
+}
+
+// relayFront serves a Relay to u through client inside NewHandler, on a
+// loopback server closed when the test ends, and returns its URL.
+func relayFront(t *testing.T, u *url.URL, client *http.Client) string {
+	t.Helper()
+	front := httptest.NewServer(middleware.NewHandler(middleware.Relay(u, client), middleware.ServerConfig{}))
+	t.Cleanup(front.Close)
+	return front.URL
 }
