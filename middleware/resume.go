@@ -112,7 +112,8 @@ func (c ResumeConfig) beat() time.Duration {
 // from the store, without calling the handler, with the events after seq,
 // the live tail and the end, when it presents the credentials of the request
 // that began the stream. An unknown stream, another's credentials, or a seq
-// past the stream's last event get 404; an expired stream 410; a
+// past the stream's last event get 404; an expired stream 410 (to its
+// owner, where the store says whose it was: resume.ExpiredError); a
 // Last-Event-ID that is not one of this protocol's (or longer than 256
 // bytes) 400, all as JSON errors. When the store is full a new request gets
 // 503 with Retry-After, and the streams it holds are unharmed. When the
@@ -245,12 +246,7 @@ func serveResume(w http.ResponseWriter, r *http.Request, rc ResumeConfig, id str
 	}
 	ctx := r.Context()
 	info, err := rc.Store.Info(ctx, name)
-	if err == nil {
-		var key []byte
-		if key, err = rc.Store.Key(ctx); err == nil && !resume.SameOwner(resume.OwnerHash(key, r, rc.CredentialHeaders), info.Owner) {
-			err = resume.ErrNotFound // another's stream: never say it exists
-		}
-	}
+	err = ownersOnly(ctx, rc, r, info.Owner, err)
 	if err == nil && seq > info.Last {
 		err = &streamguard.Error{StatusCode: http.StatusNotFound, Source: streamguard.SourceRequest, Reason: streamguard.ReasonNotFound,
 			Message: "event " + strconv.FormatUint(seq, 10) + " is past the stream's last event, " + strconv.FormatUint(info.Last, 10)}
@@ -285,6 +281,30 @@ func serveResume(w http.ResponseWriter, r *http.Request, rc ResumeConfig, id str
 		}
 		WriteError(w, r, storeError(err))
 	}
+}
+
+// ownersOnly turns a store's answer to Info (owner and err) into what r
+// may learn of the stream: another's stream, live or expired, is
+// ErrNotFound, never said to exist, and so is an expired one whose store
+// cannot say whose it was (a plain ErrExpired).
+func ownersOnly(ctx context.Context, rc ResumeConfig, r *http.Request, owner []byte, err error) error {
+	var ex *resume.ExpiredError
+	switch {
+	case errors.As(err, &ex):
+		owner = ex.Owner
+	case errors.Is(err, resume.ErrExpired):
+		return resume.ErrNotFound
+	case err != nil:
+		return err
+	}
+	key, kerr := rc.Store.Key(ctx)
+	if kerr != nil {
+		return kerr
+	}
+	if !resume.SameOwner(resume.OwnerHash(key, r, rc.CredentialHeaders), owner) {
+		return resume.ErrNotFound
+	}
+	return err
 }
 
 // idPrefix is the start of the id line of stream name's events: "id:

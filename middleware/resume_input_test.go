@@ -1,6 +1,7 @@
 package middleware_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -127,7 +128,32 @@ func TestResumeBadInput(t *testing.T) {
 		if status != 410 {
 			t.Fatalf("%d %q, want 410", status, body)
 		}
+		// Another tenant learns nothing of it: not that it expired.
+		status, _, body = get(t, srv.URL, map[string]string{"Last-Event-ID": name + ".1", "Authorization": "Bearer sk-tenant-b-0123456789"})
+		if status != 404 || strings.Contains(body, "expired") {
+			t.Fatalf("another tenant's expired stream: %d %q, want 404", status, body)
+		}
 	})
+}
+
+// plainExpired is a store that says a stream expired without saying whose
+// it was.
+type plainExpired struct{ resume.Store }
+
+func (plainExpired) Info(context.Context, string) (resume.Info, error) {
+	return resume.Info{}, resume.ErrExpired
+}
+
+// TestResumeExpiredOwnerUnknown: an expired stream whose store cannot say
+// whose it was is answered 404, as one never held, to anyone.
+func TestResumeExpiredOwnerUnknown(t *testing.T) {
+	store := plainExpired{resume.NewMemoryStore(resume.MemoryConfig{})}
+	srv := httptest.NewServer(middleware.NewHandler(gatewaytest.ChatStream(1), middleware.ServerConfig{Resume: &middleware.ResumeConfig{Store: store}}))
+	defer srv.Close()
+	status, _, body := get(t, srv.URL, map[string]string{"Last-Event-ID": strings.Repeat("ab", 16) + ".1", "Authorization": "Bearer sk-tenant-a-0123456789"})
+	if status != 404 || strings.Contains(body, "expired") {
+		t.Fatalf("%d %q, want 404", status, body)
+	}
 }
 
 type fakeClock struct {

@@ -214,6 +214,10 @@ func TestExpiry(t *testing.T) {
 		}
 		_, err := s.Info(tctx(t), idle)
 		if errors.Is(err, resume.ErrExpired) {
+			// The tombstone, renewed by every touch, says whose it was.
+			if ex := (*resume.ExpiredError)(nil); !errors.As(err, &ex) || string(ex.Owner) != "o" {
+				t.Fatalf("Info of the expired stream: %v, want its owner (%+v)", err, ex)
+			}
 			break
 		}
 		if err != nil && !errors.Is(err, resume.ErrExpired) || time.Since(start) > 5*time.Second {

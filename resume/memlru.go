@@ -100,11 +100,13 @@ func (m *MemoryStore) forget(s *memStream) {
 	m.release(s)
 	s.ended = true
 	s.notify() // a reader waiting on it sees it gone
-	m.expired[name]++
+	m.expired[name] = goneName{n: m.expired[name].n + 1, owner: s.owner}
 	m.gone = append(m.gone, name)
 	if len(m.gone) > m.cfg.MaxStreams {
-		if old := m.gone[0]; m.expired[old] > 1 {
-			m.expired[old]--
+		if old := m.gone[0]; m.expired[old].n > 1 {
+			g := m.expired[old]
+			g.n--
+			m.expired[old] = g
 		} else {
 			delete(m.expired, old)
 		}

@@ -66,14 +66,22 @@ type MemoryStore struct {
 	mu      sync.Mutex
 	streams map[string]*memStream
 	bytes   int64
-	expired map[string]int // names forgotten: how many times each is in gone
-	gone    []string       // the names forgotten, oldest first
-	free    [][]byte       // chunks of forgotten streams, to reuse
+	expired map[string]goneName // names forgotten, each in gone
+	gone    []string            // the names forgotten, oldest first
+	free    [][]byte            // chunks of forgotten streams, to reuse
 	// The streams by their last activity, oldest first (memlru.go): those
 	// being written, and the ended ones, with their count and bytes.
 	writing, ended memList
 	endedN         int
 	endedBytes     int64
+}
+
+// goneName is a name the store forgot: how many times it is in gone, and
+// the owner hash of the last stream of that name, so that only its owner
+// learns that it expired.
+type goneName struct {
+	n     int
+	owner []byte
 }
 
 type memStream struct {
@@ -115,7 +123,7 @@ func NewMemoryStore(cfg MemoryConfig) *MemoryStore {
 	}
 	key := make([]byte, 32)
 	rand.Read(key)
-	return &MemoryStore{cfg: cfg, key: key, streams: map[string]*memStream{}, expired: map[string]int{}}
+	return &MemoryStore{cfg: cfg, key: key, streams: map[string]*memStream{}, expired: map[string]goneName{}}
 }
 
 // Key returns the store's key.
@@ -224,7 +232,7 @@ func (m *MemoryStore) Delete(_ context.Context, stream string) error {
 		m.release(s)
 		s.ended = true
 		s.notify()
-		if m.expired[stream] > 0 { // a name of the past, held again: now never held
+		if m.expired[stream].n > 0 { // a name of the past, held again: now never held
 			delete(m.expired, stream)
 			m.gone = slices.DeleteFunc(m.gone, func(n string) bool { return n == stream })
 		}
@@ -379,8 +387,8 @@ func (m *MemoryStore) live(stream string, now time.Time) (*memStream, error) {
 	if ok {
 		return s, nil
 	}
-	if m.expired[stream] > 0 {
-		return nil, ErrExpired
+	if g := m.expired[stream]; g.n > 0 {
+		return nil, &ExpiredError{Owner: g.owner}
 	}
 	return nil, ErrNotFound
 }

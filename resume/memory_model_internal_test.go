@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"maps"
@@ -42,12 +43,13 @@ type modelTest struct {
 	counts           map[string]int
 	streams          map[string]*mStream // the model
 	gone             []string            // the names forgotten, oldest first
+	goneOwner        map[string][]byte   // the owner of the last stream of each
 	step, tick, made int                 // made: ended streams forgotten to make room
 }
 
 func TestMemoryStoreModel(t *testing.T) {
 	h := &modelTest{t: t, rng: rand.New(rand.NewPCG(1, 2)), now: time.Unix(1e9, 0),
-		buf: make([]byte, 64<<10), counts: map[string]int{}, streams: map[string]*mStream{}}
+		buf: make([]byte, 64<<10), counts: map[string]int{}, streams: map[string]*mStream{}, goneOwner: map[string][]byte{}}
 	h.m = NewMemoryStore(MemoryConfig{MaxBytes: modelMaxBytes, MaxStreams: modelMaxStreams,
 		MaxAge: modelMaxAge, Now: func() time.Time { return h.now }})
 	for range 10 { // as resumetest.Name (an import cycle here), from the seeded source
@@ -116,6 +118,11 @@ func (h *modelTest) expect(op string, got, want error) {
 	h.t.Helper()
 	h.hist = append(h.hist[max(0, len(h.hist)-19):], fmt.Sprintf("step %d at %v: %s: %v", h.step, h.now.Sub(time.Unix(1e9, 0)), op, got))
 	h.counts[strings.Fields(op)[0]+" "+fmt.Sprint(got)]++
+	var gx, wx *ExpiredError
+	if errors.As(want, &wx) { // the owner of the last stream of that name
+		h.assert(errors.As(got, &gx) && bytes.Equal(gx.Owner, wx.Owner), "%s: got error %v, want %v of owner %q", op, got, want, wx.Owner)
+		return
+	}
 	h.assert(got == want, "%s: got error %v, want %v", op, got, want)
 }
 
@@ -126,6 +133,7 @@ func (h *modelTest) touch(s *mStream) {
 
 // forget: a name is expired for as long as MaxStreams names forgotten after allow.
 func (h *modelTest) forget(name string) {
+	h.goneOwner[name] = h.streams[name].owner
 	delete(h.streams, name)
 	h.gone = append(h.gone, name)
 	h.gone = h.gone[max(0, len(h.gone)-modelMaxStreams):]
@@ -138,7 +146,7 @@ func (h *modelTest) live(name string) (*mStream, error) {
 		h.forget(name)
 	}
 	if slices.Contains(h.gone, name) {
-		return nil, ErrExpired
+		return nil, &ExpiredError{Owner: h.goneOwner[name]}
 	}
 	return nil, ErrNotFound
 }
@@ -355,11 +363,12 @@ func (h *modelTest) check() {
 	for i := 1; i < len(spans); i++ {
 		h.assert(spans[i][0] >= spans[i-1][1], "two chunks, or a chunk and one of the last 100 events read, share memory")
 	}
-	want := map[string]int{}
+	want := map[string]goneName{}
 	for _, g := range h.gone {
-		want[g]++
+		want[g] = goneName{n: want[g].n + 1, owner: h.goneOwner[g]}
 	}
-	h.assert(slices.Equal(h.m.gone, h.gone) && maps.Equal(h.m.expired, want), "gone %v, expired %v; want %v, %v", h.m.gone, h.m.expired, h.gone, want)
+	same := maps.EqualFunc(h.m.expired, want, func(a, b goneName) bool { return a.n == b.n && bytes.Equal(a.owner, b.owner) })
+	h.assert(slices.Equal(h.m.gone, h.gone) && same, "gone %v, expired %v; want %v, %v", h.m.gone, h.m.expired, h.gone, want)
 	for i, k := range h.kept { // CRCs, not bytes.Equal: much faster under -race
 		h.assert(crc32.ChecksumIEEE(k[0]) == crc32.ChecksumIEEE(k[1]), "event %d of the last 100 read has changed", i)
 	}

@@ -64,8 +64,9 @@ func TestMemoryStoreLimits(t *testing.T) {
 		if err := s.Create(ctx, c, []byte("o")); err != nil {
 			t.Fatalf("with an ended stream to evict: %v", err)
 		}
-		if _, err := s.Info(ctx, a); !errors.Is(err, resume.ErrExpired) {
-			t.Fatalf("the evicted stream: %v, want ErrExpired", err)
+		var ex *resume.ExpiredError
+		if _, err := s.Info(ctx, a); !errors.Is(err, resume.ErrExpired) || !errors.As(err, &ex) || string(ex.Owner) != "o" || err.Error() != resume.ErrExpired.Error() {
+			t.Fatalf("the evicted stream: %v, want ErrExpired saying its owner (%+v)", err, ex)
 		}
 		if _, err := s.Info(ctx, b); err != nil {
 			t.Fatalf("the live stream: %v", err)

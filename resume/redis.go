@@ -126,7 +126,9 @@ type RedisConfig struct {
 //	                    events), l (their lengths, "12,7,...") and d
 //	                    (their bytes end to end); End adds the marker
 //	                    0-(last+1) with the field e
-//	Pgone:{N}           the tombstone, "1"
+//	Pgone:{N}           the tombstone: the owner hash, so that an
+//	                    expired stream's ErrExpired (*ExpiredError)
+//	                    says whose it was ("1" from versions before)
 //
 // Every write and every Read gives the meta and events keys their TTL
 // again, and the tombstone twice that. When the stream's keys expire, the

@@ -100,7 +100,7 @@ func TestRedisStoreFullKeepsEnded(t *testing.T) {
 	ctx := context.Background()
 	done := resumetest.Name()
 	for _, n := range []string{resumetest.Name(), resumetest.Name(), done} {
-		if err := big.Create(ctx, n, []byte("o")); err != nil {
+		if err := big.Create(ctx, n, []byte("owner\r\n\x00\xff")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -116,8 +116,9 @@ func TestRedisStoreFullKeepsEnded(t *testing.T) {
 	if err := big.Create(ctx, resumetest.Name(), []byte("o")); err != nil {
 		t.Fatalf("a Create that evicting the ended stream makes room for: %v", err)
 	}
-	if _, err := big.Info(ctx, done); !errors.Is(err, resume.ErrExpired) {
-		t.Fatalf("the ended stream evicted for it: %v, want ErrExpired", err)
+	var ex *resume.ExpiredError
+	if _, err := big.Info(ctx, done); !errors.Is(err, resume.ErrExpired) || !errors.As(err, &ex) || string(ex.Owner) != "owner\r\n\x00\xff" || strings.Contains(err.Error(), "ff") {
+		t.Fatalf("the ended stream evicted for it: %v, want ErrExpired saying its owner (%+v)", err, ex)
 	}
 }
 

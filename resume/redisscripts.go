@@ -56,7 +56,8 @@ func (sc *script) do(ctx context.Context, c RedisClient, cmd []any) (any, error)
 }
 
 // prelude defines what the scripts of a stream share: missing answers for
-// a stream without meta (expired while the tombstone lasts, else unknown);
+// a stream without meta (expired while the tombstone lasts, with the owner
+// hash it holds in hex, else unknown);
 // touch gives the keys their TTL (ARGV[1], ms) and the tombstone its own
 // (ARGV[2], ms); now is the server's clock, in unix ms: the meta's
 // written (a writer's last sign of life) is by it, so that a replica whose
@@ -67,15 +68,18 @@ func (sc *script) do(ctx context.Context, c RedisClient, cmd []any) (any, error)
 const prelude = `
 if redis.replicate_commands then redis.replicate_commands() end
 local function missing()
-	if redis.call('EXISTS', KEYS[3]) == 1 then
-		return redis.error_reply('SGEXPIRED stream expired')
+	local owner = redis.call('GET', KEYS[3])
+	if owner then
+		return redis.error_reply('SGEXPIRED ' .. string.gsub(owner, '.', function(c) return string.format('%02x', string.byte(c)) end))
 	end
 	return redis.error_reply('SGNOTFOUND no such stream')
 end
 local function touch()
 	redis.call('PEXPIRE', KEYS[1], ARGV[1])
 	redis.call('PEXPIRE', KEYS[2], ARGV[1])
-	redis.call('SET', KEYS[3], '1', 'PX', ARGV[2])
+	if redis.call('PEXPIRE', KEYS[3], ARGV[2]) == 0 then
+		redis.call('SET', KEYS[3], redis.call('HGET', KEYS[1], 'owner') or '1', 'PX', ARGV[2])
+	end
 end
 local function now()
 	local t = redis.call('TIME')
@@ -148,8 +152,9 @@ return 1
 // evictScript deletes a stream's keys and leaves its tombstone, so that
 // it reads as expired. ARGV: ttl (unused), tombstone ttl.
 var evictScript = newScript(`
+local owner = redis.call('HGET', KEYS[1], 'owner') or redis.call('GET', KEYS[3]) or '1'
 redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('SET', KEYS[3], '1', 'PX', ARGV[2])
+redis.call('SET', KEYS[3], owner, 'PX', ARGV[2])
 return 1
 `)
 
@@ -163,6 +168,7 @@ redis.call('HSET', KEYS[1], 'owner', ARGV[3], 'last', '0', 'ended', '0',
 	'seen', now(), 'created', ARGV[4], 'written', now())
 redis.call('DEL', KEYS[2])
 touch()
+redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[2])
 return 1
 `)
 
@@ -354,11 +360,14 @@ func redisErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	code, _, _ := strings.Cut(err.Error(), " ")
+	code, rest, _ := strings.Cut(err.Error(), " ")
 	switch code {
 	case "SGNOTFOUND":
 		return ErrNotFound
-	case "SGEXPIRED":
+	case "SGEXPIRED": // the tombstone's owner hash, in hex
+		if owner, err := hex.DecodeString(rest); err == nil {
+			return &ExpiredError{Owner: owner}
+		}
 		return ErrExpired
 	case "SGEXISTS":
 		return ErrExists

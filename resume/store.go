@@ -43,6 +43,20 @@ var (
 	ErrTruncated = errors.New("resume: the store holds the stream only in part")
 )
 
+// ExpiredError is ErrExpired with the owner hash of the stream that
+// expired, for a store that still knows it: a server tells a stream's
+// owner that it expired (410) and anyone else that there is no such stream
+// (404), as it does of a live stream. A store that returns a plain
+// ErrExpired has every resume of an expired stream answered 404.
+// errors.Is(err, ErrExpired) holds for it; its message does not show the
+// hash.
+type ExpiredError struct {
+	Owner []byte
+}
+
+func (e *ExpiredError) Error() string { return ErrExpired.Error() }
+func (e *ExpiredError) Unwrap() error { return ErrExpired }
+
 // Event is one event of a stream: its sequence number (from 1, each one
 // more than the one before) and its bytes as sent, from its first line up
 // to its id line: the id line and the blank line that end every event are
@@ -110,7 +124,8 @@ type Store interface {
 	// not hold is not an error.
 	Delete(ctx context.Context, stream string) error
 	// Info returns what the store knows of a stream, or ErrNotFound or
-	// ErrExpired.
+	// ErrExpired (an *ExpiredError where the store still knows whose the
+	// stream was).
 	Info(ctx context.Context, stream string) (Info, error)
 	// Read returns events of the stream after sequence number after, in
 	// order (a bounded batch), and whether the stream has ended with the
