@@ -171,6 +171,10 @@ func TestResumeLaterEventsChecked(t *testing.T) {
 			rsp(3, "response.output_text.delta") + rsp(3, "response.output_text.delta") + rsp(4, "response.completed"), "", true},
 		{"responses in order", http.MethodPost, "/v1/responses", created + rsp(1, "response.output_text.delta") + rsp(2, "response.output_text.delta"),
 			rsp(3, "response.output_text.delta") + rsp(4, "response.completed"), "", false},
+		{"a stream of unnumbered events for a Responses resume", http.MethodPost, "/v1/responses", created + rsp(1, "response.output_text.delta") + rsp(2, "response.output_text.delta"),
+			"data: {\"choices\":[]}\n\ndata: [DONE]\n\n", "", true},
+		{"a Responses restart after a keepalive", http.MethodPost, "/v1/responses", created + rsp(1, "response.output_text.delta") + rsp(2, "response.output_text.delta"),
+			"event: keepalive\ndata: {\"type\":\"keepalive\"}\n\n" + created + rsp(1, "response.output_text.delta") + rsp(2, "response.output_text.delta") + rsp(3, "response.output_text.delta") + rsp(4, "response.completed"), "", true},
 		{"sse-id back", http.MethodGet, "/", ev(1) + ev(2), ev(3) + ev(1) + ev(2) + ev(3) + ev(4), "e1 e2 e3", true},
 		{"sse-id in order", http.MethodGet, "/", ev(1) + ev(2), ev(3) + "data: x\n\n" + ev(4), "e1 e2 e3 x e4", false},
 		{"sse-id back after a jump", http.MethodGet, "/", ev(1) + ev(2), ev(3) + ev(5) + ev(4), "e1 e2 e3 e5", true},
@@ -265,7 +269,7 @@ func TestResumeMismatchNoGenAIStats(t *testing.T) {
 // refused by the check of their later events: SSE ids that jump ahead (a
 // shared sequence), an empty id field, Responses events without a
 // sequence_number (a keepalive; an error, which ends the stream as the
-// server's own failure).
+// server's own failure), first in the continuation or later.
 func TestResumeLaterHealthy(t *testing.T) {
 	rsp := func(seq int) string {
 		return fmt.Sprintf("event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":%d}\n\n", seq)
@@ -282,6 +286,10 @@ func TestResumeLaterHealthy(t *testing.T) {
 		{"sse-id empty id", http.MethodGet, "/", ev(1) + ev(2) + "id: 3\ndata: e", ev(3) + "id:\ndata: x\n\n" + ev(4), ""},
 		{"responses keepalive", http.MethodPost, "/v1/responses", created + rsp(1) + "event: response.output_text.delta\ndata: {\"ty",
 			rsp(2) + "event: keepalive\ndata: {\"type\":\"keepalive\"}\n\n" + rsp(3) + fmt.Sprintf(completed, 4), ""},
+		{"responses keepalive first", http.MethodPost, "/v1/responses", created + rsp(1) + "event: response.output_text.delta\ndata: {\"ty",
+			"event: keepalive\ndata: {\"type\":\"keepalive\"}\n\n" + rsp(2) + rsp(3) + fmt.Sprintf(completed, 4), ""},
+		{"responses error first", http.MethodPost, "/v1/responses", created + rsp(1) + "event: response.output_text.delta\ndata: {\"ty",
+			"event: error\ndata: {\"type\":\"error\",\"code\":\"server_error\",\"message\":\"boom\"}\n\n", streamguard.ReasonModelError},
 		{"responses error", http.MethodPost, "/v1/responses", created + rsp(1) + "event: response.output_text.delta\ndata: {\"ty",
 			rsp(2) + "event: error\ndata: {\"type\":\"error\",\"code\":\"server_error\",\"message\":\"boom\"}\n\n", streamguard.ReasonModelError},
 	} {

@@ -64,14 +64,21 @@ func (s *responsesState) Event(_, _, data []byte) bool {
 	return true
 }
 
-func (s *responsesState) Continues(_, _, data []byte) bool {
-	seq, ok := sequenceNumber(data)
-	return ok && seq == s.seq+1
+// Continues takes the event numbered right after the last delivered. A
+// keepalive or an error without a sequence_number passes: it is not one of
+// the numbered events, and leaves the position where it was, so the
+// numbered event after it is checked (later) as the first would have been.
+// Any other event without one is not of this stream.
+func (s *responsesState) Continues(typ, id, data []byte) bool {
+	if _, ok := sequenceNumber(data); !ok {
+		t := string(eventType(typ, data))
+		return t == "keepalive" || t == "error"
+	}
+	return s.later(typ, id, data)
 }
 
 // later checks a continuation's later events as its first (see
-// laterChecker); one without a sequence_number (a keepalive, an error)
-// passes: it is not one of the numbered events.
+// laterChecker).
 func (s *responsesState) later(_, _, data []byte) bool {
 	seq, ok := sequenceNumber(data)
 	return !ok || seq == s.seq+1
