@@ -71,21 +71,31 @@ func relocateLinks(h http.Header, upstream *url.URL) {
 	}
 }
 
-// relocateRefs rewrites each "<uri>" of a Link value, outside quoted
-// parameters.
+// relocateRefs rewrites each "<uri>" of a Link value and the URI of each
+// quoted anchor parameter (RFC 8288). A quoted string begins only where a
+// parameter's value does, after "=": a stray '"' elsewhere (rel=a"b) does
+// not hide the references after it.
 func relocateRefs(v string, upstream *url.URL) string {
 	var b strings.Builder
-	quoted := false
 	for i := 0; i < len(v); i++ {
 		c := v[i]
 		switch {
-		case quoted && c == '\\' && i+1 < len(v):
-			b.WriteByte(c)
-			i++
-			c = v[i]
-		case c == '"':
-			quoted = !quoted
-		case !quoted && c == '<':
+		case c == '"' && paramValueAt(v, i):
+			end := i + 1
+			for end < len(v) && v[end] != '"' {
+				if v[end] == '\\' {
+					end++
+				}
+				end++
+			}
+			if q := v[i+1 : min(end, len(v))]; end < len(v) && isAnchorValue(v, i) && !strings.Contains(q, "\\") {
+				b.WriteString(`"` + relocated(q, upstream) + `"`)
+			} else {
+				b.WriteString(v[i:min(end+1, len(v))])
+			}
+			i = end
+			continue
+		case c == '<':
 			end := strings.IndexByte(v[i:], '>')
 			if end < 0 {
 				b.WriteString(v[i:]) // not a reference: left as it is
@@ -99,6 +109,22 @@ func relocateRefs(v string, upstream *url.URL) string {
 		b.WriteByte(c)
 	}
 	return b.String()
+}
+
+// paramValueAt reports whether v[i] begins a parameter's value: what
+// precedes it, blanks aside, is "=".
+func paramValueAt(v string, i int) bool {
+	j := strings.TrimRight(v[:i], " \t")
+	return strings.HasSuffix(j, "=")
+}
+
+// isAnchorValue reports whether the value that begins at v[i] is an
+// anchor parameter's.
+func isAnchorValue(v string, i int) bool {
+	j := strings.TrimRight(strings.TrimRight(v[:i], " \t"), "=")
+	j = strings.TrimRight(j, " \t")
+	return len(j) >= len("anchor") && strings.EqualFold(j[len(j)-len("anchor"):], "anchor") &&
+		(len(j) == len("anchor") || strings.ContainsRune("; \t", rune(j[len(j)-len("anchor")-1])))
 }
 
 // relocateRefresh rewrites the URL of a Refresh value: a delay, then

@@ -50,9 +50,10 @@ func TestRelocate(t *testing.T) {
 	}
 }
 
-// TestRelocateLinks: each reference of a Link value and the URL of a
-// Refresh value are rewritten as a Location is, quoted parameters and the
-// rest of the value left as they are; every value of a header is.
+// TestRelocateLinks: each reference of a Link value, its anchor
+// parameters, and the URL of a Refresh value are rewritten as a Location
+// is, other quoted parameters and the rest of the value left as they are (a
+// '"' that begins no value hides nothing); every value of a header is.
 func TestRelocateLinks(t *testing.T) {
 	u, _ := url.Parse("https://api.example.com/v1?key=QSECRET123")
 	for _, tc := range []struct{ name, v, want string }{
@@ -61,6 +62,11 @@ func TestRelocateLinks(t *testing.T) {
 		{"Link", `</v1/a>; title="x <https://api.example.com/v1/b?key=QSECRET123> \" <c>"; rel=x`, `</a>; title="x <https://api.example.com/v1/b?key=QSECRET123> \" <c>"; rel=x`},
 		{"Link", `<https://api.example.com/v1/a?key=QSECRET123`, `<https://api.example.com/v1/a?key=QSECRET123`},
 		{"Link", `<>; rel=self`, `<>; rel=self`},
+		{"Link", `</v1/a>; rel=a"b, <https://api.example.com/v1/c?key=QSECRET123>; rel=next`, `</a>; rel=a"b, </c>; rel=next`},
+		{"Link", `</v1/a>; anchor="https://api.example.com/v1/b?key=QSECRET123"; rel=x; title="https://api.example.com/v1/t"`, `</a>; anchor="/b"; rel=x; title="https://api.example.com/v1/t"`},
+		{"Link", `</v1/a>; ANCHOR = "/v1/b?key=QSECRET123", </v1/c>; xanchor="/v1/d"`, `</a>; ANCHOR = "/b", </c>; xanchor="/v1/d"`},
+		{"Link", `</v1/a>; title="open`, `</a>; title="open`},
+		{"Link", `</v1/a>; title="x\`, `</a>; title="x\`},
 		{"Refresh", `5; url=https://api.example.com/v1/x?key=QSECRET123`, `5; url=/x`},
 		{"Refresh", `0;URL='https://api.example.com/v1/x?key=QSECRET123'`, `0;URL='/x'`},
 		{"Refresh", `0, "next?key=QSECRET123&a=b"`, `0, "next?a=b"`},
