@@ -321,9 +321,12 @@ func (b *body) onEvent(block []byte) {
 	if b.rs != nil && b.rs.mismatch {
 		return // after a continuation that did not follow on: never delivered
 	}
-	if p.dataN == 0 {
+	if p.dataN == 0 { // comments, or fields without data: nothing is dispatched
+		if b.rs != nil && !b.followID(block, id) {
+			return
+		}
 		b.keepID(id)
-		return // comments, or fields without data: nothing is dispatched
+		return
 	}
 	var typ []byte
 	if p.typE > 0 {

@@ -162,6 +162,10 @@ type idState struct {
 	rising   bool   // every id so far is a decimal integer above the one before it
 }
 
+// followsIDOnly: a block with an id and no data moves the position (see
+// idFollower).
+func (*idState) followsIDOnly() {}
+
 func (s *idState) Event(_, id, _ []byte) bool {
 	s.events++
 	if id == nil {

@@ -28,6 +28,7 @@ type resuming struct {
 	bytesAt  int64           // the bytes delivered when the last was sent
 	verify   bool            // the next event is the first of a continuation
 	later    laterChecker    // st, when it checks a continuation's later events too
+	ids      bool            // st follows ids without data too (idFollower)
 	inCont   bool            // in a continuation that later checks: the guard's buffer, see fill
 	mismatch bool            // it was not the one after the last delivered
 	cutAt    int             // where in buf that event started
@@ -48,7 +49,8 @@ func (b *body) startResume(resp *http.Response, rt http.RoundTripper) {
 	}
 	ctx, cancel := context.WithCancel(b.ctx)
 	later, _ := st.(laterChecker)
-	b.rs = &resuming{st: st, name: name, rt: rt, ctx: ctx, later: later}
+	_, ids := st.(idFollower)
+	b.rs = &resuming{st: st, name: name, rt: rt, ctx: ctx, later: later, ids: ids}
 	b.rsCancel = cancel
 	b.p.follow = true // see splice
 }
@@ -59,6 +61,21 @@ func (b *body) startResume(resp *http.Response, rt http.RoundTripper) {
 // duplicate, a gap or a restart further on is a mismatch too.
 type laterChecker interface {
 	later(typ, id, data []byte) bool
+}
+
+// idFollower is a ResumeState that follows the ids of blocks without
+// data too: no event is dispatched for such a block, but the SSE standard
+// moves a client's last event id with it, and a server resumes from there.
+type idFollower interface{ followsIDOnly() }
+
+// followID shows a block with an id and no data to an idFollower, as an
+// event without data (follow); it returns false when the block must not
+// be passed on.
+func (b *body) followID(block, id []byte) bool {
+	if id == nil || !b.rs.ids {
+		return true
+	}
+	return b.follow(block, nil, id, nil)
 }
 
 // follow shows a complete event to the stream's resumer: the first event of
